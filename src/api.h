@@ -1,0 +1,66 @@
+/*
+ * api.h - what route handlers see: the application state and the request.
+ * Handlers never see libmicrohttpd; http.c adapts.
+ *
+ * A handler returns the HTTP status of its success (200, 201, 202) and
+ * sets *out to one new json_t reference (http.c dumps and releases it), or
+ * returns a negative CTNAS_E* code with err filled, which http.c turns into
+ * {"error": {"code", "message", "field"}} with the status of the code.
+ */
+#ifndef CTNAS_API_H
+#define CTNAS_API_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "conf.h"
+#include "ctnas.h"
+#include "store.h"
+
+struct ctnas_app {
+    const struct ctnas_conf *conf;
+    pthread_key_t store_key;   /* each HTTP thread's own connection */
+    double started;            /* CLOCK_MONOTONIC seconds at start */
+};
+
+#define CTNAS_ROUTE_MAX_PARAMS 2
+
+struct ctnas_req {
+    struct ctnas_app *app;
+    const char *method;
+    const char *path;
+    /* Path parameters in pattern order ("{id}"), borrowed. */
+    const char *params[CTNAS_ROUTE_MAX_PARAMS];
+    char param_buf[CTNAS_ROUTE_MAX_PARAMS][64];
+    json_t *body;              /* parsed JSON body, or NULL (borrowed) */
+    void *conn;                /* for http.c only */
+};
+
+typedef int (*ctnas_handler)(struct ctnas_req *req, json_t **out,
+                             struct ctnas_err *err);
+
+/* Initialise app around conf (borrowed); 0 or a negative code. */
+int ctnas_app_init(struct ctnas_app *app, const struct ctnas_conf *conf);
+void ctnas_app_destroy(struct ctnas_app *app);
+
+/* This thread's store connection, opened on first use (borrowed: closed
+ * when the thread exits). */
+int ctnas_app_store(struct ctnas_app *app, struct ctnas_store **st,
+                    struct ctnas_err *err);
+
+/* Query-string value, or NULL (implemented in http.c). */
+const char *ctnas_req_query(const struct ctnas_req *req, const char *key);
+/* Reject query keys not in the NULL-terminated list (400 naming it). */
+int ctnas_req_query_only(const struct ctnas_req *req,
+                         const char *const *allowed, struct ctnas_err *err);
+/* The body, required to be a JSON object. */
+int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
+                          struct ctnas_err *err);
+
+/* Route handlers (routes.def lists them with their paths). */
+#define ROUTE(method, path, handler, summary) \
+    int handler(struct ctnas_req *req, json_t **out, struct ctnas_err *err);
+#include "routes.def"
+#undef ROUTE
+
+#endif

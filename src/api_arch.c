@@ -1,0 +1,169 @@
+/*
+ * api_arch.c - the catalogue routes: POST/GET /v1/architectures and
+ * GET /v1/architectures/{id}.
+ */
+#include "config.h"
+#include "api.h"
+
+#include <string.h>
+
+#include "arch_json.h"
+#include "jsonv.h"
+
+/* Store items (an array at path "items", or one lone item) in one
+ * transaction: a batch is all or nothing. */
+static int store_items(struct ctnas_store *st, const json_t *items,
+                       const json_t *lone, json_t *result,
+                       struct ctnas_err *err)
+{
+    int rc = ctnas_store_begin(st, err);
+    if (rc < 0)
+        return rc;
+    size_t n = lone ? 1 : json_array_size(items);
+    for (size_t i = 0; i < n; i++) {
+        char path[32] = "";
+        const json_t *it = lone;
+        if (!lone) {
+            ctnas_jsonv_index(path, sizeof path, "items", i);
+            it = json_array_get(items, i);
+        }
+        struct ctnas_item item;
+        int64_t id;
+        int is_new;
+        if ((rc = ctnas_item_parse(it, path, NULL, &item, err)) < 0 ||
+            (rc = ctnas_item_store(st, &item, path, "api", &id, &is_new,
+                                   err)) < 0) {
+            ctnas_store_rollback(st);
+            return rc;
+        }
+        json_array_append_new(result, json_pack("{s:I, s:b}", "id",
+                                                (json_int_t)id, "new",
+                                                is_new));
+    }
+    return ctnas_store_commit(st, err);
+}
+
+int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
+                        struct ctnas_err *err)
+{
+    json_t *body;
+    int rc = ctnas_req_body_object(req, &body, err);
+    if (rc < 0)
+        return rc;
+    const json_t *items = json_object_get(body, "items");
+    const json_t *lone = NULL;
+    if (items != NULL) {
+        if (json_object_size(body) != 1)
+            return ctnas_err_set(err, CTNAS_EINVAL, "body",
+                                 "a batch is {\"items\": [...]} with no "
+                                 "other field");
+        if (!json_is_array(items))
+            return ctnas_err_set(err, CTNAS_EINVAL, "items",
+                                 "items must be an array");
+        if (json_array_size(items) == 0)
+            return ctnas_err_set(err, CTNAS_EINVAL, "items",
+                                 "items must not be empty");
+        if (json_array_size(items) > (size_t)req->app->conf->max_batch)
+            return ctnas_err_set(err, CTNAS_EINVAL, "items",
+                                 "a batch holds at most %d items "
+                                 "(--max-batch), not %zu",
+                                 req->app->conf->max_batch,
+                                 json_array_size(items));
+    } else {
+        lone = body;
+    }
+
+    struct ctnas_store *st;
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    json_t *result = json_array();
+    if ((rc = store_items(st, items, lone, result, err)) < 0) {
+        json_decref(result);
+        return rc;
+    }
+    *out = json_pack("{s:o}", "items", result);
+    return 201;
+}
+
+static const char *const list_params[] = {"space", "dataset", "metric",
+                                          "order", "limit", "cursor", NULL};
+
+int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
+                        struct ctnas_err *err)
+{
+    int rc = ctnas_req_query_only(req, list_params, err);
+    if (rc < 0)
+        return rc;
+    struct ctnas_arch_query q = {0};
+    q.space = ctnas_req_query(req, "space");
+    q.dataset = ctnas_req_query(req, "dataset");
+    q.metric = ctnas_req_query(req, "metric");
+    q.cursor = ctnas_req_query(req, "cursor");
+    q.limit = 100;
+    if (q.space && ctnas_space_find(q.space) == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "space",
+                             "unknown space '%s'", q.space);
+    const char *order = ctnas_req_query(req, "order");
+    if (order == NULL || strcmp(order, "id") == 0)
+        q.order = CTNAS_ORDER_ID;
+    else if (strcmp(order, "metric_desc") == 0)
+        q.order = CTNAS_ORDER_METRIC_DESC;
+    else if (strcmp(order, "metric_asc") == 0)
+        q.order = CTNAS_ORDER_METRIC_ASC;
+    else
+        return ctnas_err_set(err, CTNAS_EINVAL, "order",
+                             "order must be id, metric_desc or metric_asc");
+    if (q.order != CTNAS_ORDER_ID && q.dataset == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                             "order=%s needs a dataset", order);
+    const char *lim = ctnas_req_query(req, "limit");
+    if (lim) {
+        int64_t v;
+        if ((rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &v, err)) < 0)
+            return rc;
+        q.limit = (int)v;
+    }
+
+    struct ctnas_store *st;
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    struct ctnas_arch_row *rows = NULL;
+    int n = 0;
+    int64_t total = 0;
+    char next[128] = "";
+    if ((rc = ctnas_store_arch_list(st, &q, &rows, &n, &total, next,
+                                    err)) < 0)
+        return rc;
+    json_t *items = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, ctnas_item_row_json(&rows[i]));
+    ctnas_store_rows_free(rows, n);
+    *out = json_pack("{s:o, s:I, s:o}", "items", items, "total",
+                     (json_int_t)total, "next_cursor",
+                     next[0] ? json_string(next) : json_null());
+    return 200;
+}
+
+int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
+                       struct ctnas_err *err)
+{
+    int64_t id;
+    int rc = ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
+                                   err);
+    if (rc < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id",
+                             "no architecture '%s'", req->params[0]);
+    struct ctnas_store *st;
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    struct ctnas_arch_row row;
+    if ((rc = ctnas_store_arch_get(st, id, &row, err)) < 0) {
+        if (rc == CTNAS_ENOTFOUND)
+            ctnas_err_set(err, rc, "id", "no architecture %lld",
+                          (long long)id);
+        return rc;
+    }
+    *out = ctnas_item_row_json(&row);
+    ctnas_store_row_destroy(&row);
+    return 200;
+}

@@ -1,0 +1,85 @@
+/*
+ * api_meta.c - the application state shared by handlers, and the routes
+ * that describe the daemon itself: /v1/health and /v1/spaces.
+ */
+#include "config.h"
+#include "api.h"
+
+#include <time.h>
+
+#include "space.h"
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void store_key_free(void *p)
+{
+    ctnas_store_close(p);
+}
+
+int ctnas_app_init(struct ctnas_app *app, const struct ctnas_conf *conf)
+{
+    app->conf = conf;
+    app->started = mono_now();
+    if (pthread_key_create(&app->store_key, store_key_free) != 0)
+        return CTNAS_ENOMEM;
+    return 0;
+}
+
+void ctnas_app_destroy(struct ctnas_app *app)
+{
+    /* The calling thread's own connection, if it opened one. */
+    struct ctnas_store *st = pthread_getspecific(app->store_key);
+    if (st != NULL) {
+        pthread_setspecific(app->store_key, NULL);
+        ctnas_store_close(st);
+    }
+    pthread_key_delete(app->store_key);
+}
+
+int ctnas_app_store(struct ctnas_app *app, struct ctnas_store **st,
+                    struct ctnas_err *err)
+{
+    *st = pthread_getspecific(app->store_key);
+    if (*st != NULL)
+        return 0;
+    int rc = ctnas_store_open(app->conf->db, 0, st, err);
+    if (rc < 0)
+        return rc;
+    pthread_setspecific(app->store_key, *st);
+    return 0;
+}
+
+int ctnas_api_health(struct ctnas_req *req, json_t **out,
+                     struct ctnas_err *err)
+{
+    (void)err;
+    struct ctnas_store *st;
+    struct ctnas_err derr = {0};
+    int db_ok = ctnas_app_store(req->app, &st, &derr) == 0 &&
+                ctnas_store_ping(st, &derr) == 0;
+    *out = json_pack("{s:s, s:s, s:f, s:{s:b, s:i, s:s*}}", "status",
+                     db_ok ? "ok" : "degraded", "version", CTNAS_VERSION,
+                     "uptime_seconds", mono_now() - req->app->started,
+                     "database", "ok", db_ok, "schema_version",
+                     db_ok ? ctnas_store_schema_version(st) : 0, "error",
+                     db_ok ? NULL : derr.msg);
+    /* Degraded health is still an answer; 503 tells load balancers. */
+    return db_ok ? 200 : 503;
+}
+
+int ctnas_api_spaces(struct ctnas_req *req, json_t **out,
+                     struct ctnas_err *err)
+{
+    (void)req;
+    (void)err;
+    json_t *items = json_array();
+    for (int i = 0; ctnas_spaces[i]; i++)
+        json_array_append_new(items, ctnas_spaces[i]->describe());
+    *out = json_pack("{s:o}", "items", items);
+    return 200;
+}

@@ -1,0 +1,163 @@
+/*
+ * arch_json.c - catalogue item parsing and printing (see arch_json.h).
+ */
+#include "config.h"
+#include "arch_json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonv.h"
+
+static const char *const item_keys[] = {"space", "arch", "measurements",
+                                        NULL};
+static const char *const meas_keys[] = {"dataset", "metric", "value",
+                                        "epochs", "source", NULL};
+
+int ctnas_item_parse(const json_t *item, const char *path,
+                     const char *default_space, struct ctnas_item *out,
+                     struct ctnas_err *err)
+{
+    int rc;
+    char fp[128];
+    if ((rc = ctnas_jsonv_object(item, path, err)) < 0 ||
+        (rc = ctnas_jsonv_only(item, path, item_keys, err)) < 0)
+        return rc;
+
+    const char *space_name = default_space;
+    if ((rc = ctnas_jsonv_string(item, path, "space", default_space == NULL,
+                                 &space_name, 31, err)) < 0)
+        return rc;
+    out->space = ctnas_space_find(space_name);
+    if (out->space == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL,
+                             ctnas_jsonv_path(fp, sizeof fp, path, "space"),
+                             "unknown space '%s'; expected nasbench101 or "
+                             "nasbench201", space_name);
+
+    const json_t *arch = json_object_get(item, "arch");
+    ctnas_jsonv_path(fp, sizeof fp, path, "arch");
+    if (arch == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, fp, "%s is required", fp);
+    struct ctnas_err aerr = {0};
+    if ((rc = out->space->parse_json(arch, &out->arch, &aerr)) < 0) {
+        /* Prefix the space's relative field with the item's path. */
+        char full[192];
+        if (aerr.field[0])
+            snprintf(full, sizeof full, "%s.%s", fp, aerr.field);
+        else
+            snprintf(full, sizeof full, "%s", fp);
+        return ctnas_err_set(err, rc, full, "invalid %s architecture: %s",
+                             out->space->name, aerr.msg);
+    }
+
+    out->meas = json_object_get(item, "measurements");
+    if (out->meas != NULL) {
+        ctnas_jsonv_path(fp, sizeof fp, path, "measurements");
+        if (!json_is_array(out->meas))
+            return ctnas_err_set(err, CTNAS_EINVAL, fp,
+                                 "%s must be an array", fp);
+        if (json_array_size(out->meas) > CTNAS_ITEM_MAX_MEAS)
+            return ctnas_err_set(err, CTNAS_ETOOLARGE, fp,
+                                 "%s holds more than %d measurements", fp,
+                                 CTNAS_ITEM_MAX_MEAS);
+        struct ctnas_measurement m;
+        for (size_t i = 0; i < json_array_size(out->meas); i++)
+            if ((rc = ctnas_item_meas(out, path, i, "api", &m, err)) < 0)
+                return rc;
+    }
+    return 0;
+}
+
+int ctnas_item_meas(const struct ctnas_item *item, const char *path,
+                    size_t i, const char *default_source,
+                    struct ctnas_measurement *m, struct ctnas_err *err)
+{
+    char mp[128], ap[128];
+    ctnas_jsonv_path(ap, sizeof ap, path, "measurements");
+    ctnas_jsonv_index(mp, sizeof mp, ap, i);
+    const json_t *o = json_array_get(item->meas, i);
+    int rc;
+    if ((rc = ctnas_jsonv_object(o, mp, err)) < 0 ||
+        (rc = ctnas_jsonv_only(o, mp, meas_keys, err)) < 0)
+        return rc;
+    const char *dataset, *metric, *source = default_source;
+    int64_t epochs = 0;
+    memset(m, 0, sizeof *m);
+    if ((rc = ctnas_jsonv_string(o, mp, "dataset", 1, &dataset,
+                                 sizeof m->dataset - 1, err)) < 0 ||
+        (rc = ctnas_jsonv_string(o, mp, "metric", 1, &metric,
+                                 sizeof m->metric - 1, err)) < 0 ||
+        (rc = ctnas_jsonv_number(o, mp, "value", 1, &m->value, 0,
+                                 CTNAS_MEAS_VALUE_MAX, err)) < 0 ||
+        (rc = ctnas_jsonv_int(o, mp, "epochs", 0, &epochs, 0,
+                              CTNAS_MEAS_EPOCHS_MAX, err)) < 0 ||
+        (rc = ctnas_jsonv_string(o, mp, "source", 0, &source,
+                                 sizeof m->source - 1, err)) < 0)
+        return rc;
+    strcpy(m->dataset, dataset);
+    strcpy(m->metric, metric);
+    snprintf(m->source, sizeof m->source, "%s", source);
+    m->epochs = (int)epochs;
+    return 0;
+}
+
+int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
+                     const char *path, const char *default_source,
+                     int64_t *id, int *is_new, struct ctnas_err *err)
+{
+    char enc[CTNAS_ENCODING_MAX], hash[CTNAS_HASH_LEN];
+    int rc = item->space->encode(&item->arch, enc, sizeof enc);
+    if (rc < 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "architecture too large to encode");
+    item->space->hash(&item->arch, hash);
+    if ((rc = ctnas_store_arch_upsert(st, item->space->name, enc, hash, id,
+                                      is_new, err)) < 0)
+        return rc;
+    for (size_t i = 0; item->meas && i < json_array_size(item->meas); i++) {
+        struct ctnas_measurement m;
+        if ((rc = ctnas_item_meas(item, path, i, default_source, &m,
+                                  err)) < 0 ||
+            (rc = ctnas_store_meas_add(st, *id, &m, NULL, err)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void ctnas_iso_time(int64_t t, char buf[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *ctnas_item_row_json(const struct ctnas_arch_row *row)
+{
+    const struct ctnas_space *sp = ctnas_space_find(row->space);
+    json_t *arch = NULL;
+    struct ctnas_arch a;
+    if (sp != NULL && sp->parse_string(row->encoding, &a, NULL) == 0)
+        arch = sp->to_json(&a);
+    if (arch == NULL) /* a row this build cannot read: show it raw */
+        arch = json_string(row->encoding);
+
+    json_t *meas = json_array();
+    char when[32];
+    for (int i = 0; i < row->n_meas; i++) {
+        const struct ctnas_measurement *m = &row->meas[i];
+        ctnas_iso_time(m->created, when);
+        json_array_append_new(
+            meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
+                            m->dataset, "metric", m->metric, "value",
+                            m->value, "epochs", m->epochs, "source",
+                            m->source, "created_at", when));
+    }
+    ctnas_iso_time(row->created, when);
+    return json_pack("{s:I, s:s, s:o, s:s, s:s, s:o}", "id",
+                     (json_int_t)row->id, "space", row->space, "arch", arch,
+                     "hash", row->hash, "created_at", when, "measurements",
+                     meas);
+}

@@ -1,0 +1,162 @@
+/*
+ * conf.c - one option table drives flags and environment, so every flag
+ * has its CTNASD_* twin by construction.
+ */
+#include "config.h"
+#include "conf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL };
+
+struct opt {
+    const char *flag;     /* "--port" */
+    const char *env;      /* "CTNASD_PORT" */
+    enum opt_kind kind;
+    size_t off;           /* offset in struct ctnas_conf */
+    size_t cap;           /* OPT_STR: buffer size */
+    long long min, max;   /* OPT_INT / OPT_SIZE bounds */
+};
+
+#define OFF(f) offsetof(struct ctnas_conf, f)
+#define CAP(f) sizeof(((struct ctnas_conf *)0)->f)
+
+static const struct opt opts[] = {
+    {"--listen", "CTNASD_LISTEN", OPT_STR, OFF(listen), CAP(listen), 0, 0},
+    {"--port", "CTNASD_PORT", OPT_INT, OFF(port), 0, 0, 65535},
+    {"--db", "CTNASD_DB", OPT_STR, OFF(db), CAP(db), 0, 0},
+    {"--threads", "CTNASD_THREADS", OPT_INT, OFF(threads), 0, 1, 256},
+    {"--log-level", "CTNASD_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, 0, 0},
+    {"--max-body", "CTNASD_MAX_BODY", OPT_SIZE, OFF(max_body), 0, 1024,
+     1LL << 30},
+    {"--max-batch", "CTNASD_MAX_BATCH", OPT_INT, OFF(max_batch), 0, 1,
+     1000000},
+    {"--max-pairs", "CTNASD_MAX_PAIRS", OPT_INT, OFF(max_pairs), 0, 1,
+     10000000},
+    {"--max-rank", "CTNASD_MAX_RANK", OPT_INT, OFF(max_rank), 0, 2,
+     1000000},
+    {"--timeout", "CTNASD_TIMEOUT", OPT_INT, OFF(timeout), 0, 1, 86400},
+    {"--max-connections", "CTNASD_MAX_CONNECTIONS", OPT_INT,
+     OFF(max_connections), 0, 1, 65536},
+    {"--port-file", "CTNASD_PORT_FILE", OPT_STR, OFF(port_file),
+     CAP(port_file), 0, 0},
+};
+
+const char ctnas_conf_usage[] =
+    "  --listen ADDR          address to bind (CTNASD_LISTEN, 127.0.0.1)\n"
+    "  --port N               TCP port, 0 for any free one (CTNASD_PORT, 8080)\n"
+    "  --db FILE              SQLite database (CTNASD_DB, ./ctnas.db)\n"
+    "  --threads N            HTTP worker threads (CTNASD_THREADS, 4)\n"
+    "  --log-level LEVEL      error|warn|info|debug (CTNASD_LOG_LEVEL, info)\n"
+    "  --max-body BYTES       largest request body (CTNASD_MAX_BODY, 16777216)\n"
+    "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"
+    "  --max-pairs N          pairs per /v1/compare (CTNASD_MAX_PAIRS, 100000)\n"
+    "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 20000)\n"
+    "  --timeout SECONDS      idle connection timeout (CTNASD_TIMEOUT, 30)\n"
+    "  --max-connections N    open connections at most (CTNASD_MAX_CONNECTIONS, 1024)\n"
+    "  --port-file FILE       write the bound port there (CTNASD_PORT_FILE)\n";
+
+static int set_opt(struct ctnas_conf *cfg, const struct opt *o,
+                   const char *val, const char *name, struct ctnas_err *err)
+{
+    char *base = (char *)cfg + o->off;
+    switch (o->kind) {
+    case OPT_STR:
+        if (strlen(val) >= o->cap)
+            return ctnas_err_set(err, CTNAS_EINVAL, name,
+                                 "%s: value too long", name);
+        memcpy(base, val, strlen(val) + 1);
+        return 0;
+    case OPT_LEVEL: {
+        int lvl = ctnas_log_level_parse(val);
+        if (lvl < 0)
+            return ctnas_err_set(err, CTNAS_EINVAL, name,
+                                 "%s: expected error, warn, info or debug, "
+                                 "not '%s'", name, val);
+        *(int *)base = lvl;
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_SIZE: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0' || v < o->min ||
+            v > o->max)
+            return ctnas_err_set(err, CTNAS_EINVAL, name,
+                                 "%s: expected an integer in [%lld, %lld], "
+                                 "not '%s'", name, o->min, o->max, val);
+        if (o->kind == OPT_INT)
+            *(int *)base = (int)v;
+        else
+            *(size_t *)base = (size_t)v;
+        return 0;
+    }
+    }
+    return CTNAS_EINVAL;
+}
+
+int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->listen, "127.0.0.1");
+    cfg->port = 8080;
+    strcpy(cfg->db, "./ctnas.db");
+    cfg->threads = 4;
+    cfg->log_level = CTNAS_LOG_INFO;
+    cfg->max_body = 16u << 20;
+    cfg->max_batch = 10000;
+    cfg->max_pairs = 100000;
+    cfg->max_rank = 20000;
+    cfg->timeout = 30;
+    cfg->max_connections = 1024;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v == NULL)
+            continue;
+        int rc = set_opt(cfg, &opts[i], v, opts[i].env, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
+                          int *argi, struct ctnas_err *err)
+{
+    while (*argi < argc) {
+        const char *arg = argv[*argi];
+        if (strncmp(arg, "--", 2) != 0)
+            return 0;
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct opt *o = NULL;
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+            if (strlen(opts[i].flag) == len &&
+                strncmp(opts[i].flag, arg, len) == 0)
+                o = &opts[i];
+        if (o == NULL)
+            return ctnas_err_set(err, CTNAS_EINVAL, arg,
+                                 "unknown option %.*s", (int)len, arg);
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else {
+            if (*argi + 1 >= argc)
+                return ctnas_err_set(err, CTNAS_EINVAL, o->flag,
+                                     "%s needs a value", o->flag);
+            val = argv[++*argi];
+        }
+        int rc = set_opt(cfg, o, val, o->flag, err);
+        if (rc < 0)
+            return rc;
+        ++*argi;
+    }
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * conf.h - the daemon's settings: defaults, environment (CTNASD_*) and
+ * command-line flags, in that order of precedence (flags win).  Parsing
+ * only: nothing here opens files or sockets.
+ */
+#ifndef CTNAS_CONF_H
+#define CTNAS_CONF_H
+
+#include <stddef.h>
+
+#include "ctnas.h"
+
+struct ctnas_conf {
+    char listen[64];        /* address to bind, default 127.0.0.1 */
+    int port;               /* default 8080; 0 picks a free port */
+    char db[4096];          /* SQLite file, default ./ctnas.db */
+    int threads;            /* HTTP worker threads, default 4 */
+    int log_level;          /* enum ctnas_log_level */
+    size_t max_body;        /* request body bytes, default 16 MiB */
+    int max_batch;          /* items per upload batch, default 10000 */
+    int max_pairs;          /* pairs per /v1/compare, default 100000 */
+    int max_rank;           /* architectures per /v1/rank list, default 20000 */
+    int timeout;            /* idle seconds before a connection is closed */
+    int max_connections;    /* open connections at most */
+    char port_file[4096];   /* write the bound port here (tests), or "" */
+};
+
+/* Fill cfg with defaults overridden by the environment. */
+int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err);
+
+/* Parse serve flags from argv[*argi..argc); stops at the first
+ * non-flag and leaves *argi there.  --help and --version are not handled
+ * here (main.c looks for them first).  Errors name the flag in err->field. */
+int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
+                            int *argi, struct ctnas_err *err);
+
+/* The flag summary for --help. */
+extern const char ctnas_conf_usage[];
+
+#endif

@@ -1,0 +1,456 @@
+/*
+ * http.c - libmicrohttpd adapter.  Owns: connection state, body
+ * buffering and limits, routing, JSON error bodies, the access log.
+ * Must not touch: SQL (handlers go through store.h), job memory.
+ *
+ * Each request runs on one MHD worker thread from start to end, so a
+ * handler may block on SQLite; slow work goes to background jobs.
+ */
+#include "config.h"
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct ctnas_http {
+    struct MHD_Daemon *mhd;
+    struct ctnas_app *app;
+    atomic_int in_flight;
+    int port;
+};
+
+struct route {
+    const char *method;
+    const char *path;
+    ctnas_handler handler;
+};
+
+static const struct route routes[] = {
+#define ROUTE(m, p, h, s) {#m, p, h},
+#include "routes.def"
+#undef ROUTE
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+/* Per-request state, from the first access call to the completion
+ * callback. */
+struct conn_state {
+    char *body;
+    size_t len, cap;
+    const struct route *route;
+    struct ctnas_req req;
+    double t0;
+    int responded;        /* a response is queued (early error) */
+    int too_large;        /* body went over --max-body: discarding it */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Match path against a pattern segment by segment; "{x}" captures. */
+static int path_match(const char *pattern, const char *path,
+                      struct ctnas_req *req)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            size_t n = strcspn(s, "/");
+            if (n == 0 || n >= sizeof req->param_buf[0] ||
+                np >= CTNAS_ROUTE_MAX_PARAMS)
+                return 0;
+            if (req) {
+                memcpy(req->param_buf[np], s, n);
+                req->param_buf[np][n] = '\0';
+                req->params[np] = req->param_buf[np];
+            }
+            np++;
+            p = pe + 1;
+            s += n;
+            continue;
+        }
+        if (*p != *s)
+            return 0;
+        p++;
+        s++;
+    }
+    /* A trailing slash is tolerated: "/v1/spaces/" is "/v1/spaces". */
+    if (*p == '\0' && s[0] == '/' && s[1] == '\0')
+        return 1;
+    return *p == '\0' && *s == '\0';
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
+                                 json_t *body, const char *allow)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (text == NULL)
+        return MHD_NO;
+    size_t len = strlen(text);
+    /* Terminate the document with a newline: friendlier for curl. */
+    char *buf = realloc(text, len + 2);
+    if (buf == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    buf[len] = '\n';
+    buf[len + 1] = '\0';
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len + 1, buf, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static json_t *error_body(const struct ctnas_err *err)
+{
+    const char *msg = err->msg[0] ? err->msg : ctnas_strerror(err->code);
+    return json_pack("{s:{s:s, s:s, s:o}}", "error", "code",
+                     ctnas_err_api_code(err->code), "message", msg, "field",
+                     err->field[0] ? json_string(err->field) : json_null());
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn,
+                                  struct conn_state *cs,
+                                  const struct ctnas_err *err,
+                                  const char *allow)
+{
+    int status = ctnas_err_http_status(err->code);
+    json_t *body = error_body(err);
+    enum MHD_Result r = send_json(conn, status, body, allow);
+    json_decref(body);
+    cs->responded = 1;
+    if (status >= 500)
+        ctnas_log_error("%s %s -> %d: %s", cs->req.method, cs->req.path,
+                        status, err->msg);
+    else
+        ctnas_log_debug("%s %s -> %d: %s", cs->req.method, cs->req.path,
+                        status, err->msg);
+    return r;
+}
+
+/* Resolve the route; on failure fill err (404, or 405 with allow). */
+static const struct route *route_find(struct ctnas_req *req, char *allow,
+                                      size_t cap, struct ctnas_err *err)
+{
+    const struct route *hit = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (!path_match(routes[i].path, req->path, NULL))
+            continue;
+        size_t used = strlen(allow);
+        snprintf(allow + used, cap - used, "%s%s", used ? ", " : "",
+                 routes[i].method);
+        if (hit == NULL && strcmp(routes[i].method, req->method) == 0) {
+            hit = &routes[i];
+            path_match(hit->path, req->path, req);
+        }
+    }
+    if (hit)
+        return hit;
+    if (allow[0])
+        ctnas_err_set(err, CTNAS_EMETHOD, "", "method %s not allowed on %s; "
+                      "allowed: %s", req->method, req->path, allow);
+    else
+        ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no route %s", req->path);
+    return NULL;
+}
+
+static int is_json_type(const char *ct)
+{
+    if (ct == NULL)
+        return 0;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version,
+                                  const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct ctnas_http *h = cls;
+    struct conn_state *cs = *con_cls;
+    struct ctnas_err err = {0};
+
+    if (cs == NULL) {
+        cs = calloc(1, sizeof *cs);
+        if (cs == NULL)
+            return MHD_NO;
+        *con_cls = cs;
+        atomic_fetch_add(&h->in_flight, 1);
+        cs->t0 = now_s();
+        cs->req.app = h->app;
+        cs->req.method = method;
+        cs->req.path = url;
+        cs->req.conn = conn;
+
+        char allow[64];
+        cs->route = route_find(&cs->req, allow, sizeof allow, &err);
+        if (cs->route == NULL)
+            return send_error(conn, cs, &err,
+                              err.code == CTNAS_EMETHOD ? allow : NULL);
+        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+            const char *ct = MHD_lookup_connection_value(
+                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            if (!is_json_type(ct)) {
+                ctnas_err_set(&err, CTNAS_EMEDIA, "Content-Type",
+                              "request body must be application/json, not "
+                              "%s", ct ? ct : "unspecified");
+                return send_error(conn, cs, &err, NULL);
+            }
+            const char *cl = MHD_lookup_connection_value(
+                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl && strtoull(cl, NULL, 10) > h->app->conf->max_body) {
+                ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
+                              "request body of %s bytes is over the limit "
+                              "of %zu bytes (--max-body)", cl,
+                              h->app->conf->max_body);
+                return send_error(conn, cs, &err, NULL);
+            }
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size != 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cs->responded || cs->too_large)
+            return MHD_YES; /* discard the rest of a refused body */
+        if (cs->len + n > h->app->conf->max_body) {
+            /* Answer once the body is read: closing with unread data
+             * would reset the connection and lose the answer. */
+            cs->too_large = 1;
+            free(cs->body);
+            cs->body = NULL;
+            cs->len = cs->cap = 0;
+            return MHD_YES;
+        }
+        if (cs->len + n + 1 > cs->cap) {
+            size_t cap = cs->cap ? cs->cap : 4096;
+            while (cap < cs->len + n + 1)
+                cap *= 2;
+            char *b = realloc(cs->body, cap);
+            if (b == NULL)
+                return MHD_NO;
+            cs->body = b;
+            cs->cap = cap;
+        }
+        memcpy(cs->body + cs->len, upload_data, n);
+        cs->len += n;
+        return MHD_YES;
+    }
+    if (cs->responded)
+        return MHD_YES;
+    if (cs->too_large) {
+        ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
+                      "request body is over the limit of %zu bytes "
+                      "(--max-body)", h->app->conf->max_body);
+        return send_error(conn, cs, &err, NULL);
+    }
+
+    json_t *body = NULL;
+    if (cs->len > 0) {
+        json_error_t jerr;
+        body = json_loadb(cs->body, cs->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (body == NULL) {
+            ctnas_err_set(&err, CTNAS_EINVAL, "body",
+                          "malformed JSON at line %d, column %d: %s",
+                          jerr.line, jerr.column, jerr.text);
+            return send_error(conn, cs, &err, NULL);
+        }
+    }
+    cs->req.body = body;
+
+    json_t *out = NULL;
+    int rc = cs->route->handler(&cs->req, &out, &err);
+    json_decref(body);
+    cs->req.body = NULL;
+    if (rc < 0) {
+        json_decref(out);
+        if (err.code == 0)
+            ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
+        return send_error(conn, cs, &err, NULL);
+    }
+    enum MHD_Result r = send_json(conn, rc, out ? out : json_object(), NULL);
+    json_decref(out);
+    cs->responded = 1;
+    ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,
+                    (now_s() - cs->t0) * 1e3);
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct ctnas_http *h = cls;
+    struct conn_state *cs = *con_cls;
+    if (cs == NULL)
+        return;
+    free(cs->body);
+    free(cs);
+    *con_cls = NULL;
+    atomic_fetch_sub(&h->in_flight, 1);
+}
+
+const char *ctnas_req_query(const struct ctnas_req *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                       key);
+}
+
+struct query_check {
+    const char *const *allowed;
+    const char *bad;
+};
+
+static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct query_check *qc = cls;
+    for (const char *const *a = qc->allowed; *a; a++)
+        if (strcmp(*a, key) == 0)
+            return MHD_YES;
+    qc->bad = key;
+    return MHD_NO;
+}
+
+int ctnas_req_query_only(const struct ctnas_req *req,
+                         const char *const *allowed, struct ctnas_err *err)
+{
+    struct query_check qc = {allowed, NULL};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_key,
+                              &qc);
+    if (qc.bad)
+        return ctnas_err_set(err, CTNAS_EINVAL, qc.bad,
+                             "unknown query parameter '%s'", qc.bad);
+    return 0;
+}
+
+int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
+                          struct ctnas_err *err)
+{
+    if (req->body == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "body",
+                             "a JSON request body is required");
+    if (!json_is_object(req->body))
+        return ctnas_err_set(err, CTNAS_EINVAL, "body",
+                             "the request body must be a JSON object");
+    *body = req->body;
+    return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    ctnas_log_debug("libmicrohttpd: %s", msg);
+}
+
+int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
+                     struct ctnas_err *err)
+{
+    const struct ctnas_conf *conf = app->conf;
+    struct ctnas_http *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    h->app = app;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, conf->listen, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)conf->port);
+    } else if (inet_pton(AF_INET6, conf->listen, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)conf->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(h);
+        return ctnas_err_set(err, CTNAS_EINVAL, "--listen",
+                             "--listen: '%s' is not an IPv4 or IPv6 address",
+                             conf->listen);
+    }
+
+    h->mhd = MHD_start_daemon(
+        flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conf->timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_END);
+    if (h->mhd == NULL) {
+        free(h);
+        return ctnas_err_set(err, CTNAS_EIO, "--port",
+                             "cannot listen on %s port %d (in use, or not "
+                             "permitted)", conf->listen, conf->port);
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : conf->port;
+    *out = h;
+    return 0;
+}
+
+int ctnas_http_port(const struct ctnas_http *h)
+{
+    return h->port;
+}
+
+int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
+{
+    if (h == NULL)
+        return 0;
+    /* Stop accepting first, so no new request starts while we wait. */
+    MHD_socket fd = MHD_quiesce_daemon(h->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    for (int waited = 0; waited < grace_ms; waited += 10) {
+        if (atomic_load(&h->in_flight) == 0)
+            break;
+        usleep(10000);
+    }
+    int left = atomic_load(&h->in_flight);
+    MHD_stop_daemon(h->mhd);
+    free(h);
+    return left;
+}

@@ -1,0 +1,25 @@
+/*
+ * http.h - the HTTP server: libmicrohttpd life cycle, body buffering,
+ * routing by routes.def, and the mapping of error codes to statuses and
+ * JSON error bodies.  The only file that includes microhttpd.h.
+ */
+#ifndef CTNAS_HTTP_H
+#define CTNAS_HTTP_H
+
+#include "api.h"
+#include "ctnas.h"
+
+struct ctnas_http;
+
+/* Bind and start serving (worker threads from app->conf).  *out is new;
+ * stop it with ctnas_http_stop. */
+int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
+                     struct ctnas_err *err);
+/* The port actually bound (useful with --port 0). */
+int ctnas_http_port(const struct ctnas_http *h);
+/* Stop accepting, wait up to grace_ms for requests in flight, stop the
+ * threads and free h (accepts NULL).  Returns requests still in flight
+ * when the grace period ran out. */
+int ctnas_http_stop(struct ctnas_http *h, int grace_ms);
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * jsonv.c - request JSON validation helpers.
+ */
+#include "config.h"
+#include "jsonv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ctnas_jsonv_path(char *buf, size_t cap, const char *prefix,
+                             const char *key)
+{
+    if (prefix == NULL || prefix[0] == '\0')
+        snprintf(buf, cap, "%s", key);
+    else
+        snprintf(buf, cap, "%s.%s", prefix, key);
+    return buf;
+}
+
+const char *ctnas_jsonv_index(char *buf, size_t cap, const char *prefix,
+                              size_t i)
+{
+    snprintf(buf, cap, "%s[%zu]", prefix ? prefix : "", i);
+    return buf;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "unknown";
+}
+
+int ctnas_jsonv_object(const json_t *obj, const char *path,
+                       struct ctnas_err *err)
+{
+    if (obj == NULL || !json_is_object(obj))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be an object, not %s",
+                             path && path[0] ? path : "body",
+                             obj ? type_name(obj) : "missing");
+    return 0;
+}
+
+/* Shared start of every getter: the value, or NULL with rc set. */
+static const json_t *get(const json_t *obj, const char *prefix,
+                         const char *key, int required, char *path,
+                         size_t cap, int *rc, struct ctnas_err *err)
+{
+    ctnas_jsonv_path(path, cap, prefix, key);
+    const json_t *v = json_object_get(obj, key);
+    *rc = 0;
+    if (v == NULL && required)
+        *rc = ctnas_err_set(err, CTNAS_EINVAL, path, "%s is required", path);
+    return v;
+}
+
+int ctnas_jsonv_string(const json_t *obj, const char *prefix,
+                       const char *key, int required, const char **out,
+                       size_t max_len, struct ctnas_err *err)
+{
+    char path[128];
+    int rc;
+    const json_t *v = get(obj, prefix, key, required, path, sizeof path,
+                          &rc, err);
+    if (v == NULL)
+        return rc;
+    if (!json_is_string(v))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be a string, not %s", path,
+                             type_name(v));
+    size_t len = json_string_length(v);
+    if (len == 0 || len > max_len)
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be 1 to %zu characters", path,
+                             max_len);
+    if (strlen(json_string_value(v)) != len)
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must not contain NUL characters", path);
+    *out = json_string_value(v);
+    return 0;
+}
+
+int ctnas_jsonv_number(const json_t *obj, const char *prefix,
+                       const char *key, int required, double *out,
+                       double min, double max, struct ctnas_err *err)
+{
+    char path[128];
+    int rc;
+    const json_t *v = get(obj, prefix, key, required, path, sizeof path,
+                          &rc, err);
+    if (v == NULL)
+        return rc;
+    if (!json_is_number(v))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be a number, not %s", path,
+                             type_name(v));
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < min || d > max)
+        return ctnas_err_set(err, CTNAS_ENUMERIC, path,
+                             "%s must be a finite number in [%g, %g]", path,
+                             min, max);
+    *out = d;
+    return 0;
+}
+
+int ctnas_jsonv_int(const json_t *obj, const char *prefix, const char *key,
+                    int required, int64_t *out, int64_t min, int64_t max,
+                    struct ctnas_err *err)
+{
+    char path[128];
+    int rc;
+    const json_t *v = get(obj, prefix, key, required, path, sizeof path,
+                          &rc, err);
+    if (v == NULL)
+        return rc;
+    if (!json_is_integer(v))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be an integer, not %s", path,
+                             json_is_real(v) ? "a fractional number"
+                                             : type_name(v));
+    json_int_t i = json_integer_value(v);
+    if (i < min || i > max)
+        return ctnas_err_set(err, CTNAS_ENUMERIC, path,
+                             "%s must be an integer in [%lld, %lld]", path,
+                             (long long)min, (long long)max);
+    *out = i;
+    return 0;
+}
+
+int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
+                     int required, int *out, struct ctnas_err *err)
+{
+    char path[128];
+    int rc;
+    const json_t *v = get(obj, prefix, key, required, path, sizeof path,
+                          &rc, err);
+    if (v == NULL)
+        return rc;
+    if (!json_is_boolean(v))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be true or false, not %s", path,
+                             type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+int ctnas_jsonv_only(const json_t *obj, const char *prefix,
+                     const char *const *allowed, struct ctnas_err *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0)
+                ok = 1;
+        if (!ok) {
+            char path[128];
+            ctnas_jsonv_path(path, sizeof path, prefix, key);
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "unknown field %s", path);
+        }
+    }
+    return 0;
+}
+
+int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
+                          int64_t max, int64_t *out, struct ctnas_err *err)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return ctnas_err_set(err, CTNAS_EINVAL, field,
+                             "%s must be an integer in [%lld, %lld]", field,
+                             (long long)min, (long long)max);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * jsonv.h - typed getters for request JSON that fill struct ctnas_err
+ * with the full path of the field at fault ("items[3].measurements[0].value").
+ *
+ * A field path is built by the caller into a small buffer with
+ * ctnas_jsonv_path; getters take the path prefix of the containing object.
+ * Numbers must be finite; integers must be exact and in range.
+ */
+#ifndef CTNAS_JSONV_H
+#define CTNAS_JSONV_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "ctnas.h"
+
+/* Write "prefix.key" (or "key" when prefix is empty) into buf. */
+const char *ctnas_jsonv_path(char *buf, size_t cap, const char *prefix,
+                             const char *key);
+/* Write "prefix[i]" into buf. */
+const char *ctnas_jsonv_index(char *buf, size_t cap, const char *prefix,
+                              size_t i);
+
+/* Require obj to be an object. */
+int ctnas_jsonv_object(const json_t *obj, const char *path,
+                       struct ctnas_err *err);
+
+/* Getters: if the key is absent and required, EINVAL "is required"; if
+ * absent and optional, leave *out untouched and return 0.  A present
+ * value of the wrong type is always an error. */
+int ctnas_jsonv_string(const json_t *obj, const char *prefix,
+                       const char *key, int required, const char **out,
+                       size_t max_len, struct ctnas_err *err);
+int ctnas_jsonv_number(const json_t *obj, const char *prefix,
+                       const char *key, int required, double *out,
+                       double min, double max, struct ctnas_err *err);
+int ctnas_jsonv_int(const json_t *obj, const char *prefix, const char *key,
+                    int required, int64_t *out, int64_t min, int64_t max,
+                    struct ctnas_err *err);
+int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
+                     int required, int *out, struct ctnas_err *err);
+
+/* Reject keys of obj that are not in the NULL-terminated allowed list, so
+ * a typo ("measurments") is an error, not silently ignored. */
+int ctnas_jsonv_only(const json_t *obj, const char *prefix,
+                     const char *const *allowed, struct ctnas_err *err);
+
+/* Parse a decimal integer from text (query strings): whole string. */
+int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
+                          int64_t max, int64_t *out, struct ctnas_err *err);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * main.c - the ctnasd command: subcommand dispatch, the serve life cycle
+ * (lock, migrate, serve, drain on SIGTERM/SIGINT) and the import command.
+ * The only file that exits or prints to the user.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api.h"
+#include "conf.h"
+#include "ctnas.h"
+#include "http.h"
+#include "importer.h"
+#include "log.h"
+#include "store.h"
+
+static const char usage[] =
+    "usage: ctnasd [serve] [options]     run the HTTP daemon (default)\n"
+    "       ctnasd import --db FILE [--space S] [--dataset D] [--source S] "
+    "FILE...\n"
+    "                                    load measured architectures (CSV "
+    "or JSON Lines)\n"
+    "       ctnasd --help | --version\n"
+    "\nserve options (each also from its environment variable):\n";
+
+static void print_usage(FILE *f)
+{
+    fputs(usage, f);
+    fputs(ctnas_conf_usage, f);
+}
+
+/* Tell systemd we are ready (Type=notify), if it is listening. */
+static void sd_notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if (n >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, n);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    static const char msg[] = "READY=1";
+    (void)sendto(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&sa,
+                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+    close(fd);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    ctnas_log_info("received %s, shutting down",
+                   signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_stop(h->loop);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path); /* atomic: readers never see half a file */
+}
+
+static int cmd_serve(int argc, char **argv, int argi)
+{
+    struct ctnas_conf conf;
+    struct ctnas_err err = {0};
+    if (ctnas_conf_init(&conf, &err) < 0 ||
+        ctnas_conf_parse_args(&conf, argc, argv, &argi, &err) < 0) {
+        fprintf(stderr, "ctnasd: %s\n", err.msg);
+        return 2;
+    }
+    if (argi < argc) {
+        fprintf(stderr, "ctnasd: unexpected argument '%s'\n", argv[argi]);
+        return 2;
+    }
+    ctnas_log_set_level(conf.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1, lock_fd = -1;
+    struct ctnas_store *st = NULL;
+    struct ctnas_http *http = NULL;
+    struct ctnas_app app;
+    int app_ok = 0;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+
+    if (ctnas_store_lock(conf.db, &lock_fd, &err) < 0) {
+        ctnas_log_error("%s", err.msg);
+        return 1;
+    }
+    if (ctnas_store_open(conf.db, CTNAS_STORE_MIGRATE, &st, &err) < 0) {
+        ctnas_log_error("cannot open database %s: %s", conf.db, err.msg);
+        goto out;
+    }
+    ctnas_log_info("database %s at schema version %d", conf.db,
+                   ctnas_store_schema_version(st));
+    if (ctnas_app_init(&app, &conf) < 0) {
+        ctnas_log_error("cannot initialise the application state");
+        goto out;
+    }
+    app_ok = 1;
+
+    uv_loop_init(&loop);
+    uv_signal_init(&loop, &sigterm);
+    uv_signal_init(&loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+
+    if (ctnas_http_start(&app, &http, &err) < 0) {
+        ctnas_log_error("%s", err.msg);
+        goto out_loop;
+    }
+    int port = ctnas_http_port(http);
+    if (conf.port_file[0] && write_port_file(conf.port_file, port) < 0)
+        ctnas_log_warn("cannot write the port file %s", conf.port_file);
+    ctnas_log_info("ctnasd %s listening on %s port %d, %d threads",
+                   CTNAS_VERSION, conf.listen, port, conf.threads);
+    sd_notify_ready();
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    int left = ctnas_http_stop(http, 10000);
+    http = NULL;
+    if (left > 0)
+        ctnas_log_warn("%d requests still in flight after 10 s; closed",
+                       left);
+    status = 0;
+out_loop:
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+out:
+    ctnas_http_stop(http, 0);
+    if (app_ok)
+        ctnas_app_destroy(&app);
+    ctnas_store_close(st);
+    ctnas_store_unlock(lock_fd, conf.db);
+    if (status == 0)
+        ctnas_log_info("stopped cleanly");
+    return status;
+}
+
+static void import_bad_line(void *cls, long line, const struct ctnas_err *why)
+{
+    const char *file = cls;
+    fprintf(stderr, "%s:%ld: rejected: %s%s%s%s\n", file, line, why->msg,
+            why->field[0] ? " (field " : "", why->field,
+            why->field[0] ? ")" : "");
+}
+
+static int cmd_import(int argc, char **argv, int argi)
+{
+    const char *db = getenv("CTNASD_DB");
+    struct ctnas_import_opts o = {0};
+    if (db == NULL)
+        db = "./ctnas.db";
+    for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
+        const char *a = argv[argi];
+        const char **dst = strcmp(a, "--db") == 0        ? &db
+                           : strcmp(a, "--space") == 0   ? &o.space
+                           : strcmp(a, "--dataset") == 0 ? &o.dataset
+                           : strcmp(a, "--source") == 0  ? &o.source
+                                                         : NULL;
+        if (dst == NULL || argi + 1 >= argc) {
+            fprintf(stderr, "ctnasd import: %s '%s'\n",
+                    dst ? "missing value for" : "unknown option", a);
+            return 2;
+        }
+        *dst = argv[++argi];
+    }
+    if (argi >= argc) {
+        fprintf(stderr, "ctnasd import: no input file\n");
+        return 2;
+    }
+    if (o.space && ctnas_space_find(o.space) == NULL) {
+        fprintf(stderr, "ctnasd import: unknown space '%s'\n", o.space);
+        return 2;
+    }
+
+    struct ctnas_err err = {0};
+    int lock_fd = -1, status = 1;
+    struct ctnas_store *st = NULL;
+    if (ctnas_store_lock(db, &lock_fd, &err) < 0) {
+        fprintf(stderr, "ctnasd import: %s; stop it, or upload over HTTP "
+                "(scripts/import_http.py)\n", err.msg);
+        return 1;
+    }
+    if (ctnas_store_open(db, CTNAS_STORE_MIGRATE, &st, &err) < 0) {
+        fprintf(stderr, "ctnasd import: cannot open %s: %s\n", db, err.msg);
+        goto out;
+    }
+    status = 0;
+    for (; argi < argc; argi++) {
+        struct ctnas_import_stats s;
+        if (ctnas_import_file(st, &o, argv[argi], &s, import_bad_line,
+                              argv[argi], &err) < 0) {
+            fprintf(stderr, "ctnasd import: %s: %s\n", argv[argi], err.msg);
+            status = 1;
+            continue;
+        }
+        printf("%s: %ld lines, %ld stored (%ld new architectures), "
+               "%ld rejected\n", argv[argi], s.lines, s.stored, s.new_archs,
+               s.bad);
+        if (s.bad > 0)
+            status = 1;
+    }
+out:
+    ctnas_store_close(st);
+    ctnas_store_unlock(lock_fd, db);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("ctnasd %s\n", CTNAS_VERSION);
+            return 0;
+        }
+    }
+    if (argc > 1 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argc, argv, 2);
+    if (argc > 1 && strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc, argv, 2);
+    if (argc > 1 && strncmp(argv[1], "--", 2) != 0) {
+        fprintf(stderr, "ctnasd: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return 2;
+    }
+    return cmd_serve(argc, argv, 1);
+}
