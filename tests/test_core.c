@@ -1,0 +1,196 @@
+/*
+ * test_core.c - the small shared modules: error table, rng, jsonv, conf,
+ * and the catalogue item shape of arch_json.c.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "arch_json.h"
+#include "conf.h"
+#include "ctnas.h"
+#include "jsonv.h"
+#include "rng.h"
+#include "test.h"
+
+static void err_table_maps_codes(void)
+{
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_EINVAL), 400);
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_ENOTFOUND), 404);
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_EMETHOD), 405);
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_ETOOLARGE), 413);
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_EMEDIA), 415);
+    ASSERT_EQ(ctnas_err_http_status(CTNAS_EREADONLY), 503);
+    ASSERT_EQ(ctnas_err_http_status(-999), 500);
+    ASSERT_STREQ(ctnas_err_name(CTNAS_ECONFLICT), "ECONFLICT");
+    ASSERT_STREQ(ctnas_err_api_code(CTNAS_ENOTFOUND), "not_found");
+    struct ctnas_err e;
+    ASSERT_EQ(ctnas_err_set(&e, CTNAS_EINVAL, "f", "x=%d", 3), CTNAS_EINVAL);
+    ASSERT_STREQ(e.msg, "x=3");
+    ASSERT_STREQ(e.field, "f");
+    ASSERT_EQ(ctnas_err_set(NULL, CTNAS_EDB, NULL, "ignored"), CTNAS_EDB);
+}
+
+static void rng_is_deterministic_and_uniform(void)
+{
+    struct ctnas_rng a, b;
+    ctnas_rng_seed(&a, 42);
+    ctnas_rng_seed(&b, 42);
+    for (int i = 0; i < 1000; i++)
+        ASSERT(ctnas_rng_next(&a) == ctnas_rng_next(&b));
+    ctnas_rng_seed(&b, 43);
+    ASSERT(ctnas_rng_next(&a) != ctnas_rng_next(&b));
+    int counts[5] = {0};
+    for (int i = 0; i < 50000; i++)
+        counts[ctnas_rng_below(&a, 5)]++;
+    for (int k = 0; k < 5; k++)
+        ASSERT_MSG(abs(counts[k] - 10000) < 500, "bucket %d: %d", k,
+                   counts[k]);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 20000; i++) {
+        double u = ctnas_rng_uniform(&a);
+        ASSERT(u >= 0 && u < 1);
+        double z = ctnas_rng_normal(&a);
+        s += z;
+        s2 += z * z;
+    }
+    ASSERT_NEAR(s / 20000, 0, 0.05);
+    ASSERT_NEAR(s2 / 20000, 1, 0.05);
+    int p[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, seen = 0;
+    ctnas_rng_shuffle(&a, p, 10);
+    for (int i = 0; i < 10; i++)
+        seen |= 1 << p[i];
+    ASSERT_EQ(seen, 1023);
+}
+
+static void jsonv_names_fields(void)
+{
+    json_t *o = json_loads("{\"a\": 1.5, \"b\": \"x\", \"c\": 7, "
+                           "\"d\": true}", 0, NULL);
+    struct ctnas_err e = {0};
+    double d;
+    int64_t i;
+    const char *s;
+    int bl;
+    ASSERT_EQ(ctnas_jsonv_number(o, "p", "a", 1, &d, 0, 2, &e), 0);
+    ASSERT_NEAR(d, 1.5, 0);
+    ASSERT_EQ(ctnas_jsonv_number(o, "p", "a", 1, &d, 0, 1, &e),
+              CTNAS_ENUMERIC);
+    ASSERT_STREQ(e.field, "p.a");
+    ASSERT_EQ(ctnas_jsonv_int(o, "", "a", 1, &i, 0, 9, &e), CTNAS_EINVAL);
+    ASSERT_STREQ(e.field, "a");
+    ASSERT_EQ(ctnas_jsonv_int(o, "", "c", 1, &i, 0, 9, &e), 0);
+    ASSERT_EQ(i, 7);
+    ASSERT_EQ(ctnas_jsonv_string(o, "", "b", 1, &s, 10, &e), 0);
+    ASSERT_STREQ(s, "x");
+    ASSERT_EQ(ctnas_jsonv_string(o, "", "zz", 1, &s, 10, &e), CTNAS_EINVAL);
+    ASSERT(strstr(e.msg, "required") != NULL);
+    s = "kept";
+    ASSERT_EQ(ctnas_jsonv_string(o, "", "zz", 0, &s, 10, &e), 0);
+    ASSERT_STREQ(s, "kept");
+    ASSERT_EQ(ctnas_jsonv_bool(o, "", "d", 1, &bl, &e), 0);
+    ASSERT_EQ(bl, 1);
+    static const char *const allowed[] = {"a", "b", "c", NULL};
+    ASSERT_EQ(ctnas_jsonv_only(o, "q", allowed, &e), CTNAS_EINVAL);
+    ASSERT_STREQ(e.field, "q.d");
+    ASSERT_EQ(ctnas_jsonv_parse_int("12", "n", 1, 20, &i, &e), 0);
+    ASSERT_EQ(ctnas_jsonv_parse_int("12x", "n", 1, 20, &i, &e),
+              CTNAS_EINVAL);
+    ASSERT_EQ(ctnas_jsonv_parse_int("21", "n", 1, 20, &i, &e), CTNAS_EINVAL);
+    json_decref(o);
+}
+
+static void conf_flags_override_environment(void)
+{
+    struct ctnas_conf c;
+    struct ctnas_err e = {0};
+    setenv("CTNASD_PORT", "9090", 1);
+    setenv("CTNASD_THREADS", "3", 1);
+    ASSERT_EQ(ctnas_conf_init(&c, &e), 0);
+    ASSERT_EQ(c.port, 9090);
+    ASSERT_EQ(c.threads, 3);
+    ASSERT_STREQ(c.listen, "127.0.0.1");
+    char *argv[] = {"x", "--port", "81", "--db=/tmp/q.db", "rest", NULL};
+    int argi = 1;
+    ASSERT_EQ(ctnas_conf_parse_args(&c, 5, argv, &argi, &e), 0);
+    ASSERT_EQ(argi, 4);
+    ASSERT_EQ(c.port, 81);
+    ASSERT_STREQ(c.db, "/tmp/q.db");
+    char *bad[] = {"x", "--port", "-1", NULL};
+    argi = 1;
+    ASSERT_EQ(ctnas_conf_parse_args(&c, 3, bad, &argi, &e), CTNAS_EINVAL);
+    ASSERT_STREQ(e.field, "--port");
+    char *miss[] = {"x", "--db", NULL};
+    argi = 1;
+    ASSERT_EQ(ctnas_conf_parse_args(&c, 2, miss, &argi, &e), CTNAS_EINVAL);
+    setenv("CTNASD_LOG_LEVEL", "shout", 1);
+    ASSERT_EQ(ctnas_conf_init(&c, &e), CTNAS_EINVAL);
+    ASSERT_STREQ(e.field, "CTNASD_LOG_LEVEL");
+    unsetenv("CTNASD_LOG_LEVEL");
+    unsetenv("CTNASD_PORT");
+    unsetenv("CTNASD_THREADS");
+}
+
+static void item_shape_round_trips(void)
+{
+    json_t *j = json_loads(
+        "{\"space\": \"nasbench201\", \"arch\": \"|nor_conv_3x3~0|+"
+        "|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|"
+        "nor_conv_3x3~2|\", \"measurements\": [{\"dataset\": \"c10\", "
+        "\"metric\": \"acc\", \"value\": 90.5, \"epochs\": 12}]}",
+        0, NULL);
+    ASSERT(j != NULL);
+    struct ctnas_item it;
+    struct ctnas_err e = {0};
+    ASSERT_EQ(ctnas_item_parse(j, "items[4]", NULL, &it, &e), 0);
+    ASSERT(it.space == &ctnas_space_nb201);
+    struct ctnas_measurement m;
+    ASSERT_EQ(ctnas_item_meas(&it, "items[4]", 0, "api", &m, &e), 0);
+    ASSERT_STREQ(m.dataset, "c10");
+    ASSERT_EQ(m.epochs, 12);
+    ASSERT_STREQ(m.source, "api");
+
+    /* Errors carry the full path of the field. */
+    json_object_set_new(json_array_get(json_object_get(j, "measurements"),
+                                       0),
+                        "value", json_real(-2));
+    ASSERT(ctnas_item_parse(j, "items[4]", NULL, &it, &e) < 0);
+    ASSERT_STREQ(e.field, "items[4].measurements[0].value");
+    json_object_set_new(j, "arch", json_string("|x~0|"));
+    ASSERT_EQ(ctnas_item_parse(j, "items[4]", NULL, &it, &e), CTNAS_EINVAL);
+    ASSERT(strncmp(e.field, "items[4].arch", 13) == 0);
+    json_object_del(j, "space");
+    ASSERT_EQ(ctnas_item_parse(j, "", NULL, &it, &e), CTNAS_EINVAL);
+    ASSERT_STREQ(e.field, "space");
+    json_decref(j);
+
+    /* A stored row prints in the API shape. */
+    struct ctnas_measurement rm = {"c10", "acc", 91.25, 0, "api", 0};
+    struct ctnas_arch_row row = {0};
+    row.id = 7;
+    strcpy(row.space, "nasbench201");
+    strcpy(row.encoding, "|nor_conv_3x3~0|+|none~0|skip_connect~1|+"
+                         "|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|");
+    strcpy(row.hash, "0123456789abcdef0123456789abcdef");
+    row.n_meas = 1;
+    row.meas = &rm;
+    json_t *out = ctnas_item_row_json(&row);
+    ASSERT_EQ(json_integer_value(json_object_get(out, "id")), 7);
+    ASSERT_STREQ(json_string_value(json_object_get(out, "arch")),
+                 row.encoding);
+    json_t *m0 = json_array_get(json_object_get(out, "measurements"), 0);
+    ASSERT_NEAR(json_real_value(json_object_get(m0, "value")), 91.25, 0);
+    ASSERT_STREQ(json_string_value(json_object_get(m0, "created_at")),
+                 "1970-01-01T00:00:00Z");
+    json_decref(out);
+}
+
+int main(void)
+{
+    TEST_RUN(err_table_maps_codes);
+    TEST_RUN(rng_is_deterministic_and_uniform);
+    TEST_RUN(jsonv_names_fields);
+    TEST_RUN(conf_flags_override_environment);
+    TEST_RUN(item_shape_round_trips);
+    return test_done();
+}

@@ -1,0 +1,160 @@
+"""Daemon life cycle: flags and environment, the database lock, schema
+versions, graceful shutdown with a request in flight, log format."""
+import os
+import re
+import signal
+import socket
+import sqlite3
+import time
+
+from ctnas_testlib import (Daemon, check, check_eq, main, nb201_cell,
+                           run_ctnasd, test, workdir)
+
+
+@test
+def help_and_version():
+    st, out, _ = run_ctnasd("--help")
+    check_eq(st, 0, "--help status")
+    for flag in ("--listen", "--port", "--db", "--threads", "--log-level",
+                 "CTNASD_PORT", "import"):
+        check(flag in out, "--help mentions %s" % flag)
+    st, out, _ = run_ctnasd("--version")
+    check_eq(st, 0, "--version status")
+    check(re.match(r"^ctnasd \d+\.\d+\.\d+\s*$", out), "version %r" % out)
+
+
+@test
+def bad_flags_exit_2_with_a_message():
+    for args, word in ((["--port", "70000"], "--port"),
+                       (["--threads", "x"], "--threads"),
+                       (["--log-level", "loud"], "--log-level"),
+                       (["--frobnicate"], "--frobnicate"),
+                       (["fly"], "fly")):
+        st, _, err = run_ctnasd(*args)
+        check_eq(st, 2, "status for %r" % args)
+        check(word in err, "message names %s: %r" % (word, err))
+    st, _, err = run_ctnasd(env={"CTNASD_THREADS": "0"})
+    check_eq(st, 2, "bad environment value")
+    check("CTNASD_THREADS" in err, "names the variable: %r" % err)
+
+
+@test
+def environment_configures_the_daemon():
+    w = workdir()
+    pf = os.path.join(w, "port")
+    db = os.path.join(w, "env.db")
+    import subprocess
+    from ctnas_testlib import CTNASD
+    env = dict(os.environ, CTNASD_PORT="0", CTNASD_PORT_FILE=pf,
+               CTNASD_DB=db, CTNASD_LOG_LEVEL="warn", CTNASD_THREADS="2")
+    p = subprocess.Popen([CTNASD], env=env, stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL)
+    for _ in range(1500):
+        if os.path.exists(pf):
+            break
+        time.sleep(0.02)
+    check(os.path.exists(pf), "port file written")
+    check(os.path.exists(db), "database created where CTNASD_DB says")
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    check_eq(p.returncode, 0, "exit status")
+    # warn level: the info lines (listening, stopped) are not printed.
+    check("listening" not in err.decode(), "log level honoured: %r" % err)
+
+
+@test
+def second_daemon_on_the_same_database_refuses():
+    a = Daemon()
+    try:
+        st, _, err = run_ctnasd("--port", "0", "--db", a.db, timeout=30)
+        check(st != 0, "second daemon exits non-zero")
+        check("in use" in err and str(a.proc.pid) in err,
+              "clear message with the pid: %r" % err)
+        st, _, _ = a.get("/v1/health")
+        check_eq(st, 200, "first daemon unaffected")
+        st, _, err = run_ctnasd("import", "--db", a.db, "--space",
+                                "nasbench201", "--dataset", "c", "/dev/null")
+        check(st != 0 and "in use" in err, "import refuses too: %r" % err)
+    finally:
+        check_eq(a.stop(), 0, "first daemon stops cleanly")
+
+
+@test
+def newer_schema_is_refused_and_older_upgraded():
+    w = workdir()
+    db = os.path.join(w, "future.db")
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA user_version = 999")
+    c.commit()
+    c.close()
+    st, _, err = run_ctnasd("--port", "0", "--db", db, timeout=30)
+    check(st != 0, "refused")
+    check("newer" in err and "999" in err, "says why: %r" % err)
+    # An empty (version 0) database is upgraded in place.
+    db0 = os.path.join(w, "old.db")
+    sqlite3.connect(db0).close()
+    d = Daemon(db=db0)
+    st, _, doc = d.get("/v1/health")
+    check_eq(d.stop(), 0, "clean stop")
+    c = sqlite3.connect(db0)
+    v = c.execute("PRAGMA user_version").fetchone()[0]
+    mode = c.execute("PRAGMA journal_mode").fetchone()[0]
+    c.close()
+    check_eq(v, doc["database"]["schema_version"], "upgraded version")
+    check(v >= 1, "at least one migration")
+    check_eq(mode, "wal", "WAL mode")
+
+
+@test
+def sigterm_lets_the_request_in_flight_finish():
+    d = Daemon()
+    cell = nb201_cell(["nor_conv_3x3", "skip_connect", "none",
+                       "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3"])
+    body = ('{"space":"nasbench201","arch":"%s","measurements":'
+            '[{"dataset":"cifar10","metric":"acc","value":91.5}]}' % cell
+            ).encode()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body[:20])
+    time.sleep(0.3)
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    check(d.proc.poll() is None, "still running while a request is open")
+    s.sendall(body[20:])
+    resp = b""
+    while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
+        got = s.recv(65536)
+        if not got:
+            break
+        resp += got
+    s.close()
+    check(resp.startswith(b"HTTP/1.1 201"), "answered: %r" % resp[:80])
+    d.proc.wait(30)
+    check_eq(d.proc.returncode, 0, "exit 0 after draining")
+    # The acknowledged write is there after a restart.
+    d2 = Daemon(db=d.db)
+    st, _, doc = d2.get("/v1/architectures")
+    check_eq(doc["total"], 1, "write kept")
+    check_eq(d2.stop(signal.SIGINT), 0, "SIGINT stops cleanly too")
+    c = sqlite3.connect(d.db)
+    check_eq(c.execute("PRAGMA integrity_check").fetchone()[0], "ok",
+             "integrity")
+    c.close()
+
+
+@test
+def logs_are_single_lines_with_time_and_level():
+    d = Daemon(args=["--log-level", "info"])
+    d.get("/v1/health")
+    d.stop()
+    lines = [l for l in d.stderr().splitlines() if l.strip()]
+    check(len(lines) >= 2, "some log lines")
+    pat = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                     r"(error|warn |info |debug) \S")
+    for l in lines:
+        check(pat.match(l), "log line shape: %r" % l)
+
+
+if __name__ == "__main__":
+    main()

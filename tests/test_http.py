@@ -1,0 +1,397 @@
+"""HTTP integration tests: the real ctnasd on loopback, every route of the
+catalogue and every error class (400, 404, 405, 413, 415)."""
+import os
+import re
+import socket
+
+from ctnas_testlib import (Daemon, check, check_eq, check_error, main,
+                           nb201_cell, random_nb201, rng, test, SRCDIR)
+
+D = None
+
+
+def daemon():
+    global D
+    if D is None:
+        D = Daemon(args=["--max-batch", "50", "--max-body", "65536"])
+    return D
+
+
+NB101_OK = {"adjacency": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1],
+                          [0, 0, 0, 0]],
+            "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "output"]}
+
+
+def item(arch, acc=None, space="nasbench201", dataset="cifar10"):
+    it = {"space": space, "arch": arch}
+    if acc is not None:
+        it["measurements"] = [{"dataset": dataset, "metric": "test_accuracy",
+                               "value": acc}]
+    return it
+
+
+@test
+def health_reports_version_and_database():
+    st, h, doc = daemon().get("/v1/health")
+    check_eq(st, 200, "status")
+    check_eq(h.get("content-type"), "application/json", "content type")
+    check_eq(doc["status"], "ok", "status field")
+    check(re.match(r"^\d+\.\d+\.\d+", doc["version"]), "version")
+    check_eq(doc["database"]["ok"], True, "database ok")
+    check(doc["database"]["schema_version"] >= 1, "schema version")
+
+
+@test
+def spaces_lists_both_with_ops():
+    st, _, doc = daemon().get("/v1/spaces")
+    check_eq(st, 200, "status")
+    names = {s["name"]: s for s in doc["items"]}
+    check(set(names) == {"nasbench101", "nasbench201"}, "names %r" % names)
+    check("nor_conv_3x3" in names["nasbench201"]["ops"], "nb201 ops")
+    check("maxpool3x3" in names["nasbench101"]["ops"], "nb101 ops")
+    check_eq(names["nasbench101"]["max_nodes"], 7, "nb101 max nodes")
+
+
+@test
+def post_single_then_get_by_id():
+    d = daemon()
+    cell = nb201_cell(["nor_conv_3x3"] * 6)
+    st, _, doc = d.post("/v1/architectures", item(cell, 93.5))
+    check_eq(st, 201, "status")
+    check_eq(len(doc["items"]), 1, "one item")
+    aid = doc["items"][0]["id"]
+    st, _, got = d.get("/v1/architectures/%d" % aid)
+    check_eq(st, 200, "get status")
+    check_eq(got["id"], aid, "id")
+    check_eq(got["space"], "nasbench201", "space")
+    check_eq(got["arch"], cell, "arch")
+    check(re.match(r"^[0-9a-f]{32}$", got["hash"]), "hash %r" % got["hash"])
+    m = got["measurements"]
+    check_eq(len(m), 1, "one measurement")
+    check_eq((m[0]["dataset"], m[0]["metric"], m[0]["value"]),
+             ("cifar10", "test_accuracy", 93.5), "measurement")
+
+
+@test
+def post_is_idempotent_and_keeps_both_measurements():
+    d = daemon()
+    cell = nb201_cell(["skip_connect", "nor_conv_1x1", "none",
+                       "avg_pool_3x3", "nor_conv_3x3", "skip_connect"])
+    st, _, a = d.post("/v1/architectures", item(cell, 90.0))
+    st2, _, b = d.post("/v1/architectures", item(cell, 91.0))
+    st3, _, c = d.post("/v1/architectures", item(cell, 91.0))
+    check_eq((st, st2, st3), (201, 201, 201), "statuses")
+    check_eq(a["items"][0]["new"], True, "first is new")
+    check_eq(b["items"][0]["new"], False, "second is not new")
+    check_eq(a["items"][0]["id"], b["items"][0]["id"], "same id")
+    _, _, got = d.get("/v1/architectures/%d" % a["items"][0]["id"])
+    vals = sorted(m["value"] for m in got["measurements"])
+    check_eq(vals, [90.0, 91.0], "both measurements, the repeat once")
+
+
+@test
+def batch_answers_in_request_order_and_dedups_within():
+    d = daemon()
+    r = rng(7)
+    cells = [random_nb201(r) for _ in range(20)]
+    cells.append(cells[3])  # the same cell twice in one batch
+    st, _, doc = d.post("/v1/architectures",
+                        {"items": [item(c, 80 + i * 0.1)
+                                   for i, c in enumerate(cells)]})
+    check_eq(st, 201, "status")
+    check_eq(len(doc["items"]), 21, "one answer per item")
+    check_eq(doc["items"][20]["id"], doc["items"][3]["id"], "dup same id")
+    check_eq(doc["items"][20]["new"], False, "dup not new")
+    for i, c in enumerate(cells[:20]):
+        _, _, got = d.get("/v1/architectures/%d" % doc["items"][i]["id"])
+        check_eq(got["arch"], c, "item %d in order" % i)
+
+
+@test
+def batch_is_all_or_nothing_and_names_the_bad_item():
+    d = daemon()
+    _, _, before = d.get("/v1/architectures?limit=1")
+    r = rng(11)
+    items = [item(random_nb201(r), 70.0) for _ in range(5)]
+    items[2] = item("|nor_conv_3x3~0|+|bogus~0|none~1|+|none~0|none~1|"
+                    "none~2|", 50.0)
+    e = check_error(d.post("/v1/architectures", {"items": items}), 400,
+                    "invalid_argument")
+    check(e["field"].startswith("items[2].arch"), "field %r" % e["field"])
+    check("bogus" in e["message"], "reason names the op: %r" % e["message"])
+    _, _, after = d.get("/v1/architectures?limit=1")
+    check_eq(after["total"], before["total"], "nothing stored")
+
+
+@test
+def batch_over_the_limit_is_refused():
+    r = rng(12)
+    items = [item(random_nb201(r)) for _ in range(51)]
+    e = check_error(daemon().post("/v1/architectures", {"items": items}),
+                    400, field="items")
+    check("50" in e["message"], "limit named: %r" % e["message"])
+
+
+@test
+def invalid_architectures_give_the_rule_broken():
+    d = daemon()
+    cases = [
+        (item("|nor_conv_3x3~0|+|none~0|"), "arch"),
+        (item(NB101_OK, space="nasbench201"), "arch"),
+        ({"space": "nasbench101", "arch": {
+            "adjacency": [[0, 1], [1, 0]], "ops": ["input", "output"]}},
+         "arch"),
+        ({"space": "nasbench101", "arch": {
+            "adjacency": NB101_OK["adjacency"],
+            "ops": ["input", "conv5x5", "maxpool3x3", "output"]}}, "arch"),
+        ({"space": "nasbench101", "arch": {
+            "adjacency": [[0, 0, 0], [0, 0, 1], [0, 0, 0]],
+            "ops": ["input", "conv3x3-bn-relu", "output"]}}, "arch"),
+        ({"space": "nasbench999", "arch": "x"}, "space"),
+        ({"space": "nasbench201"}, "arch"),
+        ({"arch": nb201_cell(["none"] * 6)}, "space"),
+        ({"space": "nasbench201", "arch": nb201_cell(["none"] * 6),
+          "measurments": []}, "measurments"),
+    ]
+    for body, field in cases:
+        e = check_error(d.post("/v1/architectures", body), 400)
+        check(e["field"] is not None and e["field"].startswith(field),
+              "field %r for %r (%s)" % (e["field"], body, e["message"]))
+
+
+@test
+def nasbench101_is_pruned_and_hashed_by_isomorphism():
+    d = daemon()
+    # Same cell with the two middle nodes swapped: one architecture.
+    a = NB101_OK
+    b = {"adjacency": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1],
+                       [0, 0, 0, 0]],
+         "ops": ["input", "maxpool3x3", "conv3x3-bn-relu", "output"]}
+    # A dangling node (no path to output) is pruned away.
+    c = {"adjacency": [[0, 1, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1],
+                       [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+         "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu",
+                 "output"]}
+    st, _, doc = d.post("/v1/architectures", {"items": [
+        {"space": "nasbench101", "arch": x} for x in (a, b, c)]})
+    check_eq(st, 201, "status %r" % doc)
+    ids = [x["id"] for x in doc["items"]]
+    check_eq(len(set(ids)), 1, "one architecture for three specs")
+    _, _, got = d.get("/v1/architectures/%d" % ids[0])
+    check_eq(len(got["arch"]["ops"]), 4, "pruned to 4 nodes")
+
+
+@test
+def bad_numbers_are_rejected_with_the_field():
+    d = daemon()
+    cell = nb201_cell(["nor_conv_1x1"] * 6)
+    for value in (-1, 1e300, "93.1", None):
+        body = {"space": "nasbench201", "arch": cell, "measurements": [
+            {"dataset": "cifar10", "metric": "acc", "value": value}]}
+        check_error(d.post("/v1/architectures", body), 400,
+                    field="measurements[0].value")
+    # NaN and Infinity are not JSON: malformed body.
+    raw = (b'{"space":"nasbench201","arch":"%s","measurements":[{"dataset":'
+           b'"c","metric":"m","value":NaN}]}' % cell.encode())
+    check_error(d.request("POST", "/v1/architectures", raw=raw,
+                          headers={"Content-Type": "application/json"}),
+                400, field="body")
+
+
+def seed_list_data(d, n=30):
+    r = rng(99)
+    cells = set()
+    while len(cells) < n:
+        cells.add(random_nb201(r))
+    cells = sorted(cells)
+    accs = [round(60 + 30 * r.random(), 2) for _ in cells]
+    accs[5] = accs[6]  # a tie, to exercise tie-breaking across pages
+    items = [item(c, a, dataset="listset") for c, a in zip(cells, accs)]
+    st, _, doc = d.post("/v1/architectures", {"items": items})
+    check_eq(st, 201, "seed status")
+    return {x["id"]: a for x, a in zip(doc["items"], accs)}
+
+
+@test
+def list_orders_by_metric_and_paginates_with_cursor():
+    d = daemon()
+    truth = seed_list_data(d)
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        q = "/v1/architectures?dataset=listset&order=metric_desc&limit=7"
+        if cursor:
+            q += "&cursor=" + cursor
+        st, _, doc = d.get(q)
+        check_eq(st, 200, "status")
+        check_eq(doc["total"], len(truth), "total")
+        seen += [(x["id"], [m["value"] for m in x["measurements"]
+                            if m["dataset"] == "listset"][0])
+                 for x in doc["items"]]
+        pages += 1
+        cursor = doc["next_cursor"]
+        if cursor is None:
+            break
+        check(pages < 20, "pagination terminates")
+    check_eq(len(seen), len(truth), "every row once")
+    check_eq(len(set(i for i, _ in seen)), len(truth), "no duplicates")
+    vals = [v for _, v in seen]
+    check_eq(vals, sorted(vals, reverse=True), "descending")
+    # Filters: space and a dataset nobody measured.
+    _, _, doc = d.get("/v1/architectures?dataset=nothing")
+    check_eq(doc["total"], 0, "unknown dataset")
+    check_eq(doc["next_cursor"], None, "no next page")
+    _, _, doc = d.get("/v1/architectures?space=nasbench101&limit=1000")
+    check(all(x["space"] == "nasbench101" for x in doc["items"]),
+          "space filter")
+
+
+@test
+def list_rejects_bad_parameters():
+    d = daemon()
+    check_error(d.get("/v1/architectures?limit=0"), 400, field="limit")
+    check_error(d.get("/v1/architectures?limit=abc"), 400, field="limit")
+    check_error(d.get("/v1/architectures?order=best"), 400, field="order")
+    check_error(d.get("/v1/architectures?order=metric_desc"), 400,
+                field="dataset")
+    check_error(d.get("/v1/architectures?cursor=zz!"), 400, field="cursor")
+    check_error(d.get("/v1/architectures?space=mine"), 400, field="space")
+    check_error(d.get("/v1/architectures?lmit=3"), 400, field="lmit")
+
+
+@test
+def unknown_routes_and_ids_are_404():
+    d = daemon()
+    check_error(d.get("/v1/nothing"), 404, "not_found")
+    check_error(d.get("/"), 404, "not_found")
+    check_error(d.get("/v1/architectures/999999"), 404, "not_found", "id")
+    check_error(d.get("/v1/architectures/abc"), 404, "not_found", "id")
+
+
+@test
+def wrong_method_is_405_with_allow():
+    d = daemon()
+    st, h, doc = d.request("DELETE", "/v1/spaces")
+    check_error((st, h, doc), 405, "method_not_allowed")
+    check_eq(h.get("allow"), "GET", "Allow header")
+    st, h, doc = d.request("PUT", "/v1/architectures", body={})
+    check_eq(st, 405, "PUT status")
+    check_eq(h.get("allow"), "GET, POST", "Allow lists both")
+
+
+@test
+def oversized_body_is_413():
+    d = daemon()
+    big = {"items": [item("x" * 1000) for _ in range(100)]}
+    check_error(d.post("/v1/architectures", big), 413, "payload_too_large")
+    # A chunked body (no Content-Length) over the limit too.
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"[" + b" " * 30000
+    try:
+        for _ in range(4):
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        s.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may close once it has answered
+    data = b""
+    try:
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    except OSError:
+        pass
+    s.close()
+    check(data.startswith(b"HTTP/1.1 413"), "chunked answer %r" % data[:60])
+    st, _, _ = d.get("/v1/health")
+    check_eq(st, 200, "still serving")
+
+
+@test
+def non_json_body_is_415_and_malformed_is_400():
+    d = daemon()
+    check_error(d.request("POST", "/v1/architectures", raw=b"a=b",
+                          headers={"Content-Type":
+                                   "application/x-www-form-urlencoded"}),
+                415, "unsupported_media_type")
+    check_error(d.request("POST", "/v1/architectures", raw=b"{}"), 415)
+    check_error(d.request("POST", "/v1/architectures", raw=b'{"items": [',
+                          headers={"Content-Type": "application/json"}),
+                400, "invalid_argument", "body")
+    check_error(d.request("POST", "/v1/architectures", raw=b"",
+                          headers={"Content-Type": "application/json"}),
+                400, field="body")
+    check_error(d.post("/v1/architectures", [1, 2]), 400, field="body")
+    check_error(d.request("POST", "/v1/architectures", raw=b'{"a":1,"a":2}',
+                          headers={"Content-Type":
+                                   "application/json; charset=utf-8"}),
+                400, field="body")
+
+
+def documented_routes():
+    """(method, path) pairs of api/openapi.yaml (paths: block)."""
+    out = []
+    path = None
+    in_paths = False
+    with open(os.path.join(SRCDIR, "api", "openapi.yaml")) as f:
+        for line in f:
+            if re.match(r"^paths:\s*$", line):
+                in_paths = True
+                continue
+            if in_paths and re.match(r"^\S", line):
+                in_paths = False
+            if not in_paths:
+                continue
+            m = re.match(r"^  (/\S*):\s*$", line)
+            if m:
+                path = m.group(1)
+                continue
+            m = re.match(r"^    (get|post|put|delete|patch):\s*$", line)
+            if m and path:
+                out.append((m.group(1).upper(), path))
+    return out
+
+
+def routes_def():
+    out = []
+    with open(os.path.join(SRCDIR, "src", "routes.def")) as f:
+        for m in re.finditer(r'^ROUTE\((\w+), "([^"]+)"', f.read(), re.M):
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+@test
+def openapi_documents_exactly_the_served_routes():
+    doc = documented_routes()
+    check(len(doc) > 0, "no documented routes found")
+    check_eq(sorted(doc), sorted(routes_def()), "openapi vs routes.def")
+    d = daemon()
+    for method, path in doc:
+        p = path.replace("{id}", "1")
+        body = {} if method in ("POST", "PUT") else None
+        st, _, _ = d.request(method, p, body=body)
+        check(st not in (404, 405) or "{" in path,
+              "%s %s answered %d" % (method, path, st))
+        check(st != 500, "%s %s answered 500" % (method, path))
+
+
+@test
+def daemon_survives_and_stops_cleanly():
+    global D
+    d = daemon()
+    st, _, _ = d.get("/v1/health")
+    check_eq(st, 200, "alive after every test")
+    check_eq(d.stop(), 0, "exit status after SIGTERM")
+    check("stopped cleanly" in d.stderr(), "clean stop logged")
+    check("Z error " not in d.stderr() and "Sanitizer" not in d.stderr(),
+          "no error logged")
+    D = None
+
+
+if __name__ == "__main__":
+    main()
