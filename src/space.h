@@ -69,8 +69,8 @@ struct ctnas_space {
     void (*hash)(const struct ctnas_arch *a, char out[CTNAS_HASH_LEN]);
     /* The comparator's view. */
     void (*to_graph)(const struct ctnas_arch *a, struct ctnas_graph *g);
-    /* Uniform over valid canonical cells (NB101: uniform over specs that
-     * are valid after pruning, by rejection). */
+    /* Uniform over valid canonical cells (NB101: over labelled specs that
+     * pruning leaves whole, so node counts follow the real space). */
     void (*sample)(struct ctnas_rng *rng, struct ctnas_arch *out);
     /* One random valid change: out differs from in. */
     void (*mutate)(const struct ctnas_arch *in, struct ctnas_rng *rng,

@@ -1,0 +1,24 @@
+/*
+ * space.c - the table of search spaces and lookup by name.  The spaces
+ * themselves live in space_nb101.c and space_nb201.c.
+ */
+#include "config.h"
+#include "space.h"
+
+#include <string.h>
+
+const struct ctnas_space *const ctnas_spaces[] = {
+    &ctnas_space_nb101,
+    &ctnas_space_nb201,
+    NULL,
+};
+
+const struct ctnas_space *ctnas_space_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (int i = 0; ctnas_spaces[i] != NULL; i++)
+        if (strcmp(ctnas_spaces[i]->name, name) == 0)
+            return ctnas_spaces[i];
+    return NULL;
+}
