@@ -1,0 +1,1252 @@
+/*
+ * test_store.c - the SQLite store on real temporary files: migrations and
+ * version refusal, idempotent upserts, transactions, foreign keys, the
+ * lock file, error mapping, and keyset paging checked against an order
+ * computed here.
+ *
+ * It is a white-box test: it includes store_int.h to reach the sqlite3
+ * handle for the two cases the API cannot provoke honestly (a short busy
+ * timeout, a full database), and reads the files with plain sqlite3
+ * connections to check what the store wrote (schema version, WAL, the
+ * trigger-kept arch_scores).
+ */
+#include "config.h"
+#include "store.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "migrations.h"
+#include "store_int.h"
+#include "test.h"
+
+/* ---- helpers ---- */
+
+struct tmpdb {
+    char path[256];
+};
+
+/* A new empty file in $TMPDIR (else /tmp); tmpdb_remove deletes it and
+ * SQLite's companions. */
+static int tmpdb_make(struct tmpdb *t)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    if ((size_t)snprintf(t->path, sizeof t->path,
+                         "%s/ctnas_test_store_XXXXXX", dir) >= sizeof t->path)
+        return -1;
+    int fd = mkstemp(t->path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static void tmpdb_remove(struct tmpdb *t)
+{
+    static const char *const sfx[] = { "", "-wal", "-shm", "-journal",
+                                       ".lock" };
+    char p[sizeof t->path + 16];
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
+        unlink(p);
+    }
+}
+
+/* Run SQL on the file through a plain sqlite3 connection (to build
+ * databases the store would refuse to make). */
+static int raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static int raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int v = -1000;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static struct ctnas_measurement meas(const char *dataset, const char *metric,
+                                     double value, int epochs,
+                                     const char *source)
+{
+    struct ctnas_measurement m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.dataset, sizeof m.dataset, "%s", dataset);
+    snprintf(m.metric, sizeof m.metric, "%s", metric);
+    m.value = value;
+    m.epochs = epochs;
+    snprintf(m.source, sizeof m.source, "%s", source);
+    return m;
+}
+
+/* Architecture i of a synthetic catalogue: hash and encoding from i. */
+static int add_arch(struct ctnas_store *st, const char *space, int i,
+                    int64_t *id)
+{
+    char enc[64], hash[CTNAS_HASH_LEN];
+    snprintf(enc, sizeof enc, "arch-%d", i);
+    snprintf(hash, sizeof hash, "%032x", (unsigned)i);
+    int is_new;
+    return ctnas_store_arch_upsert(st, space, enc, hash, id, &is_new, NULL);
+}
+
+/* ---- migrations and opening ---- */
+
+static void test_migrate_from_empty(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    int r = ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err);
+    ASSERT_MSG(r == 0, "open: %s", err.msg);
+    ASSERT(ctnas_store_schema_latest() == ctnas_n_migrations);
+    ASSERT(ctnas_store_schema_latest() >= 1);
+    ASSERT_EQ(ctnas_store_schema_version(st), ctnas_store_schema_latest());
+    ASSERT_EQ(ctnas_store_ping(st, &err), 0);
+    int64_t n = -1;
+    ASSERT_EQ(ctnas_store_arch_count(st, NULL, &n, &err), 0);
+    ASSERT_EQ(n, 0);
+    ctnas_store_close(st);
+
+    /* Persistent settings, seen by an outside connection. */
+    ASSERT_EQ(raw_int(t.path, "PRAGMA user_version"), ctnas_n_migrations);
+    ASSERT_EQ(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
+                              "name IN ('architectures', 'measurements')"),
+              2);
+    sqlite3 *db;
+    ASSERT(sqlite3_open(t.path, &db) == SQLITE_OK);
+    sqlite3_stmt *s;
+    ASSERT(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) ==
+           SQLITE_OK);
+    ASSERT(sqlite3_step(s) == SQLITE_ROW);
+    char mode[16];
+    snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    ASSERT_STREQ(mode, "wal");
+    tmpdb_remove(&t);
+}
+
+static void test_reopen_is_noop(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    ASSERT_EQ(ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err), 0);
+    int64_t id;
+    ASSERT_EQ(add_arch(st, "nasbench201", 1, &id), 0);
+    ctnas_store_close(st);
+
+    /* Again with MIGRATE, then as a later (non-migrating) connection. */
+    ASSERT_EQ(ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err), 0);
+    ASSERT_EQ(ctnas_store_schema_version(st), ctnas_n_migrations);
+    int64_t n;
+    ASSERT_EQ(ctnas_store_arch_count(st, NULL, &n, &err), 0);
+    ASSERT_EQ(n, 1);
+    struct ctnas_store *st2 = NULL;
+    int r = ctnas_store_open(t.path, 0, &st2, &err);
+    ctnas_store_close(st2);
+    ctnas_store_close(st);
+    ASSERT_MSG(r == 0, "plain open of a current db: %s", err.msg);
+    tmpdb_remove(&t);
+}
+
+static void test_newer_refused(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+             ctnas_n_migrations + 1);
+    ASSERT(raw_exec(t.path, sql) == SQLITE_OK);
+
+    char want[160];
+    snprintf(want, sizeof want,
+             "database schema version %d is newer than this ctnasd "
+             "supports (%d)", ctnas_n_migrations + 1, ctnas_n_migrations);
+    for (int flags = 0; flags <= CTNAS_STORE_MIGRATE; flags++) {
+        struct ctnas_store *st = (struct ctnas_store *)&t;  /* poison */
+        struct ctnas_err err = { 0 };
+        int r = ctnas_store_open(t.path, flags, &st, &err);
+        ASSERT_EQ(r, CTNAS_ECONFLICT);
+        ASSERT(st == NULL);
+        ASSERT_STREQ(err.msg, want);
+    }
+    /* Refusing must not have touched it. */
+    ASSERT_EQ(raw_int(t.path, "PRAGMA user_version"), ctnas_n_migrations + 1);
+    tmpdb_remove(&t);
+}
+
+/* A database at version latest-1, built by applying the first latest-1
+ * migrations by hand (with one migration today that is the empty db at
+ * version 0), is refused without MIGRATE and upgraded with it. */
+static void test_upgrade_from_previous(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    int prev = ctnas_n_migrations - 1;
+    for (int i = 0; i < prev; i++) {
+        ASSERT(raw_exec(t.path, ctnas_migrations[i].sql) == SQLITE_OK);
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+                 ctnas_migrations[i].version);
+        ASSERT(raw_exec(t.path, sql) == SQLITE_OK);
+    }
+    ASSERT_EQ(raw_int(t.path, "PRAGMA user_version"), prev);
+
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    ASSERT_EQ(ctnas_store_open(t.path, 0, &st, &err), CTNAS_ECONFLICT);
+    ASSERT(st == NULL);
+    ASSERT(strstr(err.msg, "older") != NULL);
+    ASSERT_EQ(raw_int(t.path, "PRAGMA user_version"), prev);
+
+    ASSERT_EQ(ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err), 0);
+    ASSERT_EQ(ctnas_store_schema_version(st), ctnas_n_migrations);
+    int64_t id;
+    ASSERT_EQ(add_arch(st, "nasbench201", 7, &id), 0);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+}
+
+static void test_not_a_database(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    FILE *f = fopen(t.path, "w");
+    ASSERT(f != NULL);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not an sqlite database\n", f);
+    fclose(f);
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    int r = ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err);
+    ASSERT(st == NULL);
+    ASSERT_EQ(r, CTNAS_EDB);
+    ASSERT(strstr(err.msg, t.path) != NULL);
+    tmpdb_remove(&t);
+
+    /* A directory that does not exist: storage unavailable. */
+    r = ctnas_store_open("/nonexistent-ctnas-dir/x.db", CTNAS_STORE_MIGRATE,
+                         &st, &err);
+    ASSERT(st == NULL);
+    ASSERT_EQ(r, CTNAS_EREADONLY);
+}
+
+/* ":memory:" works too (no WAL there), for tests of other modules. */
+static void test_memory_db(void)
+{
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    int r = ctnas_store_open(":memory:", CTNAS_STORE_MIGRATE, &st, &err);
+    ASSERT_MSG(r == 0, "open :memory: %s", err.msg);
+    int64_t id = 0, n = 0;
+    int ra = add_arch(st, "s1", 1, &id);
+    int rc = ctnas_store_arch_count(st, "s1", &n, &err);
+    int rp = ctnas_store_ping(st, &err);
+    int v = ctnas_store_schema_version(st);
+    ctnas_store_close(st);
+    ASSERT_EQ(ra, 0);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(rp, 0);
+    ASSERT_EQ(v, ctnas_n_migrations);
+}
+
+/* ---- catalogue writes ---- */
+
+/* Every test below runs on a fresh migrated file. */
+#define WITH_STORE(st, t)                                               \
+    struct tmpdb t;                                                     \
+    ASSERT(tmpdb_make(&t) == 0);                                        \
+    struct ctnas_store *st = NULL;                                      \
+    {                                                                   \
+        struct ctnas_err oe_ = { 0 };                                   \
+        int or_ = ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st,    \
+                                   &oe_);                               \
+        if (or_ != 0) {                                                 \
+            tmpdb_remove(&t);                                           \
+            TEST_FAIL_("open: %s", oe_.msg);                            \
+        }                                                               \
+    }
+
+static void test_upsert_idempotent(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    int is_new = -1;
+    const char *h = "0123456789abcdef0123456789abcdef";
+    int r = ctnas_store_arch_upsert(st, "nasbench201", "|a~0|", h, &id1,
+                                    &is_new, &err);
+    int ok1 = r == 0 && is_new == 1 && id1 > 0;
+    r = ctnas_store_arch_upsert(st, "nasbench201", "|a~0|", h, &id2, &is_new,
+                                &err);
+    int ok2 = r == 0 && is_new == 0 && id2 == id1;
+    /* The same hash in another space is another architecture. */
+    r = ctnas_store_arch_upsert(st, "nasbench101", "x", h, &id3, &is_new,
+                                &err);
+    int ok3 = r == 0 && is_new == 1 && id3 != id1;
+    int64_t found = 0, n = 0;
+    int rf = ctnas_store_arch_find(st, "nasbench201", h, &found, &err);
+    int rn = ctnas_store_arch_count(st, "nasbench201", &n, &err);
+    int64_t nall = 0;
+    ctnas_store_arch_count(st, NULL, &nall, &err);
+    int64_t none;
+    int rmiss = ctnas_store_arch_find(st, "nasbench201", "ffff", &none, &err);
+    /* Input checks name the field. */
+    struct ctnas_err e2 = { 0 };
+    int rbad = ctnas_store_arch_upsert(st, "nasbench201", "", h, &id2, NULL,
+                                       &e2);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT(ok1);
+    ASSERT(ok2);
+    ASSERT(ok3);
+    ASSERT_EQ(rf, 0);
+    ASSERT_EQ(found, id1);
+    ASSERT_EQ(rn, 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(nall, 2);
+    ASSERT_EQ(rmiss, CTNAS_ENOTFOUND);
+    ASSERT_EQ(rbad, CTNAS_EINVAL);
+    ASSERT_STREQ(e2.field, "encoding");
+}
+
+static void test_meas_idempotent(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int64_t id;
+    int r = add_arch(st, "nasbench201", 1, &id);
+    struct ctnas_measurement m = meas("cifar10", "test_accuracy", 93.5, 200,
+                                      "import");
+    int n1 = -1, n2 = -1, n3 = -1, n4 = -1;
+    if (r == 0)
+        r = ctnas_store_meas_add(st, id, &m, &n1, &err);
+    if (r == 0)
+        r = ctnas_store_meas_add(st, id, &m, &n2, &err);
+    m.epochs = 12;   /* another budget: another measurement */
+    if (r == 0)
+        r = ctnas_store_meas_add(st, id, &m, &n3, &err);
+    /* Empty source means "api". */
+    struct ctnas_measurement m2 = meas("cifar100", "test_accuracy", 70.25, 0,
+                                       "");
+    if (r == 0)
+        r = ctnas_store_meas_add(st, id, &m2, &n4, &err);
+    if (r == 0)
+        r = ctnas_store_meas_add(st, id, &m2, NULL, &err);
+
+    struct ctnas_measurement bad = m;
+    bad.value = NAN;
+    struct ctnas_err e_nan = { 0 }, e_inf = { 0 }, e_ep = { 0 },
+                     e_ds = { 0 };
+    int r_nan = ctnas_store_meas_add(st, id, &bad, NULL, &e_nan);
+    bad.value = INFINITY;
+    int r_inf = ctnas_store_meas_add(st, id, &bad, NULL, &e_inf);
+    bad = m;
+    bad.epochs = -1;
+    int r_ep = ctnas_store_meas_add(st, id, &bad, NULL, &e_ep);
+    bad = m;
+    bad.dataset[0] = '\0';
+    int r_ds = ctnas_store_meas_add(st, id, &bad, NULL, &e_ds);
+
+    struct ctnas_arch_row row;
+    int rg = ctnas_store_arch_get(st, id, &row, &err);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+
+    ASSERT_MSG(r == 0, "meas_add: %s", err.msg);
+    ASSERT_EQ(n1, 1);
+    ASSERT_EQ(n2, 0);
+    ASSERT_EQ(n3, 1);
+    ASSERT_EQ(n4, 1);
+    ASSERT_EQ(r_nan, CTNAS_ENUMERIC);
+    ASSERT_STREQ(e_nan.field, "value");
+    ASSERT_EQ(r_inf, CTNAS_ENUMERIC);
+    ASSERT_EQ(r_ep, CTNAS_EINVAL);
+    ASSERT_STREQ(e_ep.field, "epochs");
+    ASSERT_EQ(r_ds, CTNAS_EINVAL);
+    ASSERT_STREQ(e_ds.field, "dataset");
+
+    ASSERT_EQ(rg, 0);
+    int ok = row.n_meas == 3 && row.id == id &&
+             strcmp(row.space, "nasbench201") == 0 &&
+             strcmp(row.encoding, "arch-1") == 0 && row.created > 0 &&
+             row.meas[0].epochs == 200 && row.meas[1].epochs == 12 &&
+             strcmp(row.meas[0].source, "import") == 0 &&
+             strcmp(row.meas[2].source, "api") == 0 &&
+             strcmp(row.meas[2].dataset, "cifar100") == 0 &&
+             row.meas[2].value == 70.25 && row.meas[0].created > 0;
+    ctnas_store_row_destroy(&row);
+    ASSERT(ok);
+}
+
+static void test_foreign_key(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    struct ctnas_measurement m = meas("cifar10", "acc", 1.0, 0, "api");
+    int r = ctnas_store_meas_add(st, 424242, &m, NULL, &err);
+    struct ctnas_arch_row row;
+    int rg = ctnas_store_arch_get(st, 424242, &row, NULL);
+    ctnas_store_close(st);
+    int raw = raw_int(t.path, "SELECT count(*) FROM measurements");
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, CTNAS_ENOTFOUND);
+    ASSERT_STREQ(err.field, "arch_id");
+    ASSERT_EQ(rg, CTNAS_ENOTFOUND);
+    ASSERT_EQ(raw, 0);
+}
+
+static void test_rollback(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int64_t keep, id;
+    int r = add_arch(st, "nasbench201", 1, &keep);
+    int rb = ctnas_store_begin(st, &err);
+    int rb2 = ctnas_store_begin(st, NULL);   /* no nesting */
+    for (int i = 2; r == 0 && i < 20; i++) {
+        r = add_arch(st, "nasbench201", i, &id);
+        struct ctnas_measurement m = meas("cifar10", "acc", i, 0, "api");
+        if (r == 0)
+            r = ctnas_store_meas_add(st, id, &m, NULL, &err);
+    }
+    ctnas_store_rollback(st);
+    ctnas_store_rollback(st);   /* harmless when none is open */
+    int64_t n = -1;
+    ctnas_store_arch_count(st, NULL, &n, &err);
+    int64_t gone;
+    int rf = ctnas_store_arch_find(st, "nasbench201",
+                                   "00000000000000000000000000000005", &gone,
+                                   NULL);
+    /* And a committed one stays. */
+    int rc1 = ctnas_store_begin(st, &err);
+    int64_t id2;
+    int ra = add_arch(st, "nasbench201", 99, &id2);
+    int rc2 = ctnas_store_commit(st, &err);
+    int rc3 = ctnas_store_commit(st, NULL);  /* nothing open */
+    int64_t n2 = -1;
+    ctnas_store_arch_count(st, NULL, &n2, &err);
+    ctnas_store_close(st);
+    int raw = raw_int(t.path, "SELECT count(*) FROM measurements");
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(rb, 0);
+    ASSERT(rb2 != 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(rf, CTNAS_ENOTFOUND);
+    ASSERT_EQ(raw, 0);
+    ASSERT_EQ(rc1, 0);
+    ASSERT_EQ(ra, 0);
+    ASSERT_EQ(rc2, 0);
+    ASSERT(rc3 != 0);
+    ASSERT_EQ(n2, 2);
+}
+
+/* ---- listing ---- */
+
+struct expect {
+    int64_t id;
+    double mean;   /* of the measurements that order the listing */
+};
+
+static int by_mean_desc(const void *pa, const void *pb)
+{
+    const struct expect *a = pa, *b = pb;
+    if (a->mean != b->mean)
+        return a->mean > b->mean ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int by_mean_asc(const void *pa, const void *pb)
+{
+    const struct expect *a = pa, *b = pb;
+    if (a->mean != b->mean)
+        return a->mean < b->mean ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Walk every page of q and compare the ids, in order, with want[0..n).
+ * Returns 0 or prints the first difference. */
+static int walk(struct ctnas_store *st, struct ctnas_arch_query q,
+                const struct expect *want, int n, int check_meas)
+{
+    char cursor[128] = "";
+    int seen = 0, pages = 0;
+    for (;;) {
+        struct ctnas_arch_row *rows;
+        int cnt;
+        int64_t total;
+        char next[128];
+        struct ctnas_err err = { 0 };
+        q.cursor = cursor[0] ? cursor : NULL;
+        int r = ctnas_store_arch_list(st, &q, &rows, &cnt, &total, next,
+                                      &err);
+        if (r != 0) {
+            printf("# list: %s\n", err.msg);
+            return -1;
+        }
+        pages++;
+        int bad = total != n || cnt > q.limit ||
+                  (next[0] != '\0') != (seen + cnt < n) ||
+                  (next[0] != '\0' && cnt != q.limit);
+        for (int i = 0; !bad && i < cnt; i++) {
+            if (seen + i >= n || rows[i].id != want[seen + i].id) {
+                printf("# position %d: got id %" PRId64 ", want %" PRId64
+                       "\n", seen + i, rows[i].id,
+                       seen + i < n ? want[seen + i].id : -1);
+                bad = 1;
+            }
+            if (check_meas && rows[i].n_meas < 1)
+                bad = 1;
+        }
+        ctnas_store_rows_free(rows, cnt);
+        if (bad) {
+            printf("# page %d: cnt %d total %" PRId64 " next '%s' seen %d\n",
+                   pages, cnt, total, next, seen);
+            return -1;
+        }
+        seen += cnt;
+        if (next[0] == '\0')
+            break;
+        snprintf(cursor, sizeof cursor, "%s", next);
+    }
+    if (seen != n) {
+        printf("# saw %d of %d\n", seen, n);
+        return -1;
+    }
+    return 0;
+}
+
+#define N_LIST 250
+
+/* What fill_catalogue stored about architecture i. */
+struct cat_arch {
+    int64_t id;
+    int s1;           /* in space "s1" (else "s2") */
+    int on_c10;       /* measured on cifar10 */
+    double c10_acc;   /* mean of cifar10/acc */
+    double c10_any;   /* mean of every cifar10 measurement */
+    double c100;      /* its one cifar100/acc value */
+};
+
+/* 250 architectures in two spaces.  On cifar10/acc most have one or two
+ * measurements whose mean takes few distinct values (ties across page
+ * boundaries); every 10th has none there; some also have a cifar10/loss,
+ * so "any metric" of cifar10 differs from acc.  All have one cifar100/acc
+ * (a single-metric dataset).  Values are multiples of 1/8, so sums are
+ * exact and C and SQLite agree on every mean. */
+static int fill_catalogue(struct ctnas_store *st, struct cat_arch *cat)
+{
+    struct ctnas_err err;
+    if (ctnas_store_begin(st, &err) != 0)
+        return -1;
+    for (int i = 0; i < N_LIST; i++) {
+        struct cat_arch *c = &cat[i];
+        memset(c, 0, sizeof *c);
+        c->s1 = i % 3 == 0;
+        if (add_arch(st, c->s1 ? "s1" : "s2", i, &c->id) != 0)
+            return -1;
+        c->c100 = (i * 7) % 13;
+        struct ctnas_measurement m = meas("cifar100", "acc", c->c100, 0,
+                                          "api");
+        if (ctnas_store_meas_add(st, c->id, &m, NULL, &err) != 0)
+            return -1;
+        if (i % 10 == 0)
+            continue;
+        c->on_c10 = 1;
+        double v1 = (i % 9) * 0.125, sum = v1;
+        int cnt = 1;
+        m = meas("cifar10", "acc", v1, 0, "api");
+        if (ctnas_store_meas_add(st, c->id, &m, NULL, &err) != 0)
+            return -1;
+        if (i % 4 == 1) {
+            /* A second seed: mean (v1 + v2) / 2, another tie value. */
+            m = meas("cifar10", "acc", v1 + 0.25, 1, "api");
+            if (ctnas_store_meas_add(st, c->id, &m, NULL, &err) != 0)
+                return -1;
+            sum += v1 + 0.25;
+            cnt++;
+        }
+        c->c10_acc = sum / cnt;
+        if (i % 5 == 1) {
+            m = meas("cifar10", "loss", 0.5, 0, "api");
+            if (ctnas_store_meas_add(st, c->id, &m, NULL, &err) != 0)
+                return -1;
+            sum += 0.5;
+            cnt++;
+        }
+        c->c10_any = sum / cnt;
+    }
+    return ctnas_store_commit(st, &err);
+}
+
+enum cat_key { KEY_ID, KEY_C10_ACC, KEY_C10_ANY, KEY_C100 };
+
+/* The expected listing: the architectures passing the filters (on_c10
+ * when need_c10, space s1 when only_s1) in the given order. */
+static int expected(const struct cat_arch *cat, int need_c10, int only_s1,
+                    enum cat_key key, int order, struct expect *out)
+{
+    int n = 0;
+    for (int i = 0; i < N_LIST; i++) {
+        if ((need_c10 && !cat[i].on_c10) || (only_s1 && !cat[i].s1))
+            continue;
+        out[n].id = cat[i].id;
+        out[n].mean = key == KEY_C10_ACC ? cat[i].c10_acc
+                      : key == KEY_C10_ANY ? cat[i].c10_any
+                      : key == KEY_C100 ? cat[i].c100 : 0;
+        n++;
+    }
+    if (order == CTNAS_ORDER_METRIC_DESC)
+        qsort(out, (size_t)n, sizeof *out, by_mean_desc);
+    else if (order == CTNAS_ORDER_METRIC_ASC)
+        qsort(out, (size_t)n, sizeof *out, by_mean_asc);
+    return n;
+}
+
+static void test_list_id_pages(void)
+{
+    WITH_STORE(st, t);
+    struct cat_arch cat[N_LIST];
+    struct expect want[N_LIST];
+    int rfill = fill_catalogue(st, cat);
+    int rs[6] = { -1, -1, -1, -1, -1, -1 };
+    if (rfill == 0) {
+        struct ctnas_arch_query q = { .order = CTNAS_ORDER_ID, .limit = 7 };
+        int n = expected(cat, 0, 0, KEY_ID, CTNAS_ORDER_ID, want);
+        rs[0] = walk(st, q, want, n, 1);
+        /* With a dataset filter: only archs measured on it. */
+        q.dataset = "cifar10";
+        n = expected(cat, 1, 0, KEY_ID, CTNAS_ORDER_ID, want);
+        rs[1] = walk(st, q, want, n, 1);
+        q.metric = "acc";
+        rs[2] = walk(st, q, want, n, 1);
+        q.space = "s1";
+        n = expected(cat, 1, 1, KEY_ID, CTNAS_ORDER_ID, want);
+        rs[3] = walk(st, q, want, n, 1);
+        /* One page holding everything has no next cursor; nor has a page
+         * exactly as long as what is left. */
+        struct ctnas_arch_query q2 = { .order = CTNAS_ORDER_ID,
+                                       .limit = 1000 };
+        n = expected(cat, 0, 0, KEY_ID, CTNAS_ORDER_ID, want);
+        rs[4] = walk(st, q2, want, n, 1);
+        q2.limit = N_LIST;
+        rs[5] = walk(st, q2, want, n, 1);
+    }
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(rfill, 0);
+    for (int i = 0; i < 6; i++)
+        ASSERT_MSG(rs[i] == 0, "walk %d failed", i);
+}
+
+static void test_list_metric_pages(void)
+{
+    WITH_STORE(st, t);
+    struct cat_arch cat[N_LIST];
+    struct expect want[N_LIST];
+    int rfill = fill_catalogue(st, cat);
+    /* dataset, metric, only s1, key, order, limit */
+    static const struct {
+        const char *dataset, *metric;
+        int s1;
+        enum cat_key key;
+        int order, limit;
+    } cases[] = {
+        { "cifar10", "acc", 0, KEY_C10_ACC, CTNAS_ORDER_METRIC_DESC, 7 },
+        { "cifar10", "acc", 0, KEY_C10_ACC, CTNAS_ORDER_METRIC_ASC, 7 },
+        { "cifar10", "acc", 1, KEY_C10_ACC, CTNAS_ORDER_METRIC_ASC, 7 },
+        { "cifar10", "acc", 1, KEY_C10_ACC, CTNAS_ORDER_METRIC_DESC, 4 },
+        /* Page sizes 1 and 3 cross every tie boundary differently. */
+        { "cifar10", "acc", 0, KEY_C10_ACC, CTNAS_ORDER_METRIC_DESC, 1 },
+        { "cifar10", "acc", 0, KEY_C10_ACC, CTNAS_ORDER_METRIC_DESC, 3 },
+        /* Every metric of cifar10 (acc and loss): the GROUP BY path. */
+        { "cifar10", NULL, 0, KEY_C10_ANY, CTNAS_ORDER_METRIC_DESC, 7 },
+        { "cifar10", NULL, 0, KEY_C10_ANY, CTNAS_ORDER_METRIC_ASC, 5 },
+        { "cifar10", NULL, 1, KEY_C10_ANY, CTNAS_ORDER_METRIC_DESC, 7 },
+        /* Every metric of cifar100, which has one: the stored means. */
+        { "cifar100", NULL, 0, KEY_C100, CTNAS_ORDER_METRIC_DESC, 7 },
+        { "cifar100", NULL, 1, KEY_C100, CTNAS_ORDER_METRIC_ASC, 6 },
+        { "cifar100", "acc", 0, KEY_C100, CTNAS_ORDER_METRIC_ASC, 9 },
+    };
+    enum { NC = sizeof cases / sizeof cases[0] };
+    int rs[NC];
+    for (int i = 0; i < NC; i++) {
+        rs[i] = -1;
+        if (rfill != 0)
+            continue;
+        struct ctnas_arch_query q = {
+            .space = cases[i].s1 ? "s1" : NULL,
+            .dataset = cases[i].dataset, .metric = cases[i].metric,
+            .order = cases[i].order, .limit = cases[i].limit,
+        };
+        int n = expected(cat, cases[i].key != KEY_C100, cases[i].s1,
+                         cases[i].key, cases[i].order, want);
+        rs[i] = walk(st, q, want, n, 1);
+    }
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(rfill, 0);
+    for (int i = 0; i < NC; i++)
+        ASSERT_MSG(rs[i] == 0, "case %d failed", i);
+}
+
+/* Rows carry all their measurements, and "any metric" of a dataset means
+ * the mean over every metric there. */
+static void test_list_rows_and_any_metric(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int64_t a, b;
+    int r = add_arch(st, "s1", 1, &a);
+    if (r == 0)
+        r = add_arch(st, "s1", 2, &b);
+    struct ctnas_measurement ms[] = {
+        meas("cifar10", "acc", 0.5, 0, "api"),     /* a */
+        meas("imagenet", "acc", 0.9, 0, "api"),    /* a */
+        meas("cifar10", "loss", 3.0, 0, "api"),    /* a: any-metric 1.75 */
+        meas("cifar10", "acc", 0.75, 0, "api"),    /* b: any-metric 0.75 */
+    };
+    for (int i = 0; r == 0 && i < 4; i++)
+        r = ctnas_store_meas_add(st, i < 3 ? a : b, &ms[i], NULL, &err);
+
+    struct ctnas_arch_row *rows = NULL;
+    int n = 0;
+    int64_t total = 0;
+    char next[128];
+    struct ctnas_arch_query q = { .dataset = "cifar10", .metric = "acc",
+                                  .order = CTNAS_ORDER_METRIC_DESC,
+                                  .limit = 10 };
+    int r1 = r ? r : ctnas_store_arch_list(st, &q, &rows, &n, &total, next,
+                                           &err);
+    int ok1 = r1 == 0 && n == 2 && total == 2 && next[0] == '\0' &&
+              rows[0].id == b && rows[1].id == a && rows[1].n_meas == 3 &&
+              strcmp(rows[1].meas[1].dataset, "imagenet") == 0 &&
+              rows[0].n_meas == 1;
+    ctnas_store_rows_free(rows, n);
+    q.metric = NULL;
+    int r2 = r ? r : ctnas_store_arch_list(st, &q, &rows, &n, &total, next,
+                                           &err);
+    int ok2 = r2 == 0 && n == 2 && total == 2 && rows[0].id == a &&
+              rows[1].id == b;
+    ctnas_store_rows_free(rows, n);
+    /* A metric filter alone (no dataset) in id order. */
+    struct ctnas_arch_query q3 = { .metric = "loss", .limit = 10 };
+    int r3 = r ? r : ctnas_store_arch_list(st, &q3, &rows, &n, &total, next,
+                                           &err);
+    int ok3 = r3 == 0 && n == 1 && total == 1 && rows[0].id == a;
+    ctnas_store_rows_free(rows, n);
+    /* An unknown dataset: an empty page, not an error. */
+    q.dataset = "nope";
+    int r4 = r ? r : ctnas_store_arch_list(st, &q, &rows, &n, &total, next,
+                                           &err);
+    int ok4 = r4 == 0 && n == 0 && total == 0 && next[0] == '\0';
+    ctnas_store_rows_free(rows, n);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_MSG(r == 0, "setup: %s", err.msg);
+    ASSERT(ok1);
+    ASSERT(ok2);
+    ASSERT(ok3);
+    ASSERT(ok4);
+}
+
+/* arch_scores, kept by triggers, always equals a fresh aggregate of
+ * measurements: after inserts, after a cascade delete of an architecture
+ * and a delete of single measurements; updates are refused. */
+static void test_scores_follow_measurements(void)
+{
+    WITH_STORE(st, t);
+    struct cat_arch cat[N_LIST];
+    int rfill = fill_catalogue(st, cat);
+    ctnas_store_close(st);
+    static const char diff[] =
+        "SELECT count(*) FROM (SELECT arch_id, dataset, metric, mean"
+        " FROM arch_scores EXCEPT SELECT m.arch_id, m.dataset, m.metric,"
+        " avg(m.value) FROM measurements m GROUP BY 1, 2, 3) ";
+    static const char diff2[] =
+        "SELECT (SELECT count(*) FROM arch_scores) - (SELECT count(*) FROM"
+        " (SELECT DISTINCT arch_id, dataset, metric FROM measurements))";
+    int d0 = raw_int(t.path, diff), c0 = raw_int(t.path, diff2);
+    int n0 = raw_int(t.path, "SELECT count(*) FROM arch_scores");
+    int rd = raw_exec(t.path, "PRAGMA foreign_keys = ON;"
+                              " DELETE FROM architectures WHERE id % 7 = 3;"
+                              " DELETE FROM measurements WHERE id % 5 = 0;");
+    int d1 = raw_int(t.path, diff), c1 = raw_int(t.path, diff2);
+    int orphans = raw_int(t.path, "SELECT count(*) FROM arch_scores WHERE"
+                                  " arch_id NOT IN (SELECT id FROM"
+                                  " architectures)");
+    int n1 = raw_int(t.path, "SELECT count(*) FROM arch_scores");
+    int ru = raw_exec(t.path, "UPDATE measurements SET value = 1");
+    tmpdb_remove(&t);
+    ASSERT_EQ(rfill, 0);
+    ASSERT(n0 > N_LIST);
+    ASSERT_EQ(d0, 0);
+    ASSERT_EQ(c0, 0);
+    ASSERT_EQ(rd, SQLITE_OK);
+    ASSERT(n1 < n0);
+    ASSERT_EQ(d1, 0);
+    ASSERT_EQ(c1, 0);
+    ASSERT_EQ(orphans, 0);
+    ASSERT(ru != SQLITE_OK);
+}
+
+static int list_err(struct ctnas_store *st, struct ctnas_arch_query q,
+                    struct ctnas_err *err)
+{
+    struct ctnas_arch_row *rows = (struct ctnas_arch_row *)err;  /* poison */
+    int n = -1;
+    int64_t total = -1;
+    char next[128] = "x";
+    int r = ctnas_store_arch_list(st, &q, &rows, &n, &total, next, err);
+    if (r != 0 && (rows != NULL || n != 0 || next[0] != '\0'))
+        return 999;   /* failure must leave clean outputs */
+    ctnas_store_rows_free(rows, n);
+    return r;
+}
+
+static void test_list_bad_input(void)
+{
+    WITH_STORE(st, t);
+    struct cat_arch cat[N_LIST];
+    int rfill = fill_catalogue(st, cat);
+
+    /* A real cursor of a metric_desc listing on cifar10/acc. */
+    struct ctnas_arch_query q = { .dataset = "cifar10", .metric = "acc",
+                                  .order = CTNAS_ORDER_METRIC_DESC,
+                                  .limit = 5 };
+    struct ctnas_arch_row *rows = NULL;
+    int n = 0;
+    int64_t total;
+    char good[128] = "";
+    struct ctnas_err err = { 0 };
+    int r0 = ctnas_store_arch_list(st, &q, &rows, &n, &total, good, &err);
+    ctnas_store_rows_free(rows, n);
+
+    struct ctnas_err e[12];
+    memset(e, 0, sizeof e);
+    int rs[12];
+    struct ctnas_arch_query b = q;
+    b.limit = 0;
+    rs[0] = list_err(st, b, &e[0]);
+    b.limit = 1001;
+    rs[1] = list_err(st, b, &e[1]);
+    b = q;
+    b.dataset = NULL;
+    rs[2] = list_err(st, b, &e[2]);
+    b = q;
+    b.cursor = "zzz";
+    rs[3] = list_err(st, b, &e[3]);
+    /* Same cursor, other order. */
+    b = q;
+    b.cursor = good;
+    b.order = CTNAS_ORDER_METRIC_ASC;
+    rs[4] = list_err(st, b, &e[4]);
+    b.order = CTNAS_ORDER_ID;
+    rs[5] = list_err(st, b, &e[5]);
+    /* Same cursor, other filters. */
+    b = q;
+    b.cursor = good;
+    b.dataset = "cifar100";
+    rs[6] = list_err(st, b, &e[6]);
+    /* Non-canonical spellings of a valid cursor. */
+    char upper[128];
+    snprintf(upper, sizeof upper, "%s", good);
+    for (char *p = upper; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    b = q;
+    b.cursor = upper;
+    rs[7] = list_err(st, b, &e[7]);
+    char trailing[140];
+    snprintf(trailing, sizeof trailing, "%s ", good);
+    b.cursor = trailing;
+    rs[8] = list_err(st, b, &e[8]);
+    b.order = 7;
+    b.cursor = NULL;
+    rs[9] = list_err(st, b, &e[9]);
+    /* Hand-made variants: unknown tag, id with a leading zero, id past
+     * int64, a NaN mean. */
+    char bad[4][160];
+    snprintf(bad[0], sizeof bad[0], "x%s", good + 1);
+    snprintf(bad[1], sizeof bad[1], "%.28s0%s", good, good + 28);
+    snprintf(bad[2], sizeof bad[2], "%.28s9223372036854775808", good);
+    snprintf(bad[3], sizeof bad[3], "%.11s7ff8000000000000%s", good,
+             good + 27);
+    int rbad[4];
+    struct ctnas_err ebad[4];
+    b = q;
+    for (int i = 0; i < 4; i++) {
+        b.cursor = bad[i];
+        rbad[i] = list_err(st, b, &ebad[i]);
+    }
+    /* The same with an int64-sized id is well-formed (an empty page). */
+    char big[160];
+    snprintf(big, sizeof big, "%.28s9223372036854775807", good);
+    b.cursor = big;
+    int rbig = list_err(st, b, &e[11]);
+    /* The untouched cursor still works. */
+    b = q;
+    b.cursor = good;
+    rs[10] = list_err(st, b, &e[10]);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+
+    ASSERT_EQ(rfill, 0);
+    ASSERT_MSG(r0 == 0 && good[0] != '\0', "first page: %s", err.msg);
+    for (int i = 0; i <= 1; i++) {
+        ASSERT_EQ(rs[i], CTNAS_EINVAL);
+        ASSERT_STREQ(e[i].field, "limit");
+    }
+    ASSERT_EQ(rs[2], CTNAS_EINVAL);
+    ASSERT_STREQ(e[2].field, "dataset");
+    for (int i = 3; i <= 8; i++) {
+        ASSERT_MSG(rs[i] == CTNAS_EINVAL, "case %d: %d", i, rs[i]);
+        ASSERT_STREQ(e[i].field, "cursor");
+    }
+    ASSERT_EQ(rs[9], CTNAS_EINVAL);
+    ASSERT_STREQ(e[9].field, "order");
+    ASSERT_EQ(rs[10], 0);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_MSG(rbad[i] == CTNAS_EINVAL, "bad cursor %d (%s): %d", i,
+                   bad[i], rbad[i]);
+        ASSERT_STREQ(ebad[i].field, "cursor");
+    }
+    ASSERT_EQ(rbig, 0);
+}
+
+/* ---- concurrency, locks and failures ---- */
+
+static void test_lock(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    struct ctnas_err err = { 0 };
+    int fd1 = -1, fd2 = -1, fd3 = -1;
+    int r1 = ctnas_store_lock(t.path, &fd1, &err);
+    struct ctnas_err e2 = { 0 };
+    int r2 = ctnas_store_lock(t.path, &fd2, &e2);
+    /* And from another process, the real case: exit 0 when refused with
+     * our pid named. */
+    char pidtxt[32];
+    snprintf(pidtxt, sizeof pidtxt, "(pid %ld)", (long)getpid());
+    int child_ok = 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct ctnas_err ce = { 0 };
+        int cfd = -1;
+        int cr = ctnas_store_lock(t.path, &cfd, &ce);
+        _exit(cr == CTNAS_ECONFLICT && strstr(ce.msg, pidtxt) ? 0 : 1);
+    }
+    if (pid > 0) {
+        int status = 0;
+        child_ok = waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                   WEXITSTATUS(status) == 0;
+    }
+    ctnas_store_unlock(fd1, t.path);
+    int r3 = ctnas_store_lock(t.path, &fd3, &err);
+    ctnas_store_unlock(fd3, t.path);
+    ctnas_store_unlock(-1, t.path);   /* a no-op */
+    char lockp[sizeof t.path + 8];
+    snprintf(lockp, sizeof lockp, "%s.lock", t.path);
+    int exists = access(lockp, F_OK) == 0;
+    tmpdb_remove(&t);
+
+    ASSERT_EQ(r1, 0);
+    ASSERT(fd1 >= 0);
+    ASSERT_EQ(r2, CTNAS_ECONFLICT);
+    ASSERT_EQ(fd2, -1);
+    char want[sizeof t.path + 64];
+    snprintf(want, sizeof want,
+             "database %s is in use by another ctnasd (pid %ld)", t.path,
+             (long)getpid());
+    want[sizeof e2.msg - 1] = '\0';   /* msg is truncated the same way */
+    ASSERT_STREQ(e2.msg, want);
+    ASSERT(child_ok);
+    ASSERT_EQ(r3, 0);
+    ASSERT(exists);
+}
+
+/* A second writer gets EBUSY once the busy timeout runs out, and a reader
+ * keeps working beside the writer (WAL). */
+static void test_busy(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_store *st2 = NULL;
+    struct ctnas_err err = { 0 };
+    int r = ctnas_store_open(t.path, 0, &st2, &err);
+    int64_t id;
+    if (r == 0)
+        r = add_arch(st, "s1", 1, &id);
+    if (r == 0) {
+        sqlite3_busy_timeout(st2->db, 50);
+        r = ctnas_store_begin(st, &err);
+    }
+    int64_t id2;
+    if (r == 0)
+        r = add_arch(st, "s1", 2, &id2);
+    struct ctnas_err e2 = { 0 };
+    int rb = r ? r : ctnas_store_begin(st2, &e2);
+    int64_t n = -1;
+    int rn = ctnas_store_arch_count(st2, NULL, &n, &err);
+    ctnas_store_rollback(st2);
+    ctnas_store_rollback(st);
+    ctnas_store_close(st2);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_MSG(r == 0, "setup: %s", err.msg);
+    ASSERT_EQ(rb, CTNAS_EBUSY);
+    ASSERT_EQ(rn, 0);
+    ASSERT_EQ(n, 1);   /* the committed row, not the pending one */
+}
+
+/* SQLITE_FULL, provoked by capping the file at its current size. */
+static void test_disk_full(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int r = sqlite3_exec(st->db, "PRAGMA max_page_count = 1", NULL, NULL,
+                         NULL);
+    int rw = 0;
+    char enc[CTNAS_ENCODING_MAX];
+    memset(enc, 'x', sizeof enc - 1);
+    enc[sizeof enc - 1] = '\0';
+    for (int i = 0; r == SQLITE_OK && rw == 0 && i < 1000; i++) {
+        char hash[CTNAS_HASH_LEN];
+        snprintf(hash, sizeof hash, "%032x", (unsigned)i);
+        rw = ctnas_store_arch_upsert(st, "s1", enc, hash, &(int64_t){0},
+                                     NULL, &err);
+    }
+    int64_t n = -1;
+    int rp = ctnas_store_ping(st, NULL);
+    ctnas_store_arch_count(st, NULL, &n, NULL);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, SQLITE_OK);
+    ASSERT_EQ(rw, CTNAS_EREADONLY);
+    ASSERT(strstr(err.msg, "disk full") != NULL);
+    ASSERT_EQ(rp, 0);   /* reads still work */
+    ASSERT(n >= 0);
+}
+
+static void test_readonly_file(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    int r = ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err);
+    int64_t id;
+    if (r == 0)
+        r = add_arch(st, "s1", 1, &id);
+    ctnas_store_close(st);
+    st = NULL;
+    int rc = chmod(t.path, 0444);
+    int ro = r == 0 && rc == 0
+             ? ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err) : 0;
+    ctnas_store_close(st);
+    chmod(t.path, 0600);
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(ro, CTNAS_EREADONLY);
+    ASSERT(strstr(err.msg, "read-only") != NULL);
+}
+
+/* ---- speed ---- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Time one listing call; returns its ms or -1 on error. */
+static double time_list(struct ctnas_store *st,
+                        const struct ctnas_arch_query *q, int64_t *total)
+{
+    struct ctnas_arch_row *rows;
+    int n;
+    char next[128];
+    double a = now_ms();
+    int r = ctnas_store_arch_list(st, q, &rows, &n, total, next, NULL);
+    double dt = now_ms() - a;
+    ctnas_store_rows_free(rows, n);
+    return r == 0 ? dt : -1;
+}
+
+/* The NAS-Bench-201 scale: 15,625 architectures; cifar10 carries one
+ * metric (like an import of nb201_cifar10.csv), cifar100 and imagenet16
+ * two.  Prints listing times (a TAP comment, not a pass/fail: sanitizer
+ * and valgrind builds are slow) and checks the pages' content. */
+static void test_list_large(void)
+{
+    WITH_STORE(st, t);
+    enum { N = 15625 };
+    static const char *const ds[] = { "cifar10", "cifar100", "imagenet16" };
+    struct ctnas_err err = { 0 };
+    struct expect *want = calloc(N, sizeof *want);
+    struct expect *want10 = calloc(N, sizeof *want10);
+    int r = want && want10 ? ctnas_store_begin(st, &err) : -1;
+    double t0 = now_ms();
+    for (int i = 0; r == 0 && i < N; i++) {
+        int64_t id;
+        r = add_arch(st, "nasbench201", i, &id);
+        for (int d = 0; r == 0 && d < 3; d++) {
+            /* Deterministic scatter with many ties: 1000 values. */
+            double v = ((i * 7919 + d * 104729) % 1000) / 8.0;
+            struct ctnas_measurement m = meas(ds[d], "test_accuracy", v, 200,
+                                              "import");
+            r = ctnas_store_meas_add(st, id, &m, NULL, &err);
+            m = meas(ds[d], "valid_accuracy", v / 2, 200, "import");
+            if (r == 0 && d > 0)
+                r = ctnas_store_meas_add(st, id, &m, NULL, &err);
+            struct expect *w = d == 0 ? want10 : d == 1 ? want : NULL;
+            if (w != NULL) {
+                w[i].id = id;
+                w[i].mean = v;
+            }
+        }
+    }
+    if (r == 0)
+        r = ctnas_store_commit(st, &err);
+    double t_fill = now_ms() - t0;
+    if (r == 0) {
+        qsort(want, N, sizeof *want, by_mean_desc);
+        qsort(want10, N, sizeof *want10, by_mean_desc);
+    }
+
+    /* Walk the first 20 pages (2,000 rows) of cifar100/test_accuracy. */
+    struct ctnas_arch_query q = { .dataset = "cifar100",
+                                  .metric = "test_accuracy",
+                                  .order = CTNAS_ORDER_METRIC_DESC,
+                                  .limit = 100 };
+    char cursor[128] = "", next[128] = "";
+    int pages = 0, bad = 0, seen = 0;
+    double best = 1e9, worst = 0, sum = 0;
+    while (r == 0 && pages < 20) {
+        struct ctnas_arch_row *rows;
+        int n;
+        int64_t total;
+        q.cursor = cursor[0] ? cursor : NULL;
+        double a = now_ms();
+        r = ctnas_store_arch_list(st, &q, &rows, &n, &total, next, &err);
+        double dt = now_ms() - a;
+        if (r != 0)
+            break;
+        best = dt < best ? dt : best;
+        worst = dt > worst ? dt : worst;
+        sum += dt;
+        for (int i = 0; i < n; i++)
+            bad |= rows[i].id != want[seen + i].id || rows[i].n_meas != 5;
+        bad |= total != N || n != 100;
+        ctnas_store_rows_free(rows, n);
+        seen += n;
+        pages++;
+        snprintf(cursor, sizeof cursor, "%s", next);
+    }
+
+    /* cifar10 without a metric: its only metric's stored means. */
+    struct ctnas_arch_query q10 = { .dataset = "cifar10",
+                                    .order = CTNAS_ORDER_METRIC_DESC,
+                                    .limit = 100 };
+    struct ctnas_arch_row *rows = NULL;
+    int n = 0;
+    int64_t total = 0, t2 = 0, t3 = 0, t4 = 0;
+    double a = now_ms();
+    int r10 = r ? r : ctnas_store_arch_list(st, &q10, &rows, &n, &total,
+                                            next, &err);
+    double t_any1 = now_ms() - a;
+    for (int i = 0; r10 == 0 && i < n; i++)
+        bad |= rows[i].id != want10[i].id;
+    ctnas_store_rows_free(rows, n);
+    /* Id order filtered by dataset; and the GROUP BY path (every metric
+     * of a dataset that has two). */
+    struct ctnas_arch_query qi = { .dataset = "cifar10", .limit = 100 };
+    double t_id1 = r ? -1 : time_list(st, &qi, &t2);
+    qi.dataset = "cifar100";
+    double t_id2 = r ? -1 : time_list(st, &qi, &t3);
+    q10.dataset = "cifar100";
+    double t_any2 = r ? -1 : time_list(st, &q10, &t4);
+
+    printf("# %d archs, %d measurements: filled in %.0f ms\n", N, N * 5,
+           t_fill);
+    printf("# metric_desc page of 100, cifar100/test_accuracy: best %.2f ms,"
+           " mean %.2f ms, worst %.2f ms over %d pages\n", best,
+           pages ? sum / pages : 0.0, worst, pages);
+    printf("# metric_desc page of 100, cifar10 (one metric, no metric "
+           "given): %.2f ms\n", t_any1);
+    printf("# id page of 100, dataset filter: cifar10 %.2f ms, cifar100 "
+           "(two metrics) %.2f ms\n", t_id1, t_id2);
+    printf("# metric_desc page of 100, cifar100 over both metrics "
+           "(GROUP BY): %.2f ms\n", t_any2);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    free(want);
+    free(want10);
+    ASSERT_MSG(r == 0, "large: %s", err.msg);
+    ASSERT_EQ(r10, 0);
+    ASSERT_EQ(total, N);
+    ASSERT_EQ(t2, N);
+    ASSERT_EQ(t3, N);
+    ASSERT_EQ(t4, N);
+    ASSERT(t_id1 >= 0 && t_id2 >= 0 && t_any2 >= 0);
+    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(pages, 20);
+}
+
+int main(void)
+{
+    TEST_RUN(test_migrate_from_empty);
+    TEST_RUN(test_reopen_is_noop);
+    TEST_RUN(test_newer_refused);
+    TEST_RUN(test_upgrade_from_previous);
+    TEST_RUN(test_not_a_database);
+    TEST_RUN(test_memory_db);
+    TEST_RUN(test_upsert_idempotent);
+    TEST_RUN(test_meas_idempotent);
+    TEST_RUN(test_foreign_key);
+    TEST_RUN(test_rollback);
+    TEST_RUN(test_list_id_pages);
+    TEST_RUN(test_list_metric_pages);
+    TEST_RUN(test_list_rows_and_any_metric);
+    TEST_RUN(test_list_bad_input);
+    TEST_RUN(test_scores_follow_measurements);
+    TEST_RUN(test_lock);
+    TEST_RUN(test_busy);
+    TEST_RUN(test_disk_full);
+    /* Root writes through file modes, so 0444 proves nothing there. */
+    if (geteuid() == 0)
+        TEST_SKIP(test_readonly_file, "running as root: file modes do not "
+                                      "stop writes");
+    else
+        TEST_RUN(test_readonly_file);
+    TEST_RUN(test_list_large);
+    return test_done();
+}
