@@ -1,0 +1,1443 @@
+/*
+ * nac.c - the comparator network: parameter layout and initialisation,
+ * batch stacking with node-state dedupe, forward and hand-written
+ * backward, the three heads, the pair loss, serving features and the
+ * serialised form.
+ *
+ * Owns only the memory of its batches, caches and models.  Reaches BLAS
+ * through blas.h; randomness only through a passed struct ctnas_rng.
+ * Written over ctnas_real so the gradient tests can build it in double.
+ */
+#include "config.h"
+#include "nac.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Config and layout */
+
+static const char *const head_names[] = {"concat", "diff", "mlp"};
+
+const char *ctnas_nac_head_name(int head)
+{
+    if (head < 0 || head > CTNAS_NAC_HEAD_MLP)
+        return "?";
+    return head_names[head];
+}
+
+int ctnas_nac_head_parse(const char *name)
+{
+    for (int i = 0; i <= CTNAS_NAC_HEAD_MLP; i++)
+        if (strcmp(name, head_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void ctnas_nac_config_default(struct ctnas_nac_config *cfg)
+{
+    cfg->n_types = 0;
+    cfg->dim = 128;
+    cfg->layers = 4;
+    cfg->head = CTNAS_NAC_HEAD_DIFF;
+    cfg->hidden = 64;
+    cfg->norm = 0;
+    cfg->bidir = 0;
+}
+
+int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
+                           struct ctnas_err *err)
+{
+    if (cfg->n_types < 1 || cfg->n_types > CTNAS_NAC_MAX_TYPES)
+        return ctnas_err_set(err, CTNAS_EINVAL, "n_types",
+                             "node types must be 1..%d",
+                             CTNAS_NAC_MAX_TYPES);
+    if (cfg->dim < 1 || cfg->dim > CTNAS_NAC_MAX_DIM)
+        return ctnas_err_set(err, CTNAS_EINVAL, "dim", "dim must be 1..%d",
+                             CTNAS_NAC_MAX_DIM);
+    if (cfg->layers < 0 || cfg->layers > CTNAS_NAC_MAX_LAYERS)
+        return ctnas_err_set(err, CTNAS_EINVAL, "layers",
+                             "layers must be 0..%d", CTNAS_NAC_MAX_LAYERS);
+    if (cfg->head < 0 || cfg->head > CTNAS_NAC_HEAD_MLP)
+        return ctnas_err_set(err, CTNAS_EINVAL, "head",
+                             "head must be concat, diff or mlp");
+    if (cfg->head == CTNAS_NAC_HEAD_MLP &&
+        (cfg->hidden < 1 || cfg->hidden > CTNAS_NAC_MAX_HIDDEN))
+        return ctnas_err_set(err, CTNAS_EINVAL, "hidden",
+                             "hidden must be 1..%d", CTNAS_NAC_MAX_HIDDEN);
+    if (cfg->norm != 0 && cfg->norm != 1)
+        return ctnas_err_set(err, CTNAS_EINVAL, "norm", "norm must be 0 or 1");
+    if (cfg->bidir < 0 || cfg->bidir > 2)
+        return ctnas_err_set(err, CTNAS_EINVAL, "bidir",
+                             "bidir must be 0, 1 or 2");
+    return 0;
+}
+
+void ctnas_nac_layout_init(const struct ctnas_nac_config *cfg,
+                           struct ctnas_nac_layout *lay)
+{
+    size_t d = (size_t)cfg->dim, o = 0;
+    size_t kin = (cfg->bidir == 2 ? 2 : 1) * d;
+    memset(lay, 0, sizeof *lay);
+    lay->emb = o;
+    o += (size_t)cfg->n_types * d;
+    for (int l = 0; l < cfg->layers; l++) {
+        lay->w[l] = o;
+        o += kin * d;
+        lay->b[l] = o;
+        o += d;
+    }
+    switch (cfg->head) {
+    case CTNAS_NAC_HEAD_CONCAT:
+        lay->u = o;
+        o += d;
+        lay->v = o;
+        o += d;
+        lay->c = o;
+        o += 1;
+        lay->feat_width = 2;
+        break;
+    case CTNAS_NAC_HEAD_DIFF:
+        lay->w_diff = o;
+        o += d;
+        lay->feat_width = 2;
+        break;
+    default:
+        lay->w1 = o;
+        o += (size_t)cfg->hidden * d;
+        lay->b1 = o;
+        o += (size_t)cfg->hidden;
+        lay->w2 = o;
+        o += (size_t)cfg->hidden;
+        lay->feat_width = cfg->hidden;
+        break;
+    }
+    lay->n_params = o;
+}
+
+static void fill_uniform(ctnas_real *x, size_t n, double bound,
+                         struct ctnas_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (ctnas_real)((2.0 * ctnas_rng_uniform(rng) - 1.0) * bound);
+}
+
+void ctnas_nac_init_params(const struct ctnas_nac_config *cfg,
+                           const struct ctnas_nac_layout *lay,
+                           ctnas_real *theta, struct ctnas_rng *rng)
+{
+    size_t d = (size_t)cfg->dim;
+    size_t kin = (cfg->bidir == 2 ? 2 : 1) * d;
+    double bd = 1.0 / sqrt((double)d), bk = 1.0 / sqrt((double)kin);
+    for (size_t i = 0; i < (size_t)cfg->n_types * d; i++)
+        theta[lay->emb + i] = (ctnas_real)ctnas_rng_normal(rng);
+    for (int l = 0; l < cfg->layers; l++) {
+        fill_uniform(theta + lay->w[l], kin * d, bk, rng);
+        fill_uniform(theta + lay->b[l], d, bk, rng);
+    }
+    switch (cfg->head) {
+    case CTNAS_NAC_HEAD_CONCAT: {
+        double b2 = 1.0 / sqrt(2.0 * (double)d);
+        fill_uniform(theta + lay->u, d, b2, rng);
+        fill_uniform(theta + lay->v, d, b2, rng);
+        fill_uniform(theta + lay->c, 1, b2, rng);
+        break;
+    }
+    case CTNAS_NAC_HEAD_DIFF:
+        fill_uniform(theta + lay->w_diff, d, bd, rng);
+        break;
+    default:
+        fill_uniform(theta + lay->w1, (size_t)cfg->hidden * d, bd, rng);
+        fill_uniform(theta + lay->b1, (size_t)cfg->hidden, bd, rng);
+        fill_uniform(theta + lay->w2, (size_t)cfg->hidden,
+                     1.0 / sqrt((double)cfg->hidden), rng);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Batches */
+
+#define MAX_PRED (CTNAS_GRAPH_MAX - 1)
+
+int ctnas_nac_batch_init(struct ctnas_nac_batch *b, int cap_graphs,
+                         int layers, int dedupe)
+{
+    memset(b, 0, sizeof *b);
+    assert(cap_graphs >= 1 && layers >= 0 && layers <= CTNAS_NAC_MAX_LAYERS);
+    size_t rows = (size_t)cap_graphs * CTNAS_GRAPH_MAX;
+    b->cap_graphs = cap_graphs;
+    b->layers = layers;
+    b->dedupe = dedupe;
+    b->row_off = malloc((size_t)(cap_graphs + 1) * sizeof *b->row_off);
+    b->type0 = malloc(rows * sizeof *b->type0);
+    b->rpred_off = malloc((rows + 1) * sizeof *b->rpred_off);
+    b->rpred = malloc(rows * MAX_PRED * sizeof *b->rpred);
+    b->rnpred = malloc(rows * sizeof *b->rnpred);
+    int ok = b->row_off && b->type0 && b->rpred_off && b->rpred && b->rnpred;
+    for (int l = 0; l <= layers && ok; l++) {
+        b->uid[l] = malloc(rows * sizeof *b->uid[l]);
+        ok = b->uid[l] != NULL;
+        if (l == 0 || !ok)
+            continue;
+        b->self[l] = malloc(rows * sizeof *b->self[l]);
+        b->pred_off[l] = malloc((rows + 1) * sizeof *b->pred_off[l]);
+        b->pred[l] = malloc(rows * MAX_PRED * sizeof *b->pred[l]);
+        b->scale[l] = malloc(rows * sizeof *b->scale[l]);
+        b->nfwd[l] = malloc(rows * sizeof *b->nfwd[l]);
+        b->scale_b[l] = malloc(rows * sizeof *b->scale_b[l]);
+        ok = b->self[l] && b->pred_off[l] && b->pred[l] && b->scale[l] &&
+             b->nfwd[l] && b->scale_b[l];
+    }
+    int hcap = 16;
+    while ((size_t)hcap < 2 * rows)
+        hcap *= 2;
+    b->hcap = hcap;
+    if (ok) {
+        b->hstamp = calloc((size_t)hcap, sizeof *b->hstamp);
+        b->hval = malloc((size_t)hcap * sizeof *b->hval);
+        ok = b->hstamp && b->hval;
+    }
+    if (!ok) {
+        ctnas_nac_batch_destroy(b);
+        return CTNAS_ENOMEM;
+    }
+    return 0;
+}
+
+void ctnas_nac_batch_destroy(struct ctnas_nac_batch *b)
+{
+    if (b == NULL)
+        return;
+    free(b->row_off);
+    free(b->type0);
+    free(b->rpred_off);
+    free(b->rpred);
+    free(b->rnpred);
+    for (int l = 0; l <= CTNAS_NAC_MAX_LAYERS; l++) {
+        free(b->nfwd[l]);
+        free(b->scale_b[l]);
+        free(b->uid[l]);
+        free(b->self[l]);
+        free(b->pred_off[l]);
+        free(b->pred[l]);
+        free(b->scale[l]);
+    }
+    free(b->hstamp);
+    free(b->hval);
+    memset(b, 0, sizeof *b);
+}
+
+static uint32_t hash_key(int self, const int *p, int np, int nf)
+{
+    uint32_t h = (2166136261u ^ (uint32_t)np) + 977u * (uint32_t)nf;
+    h = (h ^ (uint32_t)self) * 16777619u;
+    h ^= h >> 15;
+    for (int i = 0; i < np; i++) {
+        h = (h ^ (uint32_t)p[i]) * 16777619u;
+        h ^= h >> 13;
+    }
+    h *= 0x85ebca6bu;
+    h ^= h >> 16;
+    return h;
+}
+
+/* Insert v into the sorted run key[0 .. n). */
+static void sorted_insert(int *key, int n, int v)
+{
+    int k = n;
+    while (k > 0 && key[k - 1] > v) {
+        key[k] = key[k - 1];
+        k--;
+    }
+    key[k] = v;
+}
+
+/* Build layer l's states from layer l-1's row states.  A state's key is
+ * its own previous state, its predecessors' (sorted: the sum is
+ * order-free) and, with separate successor weights, its successors'
+ * (sorted, after them). */
+static void build_layer(struct ctnas_nac_batch *b, int l, int norm)
+{
+    int *uid = b->uid[l], *uprev = b->uid[l - 1];
+    int *self = b->self[l], *poff = b->pred_off[l], *pred = b->pred[l];
+    int *nfwd = b->nfwd[l];
+    ctnas_real *scale = b->scale[l], *scale_b = b->scale_b[l];
+    int nu = 0, npred_total = 0;
+    uint32_t mask = (uint32_t)b->hcap - 1;
+
+    if (++b->stamp == 0) {
+        memset(b->hstamp, 0, (size_t)b->hcap * sizeof *b->hstamp);
+        b->stamp = 1;
+    }
+    poff[0] = 0;
+    for (int r = 0; r < b->n_rows; r++) {
+        int key[MAX_PRED], np = 0, nf = b->rnpred[r];
+        int sp = uprev[r];
+        for (int e = b->rpred_off[r]; e < b->rpred_off[r + 1]; e++, np++)
+            sorted_insert(np < nf ? key : key + nf, np < nf ? np : np - nf,
+                          uprev[b->rpred[e]]);
+        if (b->dedupe) {
+            uint32_t h = hash_key(sp, key, np, nf) & mask;
+            int found = -1;
+            while (b->hstamp[h] == b->stamp) {
+                int s = b->hval[h];
+                if (self[s] == sp && poff[s + 1] - poff[s] == np &&
+                    nfwd[s] == nf &&
+                    memcmp(pred + poff[s], key, (size_t)np * sizeof *key) ==
+                        0) {
+                    found = s;
+                    break;
+                }
+                h = (h + 1) & mask;
+            }
+            if (found >= 0) {
+                uid[r] = found;
+                continue;
+            }
+            b->hstamp[h] = b->stamp;
+            b->hval[h] = nu;
+        }
+        self[nu] = sp;
+        memcpy(pred + npred_total, key, (size_t)np * sizeof *key);
+        npred_total += np;
+        poff[nu + 1] = npred_total;
+        nfwd[nu] = nf;
+        scale[nu] = norm ? (ctnas_real)(1.0 / (1.0 + nf)) : (ctnas_real)1;
+        scale_b[nu] = norm && np > nf ? (ctnas_real)(1.0 / (np - nf))
+                                      : (ctnas_real)1;
+        uid[r] = nu++;
+    }
+    b->n_u[l] = nu;
+}
+
+void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
+                           const struct ctnas_nac_config *cfg,
+                           const struct ctnas_graph *graphs, const int *idx,
+                           int n)
+{
+    int norm = cfg->norm, bidir = cfg->bidir;
+    assert(n >= 0 && n <= b->cap_graphs);
+    b->kw = bidir == 2 ? 2 : 1;
+    int rows = 0, e = 0;
+    int type_state[CTNAS_NAC_MAX_TYPES];
+    int nu0 = 0;
+    for (int t = 0; t < CTNAS_NAC_MAX_TYPES; t++)
+        type_state[t] = -1;
+    b->n_graphs = n;
+    b->rpred_off[0] = 0;
+    for (int k = 0; k < n; k++) {
+        const struct ctnas_graph *g = &graphs[idx ? idx[k] : k];
+        assert(g->n >= 1 && g->n <= CTNAS_GRAPH_MAX);
+        b->row_off[k] = rows;
+        for (int i = 0; i < g->n; i++) {
+            int r = rows + i, t = g->types[i];
+            assert(t < CTNAS_NAC_MAX_TYPES);
+            if (b->dedupe) {
+                if (type_state[t] < 0) {
+                    type_state[t] = nu0;
+                    b->type0[nu0++] = (uint8_t)t;
+                }
+                b->uid[0][r] = type_state[t];
+            } else {
+                b->type0[nu0] = (uint8_t)t;
+                b->uid[0][r] = nu0++;
+            }
+            /* predecessors first, then successors; with bidir = 1 they
+             * count as predecessors (one weight for both) */
+            for (int j = 0; j < g->n; j++)
+                if (j != i && (g->adj[j][i] || (bidir == 1 && g->adj[i][j])))
+                    b->rpred[e++] = rows + j;
+            b->rnpred[r] = e - b->rpred_off[r];
+            for (int j = 0; j < g->n && bidir == 2; j++)
+                if (j != i && g->adj[i][j])
+                    b->rpred[e++] = rows + j;
+            b->rpred_off[r + 1] = e;
+        }
+        rows += g->n;
+    }
+    b->row_off[n] = rows;
+    b->n_rows = rows;
+    b->n_u[0] = nu0;
+    for (int l = 1; l <= b->layers; l++)
+        build_layer(b, l, norm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cache */
+
+int ctnas_nac_cache_init(struct ctnas_nac_cache *c,
+                         const struct ctnas_nac_config *cfg, int cap_graphs)
+{
+    memset(c, 0, sizeof *c);
+    struct ctnas_nac_layout lay;
+    ctnas_nac_layout_init(cfg, &lay);
+    size_t d = (size_t)cfg->dim;
+    size_t rows = (size_t)cap_graphs * CTNAS_GRAPH_MAX;
+    size_t fw = (size_t)lay.feat_width;
+    c->cap_graphs = cap_graphs;
+    c->cap_rows = (int)rows;
+    c->dim = cfg->dim;
+    c->layers = cfg->layers;
+    c->feat_width = lay.feat_width;
+    c->kw = cfg->bidir == 2 ? 2 : 1;
+    size_t kd = (size_t)c->kw * d;
+    int ok = 1;
+    for (int l = 0; l <= cfg->layers && ok; l++) {
+        c->h[l] = malloc(rows * d * sizeof(ctnas_real));
+        ok = c->h[l] != NULL;
+        if (l == 0 || !ok)
+            continue;
+        c->g[l] = malloc(rows * kd * sizeof(ctnas_real));
+        c->z[l] = malloc(rows * d * sizeof(ctnas_real));
+        ok = c->g[l] && c->z[l];
+    }
+    if (ok) {
+        c->pool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
+        c->feat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
+        c->dh_a = malloc(rows * d * sizeof(ctnas_real));
+        c->dh_b = malloc(rows * d * sizeof(ctnas_real));
+        c->dp = malloc(rows * kd * sizeof(ctnas_real));
+        c->dz = malloc(rows * d * sizeof(ctnas_real));
+        c->dpool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
+        c->dfeat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
+        c->scratch = malloc((size_t)cap_graphs * 3 * sizeof(ctnas_real));
+        ok = c->pool && c->feat && c->dh_a && c->dh_b && c->dz && c->dpool &&
+             c->dfeat && c->scratch && c->dp;
+    }
+    if (!ok) {
+        ctnas_nac_cache_destroy(c);
+        return CTNAS_ENOMEM;
+    }
+    return 0;
+}
+
+void ctnas_nac_cache_destroy(struct ctnas_nac_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (int l = 0; l <= CTNAS_NAC_MAX_LAYERS; l++) {
+        free(c->h[l]);
+        free(c->g[l]);
+        free(c->z[l]);
+    }
+    free(c->pool);
+    free(c->feat);
+    free(c->dh_a);
+    free(c->dh_b);
+    free(c->dp);
+    free(c->dz);
+    free(c->dpool);
+    free(c->dfeat);
+    free(c->scratch);
+    memset(c, 0, sizeof *c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Row kernels.  Blocks of 8 with a fixed trip count, restrict pointers and
+ * no branches, so GCC's -O2 (whose cost model refuses loops of unknown
+ * length) still vectorises them; a scalar tail handles d % 8. */
+
+#define VB 8
+
+/* y += x */
+static inline void row_add(ctnas_real *restrict y,
+                           const ctnas_real *restrict x, int d)
+{
+    int k = 0;
+    for (; k + VB <= d; k += VB)
+        for (int j = 0; j < VB; j++)
+            y[k + j] += x[k + j];
+    for (; k < d; k++)
+        y[k] += x[k];
+}
+
+/* y += a x */
+static inline void row_axpy(ctnas_real *restrict y, ctnas_real a,
+                            const ctnas_real *restrict x, int d)
+{
+    int k = 0;
+    for (; k + VB <= d; k += VB)
+        for (int j = 0; j < VB; j++)
+            y[k + j] += a * x[k + j];
+    for (; k < d; k++)
+        y[k] += a * x[k];
+}
+
+/* y *= a */
+static inline void row_scale(ctnas_real *restrict y, ctnas_real a, int d)
+{
+    int k = 0;
+    for (; k + VB <= d; k += VB)
+        for (int j = 0; j < VB; j++)
+            y[k + j] *= a;
+    for (; k < d; k++)
+        y[k] *= a;
+}
+
+/* o = ReLU(z) + h */
+static inline void row_relu_res(ctnas_real *restrict o,
+                                const ctnas_real *restrict z,
+                                const ctnas_real *restrict h, int d)
+{
+    int k = 0;
+    for (; k + VB <= d; k += VB)
+        for (int j = 0; j < VB; j++)
+            o[k + j] = (z[k + j] > 0 ? z[k + j] : 0) + h[k + j];
+    for (; k < d; k++)
+        o[k] = (z[k] > 0 ? z[k] : 0) + h[k];
+}
+
+/* o = g [z > 0], h += g */
+static inline void row_relu_res_bwd(ctnas_real *restrict o,
+                                    ctnas_real *restrict h,
+                                    const ctnas_real *restrict z,
+                                    const ctnas_real *restrict g, int d)
+{
+    int k = 0;
+    for (; k + VB <= d; k += VB)
+        for (int j = 0; j < VB; j++) {
+            o[k + j] = z[k + j] > 0 ? g[k + j] : 0;
+            h[k + j] += g[k + j];
+        }
+    for (; k < d; k++) {
+        o[k] = z[k] > 0 ? g[k] : 0;
+        h[k] += g[k];
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Ops */
+
+/* Layer l's aggregation, after the transform P = H(l-1) W (P has n_u[l-1]
+ * rows of kw d: the predecessor half P_f, and with bidir = 2 the
+ * successor half P_b):
+ *   Z[s] = bias + S[s] (P_f[self] + sum_p P_f[p]) + S_b[s] sum_q P_b[q]. */
+void ctnas_nac_op_aggregate_fwd(const struct ctnas_nac_batch *b, int l,
+                                int d, const ctnas_real *p,
+                                const ctnas_real *bias, ctnas_real *z)
+{
+    const int *self = b->self[l], *poff = b->pred_off[l], *pred = b->pred[l];
+    const int *nfwd = b->nfwd[l];
+    const ctnas_real *scale = b->scale[l], *scale_b = b->scale_b[l];
+    size_t kd = (size_t)b->kw * d;
+    for (int s = 0; s < b->n_u[l]; s++) {
+        ctnas_real *zs = z + (size_t)s * d;
+        int e = poff[s], ef = poff[s] + nfwd[s];
+        memcpy(zs, p + self[s] * kd, (size_t)d * sizeof *zs);
+        for (; e < ef; e++)
+            row_add(zs, p + pred[e] * kd, d);
+        if (scale[s] != 1)
+            row_scale(zs, scale[s], d);
+        if (e < poff[s + 1]) {
+            /* successors (bidir = 2): P_b rows, scaled by S_b */
+            ctnas_real sb = scale_b[s];
+            for (; e < poff[s + 1]; e++)
+                row_axpy(zs, sb, p + pred[e] * kd + d, d);
+        }
+        row_add(zs, bias, d);
+    }
+}
+
+/* Z = bias + S (P_f[self] + sum_p P_f[p]) + S_b sum_q P_b[q]  =>
+ * dbias += sum_s dZ[s], dP_f[self] += S dZ, dP_f[p] += S dZ,
+ * dP_b[q] += S_b dZ. */
+void ctnas_nac_op_aggregate_bwd(const struct ctnas_nac_batch *b, int l,
+                                int d, const ctnas_real *dz, ctnas_real *dp,
+                                ctnas_real *dbias)
+{
+    const int *self = b->self[l], *poff = b->pred_off[l], *pred = b->pred[l];
+    const int *nfwd = b->nfwd[l];
+    const ctnas_real *scale = b->scale[l], *scale_b = b->scale_b[l];
+    size_t kd = (size_t)b->kw * d;
+    for (int s = 0; s < b->n_u[l]; s++) {
+        const ctnas_real *gs = dz + (size_t)s * d;
+        ctnas_real sc = scale[s];
+        int e = poff[s], ef = poff[s] + nfwd[s];
+        row_add(dbias, gs, d);
+        row_axpy(dp + self[s] * kd, sc, gs, d);
+        for (; e < ef; e++)
+            row_axpy(dp + pred[e] * kd, sc, gs, d);
+        for (; e < poff[s + 1]; e++)
+            row_axpy(dp + pred[e] * kd + d, scale_b[s], gs, d);
+    }
+}
+
+/* P = H W: H is m x din, W din x dout. */
+void ctnas_nac_op_linear_fwd(int m, int din, int dout, const ctnas_real *h,
+                             const ctnas_real *w, ctnas_real *p)
+{
+    ctnas_gemm(0, 0, m, dout, din, 1, h, din, w, dout, 0, p, dout);
+}
+
+/* P = H W  =>  dW += H^T dP, dH += dP W^T. */
+void ctnas_nac_op_linear_bwd(int m, int din, int dout, const ctnas_real *h,
+                             const ctnas_real *w, const ctnas_real *dp,
+                             ctnas_real *dh, ctnas_real *dw)
+{
+    ctnas_gemm(1, 0, din, dout, m, 1, h, din, dp, dout, 1, dw, dout);
+    if (dh != NULL)
+        ctnas_gemm(0, 1, m, din, dout, 1, dp, dout, w, dout, 1, dh, din);
+}
+
+void ctnas_nac_op_relu_res_fwd(const struct ctnas_nac_batch *b, int l,
+                               int d, const ctnas_real *z,
+                               const ctnas_real *h, ctnas_real *hn)
+{
+    const int *self = b->self[l];
+    for (int s = 0; s < b->n_u[l]; s++)
+        row_relu_res(hn + (size_t)s * d, z + (size_t)s * d,
+                     h + (size_t)self[s] * d, d);
+}
+
+/* H'[s] = ReLU(Z[s]) + H[self[s]]  =>  dZ = dH' [Z > 0], dH[self] += dH'. */
+void ctnas_nac_op_relu_res_bwd(const struct ctnas_nac_batch *b, int l,
+                               int d, const ctnas_real *z,
+                               const ctnas_real *dhn, ctnas_real *dz,
+                               ctnas_real *dh)
+{
+    const int *self = b->self[l];
+    for (int s = 0; s < b->n_u[l]; s++)
+        row_relu_res_bwd(dz + (size_t)s * d, dh + (size_t)self[s] * d,
+                         z + (size_t)s * d, dhn + (size_t)s * d, d);
+}
+
+void ctnas_nac_op_pool_fwd(const struct ctnas_nac_batch *b, int d,
+                           const ctnas_real *h, ctnas_real *pool)
+{
+    const int *uid = b->uid[b->layers];
+    for (int g = 0; g < b->n_graphs; g++) {
+        ctnas_real *o = pool + (size_t)g * d;
+        int r0 = b->row_off[g], r1 = b->row_off[g + 1];
+        memset(o, 0, (size_t)d * sizeof *o);
+        for (int r = r0; r < r1; r++)
+            row_add(o, h + (size_t)uid[r] * d, d);
+        row_scale(o, (ctnas_real)1 / (ctnas_real)(r1 - r0), d);
+    }
+}
+
+/* z_g = (1/n_g) sum_r H[uid(r)]  =>  dH[uid(r)] += dz_g / n_g. */
+void ctnas_nac_op_pool_bwd(const struct ctnas_nac_batch *b, int d,
+                           const ctnas_real *dpool, ctnas_real *dh)
+{
+    const int *uid = b->uid[b->layers];
+    for (int g = 0; g < b->n_graphs; g++) {
+        const ctnas_real *dg = dpool + (size_t)g * d;
+        int r0 = b->row_off[g], r1 = b->row_off[g + 1];
+        ctnas_real inv = (ctnas_real)1 / (ctnas_real)(r1 - r0);
+        for (int r = r0; r < r1; r++)
+            row_axpy(dh + (size_t)uid[r] * d, inv, dg, d);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Network forward / backward */
+
+/* Layer l: P = H(l-1) W(l) (transform first: H(l-1) has no more rows
+ * than H(l), often far fewer after dedupe), Z = aggregate(P) + b(l),
+ * H(l) = ReLU(Z) + H(l-1)[self]. */
+void ctnas_nac_forward(const struct ctnas_nac_config *cfg,
+                       const struct ctnas_nac_layout *lay,
+                       const ctnas_real *theta,
+                       const struct ctnas_nac_batch *b,
+                       struct ctnas_nac_cache *c)
+{
+    int d = cfg->dim, L = cfg->layers;
+    assert(b->layers == L && c->layers == L && c->dim == d);
+    assert(b->kw == (cfg->bidir == 2 ? 2 : 1) && c->kw >= b->kw);
+    assert(b->n_graphs <= c->cap_graphs);
+    int kd = b->kw * d;
+    const ctnas_real *emb = theta + lay->emb;
+    for (int s = 0; s < b->n_u[0]; s++)
+        memcpy(c->h[0] + (size_t)s * d, emb + (size_t)b->type0[s] * d,
+               (size_t)d * sizeof(ctnas_real));
+    for (int l = 1; l <= L; l++) {
+        ctnas_nac_op_linear_fwd(b->n_u[l - 1], d, kd, c->h[l - 1],
+                                theta + lay->w[l - 1], c->g[l]);
+        ctnas_nac_op_aggregate_fwd(b, l, d, c->g[l], theta + lay->b[l - 1],
+                                   c->z[l]);
+        ctnas_nac_op_relu_res_fwd(b, l, d, c->z[l], c->h[l - 1], c->h[l]);
+    }
+    ctnas_nac_op_pool_fwd(b, d, c->h[L], c->pool);
+}
+
+void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
+                        const struct ctnas_nac_layout *lay,
+                        const ctnas_real *theta,
+                        const struct ctnas_nac_batch *b,
+                        struct ctnas_nac_cache *c, ctnas_real *grad)
+{
+    int d = cfg->dim, L = cfg->layers, kd = b->kw * d;
+    ctnas_real *dh = c->dh_a, *dh_prev = c->dh_b, *dp = c->dp;
+    memset(dh, 0, (size_t)b->n_u[L] * d * sizeof *dh);
+    ctnas_nac_op_pool_bwd(b, d, c->dpool, dh);
+    for (int l = L; l >= 1; l--) {
+        int m = b->n_u[l - 1];
+        memset(dh_prev, 0, (size_t)m * d * sizeof *dh_prev);
+        ctnas_nac_op_relu_res_bwd(b, l, d, c->z[l], dh, c->dz, dh_prev);
+        memset(dp, 0, (size_t)m * kd * sizeof *dp);
+        ctnas_nac_op_aggregate_bwd(b, l, d, c->dz, dp, grad + lay->b[l - 1]);
+        /* dH(l-1) of layer 1 only feeds the embedding */
+        ctnas_nac_op_linear_bwd(m, d, kd, c->h[l - 1], theta + lay->w[l - 1],
+                                dp, dh_prev, grad + lay->w[l - 1]);
+        ctnas_real *t = dh;
+        dh = dh_prev;
+        dh_prev = t;
+    }
+    /* H0 = X E  =>  dE[type] += dH0[state of that type]. */
+    ctnas_real *demb = grad + lay->emb;
+    for (int s = 0; s < b->n_u[0]; s++)
+        row_add(demb + (size_t)b->type0[s] * d, dh + (size_t)s * d, d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Head */
+
+void ctnas_nac_head_prep(const struct ctnas_nac_config *cfg,
+                         const struct ctnas_nac_layout *lay,
+                         const ctnas_real *theta, const ctnas_real *z,
+                         int n, ctnas_real *feat)
+{
+    int d = cfg->dim;
+    switch (cfg->head) {
+    case CTNAS_NAC_HEAD_CONCAT:
+        for (int i = 0; i < n; i++) {
+            const ctnas_real *zi = z + (size_t)i * d;
+            feat[2 * i] = ctnas_dot(d, theta + lay->u, zi) + theta[lay->c];
+            feat[2 * i + 1] = ctnas_dot(d, theta + lay->v, zi);
+        }
+        break;
+    case CTNAS_NAC_HEAD_DIFF:
+        for (int i = 0; i < n; i++) {
+            ctnas_real f = ctnas_dot(d, theta + lay->w_diff, z + (size_t)i * d);
+            feat[2 * i] = f;
+            feat[2 * i + 1] = -f;
+        }
+        break;
+    default:
+        /* F = Z W1^T */
+        ctnas_gemm(0, 1, n, cfg->hidden, d, 1, z, d, theta + lay->w1, d, 0,
+                   feat, cfg->hidden);
+        break;
+    }
+}
+
+void ctnas_nac_head_prep_bwd(const struct ctnas_nac_config *cfg,
+                             const struct ctnas_nac_layout *lay,
+                             const ctnas_real *theta, const ctnas_real *z,
+                             int n, const ctnas_real *dfeat, ctnas_real *dz,
+                             ctnas_real *grad)
+{
+    int d = cfg->dim;
+    switch (cfg->head) {
+    case CTNAS_NAC_HEAD_CONCAT:
+        /* f0 = u.z + c, f1 = v.z  =>  dz += df0 u + df1 v, du += df0 z,
+         * dv += df1 z, dc += df0. */
+        for (int i = 0; i < n; i++) {
+            const ctnas_real *zi = z + (size_t)i * d;
+            ctnas_real a = dfeat[2 * i], bb = dfeat[2 * i + 1];
+            ctnas_axpy(d, a, theta + lay->u, dz + (size_t)i * d);
+            ctnas_axpy(d, bb, theta + lay->v, dz + (size_t)i * d);
+            ctnas_axpy(d, a, zi, grad + lay->u);
+            ctnas_axpy(d, bb, zi, grad + lay->v);
+            grad[lay->c] += a;
+        }
+        break;
+    case CTNAS_NAC_HEAD_DIFF:
+        /* f0 = w.z, f1 = -w.z  =>  with t = df0 - df1: dz += t w,
+         * dw += t z. */
+        for (int i = 0; i < n; i++) {
+            ctnas_real t = dfeat[2 * i] - dfeat[2 * i + 1];
+            ctnas_axpy(d, t, theta + lay->w_diff, dz + (size_t)i * d);
+            ctnas_axpy(d, t, z + (size_t)i * d, grad + lay->w_diff);
+        }
+        break;
+    default:
+        /* F = Z W1^T  =>  dZ += dF W1, dW1 += dF^T Z. */
+        ctnas_gemm(0, 0, n, d, cfg->hidden, 1, dfeat, cfg->hidden,
+                   theta + lay->w1, d, 1, dz, d);
+        ctnas_gemm(1, 0, cfg->hidden, d, n, 1, dfeat, cfg->hidden, z, d, 1,
+                   grad + lay->w1, d);
+        break;
+    }
+}
+
+ctnas_real ctnas_nac_head_pair(const struct ctnas_nac_config *cfg,
+                               const struct ctnas_nac_layout *lay,
+                               const ctnas_real *theta,
+                               const ctnas_real *fa, const ctnas_real *fb)
+{
+    if (cfg->head != CTNAS_NAC_HEAD_MLP)
+        return fa[0] + fb[1];
+    const ctnas_real *b1 = theta + lay->b1, *w2 = theta + lay->w2;
+    ctnas_real s = 0;
+    for (int k = 0; k < cfg->hidden; k++) {
+        ctnas_real x = fa[k] - fb[k];
+        ctnas_real r1 = x + b1[k], r2 = b1[k] - x;
+        s += w2[k] * ((r1 > 0 ? r1 : 0) - (r2 > 0 ? r2 : 0));
+    }
+    return s;
+}
+
+/* MLP: s = sum_k w2 (ReLU(x + b1) - ReLU(b1 - x)), x = fa - fb.
+ * ds/dw2 = ReLU(x + b1) - ReLU(b1 - x); with m1 = w2 [x + b1 > 0] and
+ * m2 = w2 [b1 - x > 0]: ds/dx = m1 + m2, ds/db1 = m1 - m2; dfa = dx,
+ * dfb = -dx. */
+void ctnas_nac_head_pair_bwd(const struct ctnas_nac_config *cfg,
+                             const struct ctnas_nac_layout *lay,
+                             const ctnas_real *theta, const ctnas_real *fa,
+                             const ctnas_real *fb, ctnas_real dlogit,
+                             ctnas_real *dfa, ctnas_real *dfb,
+                             ctnas_real *grad)
+{
+    if (cfg->head != CTNAS_NAC_HEAD_MLP) {
+        dfa[0] += dlogit;
+        dfb[1] += dlogit;
+        return;
+    }
+    const ctnas_real *b1 = theta + lay->b1, *w2 = theta + lay->w2;
+    ctnas_real *db1 = grad + lay->b1, *dw2 = grad + lay->w2;
+    for (int k = 0; k < cfg->hidden; k++) {
+        ctnas_real x = fa[k] - fb[k];
+        ctnas_real r1 = x + b1[k], r2 = b1[k] - x;
+        int on1 = r1 > 0, on2 = r2 > 0;
+        dw2[k] += dlogit * ((on1 ? r1 : 0) - (on2 ? r2 : 0));
+        ctnas_real m1 = on1 ? dlogit * w2[k] : 0;
+        ctnas_real m2 = on2 ? dlogit * w2[k] : 0;
+        dfa[k] += m1 + m2;
+        dfb[k] -= m1 + m2;
+        db1[k] += m1 - m2;
+    }
+}
+
+ctnas_real ctnas_nac_sigmoid(ctnas_real s)
+{
+    if (s >= 0)
+        return (ctnas_real)(1.0 / (1.0 + exp(-(double)s)));
+    double e = exp((double)s);
+    return (ctnas_real)(e / (1.0 + e));
+}
+
+/* loss = softplus(s) - y s = max(s, 0) - y s + log1p(exp(-|s|));
+ * dloss/ds = sigmoid(s) - y. */
+ctnas_real ctnas_nac_bce(ctnas_real s, ctnas_real y, ctnas_real *ds)
+{
+    double sd = (double)s;
+    double loss = (sd > 0 ? sd : 0) - (double)y * sd + log1p(exp(-fabs(sd)));
+    if (ds != NULL)
+        *ds = ctnas_nac_sigmoid(s) - y;
+    return (ctnas_real)loss;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pairs and loss */
+
+int ctnas_nac_pairs_init(struct ctnas_nac_pairs *p, int cap)
+{
+    memset(p, 0, sizeof *p);
+    p->cap = cap;
+    p->a = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->a);
+    p->b = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->b);
+    p->y = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->y);
+    if (!p->a || !p->b || !p->y) {
+        ctnas_nac_pairs_destroy(p);
+        return CTNAS_ENOMEM;
+    }
+    return 0;
+}
+
+void ctnas_nac_pairs_destroy(struct ctnas_nac_pairs *p)
+{
+    if (p == NULL)
+        return;
+    free(p->a);
+    free(p->b);
+    free(p->y);
+    memset(p, 0, sizeof *p);
+}
+
+static ctnas_real target(double va, double vb)
+{
+    return va > vb ? 1 : (va < vb ? 0 : (ctnas_real)0.5);
+}
+
+/* BCE of a block of logits s with targets y and weights w (0 or 1):
+ *   loss = w (max(s, 0) - y s + log1p(exp(-|s|))),
+ *   ds   = w (sigmoid(s) - y) * inv,  sigmoid(s) = exp(min(s, 0)) /
+ *                                      (1 + exp(-|s|)),
+ * where sc is s clamped to [-87, 87] by the caller (for the exponentials
+ * only: exp(-87) ~ 1.6e-38 is still a normal float).  The float build
+ * (training and serving) uses branch-free polynomials that GCC's -O2
+ * vectorises (fixed trip count, restrict, no selects), accurate to a few
+ * float ulps; the double build (gradient tests) uses libm. */
+#define PAIR_BLOCK 64
+
+#ifndef CTNAS_REAL_DOUBLE
+/* exp(x) for x in [-87, 0]: x = n ln2 + r, |r| <= ln2 / 2, e^r by Cephes'
+ * polynomial, 2^n through the exponent bits. */
+static inline float exp_neg(float x)
+{
+    int ni = -(int)(0.5f - x * 1.44269504088896341f);
+    float fn = (float)ni;
+    float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        uint32_t u;
+        float f;
+    } sc = {.u = (uint32_t)(ni + 127) << 23};
+    return p * sc.f;
+}
+
+/* log1p(e) for e in [0, 1]: 2 atanh(t), t = e / (2 + e) <= 1/3, the
+ * series to t^13 (truncation < 3e-8 relative). */
+static inline float log1p_unit(float e)
+{
+    float t = e / (2.0f + e), t2 = t * t;
+    float q = 1.0f / 13;
+    q = q * t2 + 1.0f / 11;
+    q = q * t2 + 1.0f / 9;
+    q = q * t2 + 1.0f / 7;
+    q = q * t2 + 1.0f / 5;
+    q = q * t2 + 1.0f / 3;
+    q = q * t2 + 1.0f;
+    return 2.0f * t * q;
+}
+#endif
+
+static void bce_block(const ctnas_real *restrict s,
+                      const ctnas_real *restrict sc,
+                      const ctnas_real *restrict y,
+                      const ctnas_real *restrict w, ctnas_real inv,
+                      ctnas_real *restrict loss, ctnas_real *restrict ds)
+{
+    for (int k = 0; k < PAIR_BLOCK; k++) {
+        ctnas_real sk = s[k], ck = sc[k];
+        ctnas_real a = ck < 0 ? -ck : ck;
+        ctnas_real lo = (ck - a) * (ctnas_real)0.5; /* min(ck, 0), exact */
+        ctnas_real hi = sk > 0 ? sk : 0;
+#ifdef CTNAS_REAL_DOUBLE
+        double e = exp(-a), l = log1p(e), en = exp(lo);
+#else
+        float e = exp_neg(-a), l = log1p_unit(e), en = exp_neg(lo);
+#endif
+        ctnas_real sig = (ctnas_real)(en / (1 + e));
+        loss[k] = w[k] * (hi - y[k] * sk + (ctnas_real)l);
+        ds[k] = w[k] * (sig - y[k]) * inv;
+    }
+}
+
+/* Clamp for the exponentials' arguments. */
+static inline ctnas_real clamp87(ctnas_real s)
+{
+    return s > 87 ? 87 : (s < -87 ? -87 : s);
+}
+
+/* Counts for the statistics: decided (y != 0.5) and right (sign of s
+ * agrees with y) over the weighted entries of a block. */
+static void block_stats(const ctnas_real *s, const ctnas_real *y,
+                        const ctnas_real *w, int n, int *correct,
+                        int *decided)
+{
+    for (int k = 0; k < n; k++)
+        if (w[k] != 0 && y[k] != (ctnas_real)0.5) {
+            (*decided)++;
+            *correct += (s[k] > 0) == (y[k] > (ctnas_real)0.5);
+        }
+}
+
+/* Linear heads, listed pairs: s = q_a + r_b with feat = (q, r) rows. */
+static double linear_list(const struct ctnas_nac_pairs *pairs,
+                          const ctnas_real *feat, ctnas_real *dfeat,
+                          ctnas_real inv, int *correct, int *decided)
+{
+    double sum = 0;
+    ctnas_real s[PAIR_BLOCK], sc[PAIR_BLOCK], y[PAIR_BLOCK], w[PAIR_BLOCK];
+    ctnas_real loss[PAIR_BLOCK], ds[PAIR_BLOCK];
+    for (int k0 = 0; k0 < pairs->n; k0 += PAIR_BLOCK) {
+        int n = pairs->n - k0 < PAIR_BLOCK ? pairs->n - k0 : PAIR_BLOCK;
+        const int *pa = pairs->a + k0, *pb = pairs->b + k0;
+        for (int k = 0; k < PAIR_BLOCK; k++) {
+            int in = k < n;
+            s[k] = in ? feat[2 * pa[k]] + feat[2 * pb[k] + 1] : 0;
+            sc[k] = clamp87(s[k]);
+            y[k] = in ? pairs->y[k0 + k] : 0;
+            w[k] = (ctnas_real)in;
+        }
+        bce_block(s, sc, y, w, inv, loss, ds);
+        block_stats(s, y, w, n, correct, decided);
+        for (int k = 0; k < n; k++) {
+            sum += (double)loss[k];
+            if (dfeat != NULL) {
+                dfeat[2 * pa[k]] += ds[k];
+                dfeat[2 * pb[k] + 1] += ds[k];
+            }
+        }
+    }
+    return sum;
+}
+
+/* Linear heads, dense pairs: every (i, j), i != j, in row blocks, with q
+ * and r gathered into contiguous scratch.  With the antisymmetric head
+ * (r = -q) the pair (j, i) has logit -s and target 1 - y, so the same
+ * loss and the mirrored gradient: only i < j are computed, weighted 2. */
+static double linear_dense(const struct ctnas_nac_pairs *pairs, int nb,
+                           int antisym, const ctnas_real *feat,
+                           ctnas_real *scratch, ctnas_real *dfeat,
+                           ctnas_real inv, int *correct, int *decided)
+{
+    ctnas_real *q = scratch, *r = scratch + nb, *dr = scratch + 2 * (size_t)nb;
+    const double *v = pairs->value;
+    double sum = 0;
+    ctnas_real s[PAIR_BLOCK], sc[PAIR_BLOCK], y[PAIR_BLOCK], w[PAIR_BLOCK];
+    ctnas_real loss[PAIR_BLOCK], ds[PAIR_BLOCK];
+    ctnas_real wt = antisym ? 2 : 1;
+    for (int i = 0; i < nb; i++) {
+        q[i] = feat[2 * i];
+        r[i] = feat[2 * i + 1];
+        dr[i] = 0;
+    }
+    for (int i = 0; i < nb; i++) {
+        ctnas_real dqi = 0;
+        for (int j0 = antisym ? i + 1 : 0; j0 < nb; j0 += PAIR_BLOCK) {
+            int n = nb - j0 < PAIR_BLOCK ? nb - j0 : PAIR_BLOCK;
+            for (int k = 0; k < PAIR_BLOCK; k++) {
+                int j = j0 + k, in = k < n && j != i;
+                s[k] = k < n ? q[i] + r[j] : 0;
+                sc[k] = clamp87(s[k]);
+                y[k] = k < n ? target(v[i], v[j]) : 0;
+                w[k] = in ? wt : 0;
+            }
+            bce_block(s, sc, y, w, inv, loss, ds);
+            int c0 = 0, d0 = 0;
+            block_stats(s, y, w, n, &c0, &d0);
+            *correct += antisym ? 2 * c0 : c0;
+            *decided += antisym ? 2 * d0 : d0;
+            double bsum = 0;
+            for (int k = 0; k < n; k++) {
+                bsum += (double)loss[k];
+                dqi += ds[k];
+                dr[j0 + k] += ds[k];
+            }
+            sum += bsum;
+        }
+        if (dfeat != NULL)
+            dfeat[2 * i] += dqi;
+    }
+    if (dfeat != NULL)
+        for (int j = 0; j < nb; j++)
+            dfeat[2 * j + 1] += dr[j];
+    return sum;
+}
+
+double ctnas_nac_loss(const struct ctnas_nac_config *cfg,
+                      const struct ctnas_nac_layout *lay,
+                      const ctnas_real *theta,
+                      const struct ctnas_nac_batch *b,
+                      struct ctnas_nac_cache *c,
+                      const struct ctnas_nac_pairs *pairs, ctnas_real *grad,
+                      struct ctnas_nac_loss_stats *st)
+{
+    int n = b->n_graphs, fw = lay->feat_width, d = cfg->dim;
+    int npairs = pairs->dense ? n * (n - 1) : pairs->n;
+    ctnas_nac_forward(cfg, lay, theta, b, c);
+    ctnas_nac_head_prep(cfg, lay, theta, c->pool, n, c->feat);
+    if (grad != NULL)
+        memset(c->dfeat, 0, (size_t)n * fw * sizeof *c->dfeat);
+    double sum = 0;
+    int correct = 0, decided = 0;
+    ctnas_real inv = npairs > 0 ? (ctnas_real)1 / (ctnas_real)npairs : 0;
+    ctnas_real *dfeat = grad != NULL ? c->dfeat : NULL;
+    if (cfg->head != CTNAS_NAC_HEAD_MLP) {
+        if (pairs->dense)
+            sum = linear_dense(pairs, n, cfg->head == CTNAS_NAC_HEAD_DIFF,
+                               c->feat, c->scratch, dfeat, inv, &correct,
+                               &decided);
+        else
+            sum = linear_list(pairs, c->feat, dfeat, inv, &correct,
+                              &decided);
+    } else {
+        for (int k = 0; k < npairs; k++) {
+            int a, bb;
+            ctnas_real y;
+            if (pairs->dense) {
+                a = k / (n - 1);
+                bb = k % (n - 1);
+                bb += bb >= a;
+                y = target(pairs->value[a], pairs->value[bb]);
+            } else {
+                a = pairs->a[k];
+                bb = pairs->b[k];
+                y = pairs->y[k];
+            }
+            assert(a >= 0 && a < n && bb >= 0 && bb < n);
+            const ctnas_real *fa = c->feat + (size_t)a * fw;
+            const ctnas_real *fb = c->feat + (size_t)bb * fw;
+            ctnas_real s = ctnas_nac_head_pair(cfg, lay, theta, fa, fb), ds;
+            sum += ctnas_nac_bce(s, y, &ds);
+            if (y != (ctnas_real)0.5) {
+                decided++;
+                correct += (s > 0) == (y > (ctnas_real)0.5);
+            }
+            if (grad != NULL)
+                ctnas_nac_head_pair_bwd(cfg, lay, theta, fa, fb, ds * inv,
+                                        c->dfeat + (size_t)a * fw,
+                                        c->dfeat + (size_t)bb * fw, grad);
+        }
+    }
+    if (grad != NULL) {
+        memset(c->dpool, 0, (size_t)n * d * sizeof *c->dpool);
+        ctnas_nac_head_prep_bwd(cfg, lay, theta, c->pool, n, c->dfeat,
+                                c->dpool, grad);
+        ctnas_nac_backward(cfg, lay, theta, b, c, grad);
+    }
+    double mean = npairs > 0 ? sum / npairs : 0.0;
+    if (st != NULL) {
+        st->loss = mean;
+        st->n_pairs = npairs;
+        st->n_correct = correct;
+        st->n_decided = decided;
+    }
+    return mean;
+}
+
+/* ------------------------------------------------------------------ */
+/* Model */
+
+struct ctnas_nac *ctnas_nac_new(const struct ctnas_nac_config *cfg,
+                                int n_members, struct ctnas_rng *rng)
+{
+    if (ctnas_nac_config_check(cfg, NULL) != 0 || n_members < 1 ||
+        n_members > CTNAS_NAC_MAX_MEMBERS)
+        return NULL;
+    struct ctnas_nac *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->cfg = *cfg;
+    ctnas_nac_layout_init(cfg, &m->lay);
+    m->n_members = n_members;
+    m->theta = malloc((size_t)n_members * m->lay.n_params * sizeof *m->theta);
+    if (m->theta == NULL) {
+        free(m);
+        return NULL;
+    }
+    for (int k = 0; k < n_members; k++)
+        ctnas_nac_init_params(cfg, &m->lay, m->theta + k * m->lay.n_params,
+                              rng);
+    return m;
+}
+
+void ctnas_nac_free(struct ctnas_nac *m)
+{
+    if (m == NULL)
+        return;
+    free(m->theta);
+    free(m);
+}
+
+int ctnas_nac_feature_width(const struct ctnas_nac *m)
+{
+    if (m->cfg.head == CTNAS_NAC_HEAD_MLP)
+        return m->n_members * m->cfg.hidden;
+    return 2;
+}
+
+#define FEATURE_CHUNK 1024
+
+int ctnas_nac_features(const struct ctnas_nac *m,
+                       const struct ctnas_graph *graphs, int n,
+                       ctnas_real *feat)
+{
+    int width = ctnas_nac_feature_width(m), fw = m->lay.feat_width;
+    int chunk = n < FEATURE_CHUNK ? (n > 0 ? n : 1) : FEATURE_CHUNK;
+    struct ctnas_nac_batch b;
+    struct ctnas_nac_cache c;
+    if (ctnas_nac_batch_init(&b, chunk, m->cfg.layers, 1) != 0)
+        return CTNAS_ENOMEM;
+    if (ctnas_nac_cache_init(&c, &m->cfg, chunk) != 0) {
+        ctnas_nac_batch_destroy(&b);
+        return CTNAS_ENOMEM;
+    }
+    ctnas_real inv = (ctnas_real)1 / (ctnas_real)m->n_members;
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+        int cn = n - i0 < chunk ? n - i0 : chunk;
+        ctnas_nac_batch_build(&b, &m->cfg, graphs + i0, NULL, cn);
+        ctnas_real *out = feat + (size_t)i0 * width;
+        if (m->cfg.head != CTNAS_NAC_HEAD_MLP)
+            memset(out, 0, (size_t)cn * width * sizeof *out);
+        for (int k = 0; k < m->n_members; k++) {
+            const ctnas_real *th = m->theta + k * m->lay.n_params;
+            ctnas_nac_forward(&m->cfg, &m->lay, th, &b, &c);
+            ctnas_nac_head_prep(&m->cfg, &m->lay, th, c.pool, cn, c.feat);
+            for (int i = 0; i < cn; i++) {
+                const ctnas_real *src = c.feat + (size_t)i * fw;
+                ctnas_real *dst = out + (size_t)i * width;
+                if (m->cfg.head == CTNAS_NAC_HEAD_MLP) {
+                    memcpy(dst + (size_t)k * fw, src, (size_t)fw * sizeof *dst);
+                } else {
+                    dst[0] += inv * src[0];
+                    dst[1] += inv * src[1];
+                }
+            }
+        }
+    }
+    ctnas_nac_cache_destroy(&c);
+    ctnas_nac_batch_destroy(&b);
+    return 0;
+}
+
+double ctnas_nac_feature_logit(const struct ctnas_nac *m,
+                               const ctnas_real *fa, const ctnas_real *fb)
+{
+    if (m->cfg.head != CTNAS_NAC_HEAD_MLP)
+        return (double)fa[0] + (double)fb[1];
+    int h = m->cfg.hidden;
+    double s = 0;
+    for (int k = 0; k < m->n_members; k++)
+        s += ctnas_nac_head_pair(&m->cfg, &m->lay,
+                                 m->theta + k * m->lay.n_params,
+                                 fa + (size_t)k * h, fb + (size_t)k * h);
+    return s / m->n_members;
+}
+
+double ctnas_nac_feature_prob(const struct ctnas_nac *m,
+                              const ctnas_real *fa, const ctnas_real *fb)
+{
+    double s = ctnas_nac_feature_logit(m, fa, fb);
+    if (s >= 0)
+        return 1.0 / (1.0 + exp(-s));
+    double e = exp(s);
+    return e / (1.0 + e);
+}
+
+void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
+                        int n, double *score)
+{
+    int width = ctnas_nac_feature_width(m);
+    if (n < 2) {
+        for (int i = 0; i < n; i++)
+            score[i] = 0.5;
+        return;
+    }
+    if (m->cfg.head != CTNAS_NAC_HEAD_MLP) {
+        /* logit(i, j) = q_i + r_j: the inner loop is a plain sigmoid
+         * over a contiguous r. */
+        float *r = malloc((size_t)n * sizeof *r);
+        if (r != NULL) {
+            for (int j = 0; j < n; j++)
+                r[j] = (float)feat[(size_t)j * 2 + 1];
+            for (int i = 0; i < n; i++) {
+                float q = (float)feat[(size_t)i * 2];
+                double s = 0;
+                for (int j = 0; j < n; j++)
+                    s += 1.0f / (1.0f + expf(-(q + r[j])));
+                s -= 1.0f / (1.0f + expf(-(q + r[i])));
+                score[i] = s / (n - 1);
+            }
+            free(r);
+            return;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i)
+                s += ctnas_nac_feature_prob(m, feat + (size_t)i * width,
+                                            feat + (size_t)j * width);
+        score[i] = s / (n - 1);
+    }
+}
+
+int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
+                      const struct ctnas_graph *b, double *p)
+{
+    /* Independent of the features path: no dedupe, no collapsing of the
+     * members, the head run on the pair itself. */
+    struct ctnas_graph g[2] = {*a, *b};
+    struct ctnas_nac_batch bt;
+    struct ctnas_nac_cache c;
+    if (ctnas_nac_batch_init(&bt, 2, m->cfg.layers, 0) != 0)
+        return CTNAS_ENOMEM;
+    if (ctnas_nac_cache_init(&c, &m->cfg, 2) != 0) {
+        ctnas_nac_batch_destroy(&bt);
+        return CTNAS_ENOMEM;
+    }
+    ctnas_nac_batch_build(&bt, &m->cfg, g, NULL, 2);
+    double s = 0;
+    for (int k = 0; k < m->n_members; k++) {
+        const ctnas_real *th = m->theta + k * m->lay.n_params;
+        ctnas_nac_forward(&m->cfg, &m->lay, th, &bt, &c);
+        ctnas_nac_head_prep(&m->cfg, &m->lay, th, c.pool, 2, c.feat);
+        s += ctnas_nac_head_pair(&m->cfg, &m->lay, th, c.feat,
+                                 c.feat + m->lay.feat_width);
+    }
+    s /= m->n_members;
+    *p = s >= 0 ? 1.0 / (1.0 + exp(-s)) : exp(s) / (1.0 + exp(s));
+    ctnas_nac_cache_destroy(&c);
+    ctnas_nac_batch_destroy(&bt);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Serialisation.  Layout (little-endian):
+ *   0  "CTNASNAC"           8 bytes
+ *   8  format version       u32
+ *  12  n_types dim layers head hidden norm bidir n_members   8 x u32
+ *  44  n_params per member  u64
+ *  52  FNV-1a 32 of the parameter bytes   u32
+ *  56  parameters           n_members * n_params IEEE float32
+ */
+#define BLOB_NHDR 8
+#define BLOB_HEADER 56
+static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'N', 'A', 'C'};
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint32_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+size_t ctnas_nac_blob_size(const struct ctnas_nac *m)
+{
+    return BLOB_HEADER + 4 * (size_t)m->n_members * m->lay.n_params;
+}
+
+long ctnas_nac_save(const struct ctnas_nac *m, void *buf, size_t cap)
+{
+    size_t size = ctnas_nac_blob_size(m);
+    if (cap < size)
+        return CTNAS_ETOOLARGE;
+    unsigned char *p = buf;
+    memcpy(p, blob_magic, 8);
+    put_u32(p + 8, CTNAS_NAC_FORMAT_VERSION);
+    uint32_t hdr[BLOB_NHDR] = {
+        (uint32_t)m->cfg.n_types, (uint32_t)m->cfg.dim,
+        (uint32_t)m->cfg.layers,  (uint32_t)m->cfg.head,
+        (uint32_t)m->cfg.hidden,  (uint32_t)m->cfg.norm,
+        (uint32_t)m->cfg.bidir,   (uint32_t)m->n_members};
+    for (int i = 0; i < BLOB_NHDR; i++)
+        put_u32(p + 12 + 4 * i, hdr[i]);
+    uint64_t np = m->lay.n_params;
+    put_u32(p + 44, (uint32_t)np);
+    put_u32(p + 48, (uint32_t)(np >> 32));
+    size_t total = (size_t)m->n_members * m->lay.n_params;
+    unsigned char *q = p + BLOB_HEADER;
+    for (size_t i = 0; i < total; i++)
+        put_u32(q + 4 * i, float_bits((float)m->theta[i]));
+    put_u32(p + 52, fnv1a(q, 4 * total));
+    return (long)size;
+}
+
+struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
+                                 struct ctnas_err *err)
+{
+    const unsigned char *p = buf;
+    if (len < BLOB_HEADER || memcmp(p, blob_magic, 8) != 0) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model", "not a comparator blob");
+        return NULL;
+    }
+    uint32_t ver = get_u32(p + 8);
+    if (ver != CTNAS_NAC_FORMAT_VERSION) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model",
+                      "comparator blob format %u, this build reads %d",
+                      (unsigned)ver, CTNAS_NAC_FORMAT_VERSION);
+        return NULL;
+    }
+    uint32_t hdr[BLOB_NHDR];
+    for (int i = 0; i < BLOB_NHDR; i++)
+        hdr[i] = get_u32(p + 12 + 4 * i);
+    for (int i = 0; i < BLOB_NHDR; i++)
+        if (hdr[i] > 1u << 20) {
+            ctnas_err_set(err, CTNAS_EINVAL, "model",
+                          "comparator blob header out of range");
+            return NULL;
+        }
+    struct ctnas_nac_config cfg = {
+        .n_types = (int)hdr[0], .dim = (int)hdr[1], .layers = (int)hdr[2],
+        .head = (int)hdr[3], .hidden = (int)hdr[4], .norm = (int)hdr[5],
+        .bidir = (int)hdr[6]};
+    int members = (int)hdr[7];
+    if (ctnas_nac_config_check(&cfg, err) != 0)
+        return NULL;
+    if (members < 1 || members > CTNAS_NAC_MAX_MEMBERS) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model",
+                      "comparator blob has %d members", members);
+        return NULL;
+    }
+    struct ctnas_nac_layout lay;
+    ctnas_nac_layout_init(&cfg, &lay);
+    uint64_t np = (uint64_t)get_u32(p + 44) | (uint64_t)get_u32(p + 48) << 32;
+    size_t total = (size_t)members * lay.n_params;
+    if (np != lay.n_params || len != BLOB_HEADER + 4 * total) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model",
+                      "comparator blob size does not match its header");
+        return NULL;
+    }
+    const unsigned char *q = p + BLOB_HEADER;
+    if (fnv1a(q, 4 * total) != get_u32(p + 52)) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model",
+                      "comparator blob checksum mismatch");
+        return NULL;
+    }
+    struct ctnas_nac *m = calloc(1, sizeof *m);
+    ctnas_real *theta = malloc((total ? total : 1) * sizeof *theta);
+    if (m == NULL || theta == NULL) {
+        free(m);
+        free(theta);
+        ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < total; i++) {
+        float f = bits_float(get_u32(q + 4 * i));
+        if (!isfinite(f)) {
+            free(m);
+            free(theta);
+            ctnas_err_set(err, CTNAS_EINVAL, "model",
+                          "comparator blob holds a non-finite weight");
+            return NULL;
+        }
+        theta[i] = (ctnas_real)f;
+    }
+    m->cfg = cfg;
+    m->lay = lay;
+    m->n_members = members;
+    m->theta = theta;
+    return m;
+}

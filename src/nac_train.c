@@ -1,0 +1,523 @@
+/*
+ * nac_train.c - the comparator's training loop (pair sampling, BCE, Adam,
+ * learning-rate schedule, hold-out early stopping, ensembles) and the
+ * Kendall tau helpers.
+ *
+ * Owns the memory of one run; touches no global state except through
+ * BLAS.  Randomness: one struct ctnas_rng per run, seeded from cfg.seed.
+ */
+#include "config.h"
+#include "nac_train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "optim.h"
+
+static const char *const pairing_names[] = {"perm", "all"};
+
+const char *ctnas_nac_pairing_name(int pairing)
+{
+    if (pairing < 0 || pairing > CTNAS_NAC_PAIRS_ALL)
+        return "?";
+    return pairing_names[pairing];
+}
+
+int ctnas_nac_pairing_parse(const char *name)
+{
+    for (int i = 0; i <= CTNAS_NAC_PAIRS_ALL; i++)
+        if (strcmp(name, pairing_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void ctnas_nac_train_config_default(struct ctnas_nac_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    ctnas_nac_config_default(&cfg->model);
+    cfg->epochs = 300;
+    cfg->batch = 256;
+    cfg->pairing = CTNAS_NAC_PAIRS_ALL;
+    cfg->lr = 1e-3;
+    cfg->schedule = CTNAS_NAC_LR_COSINE;
+    cfg->lr_min = 0.0;
+    cfg->beta1 = 0.9;
+    cfg->beta2 = 0.999;
+    cfg->eps = 1e-8;
+    cfg->weight_decay = 0.0;
+    cfg->decoupled = 1;
+    cfg->members = 1;
+    cfg->holdout = 0.0;
+    cfg->eval_every = 10;
+    cfg->patience = 0;
+    cfg->dedupe = 1;
+    cfg->seed = 1;
+}
+
+void ctnas_nac_train_config_paper(struct ctnas_nac_train_config *cfg)
+{
+    ctnas_nac_train_config_default(cfg);
+    cfg->model.head = CTNAS_NAC_HEAD_CONCAT;
+    cfg->model.layers = 2;
+    cfg->model.norm = 0;
+    cfg->epochs = 200;
+    cfg->pairing = CTNAS_NAC_PAIRS_PERM;
+    cfg->lr = 2e-4;
+    cfg->schedule = CTNAS_NAC_LR_CONSTANT;
+    cfg->beta1 = 0.5;
+    cfg->beta2 = 0.999;
+    cfg->weight_decay = 5e-4;
+    cfg->decoupled = 0;
+}
+
+int ctnas_nac_train_config_check(const struct ctnas_nac_train_config *cfg,
+                                 struct ctnas_err *err)
+{
+    int rc = ctnas_nac_config_check(&cfg->model, err);
+    if (rc != 0)
+        return rc;
+    if (cfg->epochs < 0 || cfg->epochs > 1000000)
+        return ctnas_err_set(err, CTNAS_EINVAL, "epochs",
+                             "epochs must be 0..1000000");
+    if (cfg->batch < 2 || cfg->batch > 4096)
+        return ctnas_err_set(err, CTNAS_EINVAL, "batch",
+                             "batch must be 2..4096");
+    if (cfg->pairing < 0 || cfg->pairing > CTNAS_NAC_PAIRS_ALL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "pairs",
+                             "pairs must be perm or all");
+    if (!(cfg->lr > 0 && cfg->lr < 10))
+        return ctnas_err_set(err, CTNAS_EINVAL, "lr", "lr must be in (0, 10)");
+    if (cfg->schedule != CTNAS_NAC_LR_CONSTANT &&
+        cfg->schedule != CTNAS_NAC_LR_COSINE)
+        return ctnas_err_set(err, CTNAS_EINVAL, "schedule",
+                             "schedule must be constant or cosine");
+    if (!(cfg->lr_min >= 0 && cfg->lr_min <= 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "lr_min",
+                             "lr_min must be in [0, 1]");
+    if (!(cfg->beta1 >= 0 && cfg->beta1 < 1) ||
+        !(cfg->beta2 >= 0 && cfg->beta2 < 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "betas",
+                             "betas must be in [0, 1)");
+    if (!(cfg->eps > 0) || !(cfg->weight_decay >= 0 && cfg->weight_decay < 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "weight_decay",
+                             "eps must be > 0 and weight decay in [0, 1)");
+    if (cfg->members < 1 || cfg->members > CTNAS_NAC_MAX_MEMBERS)
+        return ctnas_err_set(err, CTNAS_EINVAL, "members",
+                             "members must be 1..%d", CTNAS_NAC_MAX_MEMBERS);
+    if (!(cfg->holdout >= 0 && cfg->holdout < 0.9))
+        return ctnas_err_set(err, CTNAS_EINVAL, "holdout",
+                             "holdout must be in [0, 0.9)");
+    if (cfg->eval_every < 1 || cfg->patience < 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "eval_every",
+                             "eval_every must be >= 1, patience >= 0");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Kendall tau */
+
+static int sgn(double x)
+{
+    return (x > 0) - (x < 0);
+}
+
+double ctnas_nac_tau_pairwise(const struct ctnas_nac *m,
+                              const ctnas_real *feat, const double *acc,
+                              int n, double *pair_acc)
+{
+    int w = ctnas_nac_feature_width(m);
+    double sum = 0, npairs = 0, right = 0, decided = 0;
+    int linear = m->cfg.head != CTNAS_NAC_HEAD_MLP;
+    for (int i = 0; i < n; i++) {
+        const ctnas_real *fi = feat + (size_t)i * w;
+        for (int j = i + 1; j < n; j++) {
+            const ctnas_real *fj = feat + (size_t)j * w;
+            double s = linear ? (double)fi[0] + (double)fj[1]
+                              : ctnas_nac_feature_logit(m, fi, fj);
+            int t = sgn(acc[i] - acc[j]), p = sgn(s);
+            sum += p * t;
+            npairs++;
+            if (t != 0) {
+                decided++;
+                right += p == t;
+            }
+        }
+    }
+    if (pair_acc != NULL)
+        *pair_acc = decided > 0 ? right / decided : 0;
+    return npairs > 0 ? sum / npairs : 0;
+}
+
+double ctnas_kendall_tau_b(const double *x, const double *y, int n)
+{
+    double conc = 0, n1 = 0, n2 = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            int a = sgn(x[i] - x[j]), b = sgn(y[i] - y[j]);
+            conc += a * b;
+            n1 += a != 0;
+            n2 += b != 0;
+        }
+    if (n1 == 0 || n2 == 0)
+        return 0;
+    return conc / sqrt(n1 * n2);
+}
+
+double ctnas_nac_tau_score(const struct ctnas_nac *m, const ctnas_real *feat,
+                           const double *acc, int n)
+{
+    double *score = malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
+    if (score == NULL)
+        return NAN;
+    ctnas_nac_mean_win(m, feat, n, score);
+    double t = ctnas_kendall_tau_b(score, acc, n);
+    free(score);
+    return t;
+}
+
+/* ------------------------------------------------------------------ */
+/* Training */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Everything one run allocates. */
+struct run {
+    const struct ctnas_nac_train_config *cfg;
+    const struct ctnas_graph *graphs;
+    const double *acc;
+    struct ctnas_nac_layout lay;
+    struct ctnas_nac_batch batch;
+    struct ctnas_nac_cache cache;
+    struct ctnas_nac_pairs pairs;
+    struct ctnas_adam adam;
+    ctnas_real *grad, *best;
+    int *train_idx, n_train;  /* indices into graphs */
+    int *hold_idx, n_hold;
+    int *order, *perm;
+    double *bval;             /* measured values of the batch's graphs */
+    struct ctnas_graph *hold_graphs;
+    double *hold_acc;
+    ctnas_real *hold_feat;
+    ctnas_nac_progress_fn progress;
+    void *user;
+    double last_check;
+};
+
+static void run_destroy(struct run *r)
+{
+    ctnas_nac_batch_destroy(&r->batch);
+    ctnas_nac_cache_destroy(&r->cache);
+    ctnas_nac_pairs_destroy(&r->pairs);
+    ctnas_adam_destroy(&r->adam);
+    free(r->grad);
+    free(r->best);
+    free(r->train_idx);
+    free(r->hold_idx);
+    free(r->order);
+    free(r->perm);
+    free(r->bval);
+    free(r->hold_graphs);
+    free(r->hold_acc);
+    free(r->hold_feat);
+}
+
+static ctnas_real label(double a, double b)
+{
+    return a > b ? 1 : (a < b ? 0 : (ctnas_real)0.5);
+}
+
+/* Fill r->pairs for the batch of graphs bidx[0 .. nb). */
+static void make_pairs(struct run *r, const int *bidx, int nb,
+                       struct ctnas_rng *rng)
+{
+    struct ctnas_nac_pairs *p = &r->pairs;
+    const double *acc = r->acc;
+    p->n = 0;
+    p->dense = 0;
+    if (r->cfg->pairing == CTNAS_NAC_PAIRS_PERM) {
+        for (int i = 0; i < nb; i++)
+            r->perm[i] = i;
+        ctnas_rng_shuffle(rng, r->perm, nb);
+        for (int i = 0; i < nb; i++) {
+            int j = r->perm[i];
+            if (j == i)
+                continue;
+            p->a[p->n] = i;
+            p->b[p->n] = j;
+            p->y[p->n] = label(acc[bidx[i]], acc[bidx[j]]);
+            p->n++;
+        }
+    } else {
+        /* every ordered pair: the loss streams over them */
+        for (int i = 0; i < nb; i++)
+            r->bval[i] = acc[bidx[i]];
+        p->dense = 1;
+        p->value = r->bval;
+    }
+}
+
+/* Pairwise tau of one member (theta) on the hold-out set. */
+static double holdout_tau(struct run *r, const ctnas_real *theta)
+{
+    const struct ctnas_nac_config *mc = &r->cfg->model;
+    int fw = r->lay.feat_width, cap = r->cache.cap_graphs;
+    for (int i0 = 0; i0 < r->n_hold; i0 += cap) {
+        int cn = r->n_hold - i0 < cap ? r->n_hold - i0 : cap;
+        ctnas_nac_batch_build(&r->batch, mc, r->hold_graphs + i0, NULL,
+                              cn);
+        ctnas_nac_forward(mc, &r->lay, theta, &r->batch, &r->cache);
+        ctnas_nac_head_prep(mc, &r->lay, theta, r->cache.pool, cn,
+                            r->hold_feat + (size_t)i0 * fw);
+    }
+    /* A one-member model view over theta: features are the head terms. */
+    struct ctnas_nac view = {.cfg = *mc, .lay = r->lay, .n_members = 1,
+                             .theta = (ctnas_real *)theta};
+    return ctnas_nac_tau_pairwise(&view, r->hold_feat, r->hold_acc, r->n_hold,
+                                  NULL);
+}
+
+static int check_cancel(struct run *r, struct ctnas_nac_progress *pr)
+{
+    if (r->progress == NULL)
+        return 0;
+    double t = now_seconds();
+    if (t - r->last_check < CTNAS_NAC_CANCEL_MS * 1e-3)
+        return 0;
+    r->last_check = t;
+    pr->in_epoch = 1;
+    return r->progress(pr, r->user);
+}
+
+static double lr_at(const struct ctnas_nac_train_config *cfg, int epoch)
+{
+    if (cfg->schedule == CTNAS_NAC_LR_CONSTANT || cfg->epochs <= 1)
+        return cfg->lr;
+    double f = (double)epoch / (double)cfg->epochs;
+    double lo = cfg->lr * cfg->lr_min;
+    return lo + 0.5 * (cfg->lr - lo) * (1.0 + cos(3.141592653589793 * f));
+}
+
+/* Train member k into theta.  Returns 0 or CTNAS_ECANCELED. */
+static int train_member(struct run *r, int k, ctnas_real *theta,
+                        struct ctnas_nac_train_result *res)
+{
+    const struct ctnas_nac_train_config *cfg = r->cfg;
+    const struct ctnas_nac_config *mc = &cfg->model;
+    size_t np = r->lay.n_params;
+    struct ctnas_rng rng;
+    /* Member k's stream: independent of the other members'. */
+    ctnas_rng_seed(&rng, cfg->seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL * (uint64_t)(k + 1));
+    ctnas_nac_init_params(mc, &r->lay, theta, &rng);
+    ctnas_adam_reset(&r->adam);
+
+    int nt = r->n_train;
+    int bs = cfg->batch < nt ? cfg->batch : nt;
+    double best_tau = -2;
+    int best_epoch = 0, since_best = 0;
+    struct ctnas_nac_progress pr = {.member = k, .members = cfg->members,
+                                    .epochs = cfg->epochs,
+                                    .holdout_tau = NAN};
+    for (int i = 0; i < nt; i++)
+        r->order[i] = r->train_idx[i];
+    if (r->n_hold > 0) {
+        best_tau = holdout_tau(r, theta);
+        memcpy(r->best, theta, np * sizeof *theta);
+        pr.holdout_tau = best_tau;
+    }
+    for (int ep = 0; ep < cfg->epochs; ep++) {
+        double lr = lr_at(cfg, ep), lsum = 0;
+        long right = 0, decided = 0, npairs = 0;
+        ctnas_rng_shuffle(&rng, r->order, nt);
+        for (int s = 0; s + 1 < nt; s += bs) {
+            /* a last batch of one has no pair: it joins the next epoch */
+            int nb = nt - s < bs ? nt - s : bs;
+            if (nb < 2)
+                break;
+            const int *bidx = r->order + s;
+            ctnas_nac_batch_build(&r->batch, mc, r->graphs, bidx, nb);
+            make_pairs(r, bidx, nb, &rng);
+            memset(r->grad, 0, np * sizeof *r->grad);
+            struct ctnas_nac_loss_stats st;
+            ctnas_nac_loss(mc, &r->lay, theta, &r->batch, &r->cache,
+                           &r->pairs, r->grad, &st);
+            ctnas_adam_step(&r->adam, theta, r->grad, lr);
+            res->steps++;
+            lsum += st.loss * st.n_pairs;
+            npairs += st.n_pairs;
+            right += st.n_correct;
+            decided += st.n_decided;
+            pr.epoch = ep;
+            if (check_cancel(r, &pr))
+                return CTNAS_ECANCELED;
+        }
+        pr.epoch = ep + 1;
+        pr.loss = npairs ? lsum / npairs : 0;
+        pr.pair_acc = decided ? (double)right / decided : 0;
+        int stop = 0;
+        if (r->n_hold > 0 &&
+            ((ep + 1) % cfg->eval_every == 0 || ep + 1 == cfg->epochs)) {
+            double t = holdout_tau(r, theta);
+            pr.holdout_tau = t;
+            if (t > best_tau) {
+                best_tau = t;
+                best_epoch = ep + 1;
+                since_best = 0;
+                memcpy(r->best, theta, np * sizeof *theta);
+            } else if (cfg->patience > 0 && ++since_best >= cfg->patience) {
+                stop = 1;
+            }
+        }
+        res->loss = pr.loss;
+        res->pair_acc = pr.pair_acc;
+        if (r->progress != NULL) {
+            pr.in_epoch = 0;
+            r->last_check = now_seconds();
+            if (r->progress(&pr, r->user))
+                return CTNAS_ECANCELED;
+        }
+        if (stop)
+            break;
+    }
+    if (r->n_hold > 0) {
+        memcpy(theta, r->best, np * sizeof *theta);
+        res->epochs_kept[k] = best_epoch;
+        res->holdout_tau = (isnan(res->holdout_tau) ? 0 : res->holdout_tau) +
+                           best_tau / cfg->members;
+    } else {
+        res->epochs_kept[k] = cfg->epochs;
+    }
+    return 0;
+}
+
+int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
+                    const struct ctnas_graph *graphs, const double *acc,
+                    int n, ctnas_nac_progress_fn progress, void *user,
+                    struct ctnas_nac **out, struct ctnas_nac_train_result *res,
+                    struct ctnas_err *err)
+{
+    struct ctnas_nac_train_result res0;
+    if (res == NULL)
+        res = &res0;
+    memset(res, 0, sizeof *res);
+    res->holdout_tau = NAN;
+    *out = NULL;
+    int rc = ctnas_nac_train_config_check(cfg, err);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(acc[i]))
+            return ctnas_err_set(err, CTNAS_EINVAL, "accuracy",
+                                 "accuracy %d is not a finite number", i);
+    double t0 = now_seconds();
+
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.graphs = graphs;
+    r.acc = acc;
+    r.progress = progress;
+    r.user = user;
+    r.last_check = t0;
+    ctnas_nac_layout_init(&cfg->model, &r.lay);
+
+    /* The hold-out: a seeded sample of the training set. */
+    r.train_idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *r.train_idx);
+    if (r.train_idx == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    for (int i = 0; i < n; i++)
+        r.train_idx[i] = i;
+    int n_hold = (int)(cfg->holdout * n + 0.5);
+    if (cfg->holdout > 0 && n_hold < 2)
+        n_hold = 2;
+    if (n - n_hold < 2) {
+        free(r.train_idx);
+        return ctnas_err_set(err, CTNAS_EINVAL, "train",
+                             "need at least 2 training architectures, "
+                             "have %d after the hold-out", n - n_hold);
+    }
+    if (n_hold > 0) {
+        struct ctnas_rng hr;
+        ctnas_rng_seed(&hr, cfg->seed ^ 0x5bd1e9955bd1e995ULL);
+        ctnas_rng_shuffle(&hr, r.train_idx, n);
+        r.hold_idx = malloc((size_t)n_hold * sizeof *r.hold_idx);
+        r.hold_graphs = malloc((size_t)n_hold * sizeof *r.hold_graphs);
+        r.hold_acc = malloc((size_t)n_hold * sizeof *r.hold_acc);
+        r.hold_feat = malloc((size_t)n_hold * r.lay.feat_width *
+                             sizeof *r.hold_feat);
+        if (!r.hold_idx || !r.hold_graphs || !r.hold_acc || !r.hold_feat) {
+            run_destroy(&r);
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        }
+        /* The hold-out is the tail of the shuffled indices, the training
+         * set the head, each kept in data order. */
+        memcpy(r.hold_idx, r.train_idx + (n - n_hold),
+               (size_t)n_hold * sizeof *r.hold_idx);
+        r.n_hold = n_hold;
+        int *tmp = r.train_idx;
+        for (int a = 1; a < n - n_hold; a++) /* insertion sort, small n */
+            for (int b = a; b > 0 && tmp[b - 1] > tmp[b]; b--) {
+                int t = tmp[b];
+                tmp[b] = tmp[b - 1];
+                tmp[b - 1] = t;
+            }
+        for (int a = 1; a < n_hold; a++)
+            for (int b = a; b > 0 && r.hold_idx[b - 1] > r.hold_idx[b]; b--) {
+                int t = r.hold_idx[b];
+                r.hold_idx[b] = r.hold_idx[b - 1];
+                r.hold_idx[b - 1] = t;
+            }
+        for (int i = 0; i < n_hold; i++) {
+            r.hold_graphs[i] = graphs[r.hold_idx[i]];
+            r.hold_acc[i] = acc[r.hold_idx[i]];
+        }
+    }
+    r.n_train = n - n_hold;
+    int bs = cfg->batch < r.n_train ? cfg->batch : r.n_train;
+    int cap = bs;
+    if (n_hold > cap)
+        cap = n_hold < 1024 ? n_hold : 1024;
+    struct ctnas_adam_config ac = {.lr = cfg->lr, .beta1 = cfg->beta1,
+                                   .beta2 = cfg->beta2, .eps = cfg->eps,
+                                   .weight_decay = cfg->weight_decay,
+                                   .decoupled = cfg->decoupled};
+    struct ctnas_nac *m = NULL;
+    if (ctnas_nac_batch_init(&r.batch, cap, cfg->model.layers, cfg->dedupe) ||
+        ctnas_nac_cache_init(&r.cache, &cfg->model, cap) ||
+        ctnas_nac_pairs_init(&r.pairs, bs) ||
+        ctnas_adam_init(&r.adam, r.lay.n_params, &ac) ||
+        !(r.grad = malloc(r.lay.n_params * sizeof *r.grad)) ||
+        !(r.best = malloc(r.lay.n_params * sizeof *r.best)) ||
+        !(r.order = malloc((size_t)r.n_train * sizeof *r.order)) ||
+        !(r.perm = malloc((size_t)bs * sizeof *r.perm)) ||
+        !(r.bval = malloc((size_t)bs * sizeof *r.bval))) {
+        run_destroy(&r);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    struct ctnas_rng init_rng;
+    ctnas_rng_seed(&init_rng, cfg->seed);
+    m = ctnas_nac_new(&cfg->model, cfg->members, &init_rng);
+    if (m == NULL) {
+        run_destroy(&r);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    for (int k = 0; k < cfg->members; k++) {
+        rc = train_member(&r, k, m->theta + k * r.lay.n_params, res);
+        if (rc != 0) {
+            ctnas_nac_free(m);
+            run_destroy(&r);
+            res->seconds = now_seconds() - t0;
+            return ctnas_err_set(err, rc, "", "training cancelled");
+        }
+    }
+    run_destroy(&r);
+    res->seconds = now_seconds() - t0;
+    *out = m;
+    return 0;
+}
