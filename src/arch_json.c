@@ -126,6 +126,72 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
     return 0;
 }
 
+/* The space a reference belongs to by its shape alone, or NULL. */
+static const struct ctnas_space *infer_space(const json_t *ref)
+{
+    if (json_is_string(ref))
+        return json_string_value(ref)[0] == '{' ? &ctnas_space_nb101
+                                                : &ctnas_space_nb201;
+    if (json_is_object(ref))
+        return json_object_get(ref, "adjacency") ? &ctnas_space_nb101
+                                                 : &ctnas_space_nb201;
+    return NULL;
+}
+
+int ctnas_arch_ref_parse(struct ctnas_store *st,
+                         const struct ctnas_space **space, const json_t *ref,
+                         const char *path, struct ctnas_arch *out,
+                         int64_t *id_out, struct ctnas_err *err)
+{
+    if (id_out)
+        *id_out = 0;
+    if (json_is_integer(ref)) {
+        int64_t id = json_integer_value(ref);
+        struct ctnas_arch_row row;
+        int rc = ctnas_store_arch_get(st, id, &row, err);
+        if (rc == CTNAS_ENOTFOUND)
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "%s: no stored architecture %lld", path,
+                                 (long long)id);
+        if (rc < 0)
+            return rc;
+        const struct ctnas_space *sp = ctnas_space_find(row.space);
+        ctnas_store_row_destroy(&row);
+        if (sp == NULL || (*space && *space != sp))
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "%s: architecture %lld is in space %s, "
+                                 "not %s", path, (long long)id,
+                                 sp ? sp->name : "(unknown)",
+                                 *space ? (*space)->name : "");
+        *space = sp;
+        if (id_out)
+            *id_out = id;
+        return sp->parse_string(row.encoding, out, err) < 0
+                   ? ctnas_err_set(err, CTNAS_EDB, path,
+                                   "stored architecture %lld is unreadable",
+                                   (long long)id)
+                   : 0;
+    }
+    if (!json_is_string(ref) && !json_is_object(ref))
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s must be an architecture id, native string "
+                             "or object", path);
+    if (*space == NULL)
+        *space = infer_space(ref);
+    struct ctnas_err aerr = {0};
+    int rc = (*space)->parse_json(ref, out, &aerr);
+    if (rc < 0) {
+        char full[192];
+        if (aerr.field[0])
+            snprintf(full, sizeof full, "%s.%s", path, aerr.field);
+        else
+            snprintf(full, sizeof full, "%s", path);
+        return ctnas_err_set(err, rc, full, "invalid %s architecture: %s",
+                             (*space)->name, aerr.msg);
+    }
+    return 0;
+}
+
 void ctnas_iso_time(int64_t t, char buf[32])
 {
     time_t tt = (time_t)t;

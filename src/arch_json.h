@@ -51,6 +51,17 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
  * {"id", "space", "arch", "hash", "created_at", "measurements": [...]}. */
 json_t *ctnas_item_row_json(const struct ctnas_arch_row *row);
 
+/* Resolve an architecture reference of /v1/compare and /v1/rank: a
+ * stored id (integer), a native string, or the object form.  *space may
+ * be NULL on entry: it is then inferred (an id's stored space; an object
+ * with "adjacency" or a string holding a JSON object is nasbench101, any
+ * other string or object nasbench201) and set.  A reference of another space than *space
+ * is an error.  *id_out (may be NULL) is the stored id or 0. */
+int ctnas_arch_ref_parse(struct ctnas_store *st,
+                         const struct ctnas_space **space, const json_t *ref,
+                         const char *path, struct ctnas_arch *out,
+                         int64_t *id_out, struct ctnas_err *err);
+
 /* Format unix seconds as "2026-11-27T22:10:00Z". */
 void ctnas_iso_time(int64_t t, char buf[32]);
 

@@ -189,3 +189,97 @@ int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
     *out = v;
     return 0;
 }
+
+static int read_enum(const json_t *obj, const char *prefix,
+                     const struct ctnas_jsonv_field *f, int *out,
+                     struct ctnas_err *err)
+{
+    const char *s = NULL;
+    int rc = ctnas_jsonv_string(obj, prefix, f->name, 0, &s, 64, err);
+    if (rc < 0 || s == NULL)
+        return rc;
+    for (int i = 0; f->names[i]; i++)
+        if (strcmp(f->names[i], s) == 0) {
+            *out = i;
+            return 0;
+        }
+    char path[128], list[160] = "";
+    for (int i = 0; f->names[i]; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                 f->names[i]);
+    }
+    ctnas_jsonv_path(path, sizeof path, prefix, f->name);
+    return ctnas_err_set(err, CTNAS_EINVAL, path,
+                         "%s: unknown value '%s' (expected one of %s)", path,
+                         s, list);
+}
+
+int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
+                            const struct ctnas_jsonv_field *fields,
+                            size_t n, void *base, struct ctnas_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ctnas_jsonv_field *f = &fields[i];
+        char *p = (char *)base + f->off;
+        int64_t v;
+        int rc = 0;
+        switch (f->kind) {
+        case CTNAS_JV_INT:
+            v = *(int *)p;
+            rc = ctnas_jsonv_int(obj, prefix, f->name, 0, &v,
+                                 (int64_t)f->min, (int64_t)f->max, err);
+            *(int *)p = (int)v;
+            break;
+        case CTNAS_JV_LONG:
+            v = *(long *)p;
+            rc = ctnas_jsonv_int(obj, prefix, f->name, 0, &v,
+                                 (int64_t)f->min, (int64_t)f->max, err);
+            *(long *)p = (long)v;
+            break;
+        case CTNAS_JV_U64:
+            v = (int64_t)*(uint64_t *)p;
+            rc = ctnas_jsonv_int(obj, prefix, f->name, 0, &v,
+                                 (int64_t)f->min, (int64_t)f->max, err);
+            *(uint64_t *)p = (uint64_t)v;
+            break;
+        case CTNAS_JV_REAL:
+            rc = ctnas_jsonv_number(obj, prefix, f->name, 0, (double *)p,
+                                    f->min, f->max, err);
+            break;
+        case CTNAS_JV_BOOL:
+            rc = ctnas_jsonv_bool(obj, prefix, f->name, 0, (int *)p, err);
+            break;
+        case CTNAS_JV_ENUM:
+            rc = read_enum(obj, prefix, f, (int *)p, err);
+            break;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
+                                 size_t n, const void *base)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        const struct ctnas_jsonv_field *f = &fields[i];
+        const char *p = (const char *)base + f->off;
+        json_t *v = NULL;
+        switch (f->kind) {
+        case CTNAS_JV_INT: v = json_integer(*(const int *)p); break;
+        case CTNAS_JV_LONG: v = json_integer(*(const long *)p); break;
+        case CTNAS_JV_U64:
+            v = json_integer((json_int_t)*(const uint64_t *)p);
+            break;
+        case CTNAS_JV_REAL: v = json_real(*(const double *)p); break;
+        case CTNAS_JV_BOOL: v = json_boolean(*(const int *)p); break;
+        case CTNAS_JV_ENUM: v = json_string(f->names[*(const int *)p]);
+            break;
+        }
+        json_object_set_new(o, f->name, v ? v : json_null());
+    }
+    return o;
+}

@@ -45,6 +45,36 @@ int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
 int ctnas_jsonv_only(const json_t *obj, const char *prefix,
                      const char *const *allowed, struct ctnas_err *err);
 
+/* Settings structs read from and written to JSON by one table, so the
+ * two cannot drift apart.  Each field names a member at offset off of
+ * the struct: INT is int, LONG long, U64 uint64_t, REAL double, BOOL int
+ * (0/1), ENUM int indexing names (a NULL-terminated list, written by
+ * name).  Numbers are bounded by [min, max]. */
+enum ctnas_jsonv_kind {
+    CTNAS_JV_INT,
+    CTNAS_JV_LONG,
+    CTNAS_JV_U64,
+    CTNAS_JV_REAL,
+    CTNAS_JV_BOOL,
+    CTNAS_JV_ENUM,
+};
+
+struct ctnas_jsonv_field {
+    const char *name;
+    enum ctnas_jsonv_kind kind;
+    size_t off;
+    double min, max;
+    const char *const *names;  /* CTNAS_JV_ENUM */
+};
+
+/* Override the members of base whose keys obj has. */
+int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
+                            const struct ctnas_jsonv_field *fields,
+                            size_t n, void *base, struct ctnas_err *err);
+/* New object with every field of base. */
+json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
+                                 size_t n, const void *base);
+
 /* Parse a decimal integer from text (query strings): whole string. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
                           int64_t max, int64_t *out, struct ctnas_err *err);

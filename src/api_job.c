@@ -1,0 +1,151 @@
+/*
+ * api_job.c - /v1/jobs: poll, list and cancel background jobs.  Handlers
+ * read job rows from the store (the runner writes progress there), and
+ * only cancellation reaches into the runner.
+ */
+#include "config.h"
+#include "api.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "jsonv.h"
+#include "runner.h"
+#include "store_ml.h"
+
+/* Add the derived timing fields to a job row: elapsed and estimated
+ * remaining seconds, from its start time and progress fraction. */
+json_t *ctnas_api_job_view(json_t *row)
+{
+    const char *state = json_string_value(json_object_get(row, "state"));
+    json_t *started = json_object_get(row, "started_at");
+    json_t *finished = json_object_get(row, "finished_at");
+    double frac = json_number_value(
+        json_object_get(json_object_get(row, "progress"), "fraction"));
+    int done = strcmp(state, "succeeded") == 0;
+    json_t *elapsed = json_null(), *remaining = json_null();
+    if (json_is_number(started)) {
+        double end = json_is_number(finished) ? json_number_value(finished)
+                                              : ctnas_store_now();
+        double e = end - json_number_value(started);
+        elapsed = json_real(e > 0 ? e : 0);
+        if (json_is_number(finished))
+            remaining = json_real(0);
+        else if (frac > 0 && frac <= 1)
+            remaining = json_real(e * (1 - frac) / frac);
+    }
+    json_object_set_new(row, "elapsed_seconds", elapsed);
+    json_object_set_new(row, "remaining_seconds", remaining);
+    json_object_set_new(row, "fraction",
+                        json_real(done ? 1.0 : (isfinite(frac) ? frac : 0)));
+    return row;
+}
+
+static int parse_id(const struct ctnas_req *req, int64_t *id,
+                    struct ctnas_err *err)
+{
+    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, id,
+                              NULL) < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job '%s'",
+                             req->params[0]);
+    return 0;
+}
+
+int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
+                      struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    json_t *row;
+    int rc;
+    if ((rc = parse_id(req, &id, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+        return rc;
+    *out = ctnas_api_job_view(row);
+    return 200;
+}
+
+int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
+                       struct ctnas_err *err)
+{
+    static const char *const params[] = {"kind", "state", "limit", NULL};
+    int rc = ctnas_req_query_only(req, params, err);
+    if (rc < 0)
+        return rc;
+    const char *kind = ctnas_req_query(req, "kind");
+    const char *state = ctnas_req_query(req, "state");
+    int64_t limit = 100;
+    const char *lim = ctnas_req_query(req, "limit");
+    if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
+                                           err)) < 0)
+        return rc;
+    if (kind && strcmp(kind, "train") != 0 && strcmp(kind, "search") != 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "kind",
+                             "kind must be train or search");
+    static const char *const states[] = {"queued", "running", "waiting",
+                                         "succeeded", "failed", "cancelled",
+                                         NULL};
+    int known = state == NULL;
+    for (const char *const *s = states; *s && !known; s++)
+        known = strcmp(*s, state) == 0;
+    if (!known)
+        return ctnas_err_set(err, CTNAS_EINVAL, "state",
+                             "state must be queued, running, waiting, "
+                             "succeeded, failed or cancelled");
+    struct ctnas_store *st;
+    json_t *rows;
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_job_list(st, kind, state, (int)limit, &rows,
+                                   err)) < 0)
+        return rc;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) ctnas_api_job_view(row);
+    *out = json_pack("{s:o}", "items", rows);
+    return 200;
+}
+
+int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
+                         struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    json_t *row;
+    int rc;
+    if ((rc = parse_id(req, &id, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+        return rc;
+    const char *state = json_string_value(json_object_get(row, "state"));
+    if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
+        strcmp(state, "cancelled") == 0) {
+        ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                      "job %lld has already %s; there is nothing to cancel",
+                      (long long)id, state);
+        json_decref(row);
+        return CTNAS_ECONFLICT;
+    }
+    json_decref(row);
+    if (ctnas_runner_cancel(req->app->runner, id) < 0) {
+        /* Not in this daemon's runner: a row orphaned by a crash. */
+        if ((rc = ctnas_store_job_finish(st, id, "cancelled", NULL,
+                                         "cancelled by request", err)) < 0)
+            return rc;
+    }
+    if ((rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+        return rc;
+    state = json_string_value(json_object_get(row, "state"));
+    if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0) {
+        /* It ended while we looked. */
+        ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                      "job %lld has already %s; there is nothing to cancel",
+                      (long long)id, state);
+        json_decref(row);
+        return CTNAS_ECONFLICT;
+    }
+    /* The job stops within a second; poll it to see "cancelled". */
+    json_object_set_new(row, "cancel_requested", json_true());
+    *out = ctnas_api_job_view(row);
+    return 202;
+}

@@ -1,0 +1,502 @@
+/*
+ * api_model.c - the comparator routes: /v1/nac (models), /v1/nac/train,
+ * /v1/compare and /v1/rank.  Each request takes a reference to the model
+ * it uses, so a model published meanwhile never pulls weights from under
+ * it.  Graph features are computed once per distinct architecture.
+ */
+#include "config.h"
+#include "api.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch_json.h"
+#include "job_train.h"
+#include "jsonv.h"
+#include "nac.h"
+#include "registry.h"
+#include "space.h"
+#include "store_ml.h"
+
+int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
+                       struct ctnas_err *err)
+{
+    static const char *const params[] = {"space", "limit", NULL};
+    int rc = ctnas_req_query_only(req, params, err);
+    if (rc < 0)
+        return rc;
+    const char *space = ctnas_req_query(req, "space");
+    int64_t limit = 100;
+    const char *lim = ctnas_req_query(req, "limit");
+    if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
+                                           err)) < 0)
+        return rc;
+    if (space && ctnas_space_find(space) == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "space",
+                             "unknown space '%s'", space);
+    struct ctnas_store *st;
+    json_t *rows;
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_model_list(st, space, (int)limit, &rows, err)) < 0)
+        return rc;
+    /* Mark the models being served. */
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        struct ctnas_served *s = ctnas_registry_get(
+            req->app->registry,
+            json_string_value(json_object_get(row, "space")),
+            json_string_value(json_object_get(row, "dataset")), NULL);
+        json_object_set_new(
+            row, "serving",
+            json_boolean(s && s->id == json_integer_value(
+                                           json_object_get(row, "id"))));
+        ctnas_served_release(s);
+    }
+    *out = json_pack("{s:o}", "items", rows);
+    return 200;
+}
+
+int ctnas_api_nac_train(struct ctnas_req *req, json_t **out,
+                        struct ctnas_err *err)
+{
+    json_t *body;
+    struct ctnas_store *st;
+    int rc;
+    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_job_train_submit(req->app, st, body, out, err)) < 0)
+        return rc;
+    ctnas_api_job_view(*out);
+    return 202;
+}
+
+/* ---- shared by compare and rank ---- */
+
+/* Distinct architectures of a request and their features. */
+struct arch_set {
+    const struct ctnas_space *space;
+    int n, cap;
+    struct ctnas_arch *archs;
+    int64_t *ids;
+    /* open-addressing table of indices into archs, for dedupe */
+    int *table, tcap;
+    ctnas_real *feat;
+};
+
+static void arch_set_destroy(struct arch_set *s)
+{
+    free(s->archs);
+    free(s->ids);
+    free(s->table);
+    free(s->feat);
+}
+
+static uint64_t arch_hash(const struct ctnas_arch *a)
+{
+    const unsigned char *p = (const unsigned char *)a;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof *a; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int arch_set_grow(struct arch_set *s)
+{
+    int cap = s->cap ? s->cap * 2 : 64;
+    struct ctnas_arch *a = realloc(s->archs, (size_t)cap * sizeof *a);
+    if (a == NULL)
+        return CTNAS_ENOMEM;
+    s->archs = a;
+    int64_t *ids = realloc(s->ids, (size_t)cap * sizeof *ids);
+    if (ids == NULL)
+        return CTNAS_ENOMEM;
+    s->ids = ids;
+    s->cap = cap;
+    /* Rehash into a table twice the capacity. */
+    free(s->table);
+    s->tcap = cap * 2;
+    s->table = malloc((size_t)s->tcap * sizeof *s->table);
+    if (s->table == NULL)
+        return CTNAS_ENOMEM;
+    memset(s->table, -1, (size_t)s->tcap * sizeof *s->table);
+    for (int i = 0; i < s->n; i++) {
+        size_t h = arch_hash(&s->archs[i]) & (size_t)(s->tcap - 1);
+        while (s->table[h] >= 0)
+            h = (h + 1) & (size_t)(s->tcap - 1);
+        s->table[h] = i;
+    }
+    return 0;
+}
+
+/* Index of a in the set, adding it unless dedupe finds it there. */
+static int arch_set_add(struct arch_set *s, const struct ctnas_arch *a,
+                        int64_t id, int dedupe, int *index)
+{
+    if (s->n == s->cap && arch_set_grow(s) < 0)
+        return CTNAS_ENOMEM;
+    size_t mask = (size_t)s->tcap - 1, h = arch_hash(a) & mask;
+    for (; s->table[h] >= 0; h = (h + 1) & mask)
+        if (dedupe && memcmp(&s->archs[s->table[h]], a, sizeof *a) == 0) {
+            *index = s->table[h];
+            if (id && !s->ids[*index])
+                s->ids[*index] = id;
+            return 0;
+        }
+    s->archs[s->n] = *a;
+    s->ids[s->n] = id;
+    s->table[h] = s->n;
+    *index = s->n++;
+    return 0;
+}
+
+/* Features of every architecture in the set with model m. */
+static int arch_set_features(struct arch_set *s, const struct ctnas_nac *m,
+                             struct ctnas_err *err)
+{
+    int w = ctnas_nac_feature_width(m);
+    struct ctnas_graph *g = malloc((size_t)(s->n ? s->n : 1) * sizeof *g);
+    s->feat = malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
+                     sizeof *s->feat);
+    if (g == NULL || s->feat == NULL) {
+        free(g);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    for (int i = 0; i < s->n; i++)
+        s->space->to_graph(&s->archs[i], &g[i]);
+    int rc = ctnas_nac_features(m, g, s->n, s->feat);
+    free(g);
+    return rc < 0 ? ctnas_err_set(err, rc, "", "out of memory") : 0;
+}
+
+/* The model a request asks for: "model" id, else the one serving
+ * (space, "dataset"). New reference in *out. */
+static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
+                      const json_t *body, const struct ctnas_space *space,
+                      struct ctnas_served **out, struct ctnas_err *err)
+{
+    int64_t model_id = 0;
+    const char *dataset = NULL;
+    int rc;
+    if ((rc = ctnas_jsonv_int(body, "", "model", 0, &model_id, 1, INT64_MAX,
+                              err)) < 0 ||
+        (rc = ctnas_jsonv_string(body, "", "dataset", 0, &dataset, 63,
+                                 err)) < 0)
+        return rc;
+    if (model_id) {
+        if (dataset)
+            return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                                 "give a model id or a dataset, not both");
+        rc = ctnas_job_train_load_model(st, model_id, out, err);
+        if (rc == CTNAS_ENOTFOUND)
+            return ctnas_err_set(err, CTNAS_EINVAL, "model", "no model %lld",
+                                 (long long)model_id);
+        if (rc == 0 && strcmp((*out)->space, space->name) != 0) {
+            ctnas_err_set(err, CTNAS_EINVAL, "model",
+                          "model %lld compares %s architectures, not %s",
+                          (long long)model_id, (*out)->space, space->name);
+            ctnas_served_release(*out);
+            return CTNAS_EINVAL;
+        }
+        return rc;
+    }
+    int ambiguous;
+    *out = ctnas_registry_get(req->app->registry, space->name, dataset,
+                              &ambiguous);
+    if (*out)
+        return 0;
+    if (ambiguous)
+        return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                             "several comparators serve %s: name the "
+                             "dataset (or a model id)", space->name);
+    return ctnas_err_set(err, CTNAS_ECONFLICT, "",
+                         "no comparator is trained for %s%s%s yet: train "
+                         "one with POST /v1/nac/train {\"space\": \"%s\", "
+                         "\"dataset\": ...}", space->name,
+                         dataset ? " on " : "", dataset ? dataset : "",
+                         space->name);
+}
+
+static json_t *model_json(const struct ctnas_served *s)
+{
+    return json_pack("{s:I, s:s, s:s, s:s*}", "id", (json_int_t)s->id,
+                     "space", s->space, "dataset", s->dataset, "metric",
+                     s->metric[0] ? s->metric : NULL);
+}
+
+/* The request's "space", if any. */
+static int body_space(const json_t *body, const struct ctnas_space **space,
+                      struct ctnas_err *err)
+{
+    const char *name = NULL;
+    int rc = ctnas_jsonv_string(body, "", "space", 0, &name, 31, err);
+    if (rc < 0)
+        return rc;
+    *space = NULL;
+    if (name && (*space = ctnas_space_find(name)) == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "space",
+                             "unknown space '%s'", name);
+    return 0;
+}
+
+int ctnas_api_compare(struct ctnas_req *req, json_t **out,
+                      struct ctnas_err *err)
+{
+    static const char *const keys[] = {"a", "b", "pairs", "space",
+                                       "dataset", "model", NULL};
+    json_t *body;
+    struct ctnas_store *st;
+    int rc;
+    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
+        (rc = ctnas_jsonv_only(body, "", keys, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    const json_t *pairs = json_object_get(body, "pairs");
+    int single = pairs == NULL;
+    size_t n_pairs = 1;
+    if (single) {
+        if (!json_object_get(body, "a") || !json_object_get(body, "b"))
+            return ctnas_err_set(err, CTNAS_EINVAL,
+                                 json_object_get(body, "a") ? "b" : "a",
+                                 "give \"a\" and \"b\", or \"pairs\": "
+                                 "[[a, b], ...]");
+    } else {
+        if (json_object_get(body, "a") || json_object_get(body, "b"))
+            return ctnas_err_set(err, CTNAS_EINVAL, "pairs",
+                                 "give \"pairs\" or \"a\" and \"b\", not "
+                                 "both");
+        if (!json_is_array(pairs) || json_array_size(pairs) == 0)
+            return ctnas_err_set(err, CTNAS_EINVAL, "pairs",
+                                 "pairs must be a non-empty array of "
+                                 "[a, b] pairs");
+        n_pairs = json_array_size(pairs);
+        if (n_pairs > (size_t)req->app->conf->max_pairs)
+            return ctnas_err_set(err, CTNAS_EINVAL, "pairs",
+                                 "at most %d pairs per request "
+                                 "(--max-pairs), not %zu",
+                                 req->app->conf->max_pairs, n_pairs);
+    }
+
+    struct arch_set set = {0};
+    struct ctnas_served *model = NULL;
+    int *idx = malloc(n_pairs * 2 * sizeof *idx);
+    if (idx == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    if ((rc = body_space(body, &set.space, err)) < 0)
+        goto out;
+    for (size_t k = 0; k < n_pairs; k++) {
+        for (int side = 0; side < 2; side++) {
+            char path[48];
+            const json_t *ref;
+            if (single) {
+                snprintf(path, sizeof path, "%s", side ? "b" : "a");
+                ref = json_object_get(body, path);
+            } else {
+                const json_t *pair = json_array_get(pairs, k);
+                if (!json_is_array(pair) || json_array_size(pair) != 2) {
+                    snprintf(path, sizeof path, "pairs[%zu]", k);
+                    rc = ctnas_err_set(err, CTNAS_EINVAL, path,
+                                       "%s must be [a, b]", path);
+                    goto out;
+                }
+                snprintf(path, sizeof path, "pairs[%zu][%d]", k, side);
+                ref = json_array_get(pair, (size_t)side);
+            }
+            struct ctnas_arch a;
+            int64_t id;
+            if ((rc = ctnas_arch_ref_parse(st, &set.space, ref, path, &a,
+                                           &id, err)) < 0 ||
+                (rc = arch_set_add(&set, &a, id, 1, &idx[2 * k + side])) <
+                    0)
+                goto out;
+        }
+    }
+    if ((rc = pick_model(req, st, body, set.space, &model, err)) < 0 ||
+        (rc = arch_set_features(&set, model->nac, err)) < 0)
+        goto out;
+    int w = ctnas_nac_feature_width(model->nac);
+    json_t *ps = single ? NULL : json_array();
+    double p = 0;
+    for (size_t k = 0; k < n_pairs; k++) {
+        p = ctnas_nac_feature_prob(model->nac, set.feat + idx[2 * k] * w,
+                                   set.feat + idx[2 * k + 1] * w);
+        if (!isfinite(p)) {
+            json_decref(ps);
+            rc = ctnas_err_set(err, CTNAS_EDB, "model",
+                               "model %lld gives a non-finite probability: "
+                               "its weights are unusable; train another",
+                               (long long)model->id);
+            goto out;
+        }
+        if (ps)
+            json_array_append_new(ps, json_real(p));
+    }
+    *out = json_pack("{s:o, s:o}", "p", ps ? ps : json_real(p), "model",
+                     model_json(model));
+    rc = 200;
+out:
+    ctnas_served_release(model);
+    arch_set_destroy(&set);
+    free(idx);
+    return rc;
+}
+
+struct scan_ctx {
+    struct arch_set *set;
+    struct ctnas_err *err;
+};
+
+static int scan_one(void *cls, int64_t id, const char *enc)
+{
+    struct scan_ctx *c = cls;
+    struct ctnas_arch a;
+    int index;
+    if (c->set->space->parse_string(enc, &a, NULL) < 0)
+        return 0; /* unreadable row: skip */
+    if (arch_set_add(c->set, &a, id, 0, &index) < 0)
+        return ctnas_err_set(c->err, CTNAS_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+struct ranked {
+    double score;
+    int index;
+};
+
+/* Best first; equal scores keep request order. */
+static int by_score_desc(const void *x, const void *y)
+{
+    const struct ranked *a = x, *b = y;
+    if (a->score != b->score)
+        return a->score < b->score ? 1 : -1;
+    return a->index - b->index;
+}
+
+int ctnas_api_rank(struct ctnas_req *req, json_t **out,
+                   struct ctnas_err *err)
+{
+    static const char *const keys[] = {"architectures", "all", "space",
+                                       "dataset", "model", "top_k", NULL};
+    json_t *body;
+    struct ctnas_store *st;
+    int rc, all = 0;
+    int64_t top_k = 0;
+    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
+        (rc = ctnas_jsonv_only(body, "", keys, err)) < 0 ||
+        (rc = ctnas_jsonv_bool(body, "", "all", 0, &all, err)) < 0 ||
+        (rc = ctnas_jsonv_int(body, "", "top_k", 0, &top_k, 1, 10000000,
+                              err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    const json_t *list = json_object_get(body, "architectures");
+    if (all && list)
+        return ctnas_err_set(err, CTNAS_EINVAL, "architectures",
+                             "give \"architectures\" or \"all\": true, not "
+                             "both");
+    if (!all) {
+        if (!json_is_array(list) || json_array_size(list) < 2)
+            return ctnas_err_set(err, CTNAS_EINVAL, "architectures",
+                                 "architectures must be an array of at "
+                                 "least 2 (or give \"all\": true)");
+        if (json_array_size(list) > (size_t)req->app->conf->max_rank)
+            return ctnas_err_set(err, CTNAS_EINVAL, "architectures",
+                                 "at most %d architectures per request "
+                                 "(--max-rank), not %zu",
+                                 req->app->conf->max_rank,
+                                 json_array_size(list));
+    }
+
+    struct arch_set set = {0};
+    struct ctnas_served *model = NULL;
+    double *score = NULL;
+    struct ranked *order = NULL;
+    if ((rc = body_space(body, &set.space, err)) < 0)
+        goto out;
+    if (all) {
+        if (set.space == NULL) {
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "space",
+                               "\"all\": true needs a space");
+            goto out;
+        }
+        struct scan_ctx c = {&set, err};
+        if ((rc = ctnas_store_arch_scan(st, set.space->name, scan_one, &c,
+                                        err)) < 0)
+            goto out;
+        if (set.n < 2) {
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "all",
+                               "%d %s architectures are stored: nothing to "
+                               "rank", set.n, set.space->name);
+            goto out;
+        }
+        if (set.n > req->app->conf->max_rank) {
+            /* Scoring is quadratic: bound the work of one request. */
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "all",
+                               "%d %s architectures are stored, more than "
+                               "--max-rank (%d) ranks at once",
+                               set.n, set.space->name,
+                               req->app->conf->max_rank);
+            goto out;
+        }
+    } else {
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            char path[40];
+            snprintf(path, sizeof path, "architectures[%zu]", i);
+            struct ctnas_arch a;
+            int64_t id;
+            int index;
+            if ((rc = ctnas_arch_ref_parse(st, &set.space,
+                                           json_array_get(list, i), path,
+                                           &a, &id, err)) < 0 ||
+                (rc = arch_set_add(&set, &a, id, 0, &index)) < 0)
+                goto out;
+        }
+    }
+    if ((rc = pick_model(req, st, body, set.space, &model, err)) < 0 ||
+        (rc = arch_set_features(&set, model->nac, err)) < 0)
+        goto out;
+    score = malloc((size_t)set.n * sizeof *score);
+    order = malloc((size_t)set.n * sizeof *order);
+    if (score == NULL || order == NULL) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    ctnas_nac_mean_win(model->nac, set.feat, set.n, score);
+    for (int i = 0; i < set.n; i++)
+        if (!isfinite(score[i])) {
+            rc = ctnas_err_set(err, CTNAS_EDB, "model",
+                               "model %lld gives non-finite scores: its "
+                               "weights are unusable; train another",
+                               (long long)model->id);
+            goto out;
+        }
+    for (int i = 0; i < set.n; i++)
+        order[i] = (struct ranked){score[i], i};
+    qsort(order, (size_t)set.n, sizeof *order, by_score_desc);
+    int k = set.n;
+    if (top_k > 0 && top_k < k)
+        k = (int)top_k;
+    else if (all && top_k == 0 && k > 100)
+        k = 100;
+    json_t *items = json_array();
+    for (int r = 0; r < k; r++) {
+        int i = order[r].index;
+        json_t *it = json_pack("{s:i, s:f, s:o, s:o}", "rank", r + 1,
+                               "score", score[i], "id",
+                               set.ids[i] ? json_integer(set.ids[i])
+                                          : json_null(),
+                               "arch", set.space->to_json(&set.archs[i]));
+        if (!all)
+            json_object_set_new(it, "index", json_integer(i));
+        json_array_append_new(items, it);
+    }
+    *out = json_pack("{s:o, s:i, s:o}", "items", items, "total", set.n,
+                     "model", model_json(model));
+    rc = 200;
+out:
+    ctnas_served_release(model);
+    arch_set_destroy(&set);
+    free(score);
+    free(order);
+    return rc;
+}

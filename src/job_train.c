@@ -1,0 +1,507 @@
+/*
+ * job_train.c - see job_train.h.  The pool thread touches only the job's
+ * own memory (graphs, accuracies, the progress snapshot under its mutex);
+ * the store is written from the loop thread (tick, done).
+ */
+#include "config.h"
+#include "job_train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonv.h"
+#include "log.h"
+#include "nac_json.h"
+#include "registry.h"
+#include "runner.h"
+#include "space.h"
+#include "store_ml.h"
+
+struct train_job {
+    struct ctnas_job job;
+    struct ctnas_app *app;
+    struct ctnas_nac_train_config cfg;
+    const struct ctnas_space *space;
+    char dataset[64], metric[64];
+    int publish;
+    int n;
+    struct ctnas_graph *graphs;
+    double *acc;
+    int64_t *ids;
+    /* Progress snapshot: written by the pool thread, read by tick. */
+    pthread_mutex_t mu;
+    struct ctnas_nac_progress prog;
+    int seq, seq_written;
+    /* Result, handed from work to done. */
+    struct ctnas_nac *model;
+    struct ctnas_nac_train_result res;
+    struct ctnas_err err;
+};
+
+static void train_job_free(struct train_job *t)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_destroy(&t->mu);
+    ctnas_nac_free(t->model);
+    free(t->graphs);
+    free(t->acc);
+    free(t->ids);
+    free(t);
+}
+
+static int on_progress(const struct ctnas_nac_progress *p, void *user)
+{
+    struct train_job *t = user;
+    if (!p->in_epoch) {
+        pthread_mutex_lock(&t->mu);
+        t->prog = *p;
+        t->seq++;
+        pthread_mutex_unlock(&t->mu);
+    }
+    return atomic_load(&t->job.cancel);
+}
+
+static int train_work(struct ctnas_job *job)
+{
+    struct train_job *t = job->data;
+    return ctnas_nac_train(&t->cfg, t->graphs, t->acc, t->n, on_progress, t,
+                           &t->model, &t->res, &t->err);
+}
+
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *progress_json(const struct ctnas_nac_progress *p)
+{
+    int total = p->epochs * p->members;
+    double frac = total > 0 ? (double)(p->member * p->epochs + p->epoch) /
+                                  total
+                            : 0;
+    return json_pack("{s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o}", "member",
+                     p->member + 1, "members", p->members, "epoch", p->epoch,
+                     "epochs", p->epochs, "fraction", frac, "loss",
+                     num_or_null(p->loss), "train_pair_accuracy",
+                     num_or_null(p->pair_acc), "holdout_kendall_tau",
+                     num_or_null(p->holdout_tau));
+}
+
+static int train_tick(struct ctnas_job *job)
+{
+    struct train_job *t = job->data;
+    struct ctnas_store *st;
+    struct ctnas_err err = {0};
+    pthread_mutex_lock(&t->mu);
+    struct ctnas_nac_progress p = t->prog;
+    int seq = t->seq, fresh = t->seq != t->seq_written;
+    pthread_mutex_unlock(&t->mu);
+    if (ctnas_app_store(t->app, &st, &err) < 0)
+        return 0;
+    if (t->seq_written == 0) {
+        /* First tick after the pool picked the job up. */
+        if (ctnas_store_job_start(st, job->id, &err) < 0)
+            return 0;
+        t->seq_written = -1;
+    }
+    if (!fresh || seq == 0)
+        return 0;
+    json_t *pj = progress_json(&p);
+    if (ctnas_store_job_progress(st, job->id, pj, &err) == 0)
+        t->seq_written = seq;
+    json_decref(pj);
+    return 0;
+}
+
+/* Store the model and mark the job succeeded, in one transaction. */
+static int store_result(struct train_job *t, struct ctnas_store *st,
+                        int64_t *model_id, struct ctnas_err *err)
+{
+    size_t len = ctnas_nac_blob_size(t->model);
+    void *blob = malloc(len);
+    if (blob == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    ctnas_nac_save(t->model, blob, len);
+    json_t *ids = json_array();
+    for (int i = 0; i < t->n; i++)
+        json_array_append_new(ids, json_integer(t->ids[i]));
+    json_t *figures = json_pack(
+        "{s:f, s:o, s:o, s:o, s:I, s:i}", "train_seconds", t->res.seconds,
+        "loss", num_or_null(t->res.loss), "train_pair_accuracy",
+        num_or_null(t->res.pair_acc),
+        "holdout_kendall_tau", num_or_null(t->res.holdout_tau), "steps",
+        (json_int_t)t->res.steps, "n_train", t->n);
+    json_t *cfg = ctnas_nac_json_write(&t->cfg);
+    struct ctnas_model_meta meta = {t->space->name, t->dataset,
+                                    t->metric[0] ? t->metric : NULL,
+                                    t->job.id, t->publish, cfg, figures,
+                                    ids};
+    int rc = ctnas_store_begin(st, err);
+    if (rc == 0)
+        rc = ctnas_store_model_insert(st, &meta, blob, len, model_id, err);
+    json_t *result = NULL;
+    if (rc == 0) {
+        result = json_pack("{s:I, s:O}", "model_id", (json_int_t)*model_id,
+                           "figures", figures);
+        rc = ctnas_store_job_finish(st, t->job.id, "succeeded", result,
+                                    NULL, err);
+    }
+    if (rc == 0)
+        rc = ctnas_store_commit(st, err);
+    else
+        ctnas_store_rollback(st);
+    json_decref(result);
+    json_decref(cfg);
+    json_decref(figures);
+    json_decref(ids);
+    free(blob);
+    return rc;
+}
+
+static int train_done(struct ctnas_job *job, int status)
+{
+    struct train_job *t = job->data;
+    struct ctnas_store *st;
+    struct ctnas_err err = {0};
+    if (ctnas_app_store(t->app, &st, &err) < 0) {
+        ctnas_log_error("job %lld: cannot record its end: %s",
+                        (long long)job->id, err.msg);
+        train_job_free(t);
+        return CTNAS_JOB_FINISHED;
+    }
+    if (atomic_load(&job->started))
+        train_tick(job); /* the last progress, so polls see 100% */
+    int64_t model_id = 0;
+    if (status == 0 && store_result(t, st, &model_id, &err) == 0) {
+        ctnas_log_info("job %lld: model %lld trained on %d architectures "
+                       "in %.1f s", (long long)job->id, (long long)model_id,
+                       t->n, t->res.seconds);
+        if (t->publish) {
+            struct ctnas_served *s = ctnas_served_new(
+                model_id, t->space->name, t->dataset, t->metric,
+                ctnas_store_now(), t->model);
+            t->model = NULL;
+            if (s) {
+                ctnas_registry_publish(t->app->registry, s);
+                ctnas_served_release(s);
+            }
+        }
+    } else if (status == CTNAS_ECANCELED &&
+               atomic_load(&job->cancel) == CTNAS_RUNNER_SHUTDOWN) {
+        ctnas_store_job_finish(st, job->id, "failed", NULL,
+                               "interrupted: the daemon stopped before the "
+                               "job finished; submit it again", &err);
+        ctnas_log_info("job %lld: interrupted by shutdown",
+                       (long long)job->id);
+    } else if (status == CTNAS_ECANCELED) {
+        ctnas_store_job_finish(st, job->id, "cancelled", NULL,
+                               "cancelled by request", &err);
+        ctnas_log_info("job %lld: cancelled", (long long)job->id);
+    } else {
+        const char *why = status == 0 ? err.msg : t->err.msg;
+        struct ctnas_err ferr = {0};
+        ctnas_store_job_finish(st, job->id, "failed", NULL,
+                               why[0] ? why : ctnas_strerror(status), &ferr);
+        ctnas_log_warn("job %lld: failed: %s", (long long)job->id, why);
+    }
+    train_job_free(t);
+    return CTNAS_JOB_FINISHED;
+}
+
+static const struct ctnas_job_ops train_ops = {train_work, train_tick,
+                                               train_done};
+
+/* ---- building a job from a request ---- */
+
+struct collect {
+    struct train_job *t;
+    int cap;
+    int64_t *wanted;         /* explicit ids, sorted, or NULL */
+    size_t n_wanted;
+    struct ctnas_err *err;
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int collect_one(void *cls, int64_t id, const char *enc, double value)
+{
+    struct collect *c = cls;
+    struct train_job *t = c->t;
+    if (c->wanted && !bsearch(&id, c->wanted, c->n_wanted,
+                              sizeof *c->wanted, cmp_id))
+        return 0;
+    if (t->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 256;
+        struct ctnas_graph *g = realloc(t->graphs, (size_t)cap * sizeof *g);
+        if (g)
+            t->graphs = g;
+        double *a = realloc(t->acc, (size_t)cap * sizeof *a);
+        if (a)
+            t->acc = a;
+        int64_t *ids = realloc(t->ids, (size_t)cap * sizeof *ids);
+        if (ids)
+            t->ids = ids;
+        if (!g || !a || !ids)
+            return ctnas_err_set(c->err, CTNAS_ENOMEM, "", "out of memory");
+        c->cap = cap;
+    }
+    struct ctnas_arch arch;
+    if (t->space->parse_string(enc, &arch, NULL) < 0)
+        return 0; /* unreadable row: not trainable, skip */
+    t->space->to_graph(&arch, &t->graphs[t->n]);
+    t->acc[t->n] = value;
+    t->ids[t->n] = id;
+    t->n++;
+    return 0;
+}
+
+static const char *const train_keys[] = {
+    "space", "dataset", "metric", "train_size", "ids", "publish", "epochs",
+    "batch", "pairing", "lr", "schedule", "lr_min", "beta1", "beta2",
+    "weight_decay", "decoupled", "members", "holdout", "eval_every",
+    "patience", "layers", "dim", "head", "hidden", "norm", "seed", NULL};
+
+/* Keep a seeded random subset of size k (partial Fisher-Yates). */
+static void subsample(struct train_job *t, int k, uint64_t seed)
+{
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, seed ^ 0x5eed5eedULL);
+    for (int i = 0; i < k; i++) {
+        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(t->n - i));
+        struct ctnas_graph g = t->graphs[i];
+        t->graphs[i] = t->graphs[j];
+        t->graphs[j] = g;
+        double a = t->acc[i];
+        t->acc[i] = t->acc[j];
+        t->acc[j] = a;
+        int64_t id = t->ids[i];
+        t->ids[i] = t->ids[j];
+        t->ids[j] = id;
+    }
+    t->n = k;
+}
+
+int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
+                           const json_t *req, json_t **out,
+                           struct ctnas_err *err)
+{
+    int rc;
+    const char *space_name, *dataset, *metric = NULL;
+    int64_t train_size = 0;
+    int publish = 1;
+    if ((rc = ctnas_jsonv_only(req, "", train_keys, err)) < 0 ||
+        (rc = ctnas_jsonv_string(req, "", "space", 1, &space_name, 31,
+                                 err)) < 0 ||
+        (rc = ctnas_jsonv_string(req, "", "dataset", 1, &dataset, 63,
+                                 err)) < 0 ||
+        (rc = ctnas_jsonv_string(req, "", "metric", 0, &metric, 63, err)) <
+            0 ||
+        (rc = ctnas_jsonv_int(req, "", "train_size", 0, &train_size, 2,
+                              10000000, err)) < 0 ||
+        (rc = ctnas_jsonv_bool(req, "", "publish", 0, &publish, err)) < 0)
+        return rc;
+    const struct ctnas_space *space = ctnas_space_find(space_name);
+    if (space == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "space",
+                             "unknown space '%s'", space_name);
+    const json_t *ids = json_object_get(req, "ids");
+    if (ids != NULL) {
+        if (!json_is_array(ids) || json_array_size(ids) < 2)
+            return ctnas_err_set(err, CTNAS_EINVAL, "ids",
+                                 "ids must be an array of at least 2 "
+                                 "architecture ids");
+        for (size_t i = 0; i < json_array_size(ids); i++)
+            if (!json_is_integer(json_array_get(ids, i)))
+                return ctnas_err_set(err, CTNAS_EINVAL, "ids",
+                                     "ids[%zu] must be an integer", i);
+        if (train_size)
+            return ctnas_err_set(err, CTNAS_EINVAL, "train_size",
+                                 "give ids or train_size, not both");
+    }
+
+    struct train_job *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    pthread_mutex_init(&t->mu, NULL);
+    t->app = app;
+    t->space = space;
+    t->publish = publish;
+    snprintf(t->dataset, sizeof t->dataset, "%s", dataset);
+    snprintf(t->metric, sizeof t->metric, "%s", metric ? metric : "");
+    ctnas_nac_train_config_default(&t->cfg);
+    t->cfg.model.n_types = space->n_node_types;
+    if ((rc = ctnas_nac_json_read(req, "", &t->cfg, err)) < 0 ||
+        (rc = ctnas_nac_train_config_check(&t->cfg, err)) < 0)
+        goto fail;
+
+    if (metric == NULL) {
+        /* Averaging accuracy with loss would be nonsense: with several
+         * metrics on the dataset, the caller must choose. */
+        json_t *ms;
+        if ((rc = ctnas_store_metrics(st, space->name, dataset, &ms,
+                                      err)) < 0)
+            goto fail;
+        if (json_array_size(ms) == 1) {
+            snprintf(t->metric, sizeof t->metric, "%s",
+                     json_string_value(json_array_get(ms, 0)));
+            metric = t->metric;
+        } else if (json_array_size(ms) > 1) {
+            char list[256] = "";
+            size_t i;
+            json_t *m;
+            json_array_foreach(ms, i, m) {
+                size_t used = strlen(list);
+                snprintf(list + used, sizeof list - used, "%s%s",
+                         i ? ", " : "", json_string_value(m));
+            }
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "metric",
+                               "%s has several metrics (%s): name one",
+                               dataset, list);
+            json_decref(ms);
+            goto fail;
+        }
+        json_decref(ms);
+    }
+    struct collect c = {t, 0, NULL, 0, err};
+    if (ids) {
+        c.n_wanted = json_array_size(ids);
+        c.wanted = malloc(c.n_wanted * sizeof *c.wanted);
+        if (c.wanted == NULL) {
+            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < c.n_wanted; i++)
+            c.wanted[i] = json_integer_value(json_array_get(ids, i));
+        qsort(c.wanted, c.n_wanted, sizeof *c.wanted, cmp_id);
+        for (size_t i = 1; i < c.n_wanted; i++)
+            if (c.wanted[i] == c.wanted[i - 1]) {
+                free(c.wanted);
+                rc = ctnas_err_set(err, CTNAS_EINVAL, "ids",
+                                   "ids lists architecture %lld twice",
+                                   (long long)c.wanted[i]);
+                goto fail;
+            }
+    }
+    rc = ctnas_store_arch_measured(st, space->name, dataset, metric,
+                                   collect_one, &c, err);
+    free(c.wanted);
+    if (rc < 0)
+        goto fail;
+    if (ids && (size_t)t->n != json_array_size(ids)) {
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "ids",
+                           "%zu of the ids are not %s architectures measured "
+                           "on %s", json_array_size(ids) - (size_t)t->n,
+                           space->name, dataset);
+        goto fail;
+    }
+    if (t->n < 2) {
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                           "%d %s architectures are measured on %s%s%s; "
+                           "training needs at least 2 (upload measurements "
+                           "with POST /v1/architectures)", t->n, space->name,
+                           dataset, metric ? " with metric " : "",
+                           metric ? metric : "");
+        goto fail;
+    }
+    if (train_size > t->n) {
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "train_size",
+                           "train_size %lld is more than the %d measured "
+                           "architectures", (long long)train_size, t->n);
+        goto fail;
+    }
+    if (train_size)
+        subsample(t, (int)train_size, t->cfg.seed);
+
+    if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
+        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
+                           "%d jobs are already queued or running (the "
+                           "limit, --max-jobs): wait for one to finish",
+                           app->conf->max_jobs);
+        goto fail;
+    }
+    /* The job row holds the full, normalised request. */
+    json_t *params = ctnas_nac_json_write(&t->cfg);
+    json_object_set_new(params, "space", json_string(space->name));
+    json_object_set_new(params, "dataset", json_string(dataset));
+    json_object_set_new(params, "metric",
+                        metric ? json_string(metric) : json_null());
+    json_object_set_new(params, "n_train", json_integer(t->n));
+    json_object_set_new(params, "train_size",
+                        train_size ? json_integer(train_size) : json_null());
+    json_object_set_new(params, "publish", json_boolean(publish));
+    rc = ctnas_store_job_insert(st, "train", params, &t->job.id, err);
+    json_decref(params);
+    if (rc < 0)
+        goto fail;
+    t->job.ops = &train_ops;
+    t->job.data = t;
+    int64_t id = t->job.id;
+    if ((rc = ctnas_runner_submit(app->runner, &t->job)) < 0) {
+        struct ctnas_err e2;
+        ctnas_store_job_finish(st, id, "failed", NULL,
+                               "too many jobs at once", &e2);
+        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
+                           "%d jobs are already queued or running (the "
+                           "limit, --max-jobs): wait for one to finish",
+                           app->conf->max_jobs);
+        goto fail;
+    }
+    /* t belongs to the runner now. */
+    return ctnas_store_job_get(st, id, out, err);
+fail:
+    train_job_free(t);
+    return rc;
+}
+
+int ctnas_job_train_load_model(struct ctnas_store *st, int64_t id,
+                               struct ctnas_served **out,
+                               struct ctnas_err *err)
+{
+    json_t *row;
+    void *blob;
+    size_t len;
+    int rc = ctnas_store_model_get(st, id, &row, &blob, &len, err);
+    if (rc < 0)
+        return rc;
+    struct ctnas_nac *nac = ctnas_nac_load(blob, len, err);
+    free(blob);
+    if (nac == NULL) {
+        json_decref(row);
+        return err && err->code ? err->code : CTNAS_EDB;
+    }
+    *out = ctnas_served_new(
+        id, json_string_value(json_object_get(row, "space")),
+        json_string_value(json_object_get(row, "dataset")),
+        json_string_value(json_object_get(row, "metric")),
+        json_real_value(json_object_get(row, "created_at")), nac);
+    json_decref(row);
+    return *out ? 0 : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+}
+
+int ctnas_job_train_load_serving(struct ctnas_app *app,
+                                 struct ctnas_store *st, int *n,
+                                 struct ctnas_err *err)
+{
+    int64_t *ids;
+    int k;
+    int rc = ctnas_store_model_latest(st, &ids, &k, err);
+    if (rc < 0)
+        return rc;
+    *n = 0;
+    for (int i = 0; i < k && rc == 0; i++) {
+        struct ctnas_served *s;
+        if ((rc = ctnas_job_train_load_model(st, ids[i], &s, err)) < 0)
+            break;
+        ctnas_registry_publish(app->registry, s);
+        ctnas_served_release(s);
+        ++*n;
+    }
+    free(ids);
+    return rc;
+}

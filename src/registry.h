@@ -1,0 +1,57 @@
+/*
+ * registry.h - the serving models: for each (space, dataset) the
+ * comparator that /v1/compare and /v1/rank use now.
+ *
+ * A served model is immutable and reference counted.  Readers take a
+ * reference (a mutex held for a pointer copy and an increment), use it
+ * without any lock, and release it; publishing a new model swaps the
+ * pointer, so requests in flight finish on the old one and none waits for
+ * training.
+ */
+#ifndef CTNAS_REGISTRY_H
+#define CTNAS_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "nac.h"
+
+struct ctnas_served {
+    atomic_int refs;
+    int64_t id;                /* models.id */
+    char space[32];
+    char dataset[64];
+    char metric[64];
+    double created;            /* unix seconds */
+    struct ctnas_nac *nac;     /* owned */
+};
+
+/* New served model taking nac (freed with the last reference, and on
+ * failure); one reference for the caller. */
+struct ctnas_served *ctnas_served_new(int64_t id, const char *space,
+                                      const char *dataset,
+                                      const char *metric, double created,
+                                      struct ctnas_nac *nac_take);
+void ctnas_served_ref(struct ctnas_served *s);
+/* Accepts NULL. */
+void ctnas_served_release(struct ctnas_served *s);
+
+struct ctnas_registry;
+
+struct ctnas_registry *ctnas_registry_new(void);
+/* Releases every model it holds; accepts NULL. */
+void ctnas_registry_free(struct ctnas_registry *reg);
+
+/* A new reference to the model serving (space, dataset), or NULL.  With
+ * dataset NULL: the space's only served model; NULL when it has none, and
+ * NULL with *ambiguous = 1 when it has several. */
+struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
+                                        const char *space,
+                                        const char *dataset, int *ambiguous);
+/* Serve s for its (space, dataset), replacing (and releasing) the
+ * previous one unless that one is newer (higher id).  Takes a reference
+ * of its own. */
+void ctnas_registry_publish(struct ctnas_registry *reg,
+                            struct ctnas_served *s);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * runner.c - see runner.h.  Owns the inbox, the list of active jobs and
+ * the uv handles; never looks inside a job's data.
+ */
+#include "config.h"
+#include "runner.h"
+
+#include <stdlib.h>
+
+struct ctnas_runner {
+    uv_loop_t *loop;
+    uv_async_t async;
+    uv_timer_t timer;
+    pthread_mutex_t mu;
+    struct ctnas_job *inbox;   /* submitted, not yet queued (mu) */
+    struct ctnas_job *active;  /* queued on the pool or running (mu) */
+    int n_active;              /* inbox + active (mu) */
+    int max_active;
+};
+
+static void on_work(uv_work_t *w)
+{
+    struct ctnas_job *job = w->data;
+    atomic_store(&job->started, 1);
+    job->rc = atomic_load(&job->cancel) ? CTNAS_ECANCELED
+                                        : job->ops->work(job);
+}
+
+static void on_after_work(uv_work_t *w, int status)
+{
+    struct ctnas_job *job = w->data;
+    struct ctnas_runner *r = job->runner;
+    /* done records the end under the mutex, so a concurrent cancel either
+     * finds the job still listed or sees its final row. */
+    pthread_mutex_lock(&r->mu);
+    /* Unlink first: done may free the job. */
+    for (struct ctnas_job **p = &r->active; *p; p = &(*p)->next)
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    job->next = NULL;
+    int next = job->ops->done(job, status == UV_ECANCELED ? CTNAS_ECANCELED
+                                                          : job->rc);
+    if (next == CTNAS_JOB_REQUEUE || next == CTNAS_JOB_PARK) {
+        job->next = r->active;
+        r->active = job;
+        job->parked = next == CTNAS_JOB_PARK;
+        if (!job->parked) {
+            job->work.data = job;
+            uv_queue_work(r->loop, &job->work, on_work, on_after_work);
+        }
+    } else {
+        r->n_active--;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct ctnas_runner *r = a->data;
+    pthread_mutex_lock(&r->mu);
+    struct ctnas_job *in = r->inbox;
+    r->inbox = NULL;
+    /* The inbox is a stack: queue in submission order. */
+    struct ctnas_job *rev = NULL;
+    while (in) {
+        struct ctnas_job *n = in->next;
+        in->next = rev;
+        rev = in;
+        in = n;
+    }
+    for (struct ctnas_job *job = rev, *n; job; job = n) {
+        n = job->next;
+        job->next = r->active;
+        r->active = job;
+        job->work.data = job;
+        uv_queue_work(r->loop, &job->work, on_work, on_after_work);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct ctnas_runner *r = t->data;
+    /* Ticks run on the loop thread, as do done callbacks, so the list
+     * cannot lose a job under us; the mutex guards against submitters. */
+    pthread_mutex_lock(&r->mu);
+    for (struct ctnas_job *job = r->active; job; job = job->next) {
+        if (!job->ops->tick || !atomic_load(&job->started))
+            continue;
+        /* A parked job comes back when its tick says so, or to end when
+         * it is cancelled. */
+        if (job->ops->tick(job) && job->parked) {
+            job->parked = 0;
+            job->work.data = job;
+            uv_queue_work(r->loop, &job->work, on_work, on_after_work);
+        } else if (job->parked && atomic_load(&job->cancel)) {
+            job->parked = 0;
+            job->work.data = job;
+            uv_queue_work(r->loop, &job->work, on_work, on_after_work);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+int ctnas_runner_new(uv_loop_t *loop, int max_active,
+                     struct ctnas_runner **out)
+{
+    struct ctnas_runner *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return CTNAS_ENOMEM;
+    r->loop = loop;
+    r->max_active = max_active;
+    pthread_mutex_init(&r->mu, NULL);
+    uv_async_init(loop, &r->async, on_async);
+    r->async.data = r;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, on_tick, CTNAS_RUNNER_TICK_MS,
+                   CTNAS_RUNNER_TICK_MS);
+    *out = r;
+    return 0;
+}
+
+int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->n_active >= r->max_active) {
+        pthread_mutex_unlock(&r->mu);
+        return CTNAS_ELIMIT;
+    }
+    job->runner = r;
+    atomic_store(&job->cancel, 0);
+    atomic_store(&job->started, 0);
+    job->next = r->inbox;
+    r->inbox = job;
+    r->n_active++;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->async);
+    return 0;
+}
+
+int ctnas_runner_cancel(struct ctnas_runner *r, int64_t id)
+{
+    int rc = CTNAS_ENOTFOUND;
+    pthread_mutex_lock(&r->mu);
+    for (int pass = 0; pass < 2; pass++)
+        for (struct ctnas_job *job = pass ? r->active : r->inbox; job;
+             job = job->next)
+            if (job->id == id) {
+                atomic_store(&job->cancel, CTNAS_RUNNER_CANCELLED);
+                rc = 0;
+            }
+    pthread_mutex_unlock(&r->mu);
+    /* A job still waiting for a pool thread need not wait at all.  Only
+     * the loop thread may call uv_cancel; the flag covers the rest: work
+     * checks it before it starts. */
+    return rc;
+}
+
+int ctnas_runner_active(struct ctnas_runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n_active;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+void ctnas_runner_free(struct ctnas_runner *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    for (int pass = 0; pass < 2; pass++)
+        for (struct ctnas_job *job = pass ? r->active : r->inbox; job;
+             job = job->next)
+            atomic_store(&job->cancel, CTNAS_RUNNER_SHUTDOWN);
+    pthread_mutex_unlock(&r->mu);
+    /* Queue what is in the inbox (it ends as cancelled at once), wake the
+     * parked jobs so they end too, then let every job finish: the loop
+     * runs until no work is pending. */
+    on_async(&r->async);
+    pthread_mutex_lock(&r->mu);
+    for (struct ctnas_job *job = r->active; job; job = job->next)
+        if (job->parked) {
+            job->parked = 0;
+            job->work.data = job;
+            uv_queue_work(r->loop, &job->work, on_work, on_after_work);
+        }
+    pthread_mutex_unlock(&r->mu);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_close((uv_handle_t *)&r->async, NULL);
+    uv_run(r->loop, UV_RUN_DEFAULT);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}

@@ -1,0 +1,643 @@
+/*
+ * store_job.c - job and model rows, and the bulk architecture reads (see
+ * store_ml.h).  These statements run a few times per job or request, so
+ * they are prepared per call rather than cached on the connection.
+ */
+#include "config.h"
+#include "store_ml.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+double ctnas_store_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Prepare sql, bind the arguments described by fmt, in order:
+ * 'i' int64_t, 'd' double, 't' const char * (NULL binds NULL),
+ * 'j' const json_t * (dumped; NULL binds NULL), 'b' (const void *,
+ * size_t) blob. */
+static int prep(struct ctnas_store *st, sqlite3_stmt **s, const char *sql,
+                const char *what, struct ctnas_err *err, const char *fmt,
+                ...)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
+    if (rc != SQLITE_OK)
+        return ctnas__store_fail(st, rc, what, err);
+    va_list ap;
+    va_start(ap, fmt);
+    for (int i = 1; *fmt; fmt++, i++) {
+        switch (*fmt) {
+        case 'i':
+            rc = sqlite3_bind_int64(*s, i, va_arg(ap, int64_t));
+            break;
+        case 'd':
+            rc = sqlite3_bind_double(*s, i, va_arg(ap, double));
+            break;
+        case 't': {
+            const char *t = va_arg(ap, const char *);
+            rc = t ? sqlite3_bind_text(*s, i, t, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(*s, i);
+            break;
+        }
+        case 'j': {
+            const json_t *j = va_arg(ap, const json_t *);
+            char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)
+                           : NULL;
+            rc = text ? sqlite3_bind_text(*s, i, text, -1, free)
+                      : sqlite3_bind_null(*s, i);
+            break;
+        }
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(*s, i, p, n, SQLITE_TRANSIENT);
+            break;
+        }
+        }
+        if (rc != SQLITE_OK)
+            break;
+    }
+    va_end(ap);
+    if (rc != SQLITE_OK) {
+        rc = ctnas__store_fail(st, rc, what, err);
+        sqlite3_finalize(*s);
+        *s = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+/* Run a statement that returns no row; finalize it. */
+static int exec_done(struct ctnas_store *st, sqlite3_stmt *s,
+                     const char *what, struct ctnas_err *err)
+{
+    int rc = sqlite3_step(s);
+    int r = rc == SQLITE_DONE ? 0 : ctnas__store_fail(st, rc, what, err);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static json_t *col_json(sqlite3_stmt *s, int i)
+{
+    if (sqlite3_column_type(s, i) == SQLITE_NULL)
+        return json_null();
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    json_t *j = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+static json_t *col_text(sqlite3_stmt *s, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    return t ? json_string(t) : json_null();
+}
+
+static json_t *col_real(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL
+               ? json_null()
+               : json_real(sqlite3_column_double(s, i));
+}
+
+/* ---- jobs ---- */
+
+#define JOB_COLS                                                          \
+    "id, kind, state, params, progress, result, error, created_at, "      \
+    "started_at, finished_at, updated_at"
+
+static json_t *job_row(sqlite3_stmt *s)
+{
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+                     "s:o}",
+                     "id", (json_int_t)sqlite3_column_int64(s, 0), "kind",
+                     col_text(s, 1), "state", col_text(s, 2), "params",
+                     col_json(s, 3), "progress", col_json(s, 4), "result",
+                     col_json(s, 5), "error", col_text(s, 6), "created_at",
+                     col_real(s, 7), "started_at", col_real(s, 8),
+                     "finished_at", col_real(s, 9), "updated_at",
+                     col_real(s, 10));
+}
+
+int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
+                           const json_t *params, int64_t *id,
+                           struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    double now = ctnas_store_now();
+    int rc = prep(st, &s,
+                  "INSERT INTO jobs (kind, state, params, created_at, "
+                  "updated_at) VALUES (?, 'queued', ?, ?, ?)",
+                  "insert a job", err, "tjdd", kind, params, now, now);
+    if (rc < 0)
+        return rc;
+    if ((rc = exec_done(st, s, "insert a job", err)) < 0)
+        return rc;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
+                        struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+                  "read a job", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *row = job_row(s);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job %lld",
+                           (long long)id);
+    } else {
+        rc = ctnas__store_fail(st, rc, "read a job", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Collect every row of s into a new array with fn; finalize s. */
+static int collect(struct ctnas_store *st, sqlite3_stmt *s,
+                   json_t *(*fn)(sqlite3_stmt *), json_t **rows,
+                   const char *what, struct ctnas_err *err)
+{
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(arr, fn(s));
+    if (rc != SQLITE_DONE) {
+        rc = ctnas__store_fail(st, rc, what, err);
+        json_decref(arr);
+        sqlite3_finalize(s);
+        return rc;
+    }
+    sqlite3_finalize(s);
+    *rows = arr;
+    return 0;
+}
+
+int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
+                         const char *state, int limit, json_t **rows,
+                         struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR "
+                  "kind = ?1) AND (?2 IS NULL OR state = ?2) "
+                  "ORDER BY id DESC LIMIT ?3",
+                  "list jobs", err, "tti", kind, state, (int64_t)limit);
+    if (rc < 0)
+        return rc;
+    return collect(st, s, job_row, rows, "list jobs", err);
+}
+
+int ctnas_store_job_start(struct ctnas_store *st, int64_t id,
+                          struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    double now = ctnas_store_now();
+    int rc = prep(st, &s,
+                  "UPDATE jobs SET state = 'running', started_at = "
+                  "coalesce(started_at, ?1), updated_at = ?1 WHERE id = ?2",
+                  "start a job", err, "di", now, id);
+    return rc < 0 ? rc : exec_done(st, s, "start a job", err);
+}
+
+int ctnas_store_job_progress(struct ctnas_store *st, int64_t id,
+                             const json_t *progress, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "UPDATE jobs SET progress = ?1, updated_at = ?2 "
+                  "WHERE id = ?3",
+                  "record job progress", err, "jdi", progress,
+                  ctnas_store_now(), id);
+    return rc < 0 ? rc : exec_done(st, s, "record job progress", err);
+}
+
+int ctnas_store_job_finish(struct ctnas_store *st, int64_t id,
+                           const char *state, const json_t *result,
+                           const char *error, struct ctnas_err *err)
+{
+    int final = strcmp(state, "succeeded") == 0 ||
+                strcmp(state, "failed") == 0 ||
+                strcmp(state, "cancelled") == 0;
+    double now = ctnas_store_now();
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "UPDATE jobs SET state = ?1, result = coalesce(?2, "
+                  "result), error = coalesce(?3, error), finished_at = "
+                  "CASE WHEN ?4 THEN ?5 ELSE NULL END, updated_at = ?5 "
+                  "WHERE id = ?6 AND state NOT IN ('succeeded', 'failed', "
+                  "'cancelled')",
+                  "finish a job", err, "tjtidi", state, result, error,
+                  (int64_t)final, now, id);
+    return rc < 0 ? rc : exec_done(st, s, "finish a job", err);
+}
+
+int ctnas_store_job_fail_interrupted(struct ctnas_store *st,
+                                     const char *kind, const char *reason,
+                                     int *n,
+                                     struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    double now = ctnas_store_now();
+    int rc = prep(st, &s,
+                  "UPDATE jobs SET state = 'failed', error = ?1, "
+                  "finished_at = ?2, updated_at = ?2 WHERE kind = ?3 AND "
+                  "state IN ('queued', 'running', 'waiting')",
+                  "fail interrupted jobs", err, "tdt", reason, now, kind);
+    if (rc < 0)
+        return rc;
+    if ((rc = exec_done(st, s, "fail interrupted jobs", err)) < 0)
+        return rc;
+    *n = sqlite3_changes(st->db);
+    return 0;
+}
+
+/* ---- models ---- */
+
+#define MODEL_COLS                                                        \
+    "id, space, dataset, metric, job_id, config, figures, "               \
+    "json_array_length(train_ids), created_at, published"
+
+static json_t *model_row(sqlite3_stmt *s)
+{
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}",
+                     "id",
+                     (json_int_t)sqlite3_column_int64(s, 0), "space",
+                     col_text(s, 1), "dataset", col_text(s, 2), "metric",
+                     sqlite3_column_bytes(s, 3) ? col_text(s, 3)
+                                                : json_null(),
+                     "job_id",
+                     sqlite3_column_type(s, 4) == SQLITE_NULL
+                         ? json_null()
+                         : json_integer(sqlite3_column_int64(s, 4)),
+                     "config", col_json(s, 5), "figures", col_json(s, 6),
+                     "n_train", (json_int_t)sqlite3_column_int64(s, 7),
+                     "created_at", col_real(s, 8), "published",
+                     json_boolean(sqlite3_column_int(s, 9)));
+}
+
+int ctnas_store_model_insert(struct ctnas_store *st,
+                             const struct ctnas_model_meta *m,
+                             const void *blob, size_t len, int64_t *id,
+                             struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "INSERT INTO models (space, dataset, metric, job_id, "
+                  "config, figures, train_ids, weights, published, "
+                  "created_at) VALUES (?, ?, ?, nullif(?, 0), ?, ?, ?, ?, "
+                  "?, ?)",
+                  "store a model", err, "tttijjjbid", m->space, m->dataset,
+                  m->metric ? m->metric : "", m->job_id, m->config,
+                  m->figures, m->train_ids, blob, len,
+                  (int64_t)(m->published != 0), ctnas_store_now());
+    if (rc < 0)
+        return rc;
+    if ((rc = exec_done(st, s, "store a model", err)) < 0)
+        return rc;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
+                          void **blob, size_t *len, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT " MODEL_COLS ", weights, train_ids FROM models "
+                  "WHERE id = ?",
+                  "read a model", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rc = 0;
+        *row = model_row(s);
+        json_object_set_new(*row, "train_ids", col_json(s, 11));
+        if (blob) {
+            int n = sqlite3_column_bytes(s, 10);
+            *blob = malloc(n > 0 ? (size_t)n : 1);
+            if (*blob == NULL) {
+                json_decref(*row);
+                rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+            } else {
+                if (n > 0)
+                    memcpy(*blob, sqlite3_column_blob(s, 10), (size_t)n);
+                *len = (size_t)n;
+            }
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "model", "no model %lld",
+                           (long long)id);
+    } else {
+        rc = ctnas__store_fail(st, rc, "read a model", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int ctnas_store_model_list(struct ctnas_store *st, const char *space,
+                           int limit, json_t **rows, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT " MODEL_COLS " FROM models WHERE (?1 IS NULL OR "
+                  "space = ?1) ORDER BY id DESC LIMIT ?2",
+                  "list models", err, "ti", space, (int64_t)limit);
+    if (rc < 0)
+        return rc;
+    return collect(st, s, model_row, rows, "list models", err);
+}
+
+int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
+                             struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT max(id) FROM models WHERE published = 1 "
+                  "GROUP BY space, dataset ORDER BY 1",
+                  "find the serving models", err, "");
+    if (rc < 0)
+        return rc;
+    int cap = 8;
+    *n = 0;
+    *ids = malloc((size_t)cap * sizeof **ids);
+    while (*ids && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            int64_t *p = realloc(*ids, (size_t)(cap *= 2) * sizeof *p);
+            if (p == NULL) {
+                free(*ids);
+                *ids = NULL;
+                break;
+            }
+            *ids = p;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+    }
+    if (*ids == NULL)
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    else if (rc != SQLITE_DONE) {
+        rc = ctnas__store_fail(st, rc, "find the serving models", err);
+        free(*ids);
+        *ids = NULL;
+    } else {
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- bulk reads ---- */
+
+int ctnas_store_arch_scan(struct ctnas_store *st, const char *space,
+                          ctnas_store_arch_fn cb, void *cls,
+                          struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT id, encoding FROM architectures WHERE space = ? "
+                  "ORDER BY id",
+                  "read architectures", err, "t", space);
+    if (rc < 0)
+        return rc;
+    int r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((r = cb(cls, sqlite3_column_int64(s, 0),
+                    (const char *)sqlite3_column_text(s, 1))) != 0)
+            break;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = ctnas__store_fail(st, rc, "read architectures", err);
+    sqlite3_finalize(s);
+    return r;
+}
+
+int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
+                              const char *dataset, const char *metric,
+                              ctnas_store_measured_fn cb, void *cls,
+                              struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT a.id, a.encoding, avg(m.value) FROM architectures "
+                  "a JOIN measurements m ON m.arch_id = a.id WHERE "
+                  "a.space = ?1 AND m.dataset = ?2 AND (?3 IS NULL OR "
+                  "m.metric = ?3) GROUP BY a.id ORDER BY a.id",
+                  "read measured architectures", err, "ttt", space, dataset,
+                  metric);
+    if (rc < 0)
+        return rc;
+    int r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((r = cb(cls, sqlite3_column_int64(s, 0),
+                    (const char *)sqlite3_column_text(s, 1),
+                    sqlite3_column_double(s, 2))) != 0)
+            break;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = ctnas__store_fail(st, rc, "read measured architectures", err);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static json_t *metric_row(sqlite3_stmt *s)
+{
+    return col_text(s, 0);
+}
+
+int ctnas_store_metrics(struct ctnas_store *st, const char *space,
+                        const char *dataset, json_t **metrics,
+                        struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT DISTINCT m.metric FROM measurements m JOIN "
+                  "architectures a ON a.id = m.arch_id WHERE a.space = ? "
+                  "AND m.dataset = ? ORDER BY 1",
+                  "list metrics", err, "tt", space, dataset);
+    if (rc < 0)
+        return rc;
+    return collect(st, s, metric_row, metrics, "list metrics", err);
+}
+
+/* ---- searches ---- */
+
+int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,
+                               long step, const void *blob, size_t len,
+                               const json_t *extra, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "INSERT OR REPLACE INTO search_checkpoints (job_id, step, "
+                  "state, extra, updated_at) VALUES (?, ?, ?, "
+                  "coalesce(?, '{}'), ?)",
+                  "write a checkpoint", err, "iibjd", id, (int64_t)step,
+                  blob, len, extra, ctnas_store_now());
+    return rc < 0 ? rc : exec_done(st, s, "write a checkpoint", err);
+}
+
+int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
+                               long *step, void **blob, size_t *len,
+                               json_t **extra, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT step, state, extra FROM search_checkpoints "
+                  "WHERE job_id = ?",
+                  "read a checkpoint", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(s, 1);
+        *step = (long)sqlite3_column_int64(s, 0);
+        *blob = malloc(n > 0 ? (size_t)n : 1);
+        *len = (size_t)n;
+        if (*blob == NULL) {
+            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        } else {
+            if (n > 0)
+                memcpy(*blob, sqlite3_column_blob(s, 1), (size_t)n);
+            *extra = col_json(s, 2);
+            rc = 0;
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no checkpoint");
+    } else {
+        rc = ctnas__store_fail(st, rc, "read a checkpoint", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int ctnas_store_event_put(struct ctnas_store *st, int64_t id, long seq,
+                          const json_t *data, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "INSERT OR REPLACE INTO search_events (job_id, seq, data, "
+                  "created_at) VALUES (?, ?, ?, ?)",
+                  "record an event", err, "iijd", id, (int64_t)seq, data,
+                  ctnas_store_now());
+    return rc < 0 ? rc : exec_done(st, s, "record an event", err);
+}
+
+static json_t *event_row(sqlite3_stmt *s)
+{
+    json_t *d = col_json(s, 1);
+    if (!json_is_object(d)) {
+        json_decref(d);
+        d = json_object();
+    }
+    json_object_set_new(d, "seq", json_integer(sqlite3_column_int64(s, 0)));
+    json_object_set_new(d, "time", col_real(s, 2));
+    return d;
+}
+
+int ctnas_store_events(struct ctnas_store *st, int64_t id, long since,
+                       int limit, json_t **rows, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT seq, data, created_at FROM search_events WHERE "
+                  "job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                  "read events", err, "iii", id, (int64_t)since,
+                  (int64_t)limit);
+    if (rc < 0)
+        return rc;
+    return collect(st, s, event_row, rows, "read events", err);
+}
+
+int ctnas_store_pseudo_put(struct ctnas_store *st, int64_t id, long seq,
+                           const char *a, const char *b, int label,
+                           double confidence, long step,
+                           struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "INSERT OR IGNORE INTO pseudo_labels (job_id, seq, arch_a, "
+                  "arch_b, label, confidence, step) VALUES (?, ?, ?, ?, ?, "
+                  "?, ?)",
+                  "store a pseudo-label", err, "iittidi", id, (int64_t)seq,
+                  a, b, (int64_t)label, confidence, (int64_t)step);
+    return rc < 0 ? rc : exec_done(st, s, "store a pseudo-label", err);
+}
+
+int ctnas_store_pseudo_count(struct ctnas_store *st, int64_t id,
+                             int64_t *n, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT count(*) FROM pseudo_labels WHERE job_id = ?",
+                  "count pseudo-labels", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *n = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else {
+        rc = ctnas__store_fail(st, rc, "count pseudo-labels", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int ctnas_store_jobs_unfinished(struct ctnas_store *st, const char *kind,
+                                json_t **rows, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT " JOB_COLS " FROM jobs WHERE kind = ? AND state "
+                  "IN ('queued', 'running', 'waiting') ORDER BY id",
+                  "list unfinished jobs", err, "t", kind);
+    if (rc < 0)
+        return rc;
+    return collect(st, s, job_row, rows, "list unfinished jobs", err);
+}
+
+int ctnas_store_arch_standing(struct ctnas_store *st, const char *space,
+                              const char *hash, const char *dataset,
+                              const char *metric, int *found, int64_t *id,
+                              double *value, int64_t *rank,
+                              struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "SELECT a.id, sc.mean, (SELECT count(*) + 1 FROM "
+                  "arch_scores o WHERE o.dataset = sc.dataset AND "
+                  "o.metric = sc.metric AND o.space = a.space AND "
+                  "o.mean > sc.mean) FROM architectures a JOIN arch_scores "
+                  "sc ON sc.arch_id = a.id WHERE a.space = ? AND a.hash = ? "
+                  "AND sc.dataset = ? AND sc.metric = ?",
+                  "look an architecture up", err, "tttt", space, hash,
+                  dataset, metric);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    *found = 0;
+    if (rc == SQLITE_ROW) {
+        *found = 1;
+        *id = sqlite3_column_int64(s, 0);
+        *value = sqlite3_column_double(s, 1);
+        *rank = sqlite3_column_int64(s, 2);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = ctnas__store_fail(st, rc, "look an architecture up", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}

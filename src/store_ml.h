@@ -1,0 +1,137 @@
+/*
+ * store_ml.h - the store's side of machine learning: background job rows,
+ * trained model rows, and the bulk reads that feed training and ranking.
+ * Same rules as store.h: one connection per thread, bound parameters only.
+ *
+ * Job and model rows come back as JSON objects (new references), since
+ * their callers only ever print or read them as JSON:
+ *   job:   {"id", "kind", "state", "params", "progress", "result", "error",
+ *           "created_at", "started_at", "finished_at", "updated_at"}
+ *   model: {"id", "space", "dataset", "metric", "job_id", "config",
+ *           "figures", "n_train", "created_at"} (+ "train_ids" on request)
+ * with times as unix seconds and JSON columns parsed.
+ */
+#ifndef CTNAS_STORE_ML_H
+#define CTNAS_STORE_ML_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Wall-clock unix seconds, fractional. */
+double ctnas_store_now(void);
+
+/* ---- jobs ---- */
+int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
+                           const json_t *params, int64_t *id,
+                           struct ctnas_err *err);
+int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
+                        struct ctnas_err *err);
+/* Newest first; kind and state may be NULL (any). */
+int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
+                         const char *state, int limit, json_t **rows,
+                         struct ctnas_err *err);
+/* queued -> running (sets started_at). */
+int ctnas_store_job_start(struct ctnas_store *st, int64_t id,
+                          struct ctnas_err *err);
+int ctnas_store_job_progress(struct ctnas_store *st, int64_t id,
+                             const json_t *progress, struct ctnas_err *err);
+/* Set state, and result / error when not NULL; a final state also sets
+ * finished_at.  A job already in a final state is left as it is (the first
+ * end recorded wins). */
+int ctnas_store_job_finish(struct ctnas_store *st, int64_t id,
+                           const char *state, const json_t *result,
+                           const char *error, struct ctnas_err *err);
+/* At start-up: jobs of kind left queued or running by a stopped daemon
+ * end as failed with reason; *n counts them. */
+int ctnas_store_job_fail_interrupted(struct ctnas_store *st,
+                                     const char *kind, const char *reason,
+                                     int *n,
+                                     struct ctnas_err *err);
+
+/* ---- models ---- */
+struct ctnas_model_meta {
+    const char *space, *dataset, *metric;
+    int64_t job_id;                 /* 0: none */
+    int published;                  /* 1: it may serve its (space, dataset) */
+    const json_t *config, *figures, *train_ids;
+};
+int ctnas_store_model_insert(struct ctnas_store *st,
+                             const struct ctnas_model_meta *meta,
+                             const void *blob, size_t len, int64_t *id,
+                             struct ctnas_err *err);
+/* One model's row; with blob not NULL also its weights (*blob new,
+ * free()). */
+int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
+                          void **blob, size_t *len, struct ctnas_err *err);
+/* Newest first, space may be NULL. */
+int ctnas_store_model_list(struct ctnas_store *st, const char *space,
+                           int limit, json_t **rows, struct ctnas_err *err);
+/* Ids of the newest published model of every (space, dataset): new
+ * array, free(). */
+int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
+                             struct ctnas_err *err);
+
+/* ---- bulk reads ---- */
+/* Each architecture of space, oldest first: cb(cls, id, encoding); a
+ * non-zero return from cb stops the scan and is returned. */
+typedef int (*ctnas_store_arch_fn)(void *cls, int64_t id,
+                                   const char *encoding);
+int ctnas_store_arch_scan(struct ctnas_store *st, const char *space,
+                          ctnas_store_arch_fn cb, void *cls,
+                          struct ctnas_err *err);
+/* Each architecture of space measured on dataset (and metric, unless
+ * NULL), with the mean of those measurements: cb(cls, id, encoding,
+ * value), oldest first. */
+typedef int (*ctnas_store_measured_fn)(void *cls, int64_t id,
+                                       const char *encoding, double value);
+int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
+                              const char *dataset, const char *metric,
+                              ctnas_store_measured_fn cb, void *cls,
+                              struct ctnas_err *err);
+
+/* ---- searches ---- */
+/* Replace job id's checkpoint (state blob and extra JSON). */
+int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,
+                               long step, const void *blob, size_t len,
+                               const json_t *extra, struct ctnas_err *err);
+/* The checkpoint of job id: *blob new (free()), *extra new reference;
+ * CTNAS_ENOTFOUND when it has none. */
+int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
+                               long *step, void **blob, size_t *len,
+                               json_t **extra, struct ctnas_err *err);
+/* Write progress event seq of job id (replacing one of that number). */
+int ctnas_store_event_put(struct ctnas_store *st, int64_t id, long seq,
+                          const json_t *data, struct ctnas_err *err);
+/* Events of job id numbered above since, in order, at most limit: a new
+ * array of {"seq", "data", "created_at"}... flattened as data + "seq". */
+int ctnas_store_events(struct ctnas_store *st, int64_t id, long since,
+                       int limit, json_t **rows, struct ctnas_err *err);
+/* Store pseudo-label seq of job id (idempotent). */
+int ctnas_store_pseudo_put(struct ctnas_store *st, int64_t id, long seq,
+                           const char *a, const char *b, int label,
+                           double confidence, long step,
+                           struct ctnas_err *err);
+int ctnas_store_pseudo_count(struct ctnas_store *st, int64_t id,
+                             int64_t *n, struct ctnas_err *err);
+/* Search jobs a stopped daemon left unfinished (queued, running or
+ * waiting): a new array of job rows. */
+int ctnas_store_jobs_unfinished(struct ctnas_store *st, const char *kind,
+                                json_t **rows, struct ctnas_err *err);
+/* For an architecture (space, hash): its stored id, mean value on
+ * (dataset, metric) and its rank among the stored architectures by that
+ * mean (1 = best).  *found 0 when it is not stored or not measured. */
+int ctnas_store_arch_standing(struct ctnas_store *st, const char *space,
+                              const char *hash, const char *dataset,
+                              const char *metric, int *found, int64_t *id,
+                              double *value, int64_t *rank,
+                              struct ctnas_err *err);
+
+/* The distinct metrics measured on dataset for space: a new array of
+ * strings. */
+int ctnas_store_metrics(struct ctnas_store *st, const char *space,
+                        const char *dataset, json_t **metrics,
+                        struct ctnas_err *err);
+
+#endif

@@ -1,0 +1,295 @@
+"""Comparator routes over real HTTP: training jobs (progress, cancel,
+limits), /v1/compare, /v1/rank, the serving model across a restart, and
+their error cases.  The data is a synthetic NAS-Bench-201 table made here:
+accuracy grows with the convolutions of a cell, so a trained comparator
+must order clear cases right."""
+import itertools
+import time
+
+from ctnas_testlib import (Daemon, NB201_OPS, check, check_eq, check_error,
+                           main, nb201_cell, rng, test)
+
+WEIGHT = {"none": 0.0, "skip_connect": 1.0, "avg_pool_3x3": 0.5,
+          "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0}
+
+
+def synthetic_acc(ops):
+    return 50 + sum(WEIGHT[o] for o in ops) * 2 + (0.1 if ops[0] == ops[5]
+                                                     else 0)
+
+
+def upload(d, n=150, seed=5):
+    r = rng(seed)
+    cells = {}
+    while len(cells) < n:
+        ops = [r.choice(NB201_OPS) for _ in range(6)]
+        cells[nb201_cell(ops)] = synthetic_acc(ops)
+    items = [{"space": "nasbench201", "arch": c, "measurements": [
+        {"dataset": "synth", "metric": "acc", "value": a}]}
+        for c, a in cells.items()]
+    st, _, doc = d.post("/v1/architectures", {"items": items})
+    check_eq(st, 201, "upload")
+    return {c: x["id"] for c, x in zip(cells, doc["items"])}, cells
+
+
+def wait_job(d, jid, states=("succeeded", "failed", "cancelled"),
+             timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st, _, job = d.get("/v1/jobs/%d" % jid)
+        check_eq(st, 200, "poll status")
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError("job %d still %s" % (jid, job["state"]))
+
+
+def train(d, **kw):
+    body = {"space": "nasbench201", "dataset": "synth", "epochs": 40,
+            "seed": 3}
+    body.update(kw)
+    st, _, job = d.post("/v1/nac/train", body)
+    check_eq(st, 202, "train accepted: %r" % (job,))
+    return job
+
+
+BEST = nb201_cell(["nor_conv_3x3"] * 6)
+WORST = nb201_cell(["none"] * 6)
+MID = nb201_cell(["skip_connect", "nor_conv_1x1", "none", "avg_pool_3x3",
+                  "skip_connect", "none"])
+
+STATE = {}
+
+
+@test
+def no_model_yet_is_409_saying_how_to_train():
+    d = Daemon(args=["--max-pairs", "20", "--max-rank", "200",
+                     "--max-jobs", "2"])
+    STATE["d"] = d
+    STATE["ids"], STATE["acc"] = upload(d)
+    e = check_error(d.post("/v1/compare", {"a": BEST, "b": WORST}), 409,
+                    "conflict")
+    check("/v1/nac/train" in e["message"], "says how: %r" % e["message"])
+    check_error(d.post("/v1/rank", {"architectures": [BEST, WORST]}), 409)
+
+
+@test
+def training_job_reports_progress_and_publishes_a_model():
+    d = STATE["d"]
+    job = train(d, epochs=60)
+    check_eq(job["state"], "queued", "state at submission")
+    check_eq(job["kind"], "train", "kind")
+    check_eq(job["params"]["n_train"], 150, "training set size")
+    seen_running = False
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        _, _, j = d.get("/v1/jobs/%d" % job["id"])
+        seen_running |= j["state"] == "running"
+        if j["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.02)
+    check_eq(j["state"], "succeeded", "final state (%r)" % j.get("error"))
+    p = j["progress"]
+    check_eq((p["epoch"], p["epochs"]), (60, 60), "progress at the end")
+    check(0 <= p["loss"] < 0.7, "loss %r" % p["loss"])
+    check(p["train_pair_accuracy"] > 0.8, "pair acc %r" %
+          p["train_pair_accuracy"])
+    check_eq(j["fraction"], 1.0, "fraction")
+    check(j["elapsed_seconds"] > 0 and j["remaining_seconds"] == 0,
+          "timing %r %r" % (j["elapsed_seconds"], j["remaining_seconds"]))
+    mid = j["result"]["model_id"]
+    st, _, doc = d.get("/v1/nac")
+    check_eq(st, 200, "nac list")
+    m = [x for x in doc["items"] if x["id"] == mid][0]
+    check_eq(m["serving"], True, "serving")
+    check_eq(m["n_train"], 150, "n_train")
+    check_eq(m["config"]["epochs"], 60, "config kept")
+    STATE["model"] = mid
+    _, _, jobs = d.get("/v1/jobs?kind=train")
+    check(any(x["id"] == job["id"] for x in jobs["items"]), "job listed")
+
+
+@test
+def compare_orders_clear_cases_and_accepts_ids_strings_objects():
+    d = STATE["d"]
+    st, _, doc = d.post("/v1/compare", {"a": BEST, "b": WORST})
+    check_eq(st, 200, "status")
+    check(doc["p"] > 0.9, "best beats worst: %r" % doc["p"])
+    check_eq(doc["model"]["id"], STATE["model"], "model named")
+    _, _, rev = d.post("/v1/compare", {"a": WORST, "b": BEST})
+    check(abs(doc["p"] + rev["p"] - 1) < 1e-6, "p(a,b) = 1 - p(b,a)")
+    some = list(STATE["ids"].items())[:2]
+    _, _, by_id = d.post("/v1/compare", {"a": some[0][1], "b": some[1][1]})
+    _, _, by_str = d.post("/v1/compare", {"a": some[0][0], "b": some[1][0]})
+    check(abs(by_id["p"] - by_str["p"]) < 1e-9, "id == string")
+    obj = {"ops": ["nor_conv_3x3"] * 6}
+    _, _, by_obj = d.post("/v1/compare", {"a": obj, "b": WORST,
+                                          "space": "nasbench201"})
+    check(abs(by_obj["p"] - doc["p"]) < 1e-9, "object == string")
+
+
+@test
+def batched_compare_answers_every_pair_in_order():
+    d = STATE["d"]
+    cells = list(STATE["acc"])[:6]
+    pairs = list(itertools.permutations(cells, 2))[:20]
+    st, _, doc = d.post("/v1/compare", {"pairs": [list(p) for p in pairs]})
+    check_eq(st, 200, "status")
+    check_eq(len(doc["p"]), 20, "one p per pair")
+    for (a, b), p in zip(pairs, doc["p"]):
+        _, _, one = d.post("/v1/compare", {"a": a, "b": b})
+        # float32 features: a batch sums in another order than one pair.
+        check(abs(one["p"] - p) < 1e-5, "batch == single: %r vs %r" %
+              (one["p"], p))
+    check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST]] * 21}), 400,
+                field="pairs")
+
+
+@test
+def compare_errors_name_the_field():
+    d = STATE["d"]
+    check_error(d.post("/v1/compare", {"a": BEST}), 400, field="b")
+    check_error(d.post("/v1/compare", {"a": BEST, "b": "|x~0|"}), 400)
+    e = check_error(d.post("/v1/compare", {"a": BEST, "b": 99999999}), 400)
+    check_eq(e["field"], "b", "unknown id field")
+    check_error(d.post("/v1/compare", {"a": BEST, "b": WORST,
+                                       "space": "nasbench999"}), 400,
+                field="space")
+    check_error(d.post("/v1/compare", {"a": BEST, "b": WORST,
+                                       "model": 424242}), 400,
+                field="model")
+    check_error(d.post("/v1/compare", {"pairs": [[BEST]]}), 400,
+                field="pairs[0]")
+    check_error(d.post("/v1/compare", {"a": BEST, "b": WORST, "model": 1,
+                                       "dataset": "synth"}), 400,
+                field="dataset")
+    check_error(d.post("/v1/compare", {"a": BEST, "b": WORST, "x": 1}), 400,
+                field="x")
+    # A NAS-Bench-101 cell against the NAS-Bench-201 comparator: no model.
+    nb101 = {"adjacency": [[0, 1], [0, 0]], "ops": ["input", "output"]}
+    check_error(d.post("/v1/compare", {"a": nb101, "b": nb101}), 409)
+
+
+@test
+def rank_sorts_by_mean_win_probability():
+    d = STATE["d"]
+    archs = [WORST, MID, BEST]
+    st, _, doc = d.post("/v1/rank", {"architectures": archs})
+    check_eq(st, 200, "status")
+    check_eq([x["arch"] for x in doc["items"]], [BEST, MID, WORST], "order")
+    check_eq([x["rank"] for x in doc["items"]], [1, 2, 3], "ranks")
+    check_eq(doc["items"][0]["index"], 2, "index into the request")
+    s = [x["score"] for x in doc["items"]]
+    check(s[0] >= s[1] >= s[2] and all(0 <= v <= 1 for v in s), "scores")
+    _, _, top = d.post("/v1/rank", {"all": True, "space": "nasbench201",
+                                    "top_k": 5})
+    check_eq(len(top["items"]), 5, "top_k")
+    check_eq(top["total"], 150, "ranked every stored architecture")
+    accs = sorted(STATE["acc"].values(), reverse=True)
+    best_found = max(STATE["acc"][x["arch"]] for x in top["items"])
+    check(best_found >= accs[4], "the top 5 hold a true top-5 cell")
+    check(all(x["id"] == STATE["ids"][x["arch"]] for x in top["items"]),
+          "ids of stored architectures")
+    check_error(d.post("/v1/rank", {"architectures": [BEST]}), 400,
+                field="architectures")
+    check_error(d.post("/v1/rank", {"architectures": [BEST] * 201}), 400,
+                field="architectures")
+    check_error(d.post("/v1/rank", {"all": True}), 400, field="space")
+
+
+@test
+def bad_training_options_name_the_field():
+    d = STATE["d"]
+    base = {"space": "nasbench201", "dataset": "synth"}
+    for extra, field in (({"lr": -1}, "lr"), ({"head": "wide"}, "head"),
+                         ({"epochs": 0}, "epochs"), ({"epoch": 3}, "epoch"),
+                         ({"train_size": 1000}, "train_size"),
+                         ({"layers": 1.5}, "layers"),
+                         ({"ids": [1]}, "ids"), ({"seed": -3}, "seed")):
+        body = dict(base, **extra)
+        check_error(d.post("/v1/nac/train", body), 400, field=field)
+    check_error(d.post("/v1/nac/train", {"space": "nasbench201",
+                                         "dataset": "nothing"}), 400,
+                field="dataset")
+    check_error(d.post("/v1/nac/train", {"dataset": "synth"}), 400,
+                field="space")
+
+
+@test
+def cancel_stops_a_job_within_a_second():
+    d = STATE["d"]
+    job = train(d, epochs=100000)
+    wait_job(d, job["id"], states=("running",), timeout=30)
+    t0 = time.time()
+    st, _, doc = d.request("DELETE", "/v1/jobs/%d" % job["id"])
+    check_eq(st, 202, "cancel accepted")
+    j = wait_job(d, job["id"], timeout=5)
+    check_eq(j["state"], "cancelled", "state")
+    check(time.time() - t0 < 1.5, "cancelled in %.2f s" % (time.time() - t0))
+    check_error(d.request("DELETE", "/v1/jobs/%d" % job["id"]), 409,
+                "conflict")
+    check_error(d.get("/v1/jobs/987654"), 404, field="id")
+    check_error(d.request("DELETE", "/v1/jobs/987654"), 404)
+    check_error(d.get("/v1/jobs/abc"), 404)
+
+
+@test
+def too_many_jobs_is_429():
+    d = STATE["d"]
+    a = train(d, epochs=100000)
+    b = train(d, epochs=100000)
+    e = check_error(d.post("/v1/nac/train", {"space": "nasbench201",
+                                             "dataset": "synth"}), 429,
+                    "limit_reached")
+    check("--max-jobs" in e["message"], "names the limit: %r" % e["message"])
+    for j in (a, b):
+        d.request("DELETE", "/v1/jobs/%d" % j["id"])
+    for j in (a, b):
+        check_eq(wait_job(d, j["id"])["state"], "cancelled", "cleaned up")
+
+
+@test
+def restart_serves_the_latest_model_and_fails_interrupted_jobs():
+    d = STATE["d"]
+    _, _, before = d.post("/v1/compare", {"a": MID, "b": WORST})
+    job = train(d, epochs=100000)
+    wait_job(d, job["id"], states=("running",), timeout=30)
+    t0 = time.time()
+    check_eq(d.stop(), 0, "clean stop with a job running")
+    check(time.time() - t0 < 5, "stop does not wait for the job")
+    d2 = Daemon(db=d.db)
+    STATE["d"] = d2
+    _, _, after = d2.post("/v1/compare", {"a": MID, "b": WORST})
+    check_eq(after["model"]["id"], before["model"]["id"], "same model")
+    check(abs(after["p"] - before["p"]) < 1e-9, "same answer")
+    _, _, j = d2.get("/v1/jobs/%d" % job["id"])
+    check_eq(j["state"], "failed", "interrupted job ends failed")
+    check("interrupted" in j["error"], "with the reason: %r" % j["error"])
+    check_eq(d2.stop(), 0, "clean stop")
+
+
+@test
+def newer_model_replaces_the_serving_one():
+    d = Daemon(db=STATE["d"].db)
+    STATE["d"] = d
+    _, _, old = d.post("/v1/compare", {"a": MID, "b": WORST})
+    job = train(d, epochs=20, seed=9, layers=2)
+    j = wait_job(d, job["id"])
+    check_eq(j["state"], "succeeded", "trained")
+    _, _, new = d.post("/v1/compare", {"a": MID, "b": WORST})
+    check_eq(new["model"]["id"], j["result"]["model_id"], "new model serves")
+    check(new["model"]["id"] > old["model"]["id"], "newer id")
+    # The old one is still reachable by id.
+    _, _, pinned = d.post("/v1/compare", {"a": MID, "b": WORST,
+                                          "model": old["model"]["id"]})
+    check(abs(pinned["p"] - old["p"]) < 1e-9, "pinned model answers as before")
+    # A model that is not published leaves the serving one alone.
+    job = train(d, epochs=5, seed=11, publish=False)
+    j = wait_job(d, job["id"])
+    _, _, still = d.post("/v1/compare", {"a": MID, "b": WORST})
+    check_eq(still["model"]["id"], new["model"]["id"], "unpublished")
+    check_eq(d.stop(), 0, "clean stop")
+
+
+if __name__ == "__main__":
+    main()
