@@ -1,0 +1,692 @@
+/*
+ * eval_search.c - `ctnasd eval-search`: the search (search.h) run against
+ * a benchmark table that reveals an architecture's measured value only
+ * when the protocol asks for it, as a client of a search job would:
+ * B/(R+1) random architectures first, then R rounds of the search's best
+ * unmeasured suggestions.  One JSON line per seed, then a summary line.
+ *
+ * Owns nothing beyond one run; prints only from here (it is a command).
+ */
+#include "config.h"
+#include "eval_search.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "blas.h"
+#include "dataset.h"
+#include "nac.h"
+#include "nac_train.h"
+#include "search.h"
+#include "space.h"
+
+static const char usage_text[] =
+    "usage: ctnasd eval-search --space S --data FILE --budget B "
+    "[--rounds R] --seeds LIST [options]\n"
+    "  --space S          nasbench101 | nasbench201 (also nb101, nb201)\n"
+    "  --data FILE        CSV (arch,test_accuracy) or JSON Lines; an "
+    "architecture's value\n"
+    "                     is revealed only when the protocol measures it\n"
+    "  --metric F         value column/field (default as ctnasd import)\n"
+    "  --budget B         measurements in all (B/(R+1) random ones first)\n"
+    "  --rounds R         ask/tell rounds after the first search (default "
+    "0)\n"
+    "  --seeds LIST       e.g. 1-10 or 1,3,5 (one run per seed)\n"
+    "search options (defaults: ctnas_search_config_default):\n"
+    "  --steps N --batch N --lr X --entropy X --clip X\n"
+    "  --advantage ema|none --ema-decay X\n"
+    "  --hidden N --temperature X --tanh X\n"
+    "  --baseline updated|fixed|random --update-every N --h-size N "
+    "--h-keep N\n"
+    "  --r X (pseudo ratio) --k N --u N (explore every)\n"
+    "  --ft-iters N --ft-pairs N --ft-lr X --pool-cap N --top-n N\n"
+    "comparator training (defaults: ctnas_nac_train_config_default):\n"
+    "  --recipe default|paper --epochs N --members N --nac-lr X\n"
+    "  --head concat|diff|mlp --layers N --dim N\n"
+    "other:\n"
+    "  --threads T        BLAS threads (default 1)\n"
+    "  --verbose          progress on stderr\n";
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "ctnasd eval-search: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+#define MAX_SEEDS 1000
+
+/* "1-10", "3", "1,4,7-9" -> seeds; returns the count or -1. */
+static int parse_seeds(const char *s, unsigned long long *out)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p != '\0') {
+        char *end;
+        errno = 0;
+        unsigned long long a = strtoull(p, &end, 10), b;
+        if (end == p || errno != 0 || *p == '-')
+            return -1;
+        b = a;
+        p = end;
+        if (*p == '-') {
+            p++;
+            b = strtoull(p, &end, 10);
+            if (end == p || errno != 0 || b < a || b - a >= MAX_SEEDS)
+                return -1;
+            p = end;
+        }
+        for (unsigned long long v = a; v <= b; v++) {
+            if (n >= MAX_SEEDS)
+                return -1;
+            out[n++] = v;
+        }
+        if (*p == ',')
+            p++;
+        else if (*p != '\0')
+            return -1;
+    }
+    return n;
+}
+
+static const struct ctnas_space *find_space(const char *name)
+{
+    if (strcmp(name, "nb101") == 0)
+        name = "nasbench101";
+    else if (strcmp(name, "nb201") == 0)
+        name = "nasbench201";
+    return ctnas_space_find(name);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The table: architectures by hash, for revealing values. */
+struct table {
+    const struct ctnas_dataset *ds;
+    int cap;
+    int *slot;              /* index + 1, 0 empty */
+    char (*hash)[CTNAS_HASH_LEN];
+};
+
+static unsigned hash_str(const char *h)
+{
+    unsigned v = 2166136261u;
+    for (; *h; h++)
+        v = (v ^ (unsigned char)*h) * 16777619u;
+    return v;
+}
+
+static int table_init(struct table *t, const struct ctnas_dataset *ds)
+{
+    memset(t, 0, sizeof *t);
+    t->ds = ds;
+    t->cap = 16;
+    while (t->cap < 2 * ds->n)
+        t->cap *= 2;
+    t->slot = calloc((size_t)t->cap, sizeof *t->slot);
+    t->hash = malloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof *t->hash);
+    if (t->slot == NULL || t->hash == NULL)
+        return CTNAS_ENOMEM;
+    for (int i = 0; i < ds->n; i++) {
+        ds->space->hash(&ds->archs[i], t->hash[i]);
+        unsigned m = (unsigned)t->cap - 1, k = hash_str(t->hash[i]) & m;
+        int dup = 0;
+        for (; t->slot[k] != 0; k = (k + 1) & m)
+            if (strcmp(t->hash[t->slot[k] - 1], t->hash[i]) == 0) {
+                dup = 1; /* a repeated cell keeps its first row */
+                break;
+            }
+        if (!dup)
+            t->slot[k] = i + 1;
+    }
+    return 0;
+}
+
+static void table_destroy(struct table *t)
+{
+    free(t->slot);
+    free(t->hash);
+}
+
+/* Row of a, or -1 when the file does not have it. */
+static int table_find(const struct table *t, const struct ctnas_arch *a)
+{
+    char h[CTNAS_HASH_LEN];
+    t->ds->space->hash(a, h);
+    unsigned m = (unsigned)t->cap - 1;
+    for (unsigned k = hash_str(h) & m; t->slot[k] != 0; k = (k + 1) & m)
+        if (strcmp(t->hash[t->slot[k] - 1], h) == 0)
+            return t->slot[k] - 1;
+    return -1;
+}
+
+struct opts {
+    const char *space, *data, *metric;
+    long budget, rounds;
+    int n_seeds, threads, verbose;
+    unsigned long long seeds[MAX_SEEDS];
+};
+
+struct verbose_state {
+    int verbose;
+    unsigned long long seed;
+    long last_print;
+};
+
+static int on_progress(const struct ctnas_search_progress *p, void *user)
+{
+    struct verbose_state *v = user;
+    if (v->verbose && p->ft_left == 0 && p->step % 100 == 0 &&
+        p->step != v->last_print) {
+        v->last_print = p->step;
+        fprintf(stderr,
+                "seed %llu round %d/%d step %ld/%ld reward %.4f entropy "
+                "%.3f baseline_s %.3f pseudo %d pool %d best %.4f\n",
+                v->seed, p->round, p->rounds, p->step, p->steps_total,
+                p->reward_avg, p->entropy_avg, p->baseline_score,
+                p->n_pseudo, p->pool_size, p->best_score);
+    }
+    return 0;
+}
+
+/* Result of one seed. */
+struct seed_result {
+    double answer_acc;      /* NaN when the table lacks the answer */
+    double best_measured;
+    int measurements;
+    double seconds;
+};
+
+static json_t *arch_json(const struct ctnas_space *sp,
+                         const struct ctnas_arch *a)
+{
+    char buf[CTNAS_ENCODING_MAX];
+    if (sp->encode(a, buf, sizeof buf) < 0)
+        return json_null();
+    return json_string(buf);
+}
+
+static void print_json(json_t *o)
+{
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    if (line != NULL) {
+        printf("%s\n", line);
+        fflush(stdout);
+        free(line);
+    }
+}
+
+/* One seed of the protocol.  Returns 0 or a negative code (err says). */
+static int run_seed(const struct opts *o, const struct table *tab,
+                    const struct ctnas_search_config *scfg0,
+                    const struct ctnas_nac_train_config *tc0,
+                    unsigned long long seed, struct seed_result *res,
+                    struct ctnas_err *err)
+{
+    const struct ctnas_dataset *ds = tab->ds;
+    const struct ctnas_space *sp = ds->space;
+    double t0 = now_seconds(), train_s = 0, search_s = 0;
+    int n0 = (int)(o->budget / (o->rounds + 1));
+    int rc = CTNAS_ENOMEM;
+    struct ctnas_search *s = NULL;
+    struct ctnas_nac *nac = NULL;
+    char *measured = calloc((size_t)ds->n, 1);
+    int *perm = malloc((size_t)ds->n * sizeof *perm);
+    struct ctnas_arch *ma = malloc((size_t)o->budget * sizeof *ma);
+    double *mv = malloc((size_t)o->budget * sizeof *mv);
+    struct ctnas_graph *mg = malloc((size_t)o->budget * sizeof *mg);
+    int top_cap = scfg0->top_n;
+    struct ctnas_search_entry *sug = malloc((size_t)top_cap * sizeof *sug);
+    json_t *rounds_json = json_array();
+    if (!measured || !perm || !ma || !mv || !mg || !sug || !rounds_json) {
+        ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    int n_meas = 0;
+    double best = -INFINITY;
+    struct ctnas_arch best_arch;
+    memset(&best_arch, 0, sizeof best_arch);
+
+    /* The random start: distinct rows of the file, drawn from the seed. */
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, seed ^ 0x6a09e667f3bcc909ULL);
+    for (int i = 0; i < ds->n; i++)
+        perm[i] = i;
+    ctnas_rng_shuffle(&rng, perm, ds->n);
+    for (int i = 0; i < ds->n && n_meas < n0; i++) {
+        int r = perm[i];
+        int first = table_find(tab, &ds->archs[r]);
+        if (first != r || measured[r])
+            continue;   /* a repeated cell counts once */
+        measured[r] = 1;
+        ma[n_meas] = ds->archs[r];
+        mv[n_meas] = ds->values[r];
+        if (mv[n_meas] > best) {
+            best = mv[n_meas];
+            best_arch = ma[n_meas];
+        }
+        n_meas++;
+    }
+
+    struct ctnas_nac_train_config tc = *tc0;
+    tc.model.n_types = sp->n_node_types;
+    tc.seed = seed;
+    for (int i = 0; i < n_meas; i++)
+        sp->to_graph(&ma[i], &mg[i]);
+    double ta = now_seconds();
+    if ((rc = ctnas_nac_train(&tc, mg, mv, n_meas, NULL, NULL, &nac, NULL,
+                              err)) != 0)
+        goto out;
+    train_s += now_seconds() - ta;
+
+    struct ctnas_search_config scfg = *scfg0;
+    scfg.seed = seed;
+    scfg.rounds = (int)o->rounds + 1;
+    s = ctnas_search_new(sp, &scfg, nac, ma, mv, n_meas, err);
+    if (s == NULL) {
+        rc = err->code ? err->code : CTNAS_ENOMEM;
+        goto out;
+    }
+    struct verbose_state vs = {o->verbose, seed, -1};
+    long left = o->budget - n_meas;
+    for (int round = 0;; round++) {
+        double tb = now_seconds();
+        rc = ctnas_search_run(s, 0, 0, on_progress, &vs);
+        search_s += now_seconds() - tb;
+        if (rc < 0) {
+            ctnas_err_set(err, rc, "", "search failed: %s",
+                          ctnas_strerror(rc));
+            goto out;
+        }
+        struct ctnas_search_entry ans;
+        json_t *rj = json_object();
+        if (ctnas_search_answer(s, &ans) == 0) {
+            int row = table_find(tab, &ans.arch);
+            json_object_set_new(rj, "answer", arch_json(sp, &ans.arch));
+            json_object_set_new(rj, "answer_accuracy",
+                                row >= 0 ? json_real(ds->values[row])
+                                         : json_null());
+        }
+        json_object_set_new(rj, "best_measured", json_real(best));
+        json_object_set_new(rj, "measurements", json_integer(n_meas));
+        json_array_append_new(rounds_json, rj);
+        if (rc == CTNAS_SEARCH_FINISHED)
+            break;
+        /* Ask/tell: this round's share of what is left of the budget. */
+        int rounds_left = (int)o->rounds - round;
+        int k = (int)(left / rounds_left);
+        int got = ctnas_search_suggest(s, top_cap, sug), added = 0;
+        struct ctnas_arch *na = ma + n_meas;
+        double *nv = mv + n_meas;
+        for (int i = 0; i < got && added < k; i++) {
+            int row = table_find(tab, &sug[i].arch);
+            if (row < 0 || measured[row])
+                continue;   /* not in the file: cannot be measured */
+            measured[row] = 1;
+            na[added] = ds->archs[row];
+            nv[added] = ds->values[row];
+            if (nv[added] > best) {
+                best = nv[added];
+                best_arch = na[added];
+            }
+            added++;
+        }
+        n_meas += added;
+        left -= added;
+        if ((rc = ctnas_search_add_labels(s, na, nv, added)) != 0 ||
+            (ta = now_seconds(),
+             rc = ctnas_search_retrain(s, &tc, NULL, NULL, err)) != 0)
+            goto out;
+        train_s += now_seconds() - ta;
+        if ((rc = ctnas_search_next_round(s)) != 0)
+            goto out;
+    }
+
+    struct ctnas_search_entry ans;
+    struct ctnas_search_progress pg;
+    ctnas_search_progress_get(s, &pg);
+    json_t *line = json_object();
+    double ans_acc = NAN;
+    if (ctnas_search_answer(s, &ans) == 0) {
+        int row = table_find(tab, &ans.arch);
+        if (row >= 0)
+            ans_acc = ds->values[row];
+        json_object_set_new(line, "answer", arch_json(sp, &ans.arch));
+        json_object_set_new(line, "answer_score", json_real(ans.score));
+        json_object_set_new(line, "answer_measured",
+                            json_boolean(ans.measured));
+    }
+    res->answer_acc = ans_acc;
+    res->best_measured = best;
+    res->measurements = n_meas;
+    res->seconds = now_seconds() - t0;
+    json_object_set_new(line, "seed", json_integer((json_int_t)seed));
+    json_object_set_new(line, "answer_accuracy",
+                        isnan(ans_acc) ? json_null() : json_real(ans_acc));
+    json_object_set_new(line, "best_measured", json_real(best));
+    json_object_set_new(line, "best_measured_arch", arch_json(sp, &best_arch));
+    json_object_set_new(line, "measurements", json_integer(n_meas));
+    json_object_set_new(line, "seconds", json_real(res->seconds));
+    json_object_set_new(line, "train_seconds", json_real(train_s));
+    json_object_set_new(line, "search_seconds", json_real(search_s));
+    json_object_set_new(line, "steps", json_integer(pg.step));
+    json_object_set_new(line, "pseudo_labels", json_integer(pg.n_pseudo));
+    json_object_set_new(line, "pool", json_integer(pg.pool_size));
+    json_object_set_new(line, "rounds", rounds_json);
+    rounds_json = NULL;
+    print_json(line);
+    json_decref(line);
+    rc = 0;
+out:
+    json_decref(rounds_json);
+    ctnas_search_free(s);
+    ctnas_nac_free(nac);
+    free(measured);
+    free(perm);
+    free(ma);
+    free(mv);
+    free(mg);
+    free(sug);
+    return rc;
+}
+
+static void mean_std(const double *x, int n, double *mean, double *std)
+{
+    double m = 0, v = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i])) {
+            m += x[i];
+            k++;
+        }
+    m = k > 0 ? m / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i]))
+            v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *std = k > 1 ? sqrt(v / (k - 1)) : 0;   /* sample std */
+}
+
+static json_t *search_config_json(const struct ctnas_search_config *c)
+{
+    return json_pack(
+        "{s:I, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:f, s:s, s:i, s:i,"
+        " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:i, s:i}",
+        "steps", (json_int_t)c->steps, "batch", c->batch, "lr", c->lr,
+        "entropy_weight", c->entropy_weight, "grad_clip", c->grad_clip,
+        "advantage", ctnas_search_advantage_name(c->advantage), "ema_decay",
+        c->ema_decay, "hidden", c->ctrl.hidden, "temperature",
+        c->ctrl.temperature, "tanh_c", c->ctrl.tanh_c, "baseline",
+        ctnas_search_baseline_name(c->baseline_mode), "update_every",
+        c->update_every, "h_size", c->h_size, "h_keep", c->h_keep,
+        "pseudo_ratio", c->pseudo_ratio, "pseudo_k", c->pseudo_k,
+        "explore_every", c->explore_every, "ft_iters", c->ft_iters,
+        "ft_pairs", c->ft_pairs, "ft_lr", c->ft_lr, "pool_cap", c->pool_cap,
+        "top_n", c->top_n);
+}
+
+int ctnas_eval_search_main(int argc, char **argv)
+{
+    struct opts *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        fprintf(stderr, "ctnasd eval-search: out of memory\n");
+        return 1;
+    }
+    o->threads = 1;
+    struct ctnas_search_config sc;
+    ctnas_search_config_default(&sc);
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    int have_budget = 0, rc = 2;
+
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--recipe") == 0) {
+            if (strcmp(argv[i + 1], "paper") == 0)
+                ctnas_nac_train_config_paper(&tc);
+            else if (strcmp(argv[i + 1], "default") != 0) {
+                rc = usage_error("unknown recipe %s%s", argv[i + 1], "");
+                goto done;
+            }
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            rc = 0;
+            goto done;
+        }
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            rc = usage_error("%s needs a value%s", a, "");
+            goto done;
+        }
+        const char *v = argv[++i];
+        long l = 0;
+        int bad = 0;
+        if (strcmp(a, "--space") == 0)
+            o->space = v;
+        else if (strcmp(a, "--data") == 0)
+            o->data = v;
+        else if (strcmp(a, "--metric") == 0)
+            o->metric = v;
+        else if (strcmp(a, "--recipe") == 0)
+            ;
+        else if (strcmp(a, "--budget") == 0)
+            bad = parse_long(v, 2, 100000000, &o->budget) ||
+                  !(have_budget = 1);
+        else if (strcmp(a, "--rounds") == 0)
+            bad = parse_long(v, 0, 999, &o->rounds);
+        else if (strcmp(a, "--seeds") == 0)
+            bad = (o->n_seeds = parse_seeds(v, o->seeds)) <= 0;
+        else if (strcmp(a, "--threads") == 0)
+            bad = parse_long(v, 1, 256, &l) || !(o->threads = (int)l);
+        else if (strcmp(a, "--steps") == 0)
+            bad = parse_long(v, 1, 100000000, &sc.steps);
+        else if (strcmp(a, "--batch") == 0)
+            bad = parse_long(v, 1, 1024, &l) || !(sc.batch = (int)l);
+        else if (strcmp(a, "--lr") == 0)
+            bad = parse_double(v, &sc.lr);
+        else if (strcmp(a, "--entropy") == 0)
+            bad = parse_double(v, &sc.entropy_weight);
+        else if (strcmp(a, "--clip") == 0)
+            bad = parse_double(v, &sc.grad_clip);
+        else if (strcmp(a, "--advantage") == 0)
+            bad = (sc.advantage = ctnas_search_advantage_parse(v)) < 0;
+        else if (strcmp(a, "--ema-decay") == 0)
+            bad = parse_double(v, &sc.ema_decay);
+        else if (strcmp(a, "--hidden") == 0)
+            bad = parse_long(v, 1, CTNAS_CTRL_MAX_HIDDEN, &l) ||
+                  !(sc.ctrl.hidden = (int)l);
+        else if (strcmp(a, "--temperature") == 0)
+            bad = parse_double(v, &sc.ctrl.temperature);
+        else if (strcmp(a, "--tanh") == 0)
+            bad = parse_double(v, &sc.ctrl.tanh_c);
+        else if (strcmp(a, "--baseline") == 0)
+            bad = (sc.baseline_mode = ctnas_search_baseline_parse(v)) < 0;
+        else if (strcmp(a, "--update-every") == 0)
+            bad = parse_long(v, 1, 100000000, &l) ||
+                  !(sc.update_every = (int)l);
+        else if (strcmp(a, "--h-size") == 0)
+            bad = parse_long(v, 2, 1000, &l) || !(sc.h_size = (int)l);
+        else if (strcmp(a, "--h-keep") == 0)
+            bad = parse_long(v, 0, 1000, &l) || ((sc.h_keep = (int)l), 0);
+        else if (strcmp(a, "--r") == 0)
+            bad = parse_double(v, &sc.pseudo_ratio);
+        else if (strcmp(a, "--k") == 0)
+            bad = parse_long(v, 1, 100000, &l) || !(sc.pseudo_k = (int)l);
+        else if (strcmp(a, "--u") == 0)
+            bad = parse_long(v, 1, 100000000, &l) ||
+                  !(sc.explore_every = (int)l);
+        else if (strcmp(a, "--ft-iters") == 0)
+            bad = parse_long(v, 0, 100000, &l) || ((sc.ft_iters = (int)l), 0);
+        else if (strcmp(a, "--ft-pairs") == 0)
+            bad = parse_long(v, 1, 4096, &l) || !(sc.ft_pairs = (int)l);
+        else if (strcmp(a, "--ft-lr") == 0)
+            bad = parse_double(v, &sc.ft_lr);
+        else if (strcmp(a, "--pool-cap") == 0)
+            bad = parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
+        else if (strcmp(a, "--top-n") == 0)
+            bad = parse_long(v, 1, 1000000, &l) || !(sc.top_n = (int)l);
+        else if (strcmp(a, "--epochs") == 0)
+            bad = parse_long(v, 0, 1000000, &l) || ((tc.epochs = (int)l), 0);
+        else if (strcmp(a, "--members") == 0)
+            bad = parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l) ||
+                  !(tc.members = (int)l);
+        else if (strcmp(a, "--nac-lr") == 0)
+            bad = parse_double(v, &tc.lr);
+        else if (strcmp(a, "--head") == 0)
+            bad = (tc.model.head = ctnas_nac_head_parse(v)) < 0;
+        else if (strcmp(a, "--layers") == 0)
+            bad = parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l) ||
+                  ((tc.model.layers = (int)l), 0);
+        else if (strcmp(a, "--dim") == 0)
+            bad = parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l) ||
+                  !(tc.model.dim = (int)l);
+        else {
+            rc = usage_error("unknown option %s%s", a, "");
+            goto done;
+        }
+        if (bad) {
+            rc = usage_error("bad value for %s: %s", a, v);
+            goto done;
+        }
+    }
+    if (o->space == NULL || o->data == NULL || !have_budget ||
+        o->n_seeds <= 0) {
+        rc = usage_error("--space, --data, --budget and --seeds are "
+                         "required%s%s", "", "");
+        goto done;
+    }
+    const struct ctnas_space *sp = find_space(o->space);
+    if (sp == NULL) {
+        rc = usage_error("unknown space %s%s", o->space, "");
+        goto done;
+    }
+    if (o->budget / (o->rounds + 1) < 2) {
+        rc = usage_error("the budget must give at least 2 random "
+                         "architectures before the first search%s%s", "",
+                         "");
+        goto done;
+    }
+    struct ctnas_err err;
+    ctnas_err_clear(&err);
+    sc.rounds = (int)o->rounds + 1;
+    tc.model.n_types = sp->n_node_types;
+    if (ctnas_search_config_check(&sc, &err) != 0 ||
+        ctnas_nac_train_config_check(&tc, &err) != 0) {
+        rc = usage_error("%s: %s", err.field, err.msg);
+        goto done;
+    }
+    ctnas_blas_set_threads(o->threads);
+
+    rc = 1;
+    struct ctnas_dataset ds;
+    struct table tab;
+    memset(&tab, 0, sizeof tab);
+    if (ctnas_dataset_load(&ds, sp, o->data, o->metric, &err) != 0) {
+        fprintf(stderr, "ctnasd eval-search: %s: %s\n", o->data, err.msg);
+        goto done;
+    }
+    double *acc = malloc((size_t)o->n_seeds * sizeof *acc);
+    double *bm = malloc((size_t)o->n_seeds * sizeof *bm);
+    double *meas = malloc((size_t)o->n_seeds * sizeof *meas);
+    double *secs = malloc((size_t)o->n_seeds * sizeof *secs);
+    if (!acc || !bm || !meas || !secs || table_init(&tab, &ds) != 0) {
+        fprintf(stderr, "ctnasd eval-search: out of memory\n");
+        goto out;
+    }
+    if (ds.n < o->budget) {
+        fprintf(stderr, "ctnasd eval-search: the file has %d architectures,"
+                " fewer than the budget %ld\n", ds.n, o->budget);
+        goto out;
+    }
+    double optimum = -INFINITY;
+    for (int i = 0; i < ds.n; i++)
+        if (ds.values[i] > optimum)
+            optimum = ds.values[i];
+    for (int k = 0; k < o->n_seeds; k++) {
+        struct seed_result r = {0, 0, 0, 0};
+        ctnas_err_clear(&err);
+        if (run_seed(o, &tab, &sc, &tc, o->seeds[k], &r, &err) != 0) {
+            fprintf(stderr, "ctnasd eval-search: seed %llu: %s\n",
+                    o->seeds[k], err.msg[0] ? err.msg : "failed");
+            goto out;
+        }
+        acc[k] = r.answer_acc;
+        bm[k] = r.best_measured;
+        meas[k] = r.measurements;
+        secs[k] = r.seconds;
+    }
+    double ma, sa, mb, sb, mm, sm, ms, ss;
+    mean_std(acc, o->n_seeds, &ma, &sa);
+    mean_std(bm, o->n_seeds, &mb, &sb);
+    mean_std(meas, o->n_seeds, &mm, &sm);
+    mean_std(secs, o->n_seeds, &ms, &ss);
+    int n_missing = 0;
+    for (int k = 0; k < o->n_seeds; k++)
+        n_missing += isnan(acc[k]);
+    json_t *sum = json_pack(
+        "{s:b, s:s, s:s, s:I, s:I, s:i, s:o, s:o, s:f, s:f, s:f, s:f, s:i,"
+        " s:f, s:s, s:i, s:i, s:o}",
+        "summary", 1, "space", sp->name, "data", o->data, "budget",
+        (json_int_t)o->budget, "rounds", (json_int_t)o->rounds, "seeds",
+        o->n_seeds, "mean_answer_accuracy",
+        isnan(ma) ? json_null() : json_real(ma), "std_answer_accuracy",
+        isnan(ma) ? json_null() : json_real(sa), "mean_best_measured", mb,
+        "std_best_measured", sb, "mean_measurements", mm, "mean_seconds", ms,
+        "answers_not_in_file", n_missing, "optimum", optimum, "nac_head",
+        ctnas_nac_head_name(tc.model.head), "nac_epochs", tc.epochs,
+        "nac_members", tc.members, "search", search_config_json(&sc));
+    if (sum != NULL) {
+        print_json(sum);
+        json_decref(sum);
+        rc = 0;
+    }
+out:
+    free(acc);
+    free(bm);
+    free(meas);
+    free(secs);
+    table_destroy(&tab);
+    ctnas_dataset_destroy(&ds);
+done:
+    free(o);
+    return rc;
+}

@@ -1,0 +1,813 @@
+/*
+ * job_search.c - see job_search.h.
+ *
+ * Threads: the pool thread runs one slice (work) on the job's own search
+ * state and publishes a progress snapshot under the job's mutex; the loop
+ * thread (tick, done) writes rows, events, pseudo-labels and checkpoints
+ * and decides whether the job runs again, waits for measurements (parked)
+ * or ends.  HTTP threads only build jobs and read rows.
+ */
+#include "config.h"
+#include "job_search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonv.h"
+#include "log.h"
+#include "nac_json.h"
+#include "registry.h"
+#include "runner.h"
+#include "search.h"
+#include "space.h"
+#include "store_ml.h"
+
+#define SLICE_SECONDS 0.5       /* one work call */
+#define CHECKPOINT_SECONDS 2.0  /* between checkpoints of a running job */
+#define PROGRESS_TOP 10         /* best architectures in the job row */
+#define PROGRESS_SUGGEST 50     /* suggestions kept in the job row */
+
+/* ---- the request ---- */
+
+static const char *const baselines[] = {"updated", "fixed", "random", NULL};
+static const char *const advantages[] = {"ema", "none", NULL};
+
+#define S(f) offsetof(struct ctnas_search_config, f)
+#define C(f) (offsetof(struct ctnas_search_config, ctrl) + \
+              offsetof(struct ctnas_ctrl_config, f))
+
+static const struct ctnas_jsonv_field fields[] = {
+    {"steps", CTNAS_JV_LONG, S(steps), 1, 10000000, NULL},
+    {"rounds", CTNAS_JV_INT, S(rounds), 1, 100, NULL},
+    {"batch", CTNAS_JV_INT, S(batch), 1, 1024, NULL},
+    {"lr", CTNAS_JV_REAL, S(lr), 1e-8, 1, NULL},
+    {"entropy_weight", CTNAS_JV_REAL, S(entropy_weight), 0, 10, NULL},
+    {"grad_clip", CTNAS_JV_REAL, S(grad_clip), 0, 1e6, NULL},
+    {"advantage", CTNAS_JV_ENUM, S(advantage), 0, 0, advantages},
+    {"ema_decay", CTNAS_JV_REAL, S(ema_decay), 0, 0.9999, NULL},
+    {"baseline", CTNAS_JV_ENUM, S(baseline_mode), 0, 0, baselines},
+    {"update_every", CTNAS_JV_INT, S(update_every), 1, 10000000, NULL},
+    {"h_size", CTNAS_JV_INT, S(h_size), 2, 1000, NULL},
+    {"h_keep", CTNAS_JV_INT, S(h_keep), 0, 1000, NULL},
+    {"pseudo_ratio", CTNAS_JV_REAL, S(pseudo_ratio), 0, 0.95, NULL},
+    {"pseudo_k", CTNAS_JV_INT, S(pseudo_k), 1, 100000, NULL},
+    {"explore_every", CTNAS_JV_INT, S(explore_every), 1, 10000000, NULL},
+    {"ft_iters", CTNAS_JV_INT, S(ft_iters), 0, 100000, NULL},
+    {"ft_pairs", CTNAS_JV_INT, S(ft_pairs), 1, 100000, NULL},
+    {"ft_lr", CTNAS_JV_REAL, S(ft_lr), 1e-8, 1, NULL},
+    {"pool_cap", CTNAS_JV_INT, S(pool_cap), 2, 1000000, NULL},
+    {"top_n", CTNAS_JV_INT, S(top_n), 1, 10000, NULL},
+    {"hidden", CTNAS_JV_INT, C(hidden), 1, 1024, NULL},
+    {"temperature", CTNAS_JV_REAL, C(temperature), 1e-3, 100, NULL},
+    {"tanh_c", CTNAS_JV_REAL, C(tanh_c), 0, 100, NULL},
+    {"seed", CTNAS_JV_U64, S(seed), 0, 9007199254740991.0, NULL},
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+const char *const ctnas_job_search_keys[] = {
+    "space", "dataset", "metric", "comparator", "train", "suggestions",
+    "publish", "steps", "rounds", "batch", "lr", "entropy_weight",
+    "grad_clip", "advantage", "ema_decay", "baseline", "update_every",
+    "h_size", "h_keep", "pseudo_ratio", "pseudo_k", "explore_every",
+    "ft_iters", "ft_pairs", "ft_lr", "pool_cap", "top_n", "hidden",
+    "temperature", "tanh_c", "seed", NULL};
+
+/* ---- the job ---- */
+
+struct search_job {
+    struct ctnas_job job;
+    struct ctnas_app *app;
+    const struct ctnas_space *space;
+    char dataset[64], metric[64];
+    struct ctnas_search_config cfg;
+    struct ctnas_nac_train_config tc;  /* "train" and between rounds */
+    int suggestions;                   /* measurements asked per round */
+    int publish;
+    /* Until the first slice: what the search starts from. */
+    struct ctnas_nac *nac;             /* NULL: train it first */
+    int n_labels;
+    struct ctnas_arch *archs;
+    double *values;
+    /* The search (pool thread during work, loop thread otherwise). */
+    struct ctnas_search *s;
+    /* Labels that arrived while waiting: tick -> work. */
+    int n_new;
+    struct ctnas_arch *new_archs;
+    double *new_values;
+    /* Progress snapshot: work writes, tick reads. */
+    pthread_mutex_t mu;
+    struct ctnas_search_progress prog;
+    int phase;                         /* 0 training, 1 searching */
+    /* Loop thread only. */
+    long events;                       /* events written */
+    int pseudo_stored;                 /* pseudo-labels written */
+    double last_checkpoint;
+    int started_row;
+    struct ctnas_err err;
+};
+
+static void search_job_free(struct search_job *j)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_destroy(&j->mu);
+    ctnas_nac_free(j->nac);
+    ctnas_search_free(j->s);
+    free(j->archs);
+    free(j->values);
+    free(j->new_archs);
+    free(j->new_values);
+    free(j);
+}
+
+static struct search_job *search_job_new(struct ctnas_app *app)
+{
+    struct search_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    j->app = app;
+    ctnas_search_config_default(&j->cfg);
+    ctnas_nac_train_config_default(&j->tc);
+    j->suggestions = 4;
+    return j;
+}
+
+static int on_progress(const struct ctnas_search_progress *p, void *user)
+{
+    struct search_job *j = user;
+    pthread_mutex_lock(&j->mu);
+    j->prog = *p;
+    j->phase = 1;
+    pthread_mutex_unlock(&j->mu);
+    return atomic_load(&j->job.cancel);
+}
+
+static int on_train_progress(const struct ctnas_nac_progress *p, void *user)
+{
+    (void)p;
+    struct search_job *j = user;
+    return atomic_load(&j->job.cancel);
+}
+
+/* Pool thread: one slice. */
+static int search_work(struct ctnas_job *job)
+{
+    struct search_job *j = job->data;
+    int rc;
+    if (atomic_load(&job->cancel))
+        return CTNAS_ECANCELED; /* e.g. woken from waiting to end */
+    if (j->s == NULL) {
+        struct ctnas_nac *nac = j->nac;
+        if (nac == NULL) {
+            j->tc.model.n_types = j->space->n_node_types;
+            struct ctnas_graph *g =
+                malloc((size_t)j->n_labels * sizeof *g);
+            if (g == NULL)
+                return CTNAS_ENOMEM;
+            for (int i = 0; i < j->n_labels; i++)
+                j->space->to_graph(&j->archs[i], &g[i]);
+            rc = ctnas_nac_train(&j->tc, g, j->values, j->n_labels,
+                                 on_train_progress, j, &nac, NULL, &j->err);
+            free(g);
+            if (rc < 0)
+                return rc;
+        }
+        j->s = ctnas_search_new(j->space, &j->cfg, nac, j->archs, j->values,
+                                j->n_labels, &j->err);
+        if (nac != j->nac)
+            ctnas_nac_free(nac);
+        if (j->s == NULL)
+            return j->err.code ? j->err.code : CTNAS_ENOMEM;
+        ctnas_nac_free(j->nac);
+        j->nac = NULL;
+    }
+    if (j->n_new > 0) {
+        /* Measurements of the last round's suggestions: learn from every
+         * label, then search again. */
+        if ((rc = ctnas_search_add_labels(j->s, j->new_archs, j->new_values,
+                                          j->n_new)) < 0)
+            return rc;
+        j->tc.model.n_types = j->space->n_node_types;
+        if ((rc = ctnas_search_retrain(j->s, &j->tc, on_train_progress, j,
+                                       &j->err)) < 0)
+            return rc;
+        if ((rc = ctnas_search_next_round(j->s)) < 0)
+            return rc;
+        free(j->new_archs);
+        free(j->new_values);
+        j->new_archs = NULL;
+        j->new_values = NULL;
+        j->n_new = 0;
+    }
+    return ctnas_search_run(j->s, 0, SLICE_SECONDS, on_progress, j);
+}
+
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *entry_json(const struct ctnas_space *sp,
+                          const struct ctnas_search_entry *e)
+{
+    char hash[CTNAS_HASH_LEN];
+    sp->hash(&e->arch, hash);
+    return json_pack("{s:o, s:s, s:o, s:i, s:I, s:o}", "arch",
+                     sp->to_json(&e->arch), "hash", hash, "score",
+                     num_or_null(e->score), "samples", e->count,
+                     "first_step", (json_int_t)e->first_step,
+                     "label", e->measured ? num_or_null(e->value)
+                                          : json_null());
+}
+
+/* The job row's progress document. */
+static json_t *progress_json(struct search_job *j)
+{
+    struct ctnas_search_progress p;
+    pthread_mutex_lock(&j->mu);
+    p = j->prog;
+    int phase = j->phase;
+    pthread_mutex_unlock(&j->mu);
+    long total = j->cfg.steps * j->cfg.rounds;
+    json_t *o = json_pack(
+        "{s:s, s:I, s:I, s:f, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:i, "
+        "s:i}",
+        "phase", phase ? "searching" : "training comparator", "step",
+        (json_int_t)p.step, "steps", (json_int_t)total, "fraction",
+        total > 0 ? (double)p.step / (double)total : 0.0, "round", p.round,
+        "rounds", p.rounds, "reward_avg", num_or_null(p.reward_avg),
+        "entropy_avg", num_or_null(p.entropy_avg), "baseline_score",
+        num_or_null(p.baseline_score), "pseudo_labels", p.n_pseudo,
+        "pool_size", p.pool_size, "explorations", p.explorations,
+        "baseline_updates", p.baseline_updates);
+    if (j->s != NULL) {
+        const struct ctnas_arch *b = ctnas_search_baseline(j->s);
+        json_object_set_new(o, "baseline",
+                            b ? j->space->to_json(b) : json_null());
+        struct ctnas_search_entry e[PROGRESS_SUGGEST];
+        int n = ctnas_search_best(j->s, PROGRESS_TOP, e);
+        json_t *best = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(best, entry_json(j->space, &e[i]));
+        json_object_set_new(o, "best", best);
+        n = ctnas_search_suggest(j->s, PROGRESS_SUGGEST, e);
+        json_t *sug = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(sug, entry_json(j->space, &e[i]));
+        json_object_set_new(o, "suggestions", sug);
+    }
+    return o;
+}
+
+/* Loop thread: write the progress row and, when due, events,
+ * pseudo-labels and a checkpoint. */
+static int flush(struct search_job *j, struct ctnas_store *st, int force,
+                 struct ctnas_err *err)
+{
+    int rc;
+    if (!j->started_row) {
+        if ((rc = ctnas_store_job_start(st, j->job.id, err)) < 0)
+            return rc;
+        j->started_row = 1;
+    }
+    json_t *pj = progress_json(j);
+    rc = ctnas_store_job_progress(st, j->job.id, pj, err);
+    if (rc == 0) {
+        /* One event per flush: the progress without the long lists. */
+        json_t *ev = json_deep_copy(pj);
+        json_object_del(ev, "suggestions");
+        json_object_del(ev, "best");
+        rc = ctnas_store_event_put(st, j->job.id, ++j->events, ev, err);
+        json_decref(ev);
+    }
+    json_decref(pj);
+    if (rc < 0 || j->s == NULL)
+        return rc;
+
+    int n;
+    const struct ctnas_search_pseudo *ps = ctnas_search_pseudo_labels(j->s,
+                                                                      &n);
+    if (n > j->pseudo_stored) {
+        if ((rc = ctnas_store_begin(st, err)) < 0)
+            return rc;
+        for (int i = j->pseudo_stored; i < n && rc == 0; i++) {
+            char a[CTNAS_ENCODING_MAX], b[CTNAS_ENCODING_MAX];
+            j->space->encode(&ps[i].a, a, sizeof a);
+            j->space->encode(&ps[i].b, b, sizeof b);
+            rc = ctnas_store_pseudo_put(st, j->job.id, i + 1, a, b,
+                                        ps[i].label, ps[i].confidence,
+                                        ps[i].step, err);
+        }
+        if (rc == 0 && (rc = ctnas_store_commit(st, err)) == 0)
+            j->pseudo_stored = n;
+        else
+            ctnas_store_rollback(st);
+        if (rc < 0)
+            return rc;
+    }
+    double now = ctnas_store_now();
+    if (force || now - j->last_checkpoint >= CHECKPOINT_SECONDS) {
+        void *blob;
+        size_t len;
+        if ((rc = ctnas_search_save(j->s, &blob, &len)) < 0)
+            return ctnas_err_set(err, rc, "", "cannot save the search");
+        json_t *extra = json_pack("{s:I, s:i}", "events",
+                                  (json_int_t)j->events, "pseudo_stored",
+                                  j->pseudo_stored);
+        struct ctnas_search_progress p;
+        ctnas_search_progress_get(j->s, &p);
+        rc = ctnas_store_checkpoint_put(st, j->job.id, p.step, blob, len,
+                                        extra, err);
+        json_decref(extra);
+        free(blob);
+        if (rc == 0)
+            j->last_checkpoint = now;
+    }
+    return rc;
+}
+
+/* Loop thread: the answer, once the last round is over. */
+static json_t *result_json(struct search_job *j)
+{
+    struct ctnas_search_entry e;
+    json_t *answer = json_null();
+    if (ctnas_search_answer(j->s, &e) == 0)
+        answer = entry_json(j->space, &e);
+    struct ctnas_search_progress p;
+    ctnas_search_progress_get(j->s, &p);
+    return json_pack("{s:o, s:I, s:i}", "answer", answer, "steps",
+                     (json_int_t)p.step, "pseudo_labels", p.n_pseudo);
+}
+
+/* Store the search's fine-tuned comparator as a new model and serve it. */
+static int publish_model(struct search_job *j, struct ctnas_store *st,
+                         json_t *result, struct ctnas_err *err)
+{
+    const struct ctnas_nac *nac = ctnas_search_comparator(j->s);
+    size_t len = ctnas_nac_blob_size(nac);
+    void *blob = malloc(len);
+    if (blob == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    ctnas_nac_save(nac, blob, len);
+    json_t *cfg = ctnas_nac_json_write(&j->tc);
+    json_t *figures = json_pack("{s:s, s:I}", "source", "search",
+                                "search_job", (json_int_t)j->job.id);
+    json_t *ids = json_array();
+    struct ctnas_model_meta meta = {j->space->name, j->dataset, j->metric,
+                                    j->job.id, 1, cfg, figures, ids};
+    int64_t id;
+    int rc = ctnas_store_model_insert(st, &meta, blob, len, &id, err);
+    json_decref(cfg);
+    json_decref(figures);
+    json_decref(ids);
+    struct ctnas_nac *copy = rc == 0 ? ctnas_nac_load(blob, len, err) : NULL;
+    free(blob);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(result, "model_id", json_integer(id));
+    struct ctnas_served *sv =
+        copy ? ctnas_served_new(id, j->space->name, j->dataset, j->metric,
+                                ctnas_store_now(), copy)
+             : NULL;
+    if (sv) {
+        ctnas_registry_publish(j->app->registry, sv);
+        ctnas_served_release(sv);
+    }
+    return 0;
+}
+
+static int search_tick(struct ctnas_job *job);
+
+static int search_done(struct ctnas_job *job, int status)
+{
+    struct search_job *j = job->data;
+    struct ctnas_store *st;
+    struct ctnas_err err = {0};
+    int cancel = atomic_load(&job->cancel);
+    if (ctnas_app_store(j->app, &st, &err) < 0) {
+        ctnas_log_error("search %lld: %s", (long long)job->id, err.msg);
+        search_job_free(j);
+        return CTNAS_JOB_FINISHED;
+    }
+    if (status == CTNAS_ECANCELED && cancel == CTNAS_RUNNER_SHUTDOWN) {
+        /* Keep the row unfinished: the next start resumes from here. */
+        if (j->s && flush(j, st, 1, &err) < 0)
+            ctnas_log_warn("search %lld: last checkpoint failed: %s",
+                           (long long)job->id, err.msg);
+        ctnas_log_info("search %lld: paused by shutdown",
+                       (long long)job->id);
+        search_job_free(j);
+        return CTNAS_JOB_FINISHED;
+    }
+    if (status == CTNAS_ECANCELED) {
+        if (j->s)
+            flush(j, st, 0, &err);
+        ctnas_store_job_finish(st, job->id, "cancelled", NULL,
+                               "cancelled by request", &err);
+        ctnas_log_info("search %lld: cancelled", (long long)job->id);
+        search_job_free(j);
+        return CTNAS_JOB_FINISHED;
+    }
+    if (status < 0) {
+        const char *why = j->err.msg[0] ? j->err.msg : ctnas_strerror(status);
+        ctnas_store_job_finish(st, job->id, "failed", NULL, why, &err);
+        ctnas_log_warn("search %lld: failed: %s", (long long)job->id, why);
+        search_job_free(j);
+        return CTNAS_JOB_FINISHED;
+    }
+    int state = status;
+    if (flush(j, st, state != CTNAS_SEARCH_RUNNING, &err) < 0)
+        ctnas_log_warn("search %lld: cannot record progress: %s",
+                       (long long)job->id, err.msg);
+    if (state == CTNAS_SEARCH_RUNNING)
+        return CTNAS_JOB_REQUEUE;
+    if (state == CTNAS_SEARCH_WAITING) {
+        ctnas_store_job_finish(st, job->id, "waiting", NULL, NULL, &err);
+        return CTNAS_JOB_PARK;
+    }
+    json_t *result = result_json(j);
+    int rc = 0;
+    if (j->publish)
+        rc = publish_model(j, st, result, &err);
+    if (rc == 0)
+        rc = ctnas_store_job_finish(st, job->id, "succeeded", result, NULL,
+                                    &err);
+    if (rc < 0)
+        ctnas_store_job_finish(st, job->id, "failed", NULL, err.msg, &err);
+    json_decref(result);
+    ctnas_log_info("search %lld: finished", (long long)job->id);
+    search_job_free(j);
+    return CTNAS_JOB_FINISHED;
+}
+
+/* Loop thread.  While running: nothing (done writes after each slice).
+ * While parked: 1 when every suggestion of the round has a measurement in
+ * the store (they become new labels). */
+static int search_tick(struct ctnas_job *job)
+{
+    struct search_job *j = job->data;
+    struct ctnas_store *st;
+    struct ctnas_err err = {0};
+    if (ctnas_app_store(j->app, &st, &err) < 0)
+        return 0;
+    if (!job->parked && !j->started_row) {
+        /* Show "running" from the first moment (the comparator may be
+         * training for a while before the first slice ends). */
+        if (ctnas_store_job_start(st, job->id, &err) == 0)
+            j->started_row = 1;
+        return 0;
+    }
+    if (!job->parked || j->s == NULL || j->n_new > 0)
+        return 0;
+    struct ctnas_search_entry e[64];
+    int want = j->suggestions < 64 ? j->suggestions : 64;
+    int n = ctnas_search_suggest(j->s, want, e);
+    struct ctnas_arch *archs = malloc((size_t)(n ? n : 1) * sizeof *archs);
+    double *values = malloc((size_t)(n ? n : 1) * sizeof *values);
+    int got = 0;
+    for (int i = 0; archs && values && i < n; i++) {
+        char hash[CTNAS_HASH_LEN];
+        int found = 0;
+        int64_t id, rank;
+        double v;
+        j->space->hash(&e[i].arch, hash);
+        if (ctnas_store_arch_standing(st, j->space->name, hash, j->dataset,
+                                      j->metric, &found, &id, &v, &rank,
+                                      &err) < 0 ||
+            !found)
+            break;
+        archs[got] = e[i].arch;
+        values[got++] = v;
+    }
+    if (got < n || n == 0) {
+        free(archs);
+        free(values);
+        return 0;
+    }
+    j->new_archs = archs;
+    j->new_values = values;
+    j->n_new = got;
+    ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
+    return 1;
+}
+
+static const struct ctnas_job_ops search_ops = {search_work, search_tick,
+                                                search_done};
+
+/* ---- building a job ---- */
+
+struct labels {
+    struct search_job *j;
+    int cap;
+    json_t *ids;           /* ids collected (submit) */
+    int64_t *want;         /* sorted ids to keep (resume), or NULL */
+    size_t n_want;
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int add_label(void *cls, int64_t id, const char *enc, double value)
+{
+    struct labels *l = cls;
+    struct search_job *j = l->j;
+    if (l->want &&
+        !bsearch(&id, l->want, l->n_want, sizeof *l->want, cmp_i64))
+        return 0;
+    if (j->n_labels == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        struct ctnas_arch *a = realloc(j->archs, (size_t)cap * sizeof *a);
+        if (a)
+            j->archs = a;
+        double *v = realloc(j->values, (size_t)cap * sizeof *v);
+        if (v)
+            j->values = v;
+        if (!a || !v)
+            return CTNAS_ENOMEM;
+        l->cap = cap;
+    }
+    if (j->space->parse_string(enc, &j->archs[j->n_labels], NULL) < 0)
+        return 0;
+    j->values[j->n_labels++] = value;
+    if (l->ids)
+        json_array_append_new(l->ids, json_integer(id));
+    return 0;
+}
+
+/* Fill j from a request (resume = 0) or from the params of its job row
+ * (resume = 1, which also names the labelled set by id).  On success
+ * *params is the normalised request to store (new reference). */
+static int build_job(struct search_job *j, struct ctnas_store *st,
+                     const json_t *req, int resume, json_t **params,
+                     struct ctnas_err *err)
+{
+    int rc;
+    const char *space_name, *dataset, *metric = NULL;
+    int64_t suggestions = j->suggestions;
+    int publish = 0;
+    if ((!resume &&
+         (rc = ctnas_jsonv_only(req, "", ctnas_job_search_keys, err)) < 0) ||
+        (rc = ctnas_jsonv_string(req, "", "space", 1, &space_name, 31,
+                                 err)) < 0 ||
+        (rc = ctnas_jsonv_string(req, "", "dataset", 1, &dataset, 63,
+                                 err)) < 0 ||
+        (rc = ctnas_jsonv_string(req, "", "metric", 0, &metric, 63, err)) <
+            0 ||
+        (rc = ctnas_jsonv_int(req, "", "suggestions", 0, &suggestions, 1,
+                              64, err)) < 0 ||
+        (rc = ctnas_jsonv_bool(req, "", "publish", 0, &publish, err)) < 0 ||
+        (rc = ctnas_jsonv_read_fields(req, "", fields, N_FIELDS, &j->cfg,
+                                      err)) < 0 ||
+        (rc = ctnas_search_config_check(&j->cfg, err)) < 0)
+        return rc;
+    if ((j->space = ctnas_space_find(space_name)) == NULL)
+        return ctnas_err_set(err, CTNAS_EINVAL, "space",
+                             "unknown space '%s'", space_name);
+    snprintf(j->dataset, sizeof j->dataset, "%s", dataset);
+    j->suggestions = (int)suggestions;
+    j->publish = publish;
+    const json_t *train = json_object_get(req, "train");
+    if (train != NULL) {
+        if ((rc = ctnas_jsonv_object(train, "train", err)) < 0 ||
+            (rc = ctnas_jsonv_only(train, "train", ctnas_nac_json_keys,
+                                   err)) < 0 ||
+            (rc = ctnas_nac_json_read(train, "train", &j->tc, err)) < 0)
+            return rc;
+    }
+    j->tc.model.n_types = j->space->n_node_types;
+    if ((rc = ctnas_nac_train_config_check(&j->tc, err)) < 0) {
+        char f[96];
+        snprintf(f, sizeof f, "train.%s", err ? err->field : "");
+        return ctnas_err_set(err, rc, f, "train: %s", err ? err->msg : "");
+    }
+
+    /* The metric: named, or the dataset's only one. */
+    if (metric == NULL) {
+        json_t *ms;
+        if ((rc = ctnas_store_metrics(st, j->space->name, dataset, &ms,
+                                      err)) < 0)
+            return rc;
+        size_t k = json_array_size(ms);
+        if (k == 1)
+            snprintf(j->metric, sizeof j->metric, "%s",
+                     json_string_value(json_array_get(ms, 0)));
+        json_decref(ms);
+        if (k == 0)
+            return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                                 "no %s architecture is measured on %s: "
+                                 "upload measurements first",
+                                 j->space->name, dataset);
+        if (k > 1)
+            return ctnas_err_set(err, CTNAS_EINVAL, "metric",
+                                 "%s has several metrics: name one",
+                                 dataset);
+    } else {
+        snprintf(j->metric, sizeof j->metric, "%s", metric);
+    }
+
+    /* The labelled set. */
+    struct labels l = {j, 0, NULL, NULL, 0};
+    const json_t *label_ids = json_object_get(req, "label_ids");
+    if (resume && json_is_array(label_ids)) {
+        l.n_want = json_array_size(label_ids);
+        l.want = malloc((l.n_want ? l.n_want : 1) * sizeof *l.want);
+        if (l.want == NULL)
+            return CTNAS_ENOMEM;
+        for (size_t i = 0; i < l.n_want; i++)
+            l.want[i] = json_integer_value(json_array_get(label_ids, i));
+        qsort(l.want, l.n_want, sizeof *l.want, cmp_i64);
+    }
+    l.ids = json_array();
+    rc = ctnas_store_arch_measured(st, j->space->name, j->dataset, j->metric,
+                                   add_label, &l, err);
+    free(l.want);
+    if (rc < 0) {
+        json_decref(l.ids);
+        return rc;
+    }
+
+    /* The comparator to start from. */
+    const json_t *cmp = json_object_get(req, "comparator");
+    int64_t model_id = 0;
+    int train_first = 0;
+    if (cmp == NULL || (json_is_string(cmp) &&
+                        strcmp(json_string_value(cmp), "latest") == 0)) {
+        struct ctnas_served *sv = ctnas_registry_get(
+            j->app->registry, j->space->name, j->dataset, NULL);
+        if (sv == NULL) {
+            json_decref(l.ids);
+            return ctnas_err_set(err, CTNAS_ECONFLICT, "comparator",
+                                 "no comparator serves %s on %s: train one "
+                                 "(POST /v1/nac/train) or pass "
+                                 "\"comparator\": \"train\"",
+                                 j->space->name, j->dataset);
+        }
+        model_id = sv->id;
+        ctnas_served_release(sv);
+    } else if (json_is_string(cmp) &&
+               strcmp(json_string_value(cmp), "train") == 0) {
+        train_first = 1;
+    } else if (json_is_integer(cmp)) {
+        model_id = json_integer_value(cmp);
+    } else {
+        json_decref(l.ids);
+        return ctnas_err_set(err, CTNAS_EINVAL, "comparator",
+                             "comparator must be \"latest\", \"train\" or "
+                             "a model id");
+    }
+    if (model_id) {
+        json_t *row;
+        void *blob;
+        size_t len;
+        rc = ctnas_store_model_get(st, model_id, &row, &blob, &len, err);
+        if (rc == 0) {
+            const char *sp = json_string_value(json_object_get(row,
+                                                               "space"));
+            if (strcmp(sp, j->space->name) != 0)
+                rc = ctnas_err_set(err, CTNAS_EINVAL, "comparator",
+                                   "model %lld compares %s architectures",
+                                   (long long)model_id, sp);
+            else if ((j->nac = ctnas_nac_load(blob, len, err)) == NULL)
+                rc = CTNAS_EDB;
+            json_decref(row);
+            free(blob);
+        } else if (rc == CTNAS_ENOTFOUND) {
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "comparator",
+                               "no model %lld", (long long)model_id);
+        }
+        if (rc < 0) {
+            json_decref(l.ids);
+            return rc;
+        }
+    }
+    if ((train_first || j->cfg.pseudo_ratio > 0 || j->cfg.rounds > 1) &&
+        j->n_labels < 2) {
+        json_decref(l.ids);
+        return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                             "%d %s architectures are measured on %s: "
+                             "training and exploration need at least 2",
+                             j->n_labels, j->space->name, j->dataset);
+    }
+
+    json_t *p = ctnas_jsonv_write_fields(fields, N_FIELDS, &j->cfg);
+    json_object_set_new(p, "space", json_string(j->space->name));
+    json_object_set_new(p, "dataset", json_string(j->dataset));
+    json_object_set_new(p, "metric", json_string(j->metric));
+    json_object_set_new(p, "comparator", train_first
+                                             ? json_string("train")
+                                             : json_integer(model_id));
+    json_object_set_new(p, "train", ctnas_nac_json_write(&j->tc));
+    json_object_set_new(p, "suggestions", json_integer(j->suggestions));
+    json_object_set_new(p, "publish", json_boolean(j->publish));
+    json_object_set_new(p, "n_labels", json_integer(j->n_labels));
+    json_object_set_new(p, "label_ids", l.ids);
+    *params = p;
+    return 0;
+}
+
+int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
+                            const json_t *req, json_t **out,
+                            struct ctnas_err *err)
+{
+    struct search_job *j = search_job_new(app);
+    if (j == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    json_t *params = NULL;
+    int rc = build_job(j, st, req, 0, &params, err);
+    if (rc == 0 && ctnas_runner_active(app->runner) >= app->conf->max_jobs)
+        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
+                           "%d jobs are already queued or running (the "
+                           "limit, --max-jobs): wait for one to finish",
+                           app->conf->max_jobs);
+    if (rc == 0)
+        rc = ctnas_store_job_insert(st, "search", params, &j->job.id, err);
+    json_decref(params);
+    if (rc < 0) {
+        search_job_free(j);
+        return rc;
+    }
+    j->job.ops = &search_ops;
+    j->job.data = j;
+    int64_t id = j->job.id;
+    if ((rc = ctnas_runner_submit(app->runner, &j->job)) < 0) {
+        struct ctnas_err e2;
+        ctnas_store_job_finish(st, id, "failed", NULL,
+                               "too many jobs at once", &e2);
+        search_job_free(j);
+        return ctnas_err_set(err, CTNAS_ELIMIT, "",
+                             "%d jobs are already queued or running (the "
+                             "limit, --max-jobs)", app->conf->max_jobs);
+    }
+    return ctnas_store_job_get(st, id, out, err);
+}
+
+int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
+                            int *n, struct ctnas_err *err)
+{
+    json_t *rows;
+    int rc = ctnas_store_jobs_unfinished(st, "search", &rows, err);
+    if (rc < 0)
+        return rc;
+    *n = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        int64_t id = json_integer_value(json_object_get(row, "id"));
+        struct ctnas_err jerr = {0};
+        struct search_job *j = search_job_new(app);
+        json_t *params = NULL;
+        if (j == NULL) {
+            rc = CTNAS_ENOMEM;
+            break;
+        }
+        j->job.id = id;
+        /* The stored params name the comparator by id: "latest" was
+         * resolved when the job was made. */
+        int brc = build_job(j, st, json_object_get(row, "params"), 1,
+                            &params, &jerr);
+        json_decref(params);
+        long step;
+        void *blob = NULL;
+        size_t len;
+        json_t *extra = NULL;
+        if (brc == 0 &&
+            ctnas_store_checkpoint_get(st, id, &step, &blob, &len, &extra,
+                                       &jerr) == 0) {
+            j->s = ctnas_search_load(blob, len, &jerr);
+            free(blob);
+            if (j->s == NULL)
+                brc = CTNAS_EINVAL;
+            j->events = (long)json_integer_value(json_object_get(extra,
+                                                                 "events"));
+            j->pseudo_stored = (int)json_integer_value(
+                json_object_get(extra, "pseudo_stored"));
+            json_decref(extra);
+            ctnas_nac_free(j->nac);
+            j->nac = NULL;
+        }
+        if (brc == 0) {
+            j->job.ops = &search_ops;
+            j->job.data = j;
+            j->last_checkpoint = ctnas_store_now();
+            brc = ctnas_runner_submit(app->runner, &j->job);
+        }
+        if (brc < 0) {
+            struct ctnas_err e2;
+            ctnas_store_job_finish(st, id, "failed", NULL,
+                                   jerr.msg[0] ? jerr.msg
+                                               : "cannot resume the search",
+                                   &e2);
+            search_job_free(j);
+            continue;
+        }
+        ++*n;
+    }
+    json_decref(rows);
+    return rc;
+}
