@@ -17,10 +17,16 @@
 #include "ctnas.h"
 #include "store.h"
 
+struct ctnas_runner;
+struct ctnas_registry;
+
 struct ctnas_app {
     const struct ctnas_conf *conf;
+    struct ctnas_runner *runner;      /* background jobs (thread-safe calls) */
+    struct ctnas_registry *registry;  /* serving comparators */
     pthread_key_t store_key;   /* each HTTP thread's own connection */
     double started;            /* CLOCK_MONOTONIC seconds at start */
+    char token[256];           /* required bearer token, or "" (none) */
 };
 
 #define CTNAS_ROUTE_MAX_PARAMS 2
@@ -56,6 +62,10 @@ int ctnas_req_query_only(const struct ctnas_req *req,
 /* The body, required to be a JSON object. */
 int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
                           struct ctnas_err *err);
+
+/* Add the derived fields of a job row (elapsed_seconds,
+ * remaining_seconds, fraction) in place; returns row. */
+json_t *ctnas_api_job_view(json_t *row);
 
 /* Route handlers (routes.def lists them with their paths). */
 #define ROUTE(method, path, handler, summary) \

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "api.h"
 
+#include <string.h>
 #include <time.h>
 
 #include "space.h"
@@ -32,6 +33,7 @@ int ctnas_app_init(struct ctnas_app *app, const struct ctnas_conf *conf)
 
 void ctnas_app_destroy(struct ctnas_app *app)
 {
+    explicit_bzero(app->token, sizeof app->token);
     /* The calling thread's own connection, if it opened one. */
     struct ctnas_store *st = pthread_getspecific(app->store_key);
     if (st != NULL) {

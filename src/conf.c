@@ -41,11 +41,14 @@ static const struct opt opts[] = {
      10000000},
     {"--max-rank", "CTNASD_MAX_RANK", OPT_INT, OFF(max_rank), 0, 2,
      1000000},
+    {"--max-jobs", "CTNASD_MAX_JOBS", OPT_INT, OFF(max_jobs), 0, 1, 1024},
     {"--timeout", "CTNASD_TIMEOUT", OPT_INT, OFF(timeout), 0, 1, 86400},
     {"--max-connections", "CTNASD_MAX_CONNECTIONS", OPT_INT,
      OFF(max_connections), 0, 1, 65536},
     {"--port-file", "CTNASD_PORT_FILE", OPT_STR, OFF(port_file),
      CAP(port_file), 0, 0},
+    {"--token", "CTNASD_TOKEN_FILE", OPT_STR, OFF(token_file),
+     CAP(token_file), 0, 0},
 };
 
 const char ctnas_conf_usage[] =
@@ -58,9 +61,13 @@ const char ctnas_conf_usage[] =
     "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"
     "  --max-pairs N          pairs per /v1/compare (CTNASD_MAX_PAIRS, 100000)\n"
     "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 20000)\n"
+    "  --max-jobs N           background jobs at once (CTNASD_MAX_JOBS, 4)\n"
     "  --timeout SECONDS      idle connection timeout (CTNASD_TIMEOUT, 30)\n"
     "  --max-connections N    open connections at most (CTNASD_MAX_CONNECTIONS, 1024)\n"
-    "  --port-file FILE       write the bound port there (CTNASD_PORT_FILE)\n";
+    "  --port-file FILE       write the bound port there (CTNASD_PORT_FILE)\n"
+    "  --token FILE           require \"Authorization: Bearer <token>\" with the\n"
+    "                         token in FILE on every route but GET /v1/health\n"
+    "                         (CTNASD_TOKEN_FILE)\n";
 
 static int set_opt(struct ctnas_conf *cfg, const struct opt *o,
                    const char *val, const char *name, struct ctnas_err *err)
@@ -114,6 +121,7 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err)
     cfg->max_batch = 10000;
     cfg->max_pairs = 100000;
     cfg->max_rank = 20000;
+    cfg->max_jobs = 4;
     cfg->timeout = 30;
     cfg->max_connections = 1024;
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -157,6 +165,35 @@ int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
         if (rc < 0)
             return rc;
         ++*argi;
+    }
+    return 0;
+}
+
+int ctnas_conf_read_token(const struct ctnas_conf *cfg, char *buf,
+                          size_t cap, struct ctnas_err *err)
+{
+    FILE *f = fopen(cfg->token_file, "r");
+    if (f == NULL)
+        return ctnas_err_set(err, CTNAS_EIO, "--token",
+                             "cannot read the token file %s",
+                             cfg->token_file);
+    size_t n = fread(buf, 1, cap - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    int printable = 1;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] <= ' ' || buf[i] > '~')
+            printable = 0;
+    if (more || n < 16 || !printable) {
+        memset(buf, 0, cap);
+        return ctnas_err_set(err, CTNAS_EINVAL, "--token",
+                             "the token in %s must be one line of 16 to "
+                             "%zu printable characters without spaces",
+                             cfg->token_file, cap - 1);
     }
     return 0;
 }

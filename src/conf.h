@@ -20,9 +20,11 @@ struct ctnas_conf {
     int max_batch;          /* items per upload batch, default 10000 */
     int max_pairs;          /* pairs per /v1/compare, default 100000 */
     int max_rank;           /* architectures per /v1/rank list, default 20000 */
+    int max_jobs;           /* background jobs queued or running at once */
     int timeout;            /* idle seconds before a connection is closed */
     int max_connections;    /* open connections at most */
     char port_file[4096];   /* write the bound port here (tests), or "" */
+    char token_file[4096];  /* bearer token required when set, or "" */
 };
 
 /* Fill cfg with defaults overridden by the environment. */
@@ -33,6 +35,12 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err);
  * here (main.c looks for them first).  Errors name the flag in err->field. */
 int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
                             int *argi, struct ctnas_err *err);
+
+/* Read the bearer token of cfg->token_file into buf (trailing newline
+ * and spaces trimmed): 16 to cap-1 printable characters.  Errors say why
+ * without ever quoting the token. */
+int ctnas_conf_read_token(const struct ctnas_conf *cfg, char *buf,
+                          size_t cap, struct ctnas_err *err);
 
 /* The flag summary for --help. */
 extern const char ctnas_conf_usage[];

@@ -95,8 +95,10 @@ static int path_match(const char *pattern, const char *path,
     return *p == '\0' && *s == '\0';
 }
 
+/* Queue body as the answer; hname/hval: one extra header, or NULL. */
 static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
-                                 json_t *body, const char *allow)
+                                 json_t *body, const char *hname,
+                                 const char *hval)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
     if (text == NULL)
@@ -119,8 +121,8 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (allow)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (hname)
+        MHD_add_response_header(resp, hname, hval);
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -141,7 +143,12 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 {
     int status = ctnas_err_http_status(err->code);
     json_t *body = error_body(err);
-    enum MHD_Result r = send_json(conn, status, body, allow);
+    enum MHD_Result r =
+        err->code == CTNAS_EAUTH
+            ? send_json(conn, status, body, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                        "Bearer realm=\"ctnasd\"")
+            : send_json(conn, status, body,
+                        allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
     json_decref(body);
     cs->responded = 1;
     if (status >= 500)
@@ -153,31 +160,68 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
     return r;
 }
 
+int ctnas_http_route(const char *method, const char *path,
+                     struct ctnas_req *req, char *allow, size_t allow_cap,
+                     struct ctnas_err *err)
+{
+    int hit = -1;
+    allow[0] = '\0';
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (!path_match(routes[i].path, path, NULL))
+            continue;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allow_cap - used, "%s%s", used ? ", " : "",
+                 routes[i].method);
+        if (hit < 0 && strcmp(routes[i].method, method) == 0) {
+            hit = (int)i;
+            if (req)
+                path_match(routes[i].path, path, req);
+        }
+    }
+    if (hit >= 0)
+        return hit;
+    if (allow[0])
+        return ctnas_err_set(err, CTNAS_EMETHOD, "", "method %s not allowed "
+                             "on %s; allowed: %s", method, path, allow);
+    return ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no route %s", path);
+}
+
 /* Resolve the route; on failure fill err (404, or 405 with allow). */
 static const struct route *route_find(struct ctnas_req *req, char *allow,
                                       size_t cap, struct ctnas_err *err)
 {
-    const struct route *hit = NULL;
-    allow[0] = '\0';
-    for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!path_match(routes[i].path, req->path, NULL))
-            continue;
-        size_t used = strlen(allow);
-        snprintf(allow + used, cap - used, "%s%s", used ? ", " : "",
-                 routes[i].method);
-        if (hit == NULL && strcmp(routes[i].method, req->method) == 0) {
-            hit = &routes[i];
-            path_match(hit->path, req->path, req);
-        }
-    }
-    if (hit)
-        return hit;
-    if (allow[0])
-        ctnas_err_set(err, CTNAS_EMETHOD, "", "method %s not allowed on %s; "
-                      "allowed: %s", req->method, req->path, allow);
-    else
-        ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no route %s", req->path);
-    return NULL;
+    int i = ctnas_http_route(req->method, req->path, req, allow, cap, err);
+    return i >= 0 ? &routes[i] : NULL;
+}
+
+/* Compare in time independent of where the strings differ. */
+static int token_equal(const char *given, const char *want)
+{
+    size_t n = strlen(want), m = strlen(given);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(want[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
+/* 0 when the request may proceed: no token configured, the health
+ * route, or "Authorization: Bearer <token>" matches. */
+static int check_auth(struct MHD_Connection *conn, const struct ctnas_app *app,
+                      const char *method, const char *url,
+                      struct ctnas_err *err)
+{
+    if (app->token[0] == '\0' ||
+        (strcmp(method, "GET") == 0 && strcmp(url, "/v1/health") == 0))
+        return 0;
+    const char *h = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h && strncasecmp(h, "Bearer ", 7) == 0 &&
+        token_equal(h + 7, app->token))
+        return 0;
+    return ctnas_err_set(err, CTNAS_EAUTH, "Authorization",
+                         h ? "the bearer token is not valid"
+                           : "this daemon requires \"Authorization: Bearer "
+                             "<token>\"");
 }
 
 static int is_json_type(const char *ct)
@@ -212,6 +256,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.path = url;
         cs->req.conn = conn;
 
+        if (check_auth(conn, h->app, method, url, &err) < 0)
+            return send_error(conn, cs, &err, NULL);
         char allow[64];
         cs->route = route_find(&cs->req, allow, sizeof allow, &err);
         if (cs->route == NULL)
@@ -299,7 +345,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
         return send_error(conn, cs, &err, NULL);
     }
-    enum MHD_Result r = send_json(conn, rc, out ? out : json_object(), NULL);
+    enum MHD_Result r =
+        send_json(conn, rc, out ? out : json_object(), NULL, NULL);
     json_decref(out);
     cs->responded = 1;
     ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,

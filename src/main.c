@@ -15,12 +15,20 @@
 #include <uv.h>
 
 #include "api.h"
+#include "blas.h"
 #include "conf.h"
+#include "eval_nac.h"
+#include "eval_search.h"
 #include "ctnas.h"
 #include "http.h"
 #include "importer.h"
+#include "job_search.h"
+#include "job_train.h"
 #include "log.h"
+#include "registry.h"
+#include "runner.h"
 #include "store.h"
+#include "store_ml.h"
 
 static const char usage[] =
     "usage: ctnasd [serve] [options]     run the HTTP daemon (default)\n"
@@ -28,6 +36,14 @@ static const char usage[] =
     "FILE...\n"
     "                                    load measured architectures (CSV "
     "or JSON Lines)\n"
+    "       ctnasd eval-nac --space S --data FILE --train N --test M "
+    "--seed K [...]\n"
+    "                                    train and score a comparator on "
+    "benchmark data\n"
+    "       ctnasd eval-search --space S --data FILE --budget B [--rounds R] "
+    "--seeds 1-10 [...]\n"
+    "                                    run searches against benchmark "
+    "data\n"
     "       ctnasd --help | --version\n"
     "\nserve options (each also from its environment variable):\n";
 
@@ -94,6 +110,10 @@ static int cmd_serve(int argc, char **argv, int argi)
     }
     ctnas_log_set_level(conf.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* Requests and jobs already run in parallel on their own threads;
+     * OpenBLAS's own pool would only make them queue for it. */
+    if (getenv("OPENBLAS_NUM_THREADS") == NULL)
+        ctnas_blas_set_threads(1);
 
     int status = 1, lock_fd = -1;
     struct ctnas_store *st = NULL;
@@ -113,15 +133,53 @@ static int cmd_serve(int argc, char **argv, int argi)
     }
     ctnas_log_info("database %s at schema version %d", conf.db,
                    ctnas_store_schema_version(st));
+    memset(&app, 0, sizeof app);
     if (ctnas_app_init(&app, &conf) < 0) {
         ctnas_log_error("cannot initialise the application state");
         goto out;
     }
     app_ok = 1;
+    if (conf.token_file[0]) {
+        if (ctnas_conf_read_token(&conf, app.token, sizeof app.token,
+                                  &err) < 0) {
+            ctnas_log_error("%s", err.msg);
+            goto out;
+        }
+        ctnas_log_info("bearer token required (from %s)", conf.token_file);
+    } else if (strncmp(conf.listen, "127.", 4) != 0 &&
+               strcmp(conf.listen, "::1") != 0) {
+        ctnas_log_warn("listening on %s without --token: anyone who can "
+                       "reach this address can use and change the "
+                       "daemon", conf.listen);
+    }
 
     uv_loop_init(&loop);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
+    if ((app.registry = ctnas_registry_new()) == NULL ||
+        ctnas_runner_new(&loop, conf.max_jobs, &app.runner) < 0) {
+        ctnas_log_error("out of memory");
+        goto out_loop;
+    }
+    int n_failed = 0, n_models = 0;
+    if (ctnas_store_job_fail_interrupted(
+            st, "train",
+            "interrupted: the daemon stopped before the job finished; "
+                "submit it again", &n_failed, &err) < 0 ||
+        ctnas_job_train_load_serving(&app, st, &n_models, &err) < 0) {
+        ctnas_log_error("cannot restore jobs and models: %s", err.msg);
+        goto out_loop;
+    }
+    if (n_failed)
+        ctnas_log_warn("%d jobs were interrupted by the last stop", n_failed);
+    int n_resumed = 0;
+    if (ctnas_job_search_resume(&app, st, &n_resumed, &err) < 0) {
+        ctnas_log_error("cannot resume searches: %s", err.msg);
+        goto out_loop;
+    }
+    if (n_resumed)
+        ctnas_log_info("resuming %d searches", n_resumed);
+    ctnas_log_info("serving %d comparators", n_models);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
 
@@ -145,14 +203,20 @@ static int cmd_serve(int argc, char **argv, int argi)
                        left);
     status = 0;
 out_loop:
+    /* HTTP is down, so nothing submits any more: stop the jobs (this
+     * runs the loop until they are done, so close the signals first). */
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+    ctnas_runner_free(app.runner);
+    app.runner = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
 out:
     ctnas_http_stop(http, 0);
-    if (app_ok)
+    if (app_ok) {
+        ctnas_registry_free(app.registry);
         ctnas_app_destroy(&app);
+    }
     ctnas_store_close(st);
     ctnas_store_unlock(lock_fd, conf.db);
     if (status == 0)
@@ -232,6 +296,11 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* eval-nac parses its own flags, --help included. */
+    if (argc > 1 && strcmp(argv[1], "eval-nac") == 0)
+        return ctnas_eval_nac_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "eval-search") == 0)
+        return ctnas_eval_search_main(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_usage(stdout);

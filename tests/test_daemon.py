@@ -144,6 +144,55 @@ def sigterm_lets_the_request_in_flight_finish():
 
 
 @test
+def token_guards_every_route_but_health():
+    w = workdir()
+    secret = "s3cret-token-" + "x" * 20
+    tf = os.path.join(w, "token")
+    with open(tf, "w") as f:
+        f.write(secret + "\n")
+    d = Daemon(args=["--token", tf])
+    try:
+        st, _, _ = d.get("/v1/health")
+        check_eq(st, 200, "health needs no token")
+        st, h, doc = d.get("/v1/spaces")
+        check_eq(st, 401, "no token")
+        check_eq(doc["error"]["code"], "unauthorized", "code")
+        check(h.get("www-authenticate", "").startswith("Bearer"),
+              "WWW-Authenticate: %r" % h)
+        for bad in ("Bearer wrong", "Bearer " + secret[:-1],
+                    "Bearer " + secret + "x", "Basic " + secret):
+            st, _, _ = d.get("/v1/spaces", headers={"Authorization": bad})
+            check_eq(st, 401, "rejected %r" % bad)
+        st, _, _ = d.get("/v1/spaces",
+                         headers={"Authorization": "Bearer " + secret})
+        check_eq(st, 200, "right token")
+        st, _, _ = d.post("/v1/architectures", {"items": []})
+        check_eq(st, 401, "writes need it too")
+        st, _, _ = d.get("/v1/nothing")
+        check_eq(st, 401, "unknown routes do not leak before auth")
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+    check(secret not in d.stderr(), "the token never appears in the logs")
+    # An unusable token file refuses to start, without quoting it.
+    with open(tf, "w") as f:
+        f.write("short\n")
+    st, _, err = run_ctnasd("--port", "0", "--db",
+                            os.path.join(w, "t.db"), "--token", tf)
+    check(st != 0 and "token" in err and "short" not in err,
+          "refused: %r" % err)
+    st, _, err = run_ctnasd("--port", "0", "--db", os.path.join(w, "t.db"),
+                            "--token", os.path.join(w, "absent"))
+    check(st != 0 and "token" in err, "missing file: %r" % err)
+
+
+@test
+def binding_beyond_loopback_without_token_warns():
+    d = Daemon(args=["--listen", "0.0.0.0"])
+    d.stop()
+    check("without --token" in d.stderr(), "warning logged")
+
+
+@test
 def logs_are_single_lines_with_time_and_level():
     d = Daemon(args=["--log-level", "info"])
     d.get("/v1/health")

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Load test: wrk drives the daemon at --connections connections for
+--seconds on a mix of /v1/compare, /v1/rank (5 architectures),
+GET /v1/architectures pages and job polling, while a training job runs.
+Reports requests per second, p50 / p99 latency, non-2xx answers (must be
+0) and resident memory before and after (growth must stay under 5%).
+
+    python3 bench/load.py --ctnasd ./ctnasd          # needs wrk (Debian)
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "nb201_cifar10.csv")
+OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
+       "avg_pool_3x3"]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def call(port, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request(method, path, body=json.dumps(body) if body else None,
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    doc = json.loads(r.read())
+    c.close()
+    if r.status >= 300:
+        sys.exit("%s %s -> %d %r" % (method, path, r.status, doc))
+    return doc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ctnasd", default="./ctnasd")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    a = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    w = tempfile.mkdtemp(prefix="ctnas-load-")
+    try:
+        db = os.path.join(w, "load.db")
+        r = random.Random(1)
+        cells = set()
+        while len(cells) < 2000:
+            cells.add("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(
+                *[r.choice(OPS) for _ in range(6)]))
+        cells = sorted(cells)
+        if os.path.exists(DATA):
+            subprocess.run([a.ctnasd, "import", "--db", db, "--space",
+                            "nasbench201", "--dataset", "cifar10", DATA],
+                           check=True, capture_output=True)
+        pf = os.path.join(w, "port")
+        d = subprocess.Popen([a.ctnasd, "--db", db, "--port", "0",
+                              "--port-file", pf, "--log-level", "warn",
+                              "--max-connections", "256"])
+        while not os.path.exists(pf):
+            time.sleep(0.02)
+        port = int(open(pf).read())
+        if not os.path.exists(DATA):  # synthetic catalogue instead
+            call(port, "POST", "/v1/architectures", {"items": [
+                {"space": "nasbench201", "arch": c, "measurements": [
+                    {"dataset": "cifar10", "metric": "acc",
+                     "value": r.uniform(10, 95)}]} for c in cells]})
+        # A first model to serve, then a long job that trains during the run.
+        j = call(port, "POST", "/v1/nac/train", {
+            "space": "nasbench201", "dataset": "cifar10", "train_size": 424,
+            "seed": 1})
+        while call(port, "GET", "/v1/jobs/%d" % j["id"])["state"] in (
+                "queued", "running"):
+            time.sleep(0.2)
+        job = call(port, "POST", "/v1/nac/train", {
+            "space": "nasbench201", "dataset": "cifar10", "train_size": 424,
+            "seed": 2, "epochs": 100000, "publish": False})
+        # Warm up, then measure memory before and after the run.
+        env = dict(os.environ, LOAD_CELLS=" ".join(cells[:500]),
+                   LOAD_JOB=str(job["id"]))
+        lua = os.path.join(HERE, "load_mix.lua")
+        url = "http://127.0.0.1:%d" % port
+        subprocess.run(["wrk", "-t", str(a.threads), "-c",
+                        str(a.connections), "-d", "5s", "-s", lua, url],
+                       env=env, capture_output=True)
+        before = rss_kb(d.pid)
+        out = subprocess.run(["wrk", "-t", str(a.threads), "-c",
+                              str(a.connections), "-d", "%ds" % a.seconds,
+                              "--latency", "-s", lua, url], env=env,
+                             capture_output=True, text=True).stdout
+        after = rss_kb(d.pid)
+        call(port, "DELETE", "/v1/jobs/%d" % job["id"])
+        d.terminate()
+        d.wait()
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        non2xx = int(m.group(1)) if m else 0
+        errs = re.search(r"Socket errors: (.*)", out)
+        growth = 100.0 * (after - before) / before
+        print(out)
+        print("%.0f requests/s, p50 %s, p99 %s, non-2xx %d, socket errors "
+              "%s, RSS %.1f -> %.1f MB (%+.1f%%)"
+              % (rps, lat.get("50"), lat.get("99"), non2xx,
+                 errs.group(1) if errs else "none", before / 1024.0,
+                 after / 1024.0, growth))
+        print(json.dumps({"rps": rps, "p50": lat.get("50"),
+                          "p99": lat.get("99"), "non_2xx": non2xx,
+                          "rss_before_kb": before, "rss_after_kb": after,
+                          "rss_growth_percent": growth}))
+        sys.exit(0 if non2xx == 0 and growth < 5 else 1)
+    finally:
+        shutil.rmtree(w, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
