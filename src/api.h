@@ -67,6 +67,9 @@ int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
  * remaining_seconds, fraction) in place; returns row. */
 json_t *ctnas_api_job_view(json_t *row);
 
+/* 0 when state is NULL or a job state; else EINVAL on field "state". */
+int ctnas_api_job_state_check(const char *state, struct ctnas_err *err);
+
 /* Route handlers (routes.def lists them with their paths). */
 #define ROUTE(method, path, handler, summary) \
     int handler(struct ctnas_req *req, json_t **out, struct ctnas_err *err);

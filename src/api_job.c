@@ -17,6 +17,9 @@
  * remaining seconds, from its start time and progress fraction. */
 json_t *ctnas_api_job_view(json_t *row)
 {
+    /* Internal to resuming and to the suggestions route. */
+    json_object_del(json_object_get(row, "params"), "label_ids");
+    json_object_del(json_object_get(row, "progress"), "suggestions");
     const char *state = json_string_value(json_object_get(row, "state"));
     json_t *started = json_object_get(row, "started_at");
     json_t *finished = json_object_get(row, "finished_at");
@@ -39,6 +42,21 @@ json_t *ctnas_api_job_view(json_t *row)
     json_object_set_new(row, "fraction",
                         json_real(done ? 1.0 : (isfinite(frac) ? frac : 0)));
     return row;
+}
+
+int ctnas_api_job_state_check(const char *state, struct ctnas_err *err)
+{
+    static const char *const states[] = {"queued", "running", "waiting",
+                                         "succeeded", "failed", "cancelled",
+                                         NULL};
+    for (const char *const *s = states; state && *s; s++)
+        if (strcmp(*s, state) == 0)
+            return 0;
+    if (state == NULL)
+        return 0;
+    return ctnas_err_set(err, CTNAS_EINVAL, "state",
+                         "state must be queued, running, waiting, "
+                         "succeeded, failed or cancelled");
 }
 
 static int parse_id(const struct ctnas_req *req, int64_t *id,
@@ -83,16 +101,8 @@ int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
     if (kind && strcmp(kind, "train") != 0 && strcmp(kind, "search") != 0)
         return ctnas_err_set(err, CTNAS_EINVAL, "kind",
                              "kind must be train or search");
-    static const char *const states[] = {"queued", "running", "waiting",
-                                         "succeeded", "failed", "cancelled",
-                                         NULL};
-    int known = state == NULL;
-    for (const char *const *s = states; *s && !known; s++)
-        known = strcmp(*s, state) == 0;
-    if (!known)
-        return ctnas_err_set(err, CTNAS_EINVAL, "state",
-                             "state must be queued, running, waiting, "
-                             "succeeded, failed or cancelled");
+    if ((rc = ctnas_api_job_state_check(state, err)) < 0)
+        return rc;
     struct ctnas_store *st;
     json_t *rows;
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||

@@ -74,8 +74,6 @@ int ctnas_api_search_post(struct ctnas_req *req, json_t **out,
         (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
         (rc = ctnas_job_search_submit(req->app, st, body, out, err)) < 0)
         return rc;
-    /* The labelled ids are for resuming, not for reading. */
-    json_object_del(json_object_get(*out, "params"), "label_ids");
     ctnas_api_job_view(*out);
     return 202;
 }
@@ -92,6 +90,9 @@ int ctnas_api_search_list(struct ctnas_req *req, json_t **out,
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
                                            err)) < 0)
         return rc;
+    if ((rc = ctnas_api_job_state_check(ctnas_req_query(req, "state"),
+                                        err)) < 0)
+        return rc;
     struct ctnas_store *st;
     json_t *rows;
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
@@ -101,12 +102,7 @@ int ctnas_api_search_list(struct ctnas_req *req, json_t **out,
         return rc;
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_object_del(json_object_get(row, "params"), "label_ids");
-        json_t *p = json_object_get(row, "progress");
-        json_object_del(p, "suggestions"); /* lists stay in the detail */
-        ctnas_api_job_view(row);
-    }
+    json_array_foreach(rows, i, row) ctnas_api_job_view(row);
     *out = json_pack("{s:o}", "items", rows);
     return 200;
 }
@@ -120,10 +116,9 @@ int ctnas_api_search_get(struct ctnas_req *req, json_t **out,
     int rc = get_search(req, &st, &id, &row, err);
     if (rc < 0)
         return rc;
+    ctnas_api_job_view(row);
     json_t *params = json_object_get(row, "params");
-    json_object_del(params, "label_ids");
     json_t *progress = json_object_get(row, "progress");
-    json_object_del(progress, "suggestions");
     add_standing(st, params, json_object_get(progress, "best"));
     json_t *answer = json_object_get(json_object_get(row, "result"),
                                      "answer");
@@ -136,7 +131,7 @@ int ctnas_api_search_get(struct ctnas_req *req, json_t **out,
     if (ctnas_store_pseudo_count(st, id, &n_pseudo, err) == 0)
         json_object_set_new(row, "pseudo_labels_stored",
                             json_integer(n_pseudo));
-    *out = ctnas_api_job_view(row);
+    *out = row;
     return 200;
 }
 
@@ -185,7 +180,7 @@ int ctnas_api_search_suggestions(struct ctnas_req *req, json_t **out,
     int rc = ctnas_req_query_only(req, params, err);
     if (rc < 0)
         return rc;
-    int64_t n = 4;
+    int64_t n = 0;
     const char *q = ctnas_req_query(req, "n");
     if (q && (rc = ctnas_jsonv_parse_int(q, "n", 1, 50, &n, err)) < 0)
         return rc;
@@ -195,6 +190,8 @@ int ctnas_api_search_suggestions(struct ctnas_req *req, json_t **out,
     if ((rc = get_search(req, &st, &id, &row, err)) < 0)
         return rc;
     json_t *params_j = json_object_get(row, "params");
+    if (n == 0) /* as many as the job waits for */
+        n = json_integer_value(json_object_get(params_j, "suggestions"));
     json_t *all = json_object_get(json_object_get(row, "progress"),
                                   "suggestions");
     json_t *items = json_array();

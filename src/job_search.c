@@ -55,11 +55,11 @@ static const struct ctnas_jsonv_field fields[] = {
     {"pseudo_k", CTNAS_JV_INT, S(pseudo_k), 1, 100000, NULL},
     {"explore_every", CTNAS_JV_INT, S(explore_every), 1, 10000000, NULL},
     {"ft_iters", CTNAS_JV_INT, S(ft_iters), 0, 100000, NULL},
-    {"ft_pairs", CTNAS_JV_INT, S(ft_pairs), 1, 100000, NULL},
+    {"ft_pairs", CTNAS_JV_INT, S(ft_pairs), 1, 4096, NULL},
     {"ft_lr", CTNAS_JV_REAL, S(ft_lr), 1e-8, 1, NULL},
     {"pool_cap", CTNAS_JV_INT, S(pool_cap), 2, 1000000, NULL},
     {"top_n", CTNAS_JV_INT, S(top_n), 1, 10000, NULL},
-    {"hidden", CTNAS_JV_INT, C(hidden), 1, 1024, NULL},
+    {"hidden", CTNAS_JV_INT, C(hidden), 1, 512, NULL},
     {"temperature", CTNAS_JV_REAL, C(temperature), 1e-3, 100, NULL},
     {"tanh_c", CTNAS_JV_REAL, C(tanh_c), 0, 100, NULL},
     {"seed", CTNAS_JV_U64, S(seed), 0, 9007199254740991.0, NULL},
@@ -454,17 +454,21 @@ static int search_tick(struct ctnas_job *job)
     if (ctnas_app_store(j->app, &st, &err) < 0)
         return 0;
     if (!job->parked && !j->started_row) {
-        /* Show "running" from the first moment (the comparator may be
-         * training for a while before the first slice ends). */
+        /* Show "running" from the first moment, and the phase: the
+         * comparator may train for a while before the first slice ends. */
         if (ctnas_store_job_start(st, job->id, &err) == 0)
             j->started_row = 1;
+        if (j->s == NULL) {
+            json_t *pj = progress_json(j);
+            ctnas_store_job_progress(st, job->id, pj, &err);
+            json_decref(pj);
+        }
         return 0;
     }
     if (!job->parked || j->s == NULL || j->n_new > 0)
         return 0;
-    struct ctnas_search_entry e[64];
-    int want = j->suggestions < 64 ? j->suggestions : 64;
-    int n = ctnas_search_suggest(j->s, want, e);
+    struct ctnas_search_entry e[PROGRESS_SUGGEST];
+    int n = ctnas_search_suggest(j->s, j->suggestions, e);
     struct ctnas_arch *archs = malloc((size_t)(n ? n : 1) * sizeof *archs);
     double *values = malloc((size_t)(n ? n : 1) * sizeof *values);
     int got = 0;
@@ -560,7 +564,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
         (rc = ctnas_jsonv_string(req, "", "metric", 0, &metric, 63, err)) <
             0 ||
         (rc = ctnas_jsonv_int(req, "", "suggestions", 0, &suggestions, 1,
-                              64, err)) < 0 ||
+                              PROGRESS_SUGGEST, err)) < 0 ||
         (rc = ctnas_jsonv_bool(req, "", "publish", 0, &publish, err)) < 0 ||
         (rc = ctnas_jsonv_read_fields(req, "", fields, N_FIELDS, &j->cfg,
                                       err)) < 0 ||
@@ -581,10 +585,11 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
             return rc;
     }
     j->tc.model.n_types = j->space->n_node_types;
-    if ((rc = ctnas_nac_train_config_check(&j->tc, err)) < 0) {
+    struct ctnas_err terr = {0};
+    if ((rc = ctnas_nac_train_config_check(&j->tc, &terr)) < 0) {
         char f[96];
-        snprintf(f, sizeof f, "train.%s", err ? err->field : "");
-        return ctnas_err_set(err, rc, f, "train: %s", err ? err->msg : "");
+        snprintf(f, sizeof f, "train.%s", terr.field);
+        return ctnas_err_set(err, rc, f, "train: %s", terr.msg);
     }
 
     /* The metric: named, or the dataset's only one. */
@@ -653,7 +658,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     } else if (json_is_string(cmp) &&
                strcmp(json_string_value(cmp), "train") == 0) {
         train_first = 1;
-    } else if (json_is_integer(cmp)) {
+    } else if (json_is_integer(cmp) && json_integer_value(cmp) >= 1) {
         model_id = json_integer_value(cmp);
     } else {
         json_decref(l.ids);
