@@ -15,6 +15,25 @@ static const char *const item_keys[] = {"space", "arch", "measurements",
 static const char *const meas_keys[] = {"dataset", "metric", "value",
                                         "epochs", "source", NULL};
 
+/* Parse arch with sp; errors name the field under path (the space's own
+ * field names are relative to the architecture). */
+static int parse_arch(const struct ctnas_space *sp, const json_t *arch,
+                      const char *path, struct ctnas_arch *out,
+                      struct ctnas_err *err)
+{
+    struct ctnas_err aerr = {0};
+    int rc = sp->parse_json(arch, out, &aerr);
+    if (rc == 0)
+        return 0;
+    char full[192];
+    if (aerr.field[0])
+        snprintf(full, sizeof full, "%s.%s", path, aerr.field);
+    else
+        snprintf(full, sizeof full, "%s", path);
+    return ctnas_err_set(err, rc, full, "invalid %s architecture: %s",
+                         sp->name, aerr.msg);
+}
+
 int ctnas_item_parse(const json_t *item, const char *path,
                      const char *default_space, struct ctnas_item *out,
                      struct ctnas_err *err)
@@ -40,17 +59,8 @@ int ctnas_item_parse(const json_t *item, const char *path,
     ctnas_jsonv_path(fp, sizeof fp, path, "arch");
     if (arch == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, fp, "%s is required", fp);
-    struct ctnas_err aerr = {0};
-    if ((rc = out->space->parse_json(arch, &out->arch, &aerr)) < 0) {
-        /* Prefix the space's relative field with the item's path. */
-        char full[192];
-        if (aerr.field[0])
-            snprintf(full, sizeof full, "%s.%s", fp, aerr.field);
-        else
-            snprintf(full, sizeof full, "%s", fp);
-        return ctnas_err_set(err, rc, full, "invalid %s architecture: %s",
-                             out->space->name, aerr.msg);
-    }
+    if ((rc = parse_arch(out->space, arch, fp, &out->arch, err)) < 0)
+        return rc;
 
     out->meas = json_object_get(item, "measurements");
     if (out->meas != NULL) {
@@ -178,18 +188,7 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
                              "or object", path);
     if (*space == NULL)
         *space = infer_space(ref);
-    struct ctnas_err aerr = {0};
-    int rc = (*space)->parse_json(ref, out, &aerr);
-    if (rc < 0) {
-        char full[192];
-        if (aerr.field[0])
-            snprintf(full, sizeof full, "%s.%s", path, aerr.field);
-        else
-            snprintf(full, sizeof full, "%s", path);
-        return ctnas_err_set(err, rc, full, "invalid %s architecture: %s",
-                             (*space)->name, aerr.msg);
-    }
-    return 0;
+    return parse_arch(*space, ref, path, out, err);
 }
 
 void ctnas_iso_time(int64_t t, char buf[32])
