@@ -193,6 +193,34 @@ def binding_beyond_loopback_without_token_warns():
 
 
 @test
+def slow_or_silent_clients_cannot_hold_the_daemon():
+    d = Daemon(args=["--timeout", "1", "--threads", "2",
+                     "--max-connections", "40"])
+    try:
+        slow = []
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")  # unfinished
+            slow.append(s)
+        t0 = time.time()
+        st, _, _ = d.get("/v1/health", timeout=5)
+        check_eq(st, 200, "served beside 30 slow clients")
+        check(time.time() - t0 < 1.5, "promptly")
+        time.sleep(2.5)
+        closed = 0
+        for s in slow:
+            try:
+                s.settimeout(2)
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+            s.close()
+        check_eq(closed, 30, "idle connections closed after --timeout")
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+
+
+@test
 def logs_are_single_lines_with_time_and_level():
     d = Daemon(args=["--log-level", "info"])
     d.get("/v1/health")
