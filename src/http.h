@@ -22,4 +22,12 @@ int ctnas_http_port(const struct ctnas_http *h);
  * when the grace period ran out. */
 int ctnas_http_stop(struct ctnas_http *h, int grace_ms);
 
+/* Route method + path (no query string) by routes.def, without I/O: the
+ * route's index, with its "{x}" parameters copied into req (may be NULL),
+ * or CTNAS_ENOTFOUND (404) or CTNAS_EMETHOD (405, allow_cap >= 1 bytes of
+ * allow then list the path's methods, ", "-separated) with err filled. */
+int ctnas_http_route(const char *method, const char *path,
+                     struct ctnas_req *req, char *allow, size_t allow_cap,
+                     struct ctnas_err *err);
+
 #endif

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "importer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,16 @@ static char *trim(char *s)
     return s;
 }
 
+/* Split at commas into at most max columns; max + 1 when there are more
+ * (cols then holds the first max). */
 static int split_csv(char *line, char **cols, int max)
 {
     int n = 0;
     char *p = line;
-    while (n < max) {
+    for (;;) {
         char *c = strchr(p, ',');
+        if (n == max)
+            return max + 1;
         if (c)
             *c = '\0';
         cols[n++] = trim(p);
@@ -59,6 +64,10 @@ static int csv_header_parse(char *line, struct csv_header *hd,
     char *cols[MAX_COLS];
     hd->n_cols = split_csv(line, cols, MAX_COLS);
     hd->arch_col = -1;
+    if (hd->n_cols > MAX_COLS)
+        return ctnas_err_set(err, CTNAS_EINVAL, "header",
+                             "CSV header has more than %d columns",
+                             MAX_COLS);
     for (int i = 0; i < hd->n_cols; i++) {
         if (strlen(cols[i]) == 0 || strlen(cols[i]) >= 64)
             return ctnas_err_set(err, CTNAS_EINVAL, "header",
@@ -84,8 +93,9 @@ static json_t *csv_item(char *line, const struct csv_header *hd,
     char *cols[MAX_COLS];
     int n = split_csv(line, cols, MAX_COLS);
     if (n != hd->n_cols) {
-        ctnas_err_set(err, CTNAS_EINVAL, "", "expected %d columns, found %d",
-                      hd->n_cols, n);
+        ctnas_err_set(err, CTNAS_EINVAL, "", "expected %d columns, found %s%d",
+                      hd->n_cols, n > MAX_COLS ? "more than " : "",
+                      n > MAX_COLS ? MAX_COLS : n);
         return NULL;
     }
     json_t *meas = json_array();
@@ -94,19 +104,32 @@ static json_t *csv_item(char *line, const struct csv_header *hd,
             continue;
         char *end;
         double v = strtod(cols[i], &end);
-        if (end == cols[i] || *end != '\0') {
+        if (end == cols[i] || *end != '\0' || !isfinite(v)) {
             json_decref(meas);
             ctnas_err_set(err, CTNAS_EINVAL, hd->names[i],
-                          "column %s: '%s' is not a number", hd->names[i],
-                          cols[i]);
+                          "column %s: '%.40s' is not a finite number",
+                          hd->names[i], cols[i]);
             return NULL;
         }
-        json_array_append_new(meas, json_pack("{s:s, s:s, s:f}", "dataset",
-                                              o->dataset, "metric",
-                                              hd->names[i], "value", v));
+        /* json_pack refuses text that is not UTF-8: say so, rather than
+         * drop the measurement. */
+        json_t *m = json_pack("{s:s, s:s, s:f}", "dataset", o->dataset,
+                              "metric", hd->names[i], "value", v);
+        if (m == NULL || json_array_append_new(meas, m) < 0) {
+            json_decref(meas);
+            ctnas_err_set(err, CTNAS_EINVAL, hd->names[i],
+                          "column %s: the dataset or metric name is not "
+                          "UTF-8 text", hd->names[i]);
+            return NULL;
+        }
     }
-    return json_pack("{s:s, s:s, s:o}", "space", o->space, "arch",
-                     cols[hd->arch_col], "measurements", meas);
+    /* s:o steals meas even when packing fails. */
+    json_t *item = json_pack("{s:s, s:s, s:o}", "space", o->space, "arch",
+                             cols[hd->arch_col], "measurements", meas);
+    if (item == NULL)
+        ctnas_err_set(err, CTNAS_EINVAL, "arch",
+                      "the arch column is not UTF-8 text");
+    return item;
 }
 
 static const char *const nb101_metrics[] = {"val_accuracy", "test_accuracy",
@@ -148,6 +171,10 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
         o->space ? o->space : "nasbench101", "arch", "adjacency",
         json_object_get(j, "adjacency"), "ops", json_object_get(j, "ops"),
         "measurements", meas);
+    if (item == NULL)
+        ctnas_err_set(err, CTNAS_EINVAL, "", "cannot turn the NAS-Bench-101 "
+                      "record into an item (--space or --dataset not "
+                      "UTF-8?)");
     json_t *h = json_object_get(j, "nb101_hash");
     if (json_is_string(h))
         snprintf(expect_hash, CTNAS_HASH_LEN, "%s", json_string_value(h));
@@ -203,6 +230,8 @@ int ctnas_import_file(struct ctnas_store *st,
         char expect_hash[CTNAS_HASH_LEN] = "";
         json_t *j = is_csv ? csv_item(s, &hd, &o, &lerr)
                            : jsonl_item(s, &o, expect_hash, &lerr);
+        if (j == NULL && lerr.code == 0)  /* never count it as stored */
+            ctnas_err_set(&lerr, CTNAS_EINVAL, "", "unreadable line");
         struct ctnas_item item;
         int64_t id;
         int is_new = 0;

@@ -181,8 +181,11 @@ int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
 {
     char *end;
     errno = 0;
+    /* strtoll would also take leading blanks and a '+'. */
+    const char *digits = s + (s[0] == '-');
     long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    if (*digits < '0' || *digits > '9' || errno != 0 || end == s ||
+        *end != '\0' || v < min || v > max)
         return ctnas_err_set(err, CTNAS_EINVAL, field,
                              "%s must be an integer in [%lld, %lld]", field,
                              (long long)min, (long long)max);
