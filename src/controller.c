@@ -39,21 +39,10 @@ static const int nb101_choices[K101_N] = {NB101_MAX_MID + 1, NB101_MAX_MID,
                                           NB101_OPS, NB101_PAIRS + 1};
 
 /* Pair k of the row-major list of (i, j), i < j < 7. */
-static int pair_i[NB101_PAIRS], pair_j[NB101_PAIRS];
-
-static void pairs_init(void)
-{
-    /* Idempotent and tiny: the same values every time, so calling it from
-     * several threads at once is harmless in practice; we still do it
-     * only from ctnas_ctrl_new, before any use. */
-    int k = 0;
-    for (int i = 0; i < NB101_SLOTS; i++)
-        for (int j = i + 1; j < NB101_SLOTS; j++) {
-            pair_i[k] = i;
-            pair_j[k] = j;
-            k++;
-        }
-}
+static const int pair_i[NB101_PAIRS] = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1,
+                                        2, 2, 2, 2, 3, 3, 3, 4, 4, 5};
+static const int pair_j[NB101_PAIRS] = {1, 2, 3, 4, 5, 6, 2, 3, 4, 5, 6,
+                                        3, 4, 5, 6, 4, 5, 6, 5, 6, 6};
 
 /* NB101 phases. */
 enum { P_NODES, P_PRED, P_OP, P_EDGE, P_DONE };
@@ -276,9 +265,9 @@ int ctnas_ctrl_config_check(const struct ctnas_ctrl_config *cfg,
     if (!(cfg->tanh_c >= 0 && cfg->tanh_c < 1e6))
         return ctnas_err_set(err, CTNAS_EINVAL, "tanh_c",
                              "tanh_c must be >= 0 (0: off)");
-    if (!(cfg->init_range > 0 && cfg->init_range <= 1))
+    if (!(cfg->init_range > 0 && cfg->init_range <= 10))
         return ctnas_err_set(err, CTNAS_EINVAL, "init_range",
-                             "init_range must be in (0, 1]");
+                             "init_range must be in (0, 10]");
     return 0;
 }
 
@@ -338,7 +327,6 @@ struct ctnas_ctrl *ctnas_ctrl_new(const struct ctnas_space *space,
     }
     if (ctnas_ctrl_config_check(cfg, err) != 0)
         return NULL;
-    pairs_init();
     struct ctnas_ctrl *c = calloc(1, sizeof *c);
     if (c == NULL)
         goto nomem;
@@ -394,7 +382,12 @@ int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
     w->stride = STRIDE(c->cfg.hidden);
     w->buf = malloc((size_t)(cap > 0 ? cap : 1) * CTNAS_CTRL_MAX_STEPS *
                     (size_t)w->stride * sizeof *w->buf);
-    return w->buf == NULL ? CTNAS_ENOMEM : 0;
+    w->scratch = malloc((size_t)8 * c->cfg.hidden * sizeof *w->scratch);
+    if (w->buf == NULL || w->scratch == NULL) {
+        ctnas_ctrl_work_destroy(w);
+        return CTNAS_ENOMEM;
+    }
+    return 0;
 }
 
 void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w)
@@ -402,7 +395,9 @@ void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w)
     if (w == NULL)
         return;
     free(w->buf);
+    free(w->scratch);
     w->buf = NULL;
+    w->scratch = NULL;
     w->cap = 0;
 }
 
@@ -576,9 +571,9 @@ static void run_one(const struct ctnas_ctrl *c, const double *th, int mode,
     dec_finish(&d, &s->arch);
 }
 
-void ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
-                       int n, struct ctnas_ctrl_sample *out,
-                       struct ctnas_ctrl_work *work)
+int ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
+                      int n, struct ctnas_ctrl_sample *out,
+                      struct ctnas_ctrl_work *work)
 {
     const int stride = STRIDE(c->cfg.hidden);
     if (work != NULL) {
@@ -586,15 +581,15 @@ void ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
         for (int i = 0; i < n; i++)
             run_one(c, c->theta, MODE_SAMPLE, rng, &out[i],
                     work->buf + (size_t)i * CTNAS_CTRL_MAX_STEPS * stride, 1);
-        return;
+        return 0;
     }
     double *scratch = malloc(2 * (size_t)stride * sizeof *scratch);
-    assert(scratch != NULL);   /* a few KB; out of memory here is fatal */
     if (scratch == NULL)
-        abort();
+        return CTNAS_ENOMEM;
     for (int i = 0; i < n; i++)
         run_one(c, c->theta, MODE_SAMPLE, rng, &out[i], scratch, 0);
     free(scratch);
+    return 0;
 }
 
 void ctnas_ctrl_forward(const struct ctnas_ctrl *c, const double *theta,
@@ -608,15 +603,16 @@ void ctnas_ctrl_forward(const struct ctnas_ctrl *c, const double *theta,
                 work->buf + (size_t)i * CTNAS_CTRL_MAX_STEPS * stride, 1);
 }
 
-void ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
-                       struct ctnas_ctrl_sample *out)
+int ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
+                      struct ctnas_ctrl_sample *out)
 {
     double *scratch = malloc(2 * (size_t)STRIDE(c->cfg.hidden) *
                              sizeof *scratch);
     if (scratch == NULL)
-        abort();
+        return CTNAS_ENOMEM;
     run_one(c, c->theta, MODE_GREEDY, NULL, out, scratch, 0);
     free(scratch);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -648,9 +644,7 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
     const double *th = c->theta, *w = th + l->w;
     assert(n <= work->cap && work->hidden == H);
     double loss = 0, inv = n > 0 ? 1.0 / n : 0;
-    double *tmp = malloc((size_t)(4 * H + G) * sizeof *tmp);
-    if (tmp == NULL)
-        abort();
+    double *tmp = work->scratch;
     double *dh = tmp, *dc = tmp + H, *dhp = tmp + 2 * H, *dx = tmp + 3 * H;
     double *dz = tmp + 4 * H;
     double *gw = grad + l->w, *gb = grad + l->b;
@@ -723,7 +717,6 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
             }
         }
     }
-    free(tmp);
     return loss;
 }
 

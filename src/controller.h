@@ -132,6 +132,7 @@ void ctnas_ctrl_free(struct ctnas_ctrl *c);
 struct ctnas_ctrl_work {
     int cap, hidden, stride;            /* stride: doubles per step */
     double *buf;                        /* cap x MAX_STEPS x stride */
+    double *scratch;                    /* 8 H, for the backward */
 };
 
 int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
@@ -140,10 +141,11 @@ void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w);
 
 /* Draw n samples (one uniform draw per softmax step, in order).  With
  * work (n <= work->cap) the activations are kept for
- * ctnas_ctrl_backward; with work NULL nothing is kept (any n). */
-void ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
-                       int n, struct ctnas_ctrl_sample *out,
-                       struct ctnas_ctrl_work *work);
+ * ctnas_ctrl_backward; with work NULL nothing is kept (any n).  Returns 0
+ * or CTNAS_ENOMEM (only without work). */
+int ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
+                      int n, struct ctnas_ctrl_sample *out,
+                      struct ctnas_ctrl_work *work);
 
 /* Replay: recompute logp, entropy and the activations of n samples whose
  * decisions (kind, action, mask, n_steps) are given, under the current
@@ -166,9 +168,10 @@ double ctnas_ctrl_update(struct ctnas_ctrl *c, double *grad, double lr,
                          double clip);
 
 /* The most likely decision at every step (no randomness): the policy's
- * mode, roughly.  logp and entropy are filled as for a sample. */
-void ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
-                       struct ctnas_ctrl_sample *out);
+ * mode, roughly.  logp and entropy are filled as for a sample.  0 or
+ * CTNAS_ENOMEM. */
+int ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
+                      struct ctnas_ctrl_sample *out);
 
 /* State (config, theta, Adam) as bytes for a checkpoint: native doubles,
  * so a blob is for the same build only; load checks shape and space. */

@@ -337,6 +337,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
         goto out;
     }
     json_object_set_new(out, "bidir", json_integer(tc.model.bidir));
+    json_object_set_new(out, "train_cpu_seconds",
+                        json_real(res.cpu_seconds));
     if (isnan(res.holdout_tau))
         json_object_set_new(out, "holdout_tau", json_null());
     char *line = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));

@@ -45,13 +45,20 @@ static const char usage_text[] =
     "  --baseline updated|fixed|random --update-every N --h-size N "
     "--h-keep N\n"
     "  --r X (pseudo ratio) --k N --u N (explore every)\n"
-    "  --ft-iters N --ft-pairs N --ft-lr X --pool-cap N --top-n N\n"
+    "  --ft-iters N --ft-pairs N --ft-lr X --ft-top X --pool-cap N "
+    "--top-n N\n"
     "comparator training (defaults: ctnas_nac_train_config_default):\n"
     "  --recipe default|paper --epochs N --members N --nac-lr X\n"
-    "  --head concat|diff|mlp --layers N --dim N\n"
+    "  --head concat|diff|mlp --layers N --dim N --bidir 0|1|2 --norm "
+    "0|1\n"
     "other:\n"
     "  --threads T        BLAS threads (default 1)\n"
-    "  --verbose          progress on stderr\n";
+    "  --verbose          progress on stderr\n"
+    "  --diag             also report the true value of the comparator's "
+    "own first\n"
+    "                     choice over the whole file, before and after "
+    "the search\n"
+    "                     (diff head only)\n";
 
 static int usage_error(const char *fmt, const char *a, const char *b)
 {
@@ -197,7 +204,7 @@ static int table_find(const struct table *t, const struct ctnas_arch *a)
 struct opts {
     const char *space, *data, *metric;
     long budget, rounds;
-    int n_seeds, threads, verbose;
+    int n_seeds, threads, verbose, diag;
     unsigned long long seeds[MAX_SEEDS];
 };
 
@@ -248,6 +255,47 @@ static void print_json(json_t *o)
         fflush(stdout);
         free(line);
     }
+}
+
+/* Diagnostic: the measured value of the file's architecture that the
+ * comparator m ranks first (antisymmetric linear head: by its score f;
+ * other heads: NaN, a full ranking would be quadratic). */
+static double comparator_argmax(const struct table *tab,
+                                const struct ctnas_nac *m,
+                                const struct ctnas_arch *probe, int *rank)
+{
+    const struct ctnas_dataset *ds = tab->ds;
+    if (m->cfg.head != CTNAS_NAC_HEAD_DIFF || ds->n == 0)
+        return NAN;
+    struct ctnas_graph *g = malloc((size_t)ds->n * sizeof *g);
+    ctnas_real *f = malloc((size_t)ds->n * 2 * sizeof *f);
+    double v = NAN;
+    if (g != NULL && f != NULL) {
+        for (int i = 0; i < ds->n; i++)
+            ds->space->to_graph(&ds->archs[i], &g[i]);
+        if (ctnas_nac_features(m, g, ds->n, f) == 0) {
+            int b = 0;
+            for (int i = 1; i < ds->n; i++)
+                if (f[2 * i] > f[2 * b])
+                    b = i;
+            v = ds->values[b];
+            /* rank of probe (1: the comparator's first choice) */
+            int row = probe != NULL ? table_find(tab, probe) : -1;
+            if (rank != NULL && row >= 0) {
+                *rank = 1;
+                for (int i = 0; i < ds->n; i++)
+                    *rank += f[2 * i] > f[2 * row];
+            }
+        }
+    }
+    free(g);
+    free(f);
+    return v;
+}
+
+static json_t *real_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
 }
 
 /* One seed of the protocol.  Returns 0 or a negative code (err says). */
@@ -312,6 +360,7 @@ static int run_seed(const struct opts *o, const struct table *tab,
                               err)) != 0)
         goto out;
     train_s += now_seconds() - ta;
+    double nac0 = o->diag ? comparator_argmax(tab, nac, NULL, NULL) : NAN;
 
     struct ctnas_search_config scfg = *scfg0;
     scfg.seed = seed;
@@ -406,6 +455,15 @@ static int run_seed(const struct opts *o, const struct table *tab,
     json_object_set_new(line, "steps", json_integer(pg.step));
     json_object_set_new(line, "pseudo_labels", json_integer(pg.n_pseudo));
     json_object_set_new(line, "pool", json_integer(pg.pool_size));
+    if (o->diag) {
+        int rank = -1;
+        double nac1 = comparator_argmax(tab, ctnas_search_comparator(s),
+                                        &ans.arch, &rank);
+        json_object_set_new(line, "nac_argmax_initial", real_or_null(nac0));
+        json_object_set_new(line, "nac_argmax_final", real_or_null(nac1));
+        json_object_set_new(line, "answer_rank_final_nac",
+                            json_integer(rank));
+    }
     json_object_set_new(line, "rounds", rounds_json);
     rounds_json = NULL;
     print_json(line);
@@ -445,7 +503,7 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
 {
     return json_pack(
         "{s:I, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:f, s:s, s:i, s:i,"
-        " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:i, s:i}",
+        " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:i}",
         "steps", (json_int_t)c->steps, "batch", c->batch, "lr", c->lr,
         "entropy_weight", c->entropy_weight, "grad_clip", c->grad_clip,
         "advantage", ctnas_search_advantage_name(c->advantage), "ema_decay",
@@ -455,7 +513,8 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
         c->update_every, "h_size", c->h_size, "h_keep", c->h_keep,
         "pseudo_ratio", c->pseudo_ratio, "pseudo_k", c->pseudo_k,
         "explore_every", c->explore_every, "ft_iters", c->ft_iters,
-        "ft_pairs", c->ft_pairs, "ft_lr", c->ft_lr, "pool_cap", c->pool_cap,
+        "ft_pairs", c->ft_pairs, "ft_lr", c->ft_lr, "ft_top", c->ft_top,
+        "pool_cap", c->pool_cap,
         "top_n", c->top_n);
 }
 
@@ -491,6 +550,10 @@ int ctnas_eval_search_main(int argc, char **argv)
         }
         if (strcmp(a, "--verbose") == 0) {
             o->verbose = 1;
+            continue;
+        }
+        if (strcmp(a, "--diag") == 0) {
+            o->diag = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -560,6 +623,8 @@ int ctnas_eval_search_main(int argc, char **argv)
             bad = parse_long(v, 1, 4096, &l) || !(sc.ft_pairs = (int)l);
         else if (strcmp(a, "--ft-lr") == 0)
             bad = parse_double(v, &sc.ft_lr);
+        else if (strcmp(a, "--ft-top") == 0)
+            bad = parse_double(v, &sc.ft_top);
         else if (strcmp(a, "--pool-cap") == 0)
             bad = parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
         else if (strcmp(a, "--top-n") == 0)
@@ -576,6 +641,10 @@ int ctnas_eval_search_main(int argc, char **argv)
         else if (strcmp(a, "--layers") == 0)
             bad = parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l) ||
                   ((tc.model.layers = (int)l), 0);
+        else if (strcmp(a, "--bidir") == 0)
+            bad = parse_long(v, 0, 2, &l) || ((tc.model.bidir = (int)l), 0);
+        else if (strcmp(a, "--norm") == 0)
+            bad = parse_long(v, 0, 1, &l) || ((tc.model.norm = (int)l), 0);
         else if (strcmp(a, "--dim") == 0)
             bad = parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l) ||
                   !(tc.model.dim = (int)l);
@@ -664,7 +733,7 @@ int ctnas_eval_search_main(int argc, char **argv)
         n_missing += isnan(acc[k]);
     json_t *sum = json_pack(
         "{s:b, s:s, s:s, s:I, s:I, s:i, s:o, s:o, s:f, s:f, s:f, s:f, s:i,"
-        " s:f, s:s, s:i, s:i, s:o}",
+        " s:f, s:s, s:i, s:i, s:i, s:i, s:o}",
         "summary", 1, "space", sp->name, "data", o->data, "budget",
         (json_int_t)o->budget, "rounds", (json_int_t)o->rounds, "seeds",
         o->n_seeds, "mean_answer_accuracy",
@@ -673,7 +742,8 @@ int ctnas_eval_search_main(int argc, char **argv)
         "std_best_measured", sb, "mean_measurements", mm, "mean_seconds", ms,
         "answers_not_in_file", n_missing, "optimum", optimum, "nac_head",
         ctnas_nac_head_name(tc.model.head), "nac_epochs", tc.epochs,
-        "nac_members", tc.members, "search", search_config_json(&sc));
+        "nac_members", tc.members, "nac_bidir", tc.model.bidir, "nac_layers",
+        tc.model.layers, "search", search_config_json(&sc));
     if (sum != NULL) {
         print_json(sum);
         json_decref(sum);

@@ -44,7 +44,7 @@ void ctnas_nac_config_default(struct ctnas_nac_config *cfg)
     cfg->head = CTNAS_NAC_HEAD_DIFF;
     cfg->hidden = 64;
     cfg->norm = 0;
-    cfg->bidir = 0;
+    cfg->bidir = 2;
 }
 
 int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
@@ -319,7 +319,7 @@ void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
                            int n)
 {
     int norm = cfg->norm, bidir = cfg->bidir;
-    assert(n >= 0 && n <= b->cap_graphs);
+    assert(n >= 0 && n <= b->cap_graphs && b->layers == cfg->layers);
     b->kw = bidir == 2 ? 2 : 1;
     int rows = 0, e = 0;
     int type_state[CTNAS_NAC_MAX_TYPES];
@@ -334,7 +334,7 @@ void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
         b->row_off[k] = rows;
         for (int i = 0; i < g->n; i++) {
             int r = rows + i, t = g->types[i];
-            assert(t < CTNAS_NAC_MAX_TYPES);
+            assert(t < cfg->n_types);
             if (b->dedupe) {
                 if (type_state[t] < 0) {
                     type_state[t] = nu0;
@@ -368,8 +368,9 @@ void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
 /* ------------------------------------------------------------------ */
 /* Cache */
 
-int ctnas_nac_cache_init(struct ctnas_nac_cache *c,
-                         const struct ctnas_nac_config *cfg, int cap_graphs)
+static int cache_alloc(struct ctnas_nac_cache *c,
+                       const struct ctnas_nac_config *cfg, int cap_graphs,
+                       int with_grad)
 {
     memset(c, 0, sizeof *c);
     struct ctnas_nac_layout lay;
@@ -397,21 +398,36 @@ int ctnas_nac_cache_init(struct ctnas_nac_cache *c,
     if (ok) {
         c->pool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
         c->feat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
+        c->scratch = malloc((size_t)cap_graphs * 3 * sizeof(ctnas_real));
+        ok = c->pool && c->feat && c->scratch;
+    }
+    if (ok && with_grad) {
         c->dh_a = malloc(rows * d * sizeof(ctnas_real));
         c->dh_b = malloc(rows * d * sizeof(ctnas_real));
         c->dp = malloc(rows * kd * sizeof(ctnas_real));
         c->dz = malloc(rows * d * sizeof(ctnas_real));
         c->dpool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
         c->dfeat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
-        c->scratch = malloc((size_t)cap_graphs * 3 * sizeof(ctnas_real));
-        ok = c->pool && c->feat && c->dh_a && c->dh_b && c->dz && c->dpool &&
-             c->dfeat && c->scratch && c->dp;
+        ok = c->dh_a && c->dh_b && c->dz && c->dpool && c->dfeat && c->dp;
     }
     if (!ok) {
         ctnas_nac_cache_destroy(c);
         return CTNAS_ENOMEM;
     }
     return 0;
+}
+
+int ctnas_nac_cache_init(struct ctnas_nac_cache *c,
+                         const struct ctnas_nac_config *cfg, int cap_graphs)
+{
+    return cache_alloc(c, cfg, cap_graphs, 1);
+}
+
+int ctnas_nac_cache_init_forward(struct ctnas_nac_cache *c,
+                                 const struct ctnas_nac_config *cfg,
+                                 int cap_graphs)
+{
+    return cache_alloc(c, cfg, cap_graphs, 0);
 }
 
 void ctnas_nac_cache_destroy(struct ctnas_nac_cache *c)
@@ -671,6 +687,7 @@ void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
 {
     int d = cfg->dim, L = cfg->layers, kd = b->kw * d;
     ctnas_real *dh = c->dh_a, *dh_prev = c->dh_b, *dp = c->dp;
+    assert(dh != NULL); /* a forward-only cache cannot run backward */
     memset(dh, 0, (size_t)b->n_u[L] * d * sizeof *dh);
     ctnas_nac_op_pool_bwd(b, d, c->dpool, dh);
     for (int l = L; l >= 1; l--) {
@@ -874,12 +891,13 @@ static ctnas_real target(double va, double vb)
  * float ulps; the double build (gradient tests) uses libm. */
 #define PAIR_BLOCK 64
 
-#ifndef CTNAS_REAL_DOUBLE
-/* exp(x) for x in [-87, 0]: x = n ln2 + r, |r| <= ln2 / 2, e^r by Cephes'
- * polynomial, 2^n through the exponent bits. */
-static inline float exp_neg(float x)
+/* exp(x) in float for |x| <= 87, branch-free so loops over it vectorise:
+ * x = n ln2 + r with n = round(x / ln2) (floor(y + 0.5) via a positive
+ * shift, so truncation is floor), |r| <= ln2 / 2, e^r by Cephes'
+ * polynomial, 2^n through the exponent bits.  Relative error ~1 ulp. */
+static inline float exp_f32(float x)
 {
-    int ni = -(int)(0.5f - x * 1.44269504088896341f);
+    int ni = (int)(x * 1.44269504088896341f + 128.5f) - 128;
     float fn = (float)ni;
     float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -896,6 +914,7 @@ static inline float exp_neg(float x)
     return p * sc.f;
 }
 
+#ifndef CTNAS_REAL_DOUBLE
 /* log1p(e) for e in [0, 1]: 2 atanh(t), t = e / (2 + e) <= 1/3, the
  * series to t^13 (truncation < 3e-8 relative). */
 static inline float log1p_unit(float e)
@@ -926,7 +945,7 @@ static void bce_block(const ctnas_real *restrict s,
 #ifdef CTNAS_REAL_DOUBLE
         double e = exp(-a), l = log1p(e), en = exp(lo);
 #else
-        float e = exp_neg(-a), l = log1p_unit(e), en = exp_neg(lo);
+        float e = exp_f32(-a), l = log1p_unit(e), en = exp_f32(lo);
 #endif
         ctnas_real sig = (ctnas_real)(en / (1 + e));
         loss[k] = w[k] * (hi - y[k] * sk + (ctnas_real)l);
@@ -1047,6 +1066,8 @@ double ctnas_nac_loss(const struct ctnas_nac_config *cfg,
 {
     int n = b->n_graphs, fw = lay->feat_width, d = cfg->dim;
     int npairs = pairs->dense ? n * (n - 1) : pairs->n;
+    assert(grad == NULL || c->dfeat != NULL); /* backward needs its buffers */
+    assert(!pairs->dense || pairs->value != NULL);
     ctnas_nac_forward(cfg, lay, theta, b, c);
     ctnas_nac_head_prep(cfg, lay, theta, c->pool, n, c->feat);
     if (grad != NULL)
@@ -1149,7 +1170,9 @@ int ctnas_nac_feature_width(const struct ctnas_nac *m)
     return 2;
 }
 
-#define FEATURE_CHUNK 1024
+/* Graphs per forward pass when computing features: bounds the scratch
+ * (about 9 KB per graph at d 128 with bidir 2). */
+#define FEATURE_CHUNK 256
 
 int ctnas_nac_features(const struct ctnas_nac *m,
                        const struct ctnas_graph *graphs, int n,
@@ -1161,7 +1184,7 @@ int ctnas_nac_features(const struct ctnas_nac *m,
     struct ctnas_nac_cache c;
     if (ctnas_nac_batch_init(&b, chunk, m->cfg.layers, 1) != 0)
         return CTNAS_ENOMEM;
-    if (ctnas_nac_cache_init(&c, &m->cfg, chunk) != 0) {
+    if (ctnas_nac_cache_init_forward(&c, &m->cfg, chunk) != 0) {
         ctnas_nac_batch_destroy(&b);
         return CTNAS_ENOMEM;
     }
@@ -1217,6 +1240,60 @@ double ctnas_nac_feature_prob(const struct ctnas_nac *m,
     return e / (1.0 + e);
 }
 
+/* out[k] = sigmoid(q + r[k]) over a block of 64, in float, branch-free
+ * (vectorised): with e = exp(-min(|s|, 87)), sigmoid(s) = 1/2 +
+ * sign(s) (1 - e) / (2 (1 + e)).  Absolute error ~3e-8 (the cancellation
+ * for very negative s costs relative, not absolute, precision). */
+#define MW_BLOCK 64
+
+static void sigmoid_block(float q, const float *restrict r,
+                          float *restrict out)
+{
+    for (int k = 0; k < MW_BLOCK; k++) {
+        float s = q + r[k];
+        float a = s < 0 ? -s : s;
+        int32_t u; /* min(a, 87) on the bits: a >= 0 orders as an int */
+        memcpy(&u, &a, sizeof u);
+        u = u < 0x42ae0000 ? u : 0x42ae0000;
+        memcpy(&a, &u, sizeof a);
+        float e = exp_f32(-a);
+        float t = 0.5f * (1.0f - e) / (1.0f + e);
+        out[k] = 0.5f + copysignf(t, s);
+    }
+}
+
+/* Linear heads: p(i, j) = sigmoid(q_i + r_j).  Rows of blocks over a
+ * contiguous r padded with -1e30 (whose sigmoid is 0), summed into 8 lanes
+ * (a fixed-width reduction the compiler vectorises), then p(i, i) is
+ * taken out. */
+static int mean_win_linear(const ctnas_real *feat, int n, double *score)
+{
+    int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
+    float *r = malloc((size_t)nb * sizeof *r);
+    if (r == NULL)
+        return CTNAS_ENOMEM;
+    for (int j = 0; j < nb; j++)
+        r[j] = j < n ? (float)feat[(size_t)j * 2 + 1] : -1e30f;
+    float out[MW_BLOCK];
+    for (int i = 0; i < n; i++) {
+        float q = (float)feat[(size_t)i * 2];
+        double row = 0;
+        for (int j0 = 0; j0 < nb; j0 += MW_BLOCK) {
+            float acc[8] = {0};
+            sigmoid_block(q, r + j0, out);
+            for (int k = 0; k < MW_BLOCK; k += 8)
+                for (int t = 0; t < 8; t++)
+                    acc[t] += out[k + t];
+            row += (double)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                            ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+        }
+        row -= ctnas_nac_sigmoid((ctnas_real)(q + r[i]));
+        score[i] = row / (n - 1);
+    }
+    free(r);
+    return 0;
+}
+
 void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
                         int n, double *score)
 {
@@ -1226,25 +1303,10 @@ void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
             score[i] = 0.5;
         return;
     }
-    if (m->cfg.head != CTNAS_NAC_HEAD_MLP) {
-        /* logit(i, j) = q_i + r_j: the inner loop is a plain sigmoid
-         * over a contiguous r. */
-        float *r = malloc((size_t)n * sizeof *r);
-        if (r != NULL) {
-            for (int j = 0; j < n; j++)
-                r[j] = (float)feat[(size_t)j * 2 + 1];
-            for (int i = 0; i < n; i++) {
-                float q = (float)feat[(size_t)i * 2];
-                double s = 0;
-                for (int j = 0; j < n; j++)
-                    s += 1.0f / (1.0f + expf(-(q + r[j])));
-                s -= 1.0f / (1.0f + expf(-(q + r[i])));
-                score[i] = s / (n - 1);
-            }
-            free(r);
-            return;
-        }
-    }
+    if (m->cfg.head != CTNAS_NAC_HEAD_MLP &&
+        mean_win_linear(feat, n, score) == 0)
+        return;
+    /* MLP head (or no memory for the fast path): pair by pair */
     for (int i = 0; i < n; i++) {
         double s = 0;
         for (int j = 0; j < n; j++)
@@ -1265,7 +1327,7 @@ int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
     struct ctnas_nac_cache c;
     if (ctnas_nac_batch_init(&bt, 2, m->cfg.layers, 0) != 0)
         return CTNAS_ENOMEM;
-    if (ctnas_nac_cache_init(&c, &m->cfg, 2) != 0) {
+    if (ctnas_nac_cache_init_forward(&c, &m->cfg, 2) != 0) {
         ctnas_nac_batch_destroy(&bt);
         return CTNAS_ENOMEM;
     }

@@ -74,8 +74,8 @@ struct ctnas_nac_config {
                     too, same weight; 2: successors with their own */
 };
 
-/* The defaults (d = 128, the measured L, head and norm); n_types is left
- * 0 for the caller. */
+/* The defaults: d 128, L 4, head diff, hidden 64, norm 0, bidir 2 (see
+ * nac_train.c for the measurements); n_types is left 0 for the caller. */
 void ctnas_nac_config_default(struct ctnas_nac_config *cfg);
 /* 0, or CTNAS_EINVAL with the field at fault in err. */
 int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
@@ -167,6 +167,11 @@ struct ctnas_nac_cache {
 
 int ctnas_nac_cache_init(struct ctnas_nac_cache *c,
                          const struct ctnas_nac_config *cfg, int cap_graphs);
+/* The same without the backward buffers (inference only: forward and
+ * ctnas_nac_loss with grad NULL). */
+int ctnas_nac_cache_init_forward(struct ctnas_nac_cache *c,
+                                 const struct ctnas_nac_config *cfg,
+                                 int cap_graphs);
 void ctnas_nac_cache_destroy(struct ctnas_nac_cache *c);
 
 /* Forward through the GCN and pooling: fills c->h, g, z, pool. */
@@ -344,7 +349,7 @@ int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
 /* Serialisation: a self-describing little-endian byte string (format
  * version, config, member count, parameters as IEEE float32, checksum),
  * suitable for an SQLite BLOB. */
-#define CTNAS_NAC_FORMAT_VERSION 1
+#define CTNAS_NAC_FORMAT_VERSION 2
 
 size_t ctnas_nac_blob_size(const struct ctnas_nac *m);
 /* Write the blob into buf (cap >= ctnas_nac_blob_size); returns the bytes

@@ -81,7 +81,9 @@ typedef int (*ctnas_nac_progress_fn)(const struct ctnas_nac_progress *p,
 #define CTNAS_NAC_CANCEL_MS 200
 
 struct ctnas_nac_train_result {
-    double seconds;
+    double seconds;          /* wall clock */
+    double cpu_seconds;      /* CPU time of the calling thread (BLAS
+                                threads not included) */
     double loss, pair_acc;   /* last epoch of the last member */
     double holdout_tau;      /* mean over members of the kept tau, or NaN */
     int epochs_kept[CTNAS_NAC_MAX_MEMBERS]; /* epoch of the kept weights */

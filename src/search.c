@@ -80,6 +80,7 @@ void ctnas_search_config_default(struct ctnas_search_config *cfg)
     cfg->ft_iters = 10;
     cfg->ft_pairs = 256;
     cfg->ft_lr = 1e-4;
+    cfg->ft_top = 0.0;
     cfg->pool_cap = 1000;
     cfg->top_n = 100;
 }
@@ -141,6 +142,9 @@ int ctnas_search_config_check(const struct ctnas_search_config *cfg,
     if (cfg->ft_pairs < 1 || cfg->ft_pairs > 4096)
         return ctnas_err_set(err, CTNAS_EINVAL, "ft_pairs",
                              "ft_pairs must be 1..4096");
+    if (!(cfg->ft_top >= 0 && cfg->ft_top <= 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "ft_top",
+                             "ft_top must be in [0, 1]");
     if (!(cfg->ft_lr > 0 && cfg->ft_lr < 10))
         return ctnas_err_set(err, CTNAS_EINVAL, "ft_lr",
                              "ft_lr must be in (0, 10)");
@@ -877,7 +881,8 @@ static int sample_plain(struct ctnas_search *s, int n)
     int rc = ensure_samples(s, n);
     if (rc != 0)
         return rc;
-    ctnas_ctrl_sample(s->ctrl, &s->rng, n, s->smp, NULL);
+    if ((rc = ctnas_ctrl_sample(s->ctrl, &s->rng, n, s->smp, NULL)) != 0)
+        return rc;
     for (int i = 0; i < n; i++) {
         s->smp_key[i] = arch_key(s->space, &s->smp[i].arch);
         if ((rc = pool_add(s, &s->smp[i].arch, s->smp_key[i])) != 0)
@@ -999,9 +1004,24 @@ static int finetune_step(struct ctnas_search *s)
     struct ctnas_nac_pairs *pr = &s->ftp;
     pr->n = 0;
     pr->dense = 0;
-    int g = 0;
+    int g = 0, n_best = 0, *best = NULL;
+    if (n_l > 0 && c->ft_top > 0) {
+        /* the best quarter of the labelled set, by value */
+        int *tmp = malloc((size_t)s->n_lab * sizeof *tmp);
+        best = malloc((size_t)s->n_lab * sizeof *best);
+        if (tmp == NULL || best == NULL) {
+            free(tmp);
+            free(best);
+            return CTNAS_ENOMEM;
+        }
+        order_by_score(s->lab_val, s->n_lab, best, tmp);
+        free(tmp);
+        n_best = (s->n_lab + 3) / 4;
+    }
     for (int q = 0; q < n_l; q++) {
         int i = (int)ctnas_rng_below(&s->rng, (uint32_t)s->n_lab);
+        if (n_best > 0 && ctnas_rng_uniform(&s->rng) < c->ft_top)
+            i = best[ctnas_rng_below(&s->rng, (uint32_t)n_best)];
         int j = (int)ctnas_rng_below(&s->rng, (uint32_t)s->n_lab - 1);
         j += j >= i;
         s->ft_graphs[g] = s->lab_graph[i];
@@ -1024,6 +1044,7 @@ static int finetune_step(struct ctnas_search *s)
         pr->n++;
         g += 2;
     }
+    free(best);
     if (pr->n == 0)
         return 0;
     size_t np = m->lay.n_params;
@@ -1561,6 +1582,7 @@ static void w_config(struct wr *w, const struct ctnas_search_config *c)
     w_i64(w, c->ft_iters);
     w_i64(w, c->ft_pairs);
     w_f64(w, c->ft_lr);
+    w_f64(w, c->ft_top);
     w_i64(w, c->pool_cap);
     w_i64(w, c->top_n);
 }
@@ -1591,6 +1613,7 @@ static void r_config(struct rd *r, struct ctnas_search_config *c)
     c->ft_iters = r_int(r, 0, 10000000);
     c->ft_pairs = r_int(r, 0, 10000000);
     c->ft_lr = r_f64(r);
+    c->ft_top = r_f64(r);
     c->pool_cap = r_int(r, 0, 100000000);
     c->top_n = r_int(r, 0, 100000000);
 }

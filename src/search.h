@@ -95,6 +95,9 @@ struct ctnas_search_config {
     int ft_iters;           /* fine-tuning Adam steps per exploration */
     int ft_pairs;           /* pairs per fine-tuning step */
     double ft_lr;           /* comparator fine-tuning rate */
+    double ft_top;          /* fraction of labelled fine-tuning pairs whose
+                               first member is drawn from the best quarter
+                               of the labelled set (0: uniform pairs) */
     int pool_cap;           /* distinct architectures kept */
     int top_n;              /* size of the ranking kept (>= 1) */
 };

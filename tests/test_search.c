@@ -1,0 +1,831 @@
+/*
+ * test_search.c - the controller and the search: REINFORCE and entropy
+ * gradients against central finite differences, validity of every sampled
+ * cell in both spaces, the baseline and pseudo-label selection rules on
+ * hand-made cases, determinism, bit-identical resume from a checkpoint
+ * (including mid-fine-tuning and across rounds), and a small search on a
+ * synthetic benchmark that must beat random sampling.  Needs no
+ * ../shared data.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "controller.h"
+#include "nac.h"
+#include "nac_train.h"
+#include "rng.h"
+#include "search.h"
+#include "space.h"
+#include "test.h"
+
+/* ------------------------------------------------------------------ */
+/* Controller gradients */
+
+/* L = -(1/n) sum_i (adv_i logp_i + lambda H_i), replayed under theta. */
+static double surrogate(const struct ctnas_ctrl *c, const double *theta,
+                        int n, struct ctnas_ctrl_sample *s,
+                        struct ctnas_ctrl_work *w, const double *adv,
+                        double lambda)
+{
+    ctnas_ctrl_forward(c, theta, n, s, w);
+    double L = 0;
+    for (int i = 0; i < n; i++)
+        L -= (adv[i] * s[i].logp + lambda * s[i].entropy) / n;
+    return L;
+}
+
+/* Every parameter against a central difference (eps 1e-6, double).  The
+ * tolerance: |analytic - numeric| <= 1e-6 (|analytic| + |numeric|) +
+ * 1e-9 max(1, |L|).  The second term is the rounding floor of the
+ * difference quotient itself: L is a sum of ~100 terms of size ~|L|
+ * computed in double (relative error ~1e-14 after accumulation), so
+ * (L+ - L-) / 2e-6 carries an absolute error of about 1e-14 |L| / 1e-6 =
+ * 1e-8 |L| at worst and ~1e-10 |L| typically (measured: <= 3e-10 |L|);
+ * without it, components below ~1e-3 fail on noise, not on a wrong
+ * derivative. */
+static int grad_check(const struct ctnas_space *sp, double tanh_c,
+                      double temperature, double adv_scale, double lambda,
+                      uint64_t seed, double *max_rel, char *msg, size_t cap)
+{
+    enum { N = 5 };
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, seed);
+    struct ctnas_ctrl_config cfg;
+    ctnas_ctrl_config_default(&cfg);
+    cfg.hidden = 8;
+    cfg.tanh_c = tanh_c;
+    cfg.temperature = temperature;
+    cfg.init_range = 0.5;
+    struct ctnas_ctrl *c = ctnas_ctrl_new(sp, &cfg, &rng, NULL);
+    struct ctnas_ctrl_work w;
+    if (c == NULL || ctnas_ctrl_work_init(&w, c, N) != 0) {
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    struct ctnas_ctrl_sample s[N];
+    double adv[N];
+    ctnas_ctrl_sample(c, &rng, N, s, &w);
+    for (int i = 0; i < N; i++)
+        adv[i] = adv_scale * ctnas_rng_normal(&rng);
+    size_t n = c->lay.n_params;
+    double *g = calloc(n, sizeof *g), *th = malloc(n * sizeof *th);
+    double L = ctnas_ctrl_backward(c, N, s, adv, lambda, &w, g);
+    memcpy(th, c->theta, n * sizeof *th);
+    double L0 = surrogate(c, th, N, s, &w, adv, lambda);
+    int bad = 0;
+    *max_rel = 0;
+    if (fabs(L - L0) > 1e-12 * fmax(1, fabs(L))) {
+        snprintf(msg, cap, "backward's loss %.17g != replay's %.17g", L, L0);
+        bad = 1;
+    }
+    const double eps = 1e-6, floor = 1e-9 * fmax(1, fabs(L));
+    for (size_t i = 0; i < n && !bad; i++) {
+        double o = th[i];
+        th[i] = o + eps;
+        double lp = surrogate(c, th, N, s, &w, adv, lambda);
+        th[i] = o - eps;
+        double lm = surrogate(c, th, N, s, &w, adv, lambda);
+        th[i] = o;
+        double num = (lp - lm) / (2 * eps), d = fabs(num - g[i]);
+        double rel = d / fmax(1e-300, fabs(num) + fabs(g[i]));
+        if (d > floor && rel > *max_rel)
+            *max_rel = rel;
+        if (d > 1e-6 * (fabs(num) + fabs(g[i])) + floor) {
+            snprintf(msg, cap, "param %zu: analytic %.12g numeric %.12g", i,
+                     g[i], num);
+            bad = 1;
+        }
+    }
+    free(g);
+    free(th);
+    ctnas_ctrl_work_destroy(&w);
+    ctnas_ctrl_free(c);
+    return bad;
+}
+
+static void test_ctrl_grad_reinforce_nb201(void)
+{
+    char msg[160] = "";
+    double rel;
+    ASSERT_MSG(grad_check(&ctnas_space_nb201, 0, 1, 1, 0, 11, &rel, msg,
+                          sizeof msg) == 0, "%s", msg);
+    ASSERT_MSG(grad_check(&ctnas_space_nb201, 2.5, 1.7, 1, 0, 12, &rel, msg,
+                          sizeof msg) == 0, "tanh: %s", msg);
+    printf("# nb201 reinforce max rel err above the floor %.3g\n", rel);
+}
+
+static void test_ctrl_grad_entropy_nb201(void)
+{
+    char msg[160] = "";
+    double rel;
+    ASSERT_MSG(grad_check(&ctnas_space_nb201, 0, 0.7, 0, 1, 13, &rel, msg,
+                          sizeof msg) == 0, "%s", msg);
+    ASSERT_MSG(grad_check(&ctnas_space_nb201, 1.5, 1.3, 0, 1, 14, &rel, msg,
+                          sizeof msg) == 0, "tanh: %s", msg);
+}
+
+static void test_ctrl_grad_nb101(void)
+{
+    char msg[160] = "";
+    double rel;
+    /* the masked softmaxes, variable lengths, skipped forced steps */
+    ASSERT_MSG(grad_check(&ctnas_space_nb101, 0, 1, 1, 0, 21, &rel, msg,
+                          sizeof msg) == 0, "reinforce: %s", msg);
+    ASSERT_MSG(grad_check(&ctnas_space_nb101, 0, 1, 0, 1, 22, &rel, msg,
+                          sizeof msg) == 0, "entropy: %s", msg);
+    ASSERT_MSG(grad_check(&ctnas_space_nb101, 2.5, 2, 0.7, 0.3, 23, &rel,
+                          msg, sizeof msg) == 0, "both, tanh: %s", msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Validity of samples */
+
+/* Sample many cells from controllers of varied sharpness; each must be the
+ * canonical form of itself (encode -> parse gives it back bit for bit),
+ * and its replayed log-probability must match. */
+static void check_samples(const struct ctnas_space *sp, int *hist, int *fail,
+                          char *msg, size_t cap)
+{
+    const double ranges[] = {0.1, 1.0, 3.0};
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 99);
+    *fail = 0;
+    for (int r = 0; r < 3 && !*fail; r++) {
+        struct ctnas_ctrl_config cfg;
+        ctnas_ctrl_config_default(&cfg);
+        cfg.hidden = 16;
+        cfg.init_range = ranges[r];
+        cfg.temperature = r == 2 ? 0.3 : 1.0;
+        struct ctnas_ctrl *c = ctnas_ctrl_new(sp, &cfg, &rng, NULL);
+        struct ctnas_ctrl_work w;
+        ctnas_ctrl_work_init(&w, c, 1);
+        for (int i = 0; i < 2000 && !*fail; i++) {
+            struct ctnas_ctrl_sample s, t;
+            ctnas_ctrl_sample(c, &rng, 1, &s, NULL);
+            char buf[CTNAS_ENCODING_MAX];
+            struct ctnas_arch back;
+            struct ctnas_err err;
+            if (sp->encode(&s.arch, buf, sizeof buf) < 0 ||
+                sp->parse_string(buf, &back, &err) != 0) {
+                snprintf(msg, cap, "sample %d invalid: %.100s", i, err.msg);
+                *fail = 1;
+                break;
+            }
+            if (memcmp(&back, &s.arch, sizeof back) != 0) {
+                snprintf(msg, cap, "sample %d not canonical: %.100s", i, buf);
+                *fail = 1;
+                break;
+            }
+            int edges = 0;
+            for (int a = 0; a < CTNAS_GRAPH_MAX; a++)
+                for (int b = 0; b < CTNAS_GRAPH_MAX; b++)
+                    edges += s.arch.adj[a][b];
+            if (edges > 9 || !(s.logp <= 0) || s.entropy < 0) {
+                snprintf(msg, cap, "sample %d: edges %d logp %g", i, edges,
+                         s.logp);
+                *fail = 1;
+                break;
+            }
+            hist[s.arch.n]++;
+            t = s;
+            ctnas_ctrl_forward(c, NULL, 1, &t, &w);
+            if (fabs(t.logp - s.logp) > 1e-12 ||
+                memcmp(&t.arch, &s.arch, sizeof t.arch) != 0) {
+                snprintf(msg, cap, "sample %d: replay differs", i);
+                *fail = 1;
+            }
+        }
+        ctnas_ctrl_work_destroy(&w);
+        ctnas_ctrl_free(c);
+    }
+}
+
+static void test_ctrl_samples_valid_nb201(void)
+{
+    int hist[CTNAS_GRAPH_MAX + 1] = {0}, fail;
+    char msg[160] = "";
+    check_samples(&ctnas_space_nb201, hist, &fail, msg, sizeof msg);
+    ASSERT_MSG(!fail, "%s", msg);
+    ASSERT_EQ(hist[6], 6000);
+}
+
+static void test_ctrl_samples_valid_nb101(void)
+{
+    int hist[CTNAS_GRAPH_MAX + 1] = {0}, fail;
+    char msg[160] = "";
+    check_samples(&ctnas_space_nb101, hist, &fail, msg, sizeof msg);
+    ASSERT_MSG(!fail, "%s", msg);
+    /* every size 2..7 occurs: the node-count decision is never pruned */
+    for (int n = 2; n <= 7; n++)
+        ASSERT_MSG(hist[n] > 0, "no %d-node cell in 6000 samples", n);
+    printf("# nb101 sizes 2..7: %d %d %d %d %d %d\n", hist[2], hist[3],
+           hist[4], hist[5], hist[6], hist[7]);
+}
+
+/* The full 9-edge, 7-node budget is reachable (the masks are not too
+ * tight), and a sharply trained policy can reach one fixed cell. */
+static void test_ctrl_learns(void)
+{
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 5);
+    struct ctnas_ctrl_config cfg;
+    ctnas_ctrl_config_default(&cfg);
+    struct ctnas_ctrl *c = ctnas_ctrl_new(&ctnas_space_nb201, &cfg, &rng,
+                                          NULL);
+    struct ctnas_ctrl_work w;
+    ctnas_ctrl_work_init(&w, c, 8);
+    struct ctnas_ctrl_sample s[8];
+    double adv[8], *g = malloc(c->lay.n_params * sizeof *g);
+    /* reward: number of edges carrying nor_conv_3x3 (op 3) */
+    for (int it = 0; it < 300; it++) {
+        ctnas_ctrl_sample(c, &rng, 8, s, &w);
+        double mean = 0;
+        for (int i = 0; i < 8; i++) {
+            adv[i] = 0;
+            for (int e = 0; e < 6; e++)
+                adv[i] += s[i].arch.ops[e] == 3;
+            mean += adv[i] / 8;
+        }
+        for (int i = 0; i < 8; i++)
+            adv[i] -= mean;
+        memset(g, 0, c->lay.n_params * sizeof *g);
+        ctnas_ctrl_backward(c, 8, s, adv, 0, &w, g);
+        ctnas_ctrl_update(c, g, 0.01, 5);
+    }
+    struct ctnas_ctrl_sample best;
+    ctnas_ctrl_greedy(c, &best);
+    for (int e = 0; e < 6; e++)
+        ASSERT_EQ(best.arch.ops[e], 3);
+    free(g);
+    ctnas_ctrl_work_destroy(&w);
+    ctnas_ctrl_free(c);
+}
+
+static void test_ctrl_state_roundtrip(void)
+{
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 8);
+    struct ctnas_ctrl_config cfg;
+    ctnas_ctrl_config_default(&cfg);
+    struct ctnas_ctrl *a = ctnas_ctrl_new(&ctnas_space_nb101, &cfg, &rng,
+                                          NULL);
+    struct ctnas_ctrl *b = ctnas_ctrl_new(&ctnas_space_nb101, &cfg, &rng,
+                                          NULL);
+    a->adam_t = 17;
+    a->adam_m[3] = 0.25;
+    size_t n = ctnas_ctrl_state_size(a);
+    void *buf = malloc(n);
+    ASSERT_EQ(ctnas_ctrl_save(a, buf, n), (long)n);
+    ASSERT_EQ(ctnas_ctrl_load(b, buf, n, NULL), 0);
+    ASSERT(memcmp(a->theta, b->theta, a->lay.n_params * sizeof(double)) == 0);
+    ASSERT_EQ(b->adam_t, 17);
+    ASSERT(b->adam_m[3] == 0.25);
+    struct ctnas_ctrl *c = ctnas_ctrl_new(&ctnas_space_nb201, &cfg, &rng,
+                                          NULL);
+    ASSERT(ctnas_ctrl_load(c, buf, n, NULL) == CTNAS_EINVAL);
+    free(buf);
+    ctnas_ctrl_free(a);
+    ctnas_ctrl_free(b);
+    ctnas_ctrl_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Selection rules */
+
+static struct ctnas_nac *small_nac(int head, const struct ctnas_space *sp)
+{
+    struct ctnas_nac_config mc;
+    ctnas_nac_config_default(&mc);
+    mc.n_types = sp->n_node_types;
+    mc.dim = 8;
+    mc.layers = 1;
+    mc.head = head;
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 3);
+    return ctnas_nac_new(&mc, 1, &rng);
+}
+
+static double sig(double x)
+{
+    return 1 / (1 + exp(-x));
+}
+
+static void test_baseline_rule(void)
+{
+    /* Linear heads: p(i, j) = sigmoid(q_i + r_j) from features (q, r).
+     * Candidate 1 has the largest q, but the others' r make candidate 0
+     * the one with the best mean comparison probability. */
+    struct ctnas_nac *m = small_nac(CTNAS_NAC_HEAD_CONCAT, &ctnas_space_nb201);
+    ASSERT(m != NULL);
+    ASSERT_EQ(ctnas_nac_feature_width(m), 2);
+    const double q[3] = {1.0, 1.05, 0.0}, r[3] = {-5.0, 5.0, 0.0};
+    ctnas_real feat[6];
+    for (int i = 0; i < 3; i++) {
+        feat[2 * i] = (ctnas_real)q[i];
+        feat[2 * i + 1] = (ctnas_real)r[i];
+    }
+    double score[3], want[3];
+    for (int i = 0; i < 3; i++) {
+        want[i] = 0;
+        for (int j = 0; j < 3; j++)
+            if (j != i)
+                want[i] += sig(q[i] + r[j]) / 2;
+    }
+    int best = ctnas_search_pick_baseline(m, feat, 3, score);
+    ASSERT_EQ(best, 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_NEAR(score[i], want[i], 1e-6);
+    ASSERT(want[0] > want[2] && want[2] > want[1]);
+    ctnas_nac_free(m);
+}
+
+static void test_pseudo_selection(void)
+{
+    const double p[8] = {0.6, 0.05, 0.97, NAN, 0.5, 0.2, 0.99, 0.03};
+    int idx[8], lab[8];
+    /* confidences 0.6 0.95 0.97 - 0.5 0.8 0.99 0.97: 0.97 twice, the
+     * lower index first */
+    int n = ctnas_search_select_pseudo(p, 8, 4, idx, lab);
+    ASSERT_EQ(n, 4);
+    const int want_i[4] = {6, 2, 7, 1}, want_l[4] = {1, 1, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        ASSERT_EQ(idx[k], want_i[k]);
+        ASSERT_EQ(lab[k], want_l[k]);
+    }
+    /* more asked than valid pairs: the NaN (a self-pair) never comes */
+    n = ctnas_search_select_pseudo(p, 8, 100, idx, lab);
+    ASSERT_EQ(n, 7);
+    for (int k = 0; k < n; k++)
+        ASSERT(idx[k] != 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* A synthetic NB201 benchmark: an additive score per edge op plus a bonus
+ * for conv3x3 on both 0->1 and 1->3 (a path), with seeded weights. */
+
+static double synth_value(const struct ctnas_arch *a)
+{
+    static const double w[5] = {-2.0, 0.3, 0.8, 1.2, -0.2};
+    static const double edge_w[6] = {1.0, 0.6, 0.9, 0.4, 0.8, 1.1};
+    double v = 0;
+    for (int e = 0; e < 6; e++)
+        v += edge_w[e] * w[a->ops[e]];
+    if (a->ops[0] == 3 && a->ops[4] == 3)
+        v += 1.0;
+    return v;
+}
+
+struct synth {
+    struct ctnas_nac *nac;
+    struct ctnas_arch lab[64];
+    double val[64];
+    int n;
+};
+
+static int synth_init(struct synth *sy, int n, uint64_t seed)
+{
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, seed);
+    struct ctnas_graph g[64];
+    sy->n = n;
+    for (int i = 0; i < n; i++) {
+        ctnas_space_nb201.sample(&rng, &sy->lab[i]);
+        sy->val[i] = synth_value(&sy->lab[i]);
+        ctnas_space_nb201.to_graph(&sy->lab[i], &g[i]);
+    }
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    tc.model.n_types = ctnas_space_nb201.n_node_types;
+    tc.model.dim = 32;
+    tc.model.layers = 2;
+    tc.epochs = 100;
+    tc.seed = seed;
+    return ctnas_nac_train(&tc, g, sy->val, n, NULL, NULL, &sy->nac, NULL,
+                           NULL);
+}
+
+static void small_config(struct ctnas_search_config *c, uint64_t seed)
+{
+    ctnas_search_config_default(c);
+    c->seed = seed;
+    c->steps = 120;
+    c->batch = 4;
+    c->lr = 5e-3;
+    c->update_every = 40;
+    c->explore_every = 30;
+    c->pseudo_k = 20;
+    c->ft_iters = 3;
+    c->ft_pairs = 32;
+    c->pool_cap = 64;   /* small, so the pool trims itself */
+    c->top_n = 10;
+}
+
+static int blob_of(const struct ctnas_search *s, void **b, size_t *n)
+{
+    return ctnas_search_save(s, b, n);
+}
+
+static void test_search_determinism(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 1), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 7);
+    struct ctnas_search *a = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *b = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(a != NULL && b != NULL);
+    ASSERT_EQ(ctnas_search_run(a, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    /* b in uneven slices: the same work in the same order */
+    int st;
+    while ((st = ctnas_search_run(b, 7, 0, NULL, NULL)) ==
+           CTNAS_SEARCH_RUNNING)
+        ;
+    ASSERT_EQ(st, CTNAS_SEARCH_FINISHED);
+    struct ctnas_search_entry ea, eb;
+    ASSERT_EQ(ctnas_search_answer(a, &ea), 0);
+    ASSERT_EQ(ctnas_search_answer(b, &eb), 0);
+    ASSERT(memcmp(&ea.arch, &eb.arch, sizeof ea.arch) == 0);
+    ASSERT(ea.score == eb.score);
+    void *ba, *bb;
+    size_t na, nb;
+    ASSERT_EQ(blob_of(a, &ba, &na), 0);
+    ASSERT_EQ(blob_of(b, &bb, &nb), 0);
+    ASSERT_EQ(na, nb);
+    ASSERT(memcmp(ba, bb, na) == 0);
+    /* pseudo-labels were produced, at the exploration steps */
+    int np;
+    const struct ctnas_search_pseudo *ps = ctnas_search_pseudo_labels(a, &np);
+    ASSERT(np > 0 && np <= 4 * c.pseudo_k);
+    for (int i = 0; i < np; i++) {
+        ASSERT(ps[i].step % c.explore_every == 0);
+        ASSERT(ps[i].confidence >= 0.5 && ps[i].confidence <= 1);
+    }
+    free(ba);
+    free(bb);
+    ctnas_search_free(a);
+    ctnas_search_free(b);
+    ctnas_nac_free(sy.nac);
+}
+
+/* Pseudo-labels agree with the comparator that made them (fine-tuning off,
+ * so it never changes) and come most confident first. */
+static void test_pseudo_labels_match_comparator(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 2), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 3);
+    c.ft_iters = 0;
+    c.steps = 61;
+    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(s != NULL);
+    ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    int np;
+    const struct ctnas_search_pseudo *ps = ctnas_search_pseudo_labels(s, &np);
+    ASSERT(np > 0);
+    for (int i = 0; i < np; i++) {
+        struct ctnas_graph ga, gb;
+        ctnas_space_nb201.to_graph(&ps[i].a, &ga);
+        ctnas_space_nb201.to_graph(&ps[i].b, &gb);
+        double p;
+        ASSERT_EQ(ctnas_nac_compare(sy.nac, &ga, &gb, &p), 0);
+        ASSERT_EQ(ps[i].label, p >= 0.5);
+        ASSERT_NEAR(ps[i].confidence, p >= 0.5 ? p : 1 - p, 1e-4);
+        if (i > 0 && ps[i].step == ps[i - 1].step)
+            ASSERT(ps[i].confidence <= ps[i - 1].confidence);
+    }
+    ctnas_search_free(s);
+    ctnas_nac_free(sy.nac);
+}
+
+/* Cancel after k units of work, checkpoint, load into a fresh object and
+ * finish: the final state must equal the uninterrupted run's, byte for
+ * byte, whatever k (mid-exploration, mid-fine-tuning, at a baseline
+ * update...). */
+struct stop_after {
+    int left;
+};
+
+static int stop_cb(const struct ctnas_search_progress *p, void *user)
+{
+    (void)p;
+    struct stop_after *sa = user;
+    return --sa->left <= 0;
+}
+
+static int resume_equal(const struct ctnas_space *sp,
+                        const struct ctnas_search_config *c,
+                        struct ctnas_nac *nac, const struct ctnas_arch *lab,
+                        const double *val, int n, const int *cuts,
+                        int n_cuts, char *msg, size_t cap)
+{
+    struct ctnas_search *ref = ctnas_search_new(sp, c, nac, lab, val, n, NULL);
+    if (ref == NULL || ctnas_search_run(ref, 0, 0, NULL, NULL) !=
+                           CTNAS_SEARCH_FINISHED) {
+        snprintf(msg, cap, "reference run failed");
+        return 1;
+    }
+    void *rb;
+    size_t rn;
+    ctnas_search_save(ref, &rb, &rn);
+    int bad = 0;
+    struct ctnas_search *s = ctnas_search_new(sp, c, nac, lab, val, n, NULL);
+    for (int k = 0; k < n_cuts && !bad; k++) {
+        struct stop_after sa = {cuts[k]};
+        int rc = ctnas_search_run(s, 0, 0, stop_cb, &sa);
+        void *b;
+        size_t bn;
+        struct ctnas_err err;
+        ctnas_search_save(s, &b, &bn);
+        ctnas_search_free(s);
+        s = ctnas_search_load(b, bn, &err);
+        free(b);
+        if (s == NULL) {
+            snprintf(msg, cap, "load failed: %.100s", err.msg);
+            bad = 1;
+            break;
+        }
+        if (rc == CTNAS_SEARCH_FINISHED)
+            break;
+    }
+    if (!bad && ctnas_search_run(s, 0, 0, NULL, NULL) !=
+                    CTNAS_SEARCH_FINISHED) {
+        snprintf(msg, cap, "resumed run failed");
+        bad = 1;
+    }
+    if (!bad) {
+        void *b;
+        size_t bn;
+        ctnas_search_save(s, &b, &bn);
+        if (bn != rn || memcmp(b, rb, rn) != 0) {
+            snprintf(msg, cap, "resumed state differs (%zu vs %zu bytes)",
+                     bn, rn);
+            bad = 1;
+        }
+        struct ctnas_search_entry ea, eb;
+        if (!bad && (ctnas_search_answer(s, &ea) != 0 ||
+                     ctnas_search_answer(ref, &eb) != 0 ||
+                     memcmp(&ea.arch, &eb.arch, sizeof ea.arch) != 0)) {
+            snprintf(msg, cap, "resumed answer differs");
+            bad = 1;
+        }
+        free(b);
+    }
+    free(rb);
+    ctnas_search_free(s);
+    ctnas_search_free(ref);
+    return bad;
+}
+
+static void test_search_resume_bit_identical(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 4), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 11);
+    /* units of work: 1 explore, then 3 fine-tuning steps, ...; cut at
+     * 1, 2 (mid-fine-tuning), 5, 37, 50 and 120 units further on. */
+    const int cuts[] = {1, 1, 3, 37, 13, 120};
+    char msg[160] = "";
+    ASSERT_MSG(resume_equal(&ctnas_space_nb201, &c, sy.nac, sy.lab, sy.val,
+                            sy.n, cuts, 6, msg, sizeof msg) == 0,
+               "%s", msg);
+    /* the paper's advantage and the random baseline too */
+    c.advantage = CTNAS_SEARCH_ADV_NONE;
+    c.baseline_mode = CTNAS_SEARCH_BASELINE_RANDOM;
+    ASSERT_MSG(resume_equal(&ctnas_space_nb201, &c, sy.nac, sy.lab, sy.val,
+                            sy.n, cuts + 2, 3, msg, sizeof msg) == 0,
+               "%s", msg);
+    ctnas_nac_free(sy.nac);
+}
+
+static void test_search_resume_nb101(void)
+{
+    const struct ctnas_space *sp = &ctnas_space_nb101;
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 6);
+    struct ctnas_arch lab[30];
+    struct ctnas_graph g[30];
+    double val[30];
+    for (int i = 0; i < 30; i++) {
+        sp->sample(&rng, &lab[i]);
+        sp->to_graph(&lab[i], &g[i]);
+        val[i] = lab[i].n + 0.1 * lab[i].ops[1];
+    }
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    tc.model.n_types = sp->n_node_types;
+    tc.model.dim = 16;
+    tc.model.layers = 2;
+    tc.epochs = 20;
+    struct ctnas_nac *nac = NULL;
+    ASSERT_EQ(ctnas_nac_train(&tc, g, val, 30, NULL, NULL, &nac, NULL, NULL),
+              0);
+    struct ctnas_search_config c;
+    small_config(&c, 5);
+    c.steps = 70;
+    const int cuts[] = {2, 9, 40};
+    char msg[160] = "";
+    ASSERT_MSG(resume_equal(sp, &c, nac, lab, val, 30, cuts, 3, msg,
+                            sizeof msg) == 0, "%s", msg);
+    ctnas_nac_free(nac);
+}
+
+/* Ask/tell: two rounds; between them the suggestions are unmeasured
+ * architectures, measurements go in, the comparator is retrained. */
+static void test_search_rounds(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 20, 5), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 2);
+    c.rounds = 2;
+    c.steps = 60;
+    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(s != NULL);
+    ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_WAITING);
+    ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_WAITING);
+    struct ctnas_search_entry sug[5];
+    int n = ctnas_search_suggest(s, 5, sug);
+    ASSERT(n > 0);
+    struct ctnas_arch a[5];
+    double v[5];
+    for (int i = 0; i < n; i++) {
+        ASSERT(!sug[i].measured);
+        a[i] = sug[i].arch;
+        v[i] = synth_value(&a[i]);
+    }
+    ASSERT_EQ(ctnas_search_add_labels(s, a, v, n), 0);
+    const struct ctnas_arch *la;
+    const double *lv;
+    ASSERT_EQ(ctnas_search_labels(s, &la, &lv), sy.n + n);
+    struct ctnas_search_entry again[5];
+    int m = ctnas_search_suggest(s, 5, again);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            ASSERT(memcmp(&again[i].arch, &a[j], sizeof a[j]) != 0);
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    tc.model.dim = 32;
+    tc.model.layers = 2;
+    tc.epochs = 30;
+    ASSERT_EQ(ctnas_search_retrain(s, &tc, NULL, NULL, NULL), 0);
+    ASSERT_EQ(ctnas_search_next_round(s), 0);
+    ASSERT_EQ(ctnas_search_next_round(s), CTNAS_ECONFLICT);
+    /* a checkpoint in the second round resumes too */
+    ASSERT_EQ(ctnas_search_run(s, 20, 0, NULL, NULL), CTNAS_SEARCH_RUNNING);
+    void *b;
+    size_t bn;
+    ASSERT_EQ(ctnas_search_save(s, &b, &bn), 0);
+    struct ctnas_search *t = ctnas_search_load(b, bn, NULL);
+    free(b);
+    ASSERT(t != NULL);
+    ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    ASSERT_EQ(ctnas_search_run(t, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    void *b1, *b2;
+    size_t n1, n2;
+    ctnas_search_save(s, &b1, &n1);
+    ctnas_search_save(t, &b2, &n2);
+    ASSERT(n1 == n2 && memcmp(b1, b2, n1) == 0);
+    struct ctnas_search_progress p;
+    ctnas_search_progress_get(s, &p);
+    ASSERT_EQ(p.round, 2);
+    ASSERT_EQ(p.step, 120);
+    free(b1);
+    free(b2);
+    ctnas_search_free(s);
+    ctnas_search_free(t);
+    ctnas_nac_free(sy.nac);
+}
+
+static void test_checkpoint_rejects_damage(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 20, 9), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 1);
+    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(s != NULL);
+    ctnas_search_run(s, 10, 0, NULL, NULL);
+    void *b;
+    size_t n;
+    ASSERT_EQ(ctnas_search_save(s, &b, &n), 0);
+    struct ctnas_err err;
+    ((unsigned char *)b)[n / 2] ^= 1;
+    ASSERT(ctnas_search_load(b, n, &err) == NULL);
+    ASSERT_EQ(err.code, CTNAS_EINVAL);
+    ((unsigned char *)b)[n / 2] ^= 1;
+    ASSERT(ctnas_search_load(b, n - 1, &err) == NULL);
+    struct ctnas_search *t = ctnas_search_load(b, n, &err);
+    ASSERT(t != NULL);
+    free(b);
+    ctnas_search_free(t);
+    ctnas_search_free(s);
+    ctnas_nac_free(sy.nac);
+}
+
+static void test_config_check(void)
+{
+    struct ctnas_search_config c;
+    struct ctnas_err err;
+    ctnas_search_config_default(&c);
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), 0);
+    c.pseudo_ratio = 1.5;
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "pseudo_ratio");
+    ctnas_search_config_default(&c);
+    c.baseline_mode = 7;
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "baseline");
+    ctnas_search_config_default(&c);
+    c.steps = 0;
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "steps");
+    ASSERT_EQ(ctnas_search_baseline_parse("random"),
+              CTNAS_SEARCH_BASELINE_RANDOM);
+    ASSERT_EQ(ctnas_search_baseline_parse("best"), -1);
+    ASSERT_STREQ(ctnas_search_advantage_name(CTNAS_SEARCH_ADV_NONE), "none");
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* The search on the synthetic benchmark finds a clearly better cell than
+ * random sampling: its answer beats the 99th percentile of the space
+ * (enumerated: 5^6 cells), which the 40 random labelled cells do not
+ * reach on their own. */
+static void test_search_beats_random(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 8), 0);
+    double *all = malloc(15625 * sizeof *all);
+    struct ctnas_arch a;
+    memset(&a, 0, sizeof a);
+    a.n = 6;
+    for (int k = 0; k < 15625; k++) {
+        int x = k;
+        for (int e = 0; e < 6; e++, x /= 5)
+            a.ops[e] = (uint8_t)(x % 5);
+        all[k] = synth_value(&a);
+    }
+    /* the 99th percentile of the space */
+    qsort(all, 15625, sizeof *all, cmp_double);
+    double p99 = all[(int)(0.99 * 15625)], max = all[15624];
+    double best_lab = -1e9;
+    for (int i = 0; i < sy.n; i++)
+        best_lab = fmax(best_lab, sy.val[i]);
+    struct ctnas_search_config c;
+    small_config(&c, 4);
+    c.steps = 300;
+    c.batch = 8;
+    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(s != NULL);
+    ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    struct ctnas_search_entry e;
+    ASSERT_EQ(ctnas_search_answer(s, &e), 0);
+    double v = synth_value(&e.arch);
+    printf("# synthetic: answer %.3f, best of 40 random %.3f, p99 %.3f, "
+           "max %.3f\n", v, best_lab, p99, max);
+    ASSERT(v > best_lab);
+    ASSERT(v >= p99);
+    free(all);
+    ctnas_search_free(s);
+    ctnas_nac_free(sy.nac);
+}
+
+int main(void)
+{
+    ctnas_blas_set_threads(1);
+    TEST_RUN(test_ctrl_grad_reinforce_nb201);
+    TEST_RUN(test_ctrl_grad_entropy_nb201);
+    TEST_RUN(test_ctrl_grad_nb101);
+    TEST_RUN(test_ctrl_samples_valid_nb201);
+    TEST_RUN(test_ctrl_samples_valid_nb101);
+    TEST_RUN(test_ctrl_learns);
+    TEST_RUN(test_ctrl_state_roundtrip);
+    TEST_RUN(test_baseline_rule);
+    TEST_RUN(test_pseudo_selection);
+    TEST_RUN(test_config_check);
+    TEST_RUN(test_search_determinism);
+    TEST_RUN(test_pseudo_labels_match_comparator);
+    TEST_RUN(test_search_resume_bit_identical);
+    TEST_RUN(test_search_resume_nb101);
+    TEST_RUN(test_search_rounds);
+    TEST_RUN(test_checkpoint_rejects_damage);
+    TEST_RUN(test_search_beats_random);
+    return test_done();
+}
