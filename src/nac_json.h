@@ -12,7 +12,7 @@
 /* Override cfg's fields with those present in obj (keys: epochs, batch,
  * pairing, lr, schedule, lr_min, beta1, beta2, weight_decay, decoupled,
  * members, holdout, eval_every, patience, layers, dim, head, hidden, norm,
- * seed); unknown keys are not checked here.  Errors name prefix.key. */
+ * bidir, seed); unknown keys are not checked here.  Errors name prefix.key. */
 int ctnas_nac_json_read(const json_t *obj, const char *prefix,
                         struct ctnas_nac_train_config *cfg,
                         struct ctnas_err *err);
