@@ -13,8 +13,10 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Config and layout */
@@ -1266,16 +1268,23 @@ static void sigmoid_block(float q, const float *restrict r,
  * contiguous r padded with -1e30 (whose sigmoid is 0), summed into 8 lanes
  * (a fixed-width reduction the compiler vectorises), then p(i, i) is
  * taken out. */
-static int mean_win_linear(const ctnas_real *feat, int n, double *score)
+/* Rows [i0, i1) of the linear-head mean win (see mean_win_linear). */
+struct mw_rows {
+    const ctnas_real *feat;
+    const float *r;
+    int n, nb, i0, i1;
+    double *score;
+};
+
+static void *mean_win_rows(void *arg)
 {
-    int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
-    float *r = malloc((size_t)nb * sizeof *r);
-    if (r == NULL)
-        return CTNAS_ENOMEM;
-    for (int j = 0; j < nb; j++)
-        r[j] = j < n ? (float)feat[(size_t)j * 2 + 1] : -1e30f;
+    const struct mw_rows *w = arg;
+    const ctnas_real *feat = w->feat;
+    const float *r = w->r;
+    int n = w->n, nb = w->nb;
+    double *score = w->score;
     float out[MW_BLOCK];
-    for (int i = 0; i < n; i++) {
+    for (int i = w->i0; i < w->i1; i++) {
         float q = (float)feat[(size_t)i * 2];
         double row = 0;
         for (int j0 = 0; j0 < nb; j0 += MW_BLOCK) {
@@ -1289,6 +1298,45 @@ static int mean_win_linear(const ctnas_real *feat, int n, double *score)
         }
         row -= ctnas_nac_sigmoid((ctnas_real)(q + r[i]));
         score[i] = row / (n - 1);
+    }
+    return NULL;
+}
+
+/* Rows are independent, so a large ranking splits them over a few
+ * threads; each row's sum is the same whichever thread computes it. */
+#define MW_PARALLEL_MIN 4096
+#define MW_MAX_THREADS 4
+
+static int mean_win_linear(const ctnas_real *feat, int n, double *score)
+{
+    int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
+    float *r = malloc((size_t)nb * sizeof *r);
+    if (r == NULL)
+        return CTNAS_ENOMEM;
+    for (int j = 0; j < nb; j++)
+        r[j] = j < n ? (float)feat[(size_t)j * 2 + 1] : -1e30f;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = n >= MW_PARALLEL_MIN && cpus > 1
+                 ? (int)(cpus < MW_MAX_THREADS ? cpus : MW_MAX_THREADS)
+                 : 1;
+    struct mw_rows w[MW_MAX_THREADS];
+    pthread_t th[MW_MAX_THREADS];
+    int started[MW_MAX_THREADS] = {0};
+    for (int t = 0; t < nt; t++) {
+        w[t] = (struct mw_rows){feat, r, n, nb, (int)((long)n * t / nt),
+                                (int)((long)n * (t + 1) / nt), score};
+        /* Thread 0 is this one; if a thread cannot start, do its rows
+         * here. */
+        if (t > 0)
+            started[t] = pthread_create(&th[t], NULL, mean_win_rows,
+                                        &w[t]) == 0;
+    }
+    mean_win_rows(&w[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            mean_win_rows(&w[t]);
     }
     free(r);
     return 0;
