@@ -1248,8 +1248,19 @@ double ctnas_nac_feature_prob(const struct ctnas_nac *m,
  * for very negative s costs relative, not absolute, precision). */
 #define MW_BLOCK 64
 
-static void sigmoid_block(float q, const float *restrict r,
-                          float *restrict out)
+/* The ranking's inner loop: vectorised whatever the build's -O level,
+ * and in AVX2 where the processor has it (same results: no fast-math). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MW_VECTORISE __attribute__((optimize("O3")))
+#define MW_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MW_VECTORISE
+#define MW_CLONES
+#endif
+
+MW_VECTORISE static inline void sigmoid_block(float q,
+                                              const float *restrict r,
+                                              float *restrict out)
 {
     for (int k = 0; k < MW_BLOCK; k++) {
         float s = q + r[k];
@@ -1276,7 +1287,7 @@ struct mw_rows {
     double *score;
 };
 
-static void *mean_win_rows(void *arg)
+MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
 {
     const struct mw_rows *w = arg;
     const ctnas_real *feat = w->feat;
