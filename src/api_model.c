@@ -152,22 +152,16 @@ static int arch_set_add(struct arch_set *s, const struct ctnas_arch *a,
 }
 
 /* Features of every architecture in the set with model m. */
-static int arch_set_features(struct arch_set *s, const struct ctnas_nac *m,
+static int arch_set_features(struct arch_set *s, struct ctnas_served *m,
                              struct ctnas_err *err)
 {
-    int w = ctnas_nac_feature_width(m);
-    struct ctnas_graph *g = malloc((size_t)(s->n ? s->n : 1) * sizeof *g);
+    int w = ctnas_nac_feature_width(m->nac);
     s->feat = malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
                      sizeof *s->feat);
-    if (g == NULL || s->feat == NULL) {
-        free(g);
+    if (s->feat == NULL ||
+        ctnas_served_features(m, s->space, s->archs, s->n, s->feat) < 0)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-    }
-    for (int i = 0; i < s->n; i++)
-        s->space->to_graph(&s->archs[i], &g[i]);
-    int rc = ctnas_nac_features(m, g, s->n, s->feat);
-    free(g);
-    return rc < 0 ? ctnas_err_set(err, rc, "", "out of memory") : 0;
+    return 0;
 }
 
 /* The model a request asks for: "model" id, else the one serving
@@ -313,7 +307,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
         }
     }
     if ((rc = pick_model(req, st, body, set.space, &model, err)) < 0 ||
-        (rc = arch_set_features(&set, model->nac, err)) < 0)
+        (rc = arch_set_features(&set, model, err)) < 0)
         goto out;
     int w = ctnas_nac_feature_width(model->nac);
     json_t *ps = single ? NULL : json_array();
@@ -453,7 +447,7 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
         }
     }
     if ((rc = pick_model(req, st, body, set.space, &model, err)) < 0 ||
-        (rc = arch_set_features(&set, model->nac, err)) < 0)
+        (rc = arch_set_features(&set, model, err)) < 0)
         goto out;
     score = malloc((size_t)set.n * sizeof *score);
     order = malloc((size_t)set.n * sizeof *order);

@@ -11,6 +11,140 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Open addressing over architectures (their canonical bytes), with the
+ * features of each; grows to CACHE_MAX entries, then stops caching. */
+#define CACHE_MAX (1 << 17)
+
+struct ctnas_feat_cache {
+    pthread_mutex_t mu;
+    int width, n, cap;
+    struct ctnas_arch *keys;
+    unsigned char *used;
+    ctnas_real *feat;
+};
+
+static uint64_t arch_hash(const struct ctnas_arch *a)
+{
+    const unsigned char *p = (const unsigned char *)a;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof *a; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_free(struct ctnas_feat_cache *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    free(c->keys);
+    free(c->used);
+    free(c->feat);
+    free(c);
+}
+
+/* Slot of a in c (its own, or the free one where it would go). */
+static size_t cache_slot(const struct ctnas_feat_cache *c,
+                         const struct ctnas_arch *a)
+{
+    size_t mask = (size_t)c->cap - 1, h = arch_hash(a) & mask;
+    while (c->used[h] && memcmp(&c->keys[h], a, sizeof *a) != 0)
+        h = (h + 1) & mask;
+    return h;
+}
+
+static int cache_grow(struct ctnas_feat_cache *c)
+{
+    struct ctnas_feat_cache old = *c;
+    int cap = c->cap ? c->cap * 2 : 4096;
+    c->keys = malloc((size_t)cap * sizeof *c->keys);
+    c->used = calloc((size_t)cap, 1);
+    c->feat = malloc((size_t)cap * (size_t)c->width * sizeof *c->feat);
+    if (!c->keys || !c->used || !c->feat) {
+        free(c->keys);
+        free(c->used);
+        free(c->feat);
+        c->keys = old.keys;
+        c->used = old.used;
+        c->feat = old.feat;
+        return CTNAS_ENOMEM;
+    }
+    c->cap = cap;
+    for (int i = 0; i < old.cap; i++) {
+        if (!old.used[i])
+            continue;
+        size_t h = cache_slot(c, &old.keys[i]);
+        c->used[h] = 1;
+        c->keys[h] = old.keys[i];
+        memcpy(c->feat + h * (size_t)c->width,
+               old.feat + (size_t)i * (size_t)c->width,
+               (size_t)c->width * sizeof *c->feat);
+    }
+    free(old.keys);
+    free(old.used);
+    free(old.feat);
+    return 0;
+}
+
+int ctnas_served_features(struct ctnas_served *s,
+                          const struct ctnas_space *sp,
+                          const struct ctnas_arch *archs, int n,
+                          ctnas_real *feat)
+{
+    struct ctnas_feat_cache *c = s->cache;
+    int w = c->width;
+    int *miss = malloc((size_t)(n ? n : 1) * sizeof *miss);
+    if (miss == NULL)
+        return CTNAS_ENOMEM;
+    int n_miss = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < n; i++) {
+        size_t h = c->cap ? cache_slot(c, &archs[i]) : 0;
+        if (c->cap && c->used[h])
+            memcpy(feat + (size_t)i * w, c->feat + h * (size_t)w,
+                   (size_t)w * sizeof *feat);
+        else
+            miss[n_miss++] = i;
+    }
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    if (n_miss > 0) {
+        /* Compute the misses outside the lock. */
+        struct ctnas_graph *g = malloc((size_t)n_miss * sizeof *g);
+        ctnas_real *f = malloc((size_t)n_miss * (size_t)w * sizeof *f);
+        if (g == NULL || f == NULL)
+            rc = CTNAS_ENOMEM;
+        for (int k = 0; rc == 0 && k < n_miss; k++)
+            sp->to_graph(&archs[miss[k]], &g[k]);
+        if (rc == 0)
+            rc = ctnas_nac_features(s->nac, g, n_miss, f);
+        if (rc == 0) {
+            pthread_mutex_lock(&c->mu);
+            for (int k = 0; k < n_miss; k++) {
+                memcpy(feat + (size_t)miss[k] * w, f + (size_t)k * w,
+                       (size_t)w * sizeof *feat);
+                if (c->n >= CACHE_MAX)
+                    continue;
+                if (2 * (c->n + 1) > c->cap && cache_grow(c) < 0)
+                    continue;
+                size_t h = cache_slot(c, &archs[miss[k]]);
+                if (c->used[h])
+                    continue; /* another request put it there meanwhile */
+                c->used[h] = 1;
+                c->keys[h] = archs[miss[k]];
+                memcpy(c->feat + h * (size_t)w, f + (size_t)k * w,
+                       (size_t)w * sizeof *f);
+                c->n++;
+            }
+            pthread_mutex_unlock(&c->mu);
+        }
+        free(g);
+        free(f);
+    }
+    free(miss);
+    return rc;
+}
+
 struct ctnas_registry {
     pthread_mutex_t mu;
     int n, cap;
@@ -34,6 +168,14 @@ struct ctnas_served *ctnas_served_new(int64_t id, const char *space,
     snprintf(s->metric, sizeof s->metric, "%s", metric ? metric : "");
     s->created = created;
     s->nac = nac_take;
+    s->cache = calloc(1, sizeof *s->cache);
+    if (s->cache == NULL) {
+        ctnas_nac_free(nac_take);
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->cache->mu, NULL);
+    s->cache->width = nac_take ? ctnas_nac_feature_width(nac_take) : 1;
     return s;
 }
 
@@ -47,6 +189,7 @@ void ctnas_served_release(struct ctnas_served *s)
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     ctnas_nac_free(s->nac);
+    cache_free(s->cache);
     free(s);
 }
 

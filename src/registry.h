@@ -16,6 +16,8 @@
 
 #include "nac.h"
 
+struct ctnas_feat_cache;
+
 struct ctnas_served {
     atomic_int refs;
     int64_t id;                /* models.id */
@@ -24,7 +26,17 @@ struct ctnas_served {
     char metric[64];
     double created;            /* unix seconds */
     struct ctnas_nac *nac;     /* owned */
+    struct ctnas_feat_cache *cache; /* owned: features seen so far */
 };
+
+/* Features (ctnas_nac_features) of n architectures of space sp with s's
+ * model into feat (n x width).  A model's features never change, so they
+ * are cached per model (up to a bound) and computed once; any thread.
+ * 0 or CTNAS_ENOMEM. */
+int ctnas_served_features(struct ctnas_served *s,
+                          const struct ctnas_space *sp,
+                          const struct ctnas_arch *archs, int n,
+                          ctnas_real *feat);
 
 /* New served model taking nac (freed with the last reference, and on
  * failure); one reference for the caller. */

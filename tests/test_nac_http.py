@@ -261,7 +261,9 @@ def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     STATE["d"] = d2
     _, _, after = d2.post("/v1/compare", {"a": MID, "b": WORST})
     check_eq(after["model"]["id"], before["model"]["id"], "same model")
-    check(abs(after["p"] - before["p"]) < 1e-9, "same answer")
+    # float32 features: computed in another batch, the last digits move.
+    check(abs(after["p"] - before["p"]) < 1e-5, "same answer: %r vs %r" %
+          (after["p"], before["p"]))
     _, _, j = d2.get("/v1/jobs/%d" % job["id"])
     check_eq(j["state"], "failed", "interrupted job ends failed")
     check("interrupted" in j["error"], "with the reason: %r" % j["error"])
@@ -282,7 +284,8 @@ def newer_model_replaces_the_serving_one():
     # The old one is still reachable by id.
     _, _, pinned = d.post("/v1/compare", {"a": MID, "b": WORST,
                                           "model": old["model"]["id"]})
-    check(abs(pinned["p"] - old["p"]) < 1e-9, "pinned model answers as before")
+    check(abs(pinned["p"] - old["p"]) < 1e-5,
+          "pinned model answers as before")
     # A model that is not published leaves the serving one alone.
     job = train(d, epochs=5, seed=11, publish=False)
     j = wait_job(d, job["id"])
