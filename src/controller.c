@@ -44,9 +44,14 @@ static const int pair_i[NB101_PAIRS] = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1,
 static const int pair_j[NB101_PAIRS] = {1, 2, 3, 4, 5, 6, 2, 3, 4, 5, 6,
                                         3, 4, 5, 6, 4, 5, 6, 5, 6, 6};
 
-/* NB101 phases. */
+/* NB101 phases, in the order the decisions come: the node count, then
+ * PRED and OP alternating for v = 1..m, then EDGE until STOP (or until no
+ * edge fits the budget), then DONE. */
 enum { P_NODES, P_PRED, P_OP, P_EDGE, P_DONE };
 
+/* The decoder: the state of one decision sequence.  It is rebuilt from the
+ * actions alone (replay), so a sample needs to keep only its actions; the
+ * masks it recomputes must equal the ones recorded (asserted). */
 struct dec {
     int space_id;
     int phase;
@@ -60,6 +65,7 @@ struct dec {
     uint8_t has_succ[NB101_SLOTS];
 };
 
+/* A fresh decoder: no decision taken yet. */
 static void dec_init(struct dec *d, int space_id)
 {
     memset(d, 0, sizeof *d);
@@ -87,7 +93,8 @@ static int lowest_bit(uint32_t x)
     return j;
 }
 
-/* Intermediate slots 1..m without a successor so far. */
+/* Intermediate slots 1..m without a successor so far: each will need its
+ * own completion edge to the output, so each counts against the budget. */
 static int nb101_sinks(const struct dec *d)
 {
     int s = 0;
@@ -135,6 +142,9 @@ static uint32_t nb101_mask(const struct dec *d)
     return 0;
 }
 
+/* Take choice a at the current NB101 step and move to the next phase.
+ * Every edge added gives its tail a successor; tree edges (PRED) and
+ * extra edges (EDGE) both count in d->edges. */
 static void nb101_apply(struct dec *d, int a)
 {
     switch (d->phase) {
@@ -170,6 +180,7 @@ static void nb101_apply(struct dec *d, int a)
     }
 }
 
+/* The kind (head and embedding table) of the current step. */
 static int dec_kind(const struct dec *d)
 {
     if (d->space_id == SPACE_NB201)
@@ -180,6 +191,7 @@ static int dec_kind(const struct dec *d)
                                 : K101_EDGE;
 }
 
+/* Take choice a at the current step of either space. */
 static void dec_apply(struct dec *d, int a)
 {
     if (d->space_id == SPACE_NB201) {
@@ -215,6 +227,11 @@ static int dec_next(struct dec *d, int *kind, uint32_t *mask)
     }
 }
 
+/* The canonical architecture of a finished sequence.  NB201: the six ops.
+ * NB101: slots 0..m keep their index, slot 6 (the output) becomes m + 1;
+ * the completion edges are added here.  Nothing is ever left off an
+ * input -> output path, so this is already the pruned (canonical) form,
+ * with the same node order the space's parser would keep. */
 static void dec_finish(const struct dec *d, struct ctnas_arch *a)
 {
     memset(a, 0, sizeof *a);
@@ -282,6 +299,8 @@ static int space_id_of(const struct ctnas_space *sp)
     return 0;
 }
 
+/* Offsets of every parameter block in theta: x0, the LSTM's W and b,
+ * then per kind its embedding table, head matrix and head bias. */
 static void layout_init(int space_id, int hidden, struct ctnas_ctrl_layout *l)
 {
     memset(l, 0, sizeof *l);
@@ -509,10 +528,15 @@ static void step_forward(const struct ctnas_ctrl *c, const double *th,
     cur[OFF_ENT(H)] = ent;
 }
 
+/* How run_one picks each step's choice: by a uniform draw from rng, from
+ * the sample's recorded actions, or by the largest probability. */
 enum { MODE_SAMPLE, MODE_REPLAY, MODE_GREEDY };
 
-/* Run one sequence.  wbuf: MAX_STEPS x stride doubles to keep, or a
- * 2 x stride scratch (keep = 0). */
+/* Run one sequence through the LSTM under parameters th, filling s (its
+ * kinds, masks, actions, log-probability, entropy and architecture).
+ * wbuf: MAX_STEPS x stride doubles where every step's activations are kept
+ * for the backward (keep = 1), or a 2 x stride scratch where only the
+ * previous step survives (keep = 0). */
 static void run_one(const struct ctnas_ctrl *c, const double *th, int mode,
                     struct ctnas_rng *rng, struct ctnas_ctrl_sample *s,
                     double *wbuf, int keep)

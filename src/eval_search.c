@@ -92,7 +92,8 @@ static int parse_double(const char *s, double *out)
 
 #define MAX_SEEDS 1000
 
-/* "1-10", "3", "1,4,7-9" -> seeds; returns the count or -1. */
+/* "1-10", "3", "1,4,7-9" -> seeds; returns the count or -1 (bad syntax,
+ * a descending range, more than MAX_SEEDS). */
 static int parse_seeds(const char *s, unsigned long long *out)
 {
     int n = 0;
@@ -141,7 +142,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The table: architectures by hash, for revealing values. */
+/* The table: the file's architectures by hash, for revealing values.
+ * The hash identifies a cell up to isomorphism (nasbench101), so a search
+ * that finds a cell in another node order still gets its value; a cell
+ * listed twice keeps its first row. */
 struct table {
     const struct ctnas_dataset *ds;
     int cap;
@@ -298,7 +302,17 @@ static json_t *real_or_null(double v)
     return isnan(v) ? json_null() : json_real(v);
 }
 
-/* One seed of the protocol.  Returns 0 or a negative code (err says). */
+/* One seed of the protocol.  Returns 0 or a negative code (err says).
+ *   1. reveal n0 = B / (R + 1) distinct random rows of the file (a seeded
+ *      shuffle; for nasbench201 the file is the whole space, so this is
+ *      uniform sampling of the space);
+ *   2. train a comparator on them (the given recipe, seeded by the seed);
+ *   3. search (search.h) with R + 1 rounds; after each round but the
+ *      last, reveal this round's share of the remaining budget from the
+ *      search's best unmeasured suggestions (those the file lacks cannot
+ *      be measured and are passed over), retrain on all labels, go on.
+ * The answer is the search's top architecture after the last round; its
+ * true value comes from the file (null when the file lacks it). */
 static int run_seed(const struct opts *o, const struct table *tab,
                     const struct ctnas_search_config *scfg0,
                     const struct ctnas_nac_train_config *tc0,
@@ -482,6 +496,7 @@ out:
     return rc;
 }
 
+/* Mean and sample standard deviation of the non-NaN entries of x. */
 static void mean_std(const double *x, int n, double *mean, double *std)
 {
     double m = 0, v = 0;
@@ -499,6 +514,8 @@ static void mean_std(const double *x, int n, double *mean, double *std)
     *std = k > 1 ? sqrt(v / (k - 1)) : 0;   /* sample std */
 }
 
+/* The search settings, echoed in the summary so a result line says what
+ * produced it. */
 static json_t *search_config_json(const struct ctnas_search_config *c)
 {
     return json_pack(

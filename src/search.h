@@ -36,8 +36,9 @@
  *   4. every sampled architecture (steps 1-3) enters the pool of distinct
  *      architectures (when full, the pool keeps its better half).
  * The ranking of the pool (each entry's mean win probability against the
- * rest) is refreshed after each fine-tuning, each baseline update and at
- * the end of a round; its top entry is the search's answer.
+ * rest) is refreshed after each fine-tuning, every update_every steps (with
+ * the baseline update, if any) and at the end of a round; its top entry is
+ * the search's answer.
  *
  * Threads: a search is used by one thread at a time; it touches no
  * globals besides BLAS.  Errors: 0 or a negative CTNAS_E* code with
@@ -259,8 +260,9 @@ int ctnas_search_pick_baseline(const struct ctnas_nac *nac,
                                const ctnas_real *feat, int n, double *score);
 /* Exposed for the tests: from n pair probabilities p[k] (that a_k beats
  * b_k), the indices of the k most confident (max(p, 1 - p)), most
- * confident first, ties by lower index; returns how many (min(k, n)).
- * label[i] receives the predicted label of idx[i]. */
+ * confident first, ties by lower index, pairs with p NaN (a cell against
+ * itself) skipped; returns how many (at most k), or CTNAS_ENOMEM.
+ * label[i] receives the predicted label of idx[i] (1: p >= 0.5). */
 int ctnas_search_select_pseudo(const double *p, int n, int k, int *idx,
                                int *label);
 
