@@ -82,6 +82,9 @@ def main():
         print("  per seed answer: %s" % " ".join(
             "%.2f" % r["answer_accuracy"] if r["answer_accuracy"] is not None
             else "n/a" for r in per_seed))
+        if a.rounds > 0:
+            print("  per seed best measured: %s" % " ".join(
+                "%.2f" % r["best_measured"] for r in per_seed))
         sys.stdout.flush()
 
 
