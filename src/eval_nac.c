@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "blas.h"
+#include "conf.h"
 #include "dataset.h"
 #include "nac.h"
 #include "nac_train.h"
@@ -53,28 +54,6 @@ struct opts {
     unsigned long long seed;
     int have_train, have_test, have_seed, threads, verbose;
 };
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int usage_error(const char *fmt, const char *a, const char *b)
 {
@@ -158,10 +137,10 @@ int ctnas_eval_nac_main(int argc, char **argv)
         else if (strcmp(a, "--recipe") == 0)
             ;
         else if (strcmp(a, "--train") == 0)
-            bad = parse_long(v, 2, 100000000, &o.train) ||
+            bad = ctnas_conf_parse_long(v, 2, 100000000, &o.train) ||
                   !(o.have_train = 1);
         else if (strcmp(a, "--test") == 0)
-            bad = parse_long(v, 2, 100000000, &o.test) || !(o.have_test = 1);
+            bad = ctnas_conf_parse_long(v, 2, 100000000, &o.test) || !(o.have_test = 1);
         else if (strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
@@ -169,28 +148,28 @@ int ctnas_eval_nac_main(int argc, char **argv)
             bad = end == v || *end != '\0' || errno != 0 || v[0] == '-';
             o.have_seed = 1;
         } else if (strcmp(a, "--threads") == 0) {
-            bad = parse_long(v, 1, 256, &l);
+            bad = ctnas_conf_parse_long(v, 1, 256, &l);
             o.threads = (int)l;
         } else if (strcmp(a, "--epochs") == 0) {
-            bad = parse_long(v, 0, 1000000, &l);
+            bad = ctnas_conf_parse_long(v, 0, 1000000, &l);
             tc.epochs = (int)l;
         } else if (strcmp(a, "--batch") == 0) {
-            bad = parse_long(v, 2, 4096, &l);
+            bad = ctnas_conf_parse_long(v, 2, 4096, &l);
             tc.batch = (int)l;
         } else if (strcmp(a, "--layers") == 0) {
-            bad = parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l);
+            bad = ctnas_conf_parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l);
             tc.model.layers = (int)l;
         } else if (strcmp(a, "--dim") == 0) {
-            bad = parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l);
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l);
             tc.model.dim = (int)l;
         } else if (strcmp(a, "--hidden") == 0) {
-            bad = parse_long(v, 1, CTNAS_NAC_MAX_HIDDEN, &l);
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_HIDDEN, &l);
             tc.model.hidden = (int)l;
         } else if (strcmp(a, "--norm") == 0) {
-            bad = parse_long(v, 0, 1, &l);
+            bad = ctnas_conf_parse_long(v, 0, 1, &l);
             tc.model.norm = (int)l;
         } else if (strcmp(a, "--bidir") == 0) {
-            bad = parse_long(v, 0, 2, &l);
+            bad = ctnas_conf_parse_long(v, 0, 2, &l);
             tc.model.bidir = (int)l;
         } else if (strcmp(a, "--head") == 0) {
             tc.model.head = ctnas_nac_head_parse(v);
@@ -204,31 +183,31 @@ int ctnas_eval_nac_main(int argc, char **argv)
                                                      : -1;
             bad = tc.schedule < 0;
         } else if (strcmp(a, "--lr") == 0) {
-            bad = parse_double(v, &tc.lr);
+            bad = ctnas_conf_parse_double(v, &tc.lr);
         } else if (strcmp(a, "--lr-min") == 0) {
-            bad = parse_double(v, &tc.lr_min);
+            bad = ctnas_conf_parse_double(v, &tc.lr_min);
         } else if (strcmp(a, "--beta1") == 0) {
-            bad = parse_double(v, &tc.beta1);
+            bad = ctnas_conf_parse_double(v, &tc.beta1);
         } else if (strcmp(a, "--beta2") == 0) {
-            bad = parse_double(v, &tc.beta2);
+            bad = ctnas_conf_parse_double(v, &tc.beta2);
         } else if (strcmp(a, "--wd") == 0) {
-            bad = parse_double(v, &tc.weight_decay);
+            bad = ctnas_conf_parse_double(v, &tc.weight_decay);
         } else if (strcmp(a, "--decoupled") == 0) {
-            bad = parse_long(v, 0, 1, &l);
+            bad = ctnas_conf_parse_long(v, 0, 1, &l);
             tc.decoupled = (int)l;
         } else if (strcmp(a, "--members") == 0) {
-            bad = parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l);
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l);
             tc.members = (int)l;
         } else if (strcmp(a, "--holdout") == 0) {
-            bad = parse_double(v, &tc.holdout);
+            bad = ctnas_conf_parse_double(v, &tc.holdout);
         } else if (strcmp(a, "--eval-every") == 0) {
-            bad = parse_long(v, 1, 1000000, &l);
+            bad = ctnas_conf_parse_long(v, 1, 1000000, &l);
             tc.eval_every = (int)l;
         } else if (strcmp(a, "--patience") == 0) {
-            bad = parse_long(v, 0, 1000000, &l);
+            bad = ctnas_conf_parse_long(v, 0, 1000000, &l);
             tc.patience = (int)l;
         } else if (strcmp(a, "--dedupe") == 0) {
-            bad = parse_long(v, 0, 1, &l);
+            bad = ctnas_conf_parse_long(v, 0, 1, &l);
             tc.dedupe = (int)l;
         } else {
             return usage_error("unknown option %s%s", a, "");

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "blas.h"
+#include "conf.h"
 #include "dataset.h"
 #include "nac.h"
 #include "nac_train.h"
@@ -66,28 +67,6 @@ static int usage_error(const char *fmt, const char *a, const char *b)
     fprintf(stderr, fmt, a, b);
     fprintf(stderr, "\n%s", usage_text);
     return 2;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
 }
 
 #define MAX_SEEDS 1000
@@ -589,81 +568,81 @@ int ctnas_eval_search_main(int argc, char **argv)
         else if (strcmp(a, "--recipe") == 0)
             ;
         else if (strcmp(a, "--budget") == 0)
-            bad = parse_long(v, 2, 100000000, &o->budget) ||
+            bad = ctnas_conf_parse_long(v, 2, 100000000, &o->budget) ||
                   !(have_budget = 1);
         else if (strcmp(a, "--rounds") == 0)
-            bad = parse_long(v, 0, 999, &o->rounds);
+            bad = ctnas_conf_parse_long(v, 0, 999, &o->rounds);
         else if (strcmp(a, "--seeds") == 0)
             bad = (o->n_seeds = parse_seeds(v, o->seeds)) <= 0;
         else if (strcmp(a, "--threads") == 0)
-            bad = parse_long(v, 1, 256, &l) || !(o->threads = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 256, &l) || !(o->threads = (int)l);
         else if (strcmp(a, "--steps") == 0)
-            bad = parse_long(v, 1, 100000000, &sc.steps);
+            bad = ctnas_conf_parse_long(v, 1, 100000000, &sc.steps);
         else if (strcmp(a, "--batch") == 0)
-            bad = parse_long(v, 1, 1024, &l) || !(sc.batch = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 1024, &l) || !(sc.batch = (int)l);
         else if (strcmp(a, "--lr") == 0)
-            bad = parse_double(v, &sc.lr);
+            bad = ctnas_conf_parse_double(v, &sc.lr);
         else if (strcmp(a, "--entropy") == 0)
-            bad = parse_double(v, &sc.entropy_weight);
+            bad = ctnas_conf_parse_double(v, &sc.entropy_weight);
         else if (strcmp(a, "--clip") == 0)
-            bad = parse_double(v, &sc.grad_clip);
+            bad = ctnas_conf_parse_double(v, &sc.grad_clip);
         else if (strcmp(a, "--advantage") == 0)
             bad = (sc.advantage = ctnas_search_advantage_parse(v)) < 0;
         else if (strcmp(a, "--ema-decay") == 0)
-            bad = parse_double(v, &sc.ema_decay);
+            bad = ctnas_conf_parse_double(v, &sc.ema_decay);
         else if (strcmp(a, "--hidden") == 0)
-            bad = parse_long(v, 1, CTNAS_CTRL_MAX_HIDDEN, &l) ||
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_CTRL_MAX_HIDDEN, &l) ||
                   !(sc.ctrl.hidden = (int)l);
         else if (strcmp(a, "--temperature") == 0)
-            bad = parse_double(v, &sc.ctrl.temperature);
+            bad = ctnas_conf_parse_double(v, &sc.ctrl.temperature);
         else if (strcmp(a, "--tanh") == 0)
-            bad = parse_double(v, &sc.ctrl.tanh_c);
+            bad = ctnas_conf_parse_double(v, &sc.ctrl.tanh_c);
         else if (strcmp(a, "--baseline") == 0)
             bad = (sc.baseline_mode = ctnas_search_baseline_parse(v)) < 0;
         else if (strcmp(a, "--update-every") == 0)
-            bad = parse_long(v, 1, 100000000, &l) ||
+            bad = ctnas_conf_parse_long(v, 1, 100000000, &l) ||
                   !(sc.update_every = (int)l);
         else if (strcmp(a, "--h-size") == 0)
-            bad = parse_long(v, 2, 1000, &l) || !(sc.h_size = (int)l);
+            bad = ctnas_conf_parse_long(v, 2, 1000, &l) || !(sc.h_size = (int)l);
         else if (strcmp(a, "--h-keep") == 0)
-            bad = parse_long(v, 0, 1000, &l) || ((sc.h_keep = (int)l), 0);
+            bad = ctnas_conf_parse_long(v, 0, 1000, &l) || ((sc.h_keep = (int)l), 0);
         else if (strcmp(a, "--r") == 0)
-            bad = parse_double(v, &sc.pseudo_ratio);
+            bad = ctnas_conf_parse_double(v, &sc.pseudo_ratio);
         else if (strcmp(a, "--k") == 0)
-            bad = parse_long(v, 1, 100000, &l) || !(sc.pseudo_k = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 100000, &l) || !(sc.pseudo_k = (int)l);
         else if (strcmp(a, "--u") == 0)
-            bad = parse_long(v, 1, 100000000, &l) ||
+            bad = ctnas_conf_parse_long(v, 1, 100000000, &l) ||
                   !(sc.explore_every = (int)l);
         else if (strcmp(a, "--ft-iters") == 0)
-            bad = parse_long(v, 0, 100000, &l) || ((sc.ft_iters = (int)l), 0);
+            bad = ctnas_conf_parse_long(v, 0, 100000, &l) || ((sc.ft_iters = (int)l), 0);
         else if (strcmp(a, "--ft-pairs") == 0)
-            bad = parse_long(v, 1, 4096, &l) || !(sc.ft_pairs = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 4096, &l) || !(sc.ft_pairs = (int)l);
         else if (strcmp(a, "--ft-lr") == 0)
-            bad = parse_double(v, &sc.ft_lr);
+            bad = ctnas_conf_parse_double(v, &sc.ft_lr);
         else if (strcmp(a, "--ft-top") == 0)
-            bad = parse_double(v, &sc.ft_top);
+            bad = ctnas_conf_parse_double(v, &sc.ft_top);
         else if (strcmp(a, "--pool-cap") == 0)
-            bad = parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
+            bad = ctnas_conf_parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
         else if (strcmp(a, "--top-n") == 0)
-            bad = parse_long(v, 1, 1000000, &l) || !(sc.top_n = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 1000000, &l) || !(sc.top_n = (int)l);
         else if (strcmp(a, "--epochs") == 0)
-            bad = parse_long(v, 0, 1000000, &l) || ((tc.epochs = (int)l), 0);
+            bad = ctnas_conf_parse_long(v, 0, 1000000, &l) || ((tc.epochs = (int)l), 0);
         else if (strcmp(a, "--members") == 0)
-            bad = parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l) ||
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l) ||
                   !(tc.members = (int)l);
         else if (strcmp(a, "--nac-lr") == 0)
-            bad = parse_double(v, &tc.lr);
+            bad = ctnas_conf_parse_double(v, &tc.lr);
         else if (strcmp(a, "--head") == 0)
             bad = (tc.model.head = ctnas_nac_head_parse(v)) < 0;
         else if (strcmp(a, "--layers") == 0)
-            bad = parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l) ||
+            bad = ctnas_conf_parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l) ||
                   ((tc.model.layers = (int)l), 0);
         else if (strcmp(a, "--bidir") == 0)
-            bad = parse_long(v, 0, 2, &l) || ((tc.model.bidir = (int)l), 0);
+            bad = ctnas_conf_parse_long(v, 0, 2, &l) || ((tc.model.bidir = (int)l), 0);
         else if (strcmp(a, "--norm") == 0)
-            bad = parse_long(v, 0, 1, &l) || ((tc.model.norm = (int)l), 0);
+            bad = ctnas_conf_parse_long(v, 0, 1, &l) || ((tc.model.norm = (int)l), 0);
         else if (strcmp(a, "--dim") == 0)
-            bad = parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l) ||
+            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l) ||
                   !(tc.model.dim = (int)l);
         else {
             rc = usage_error("unknown option %s%s", a, "");
