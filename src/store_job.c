@@ -85,6 +85,16 @@ static int exec_done(struct ctnas_store *st, sqlite3_stmt *s,
     return r;
 }
 
+/* Run an INSERT; finalize it; *id the new row's id. */
+static int exec_insert(struct ctnas_store *st, sqlite3_stmt *s,
+                       const char *what, int64_t *id, struct ctnas_err *err)
+{
+    int rc = exec_done(st, s, what, err);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
 static json_t *col_json(sqlite3_stmt *s, int i)
 {
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
@@ -136,12 +146,7 @@ int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
                   "INSERT INTO jobs (kind, state, params, created_at, "
                   "updated_at) VALUES (?, 'queued', ?, ?, ?)",
                   "insert a job", err, "tjdd", kind, params, now, now);
-    if (rc < 0)
-        return rc;
-    if ((rc = exec_done(st, s, "insert a job", err)) < 0)
-        return rc;
-    *id = sqlite3_last_insert_rowid(st->db);
-    return 0;
+    return rc < 0 ? rc : exec_insert(st, s, "insert a job", id, err);
 }
 
 int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
@@ -304,12 +309,7 @@ int ctnas_store_model_insert(struct ctnas_store *st,
                   m->metric ? m->metric : "", m->job_id, m->config,
                   m->figures, m->train_ids, blob, len,
                   (int64_t)(m->published != 0), ctnas_store_now());
-    if (rc < 0)
-        return rc;
-    if ((rc = exec_done(st, s, "store a model", err)) < 0)
-        return rc;
-    *id = sqlite3_last_insert_rowid(st->db);
-    return 0;
+    return rc < 0 ? rc : exec_insert(st, s, "store a model", id, err);
 }
 
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
