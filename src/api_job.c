@@ -17,7 +17,8 @@
  * remaining seconds, from its start time and progress fraction. */
 json_t *ctnas_api_job_view(json_t *row)
 {
-    /* Internal to resuming and to the suggestions route. */
+    /* Internal to resuming (jobs stored before sql/004 keep their
+     * labelled set in params) and to the suggestions route. */
     json_object_del(json_object_get(row, "params"), "label_ids");
     json_object_del(json_object_get(row, "progress"), "suggestions");
     const char *state = json_string_value(json_object_get(row, "state"));

@@ -545,10 +545,13 @@ static int add_label(void *cls, int64_t id, const char *enc, double value)
 }
 
 /* Fill j from a request (resume = 0) or from the params of its job row
- * (resume = 1, which also names the labelled set by id).  On success
- * *params is the normalised request to store (new reference). */
+ * (resume = 1; want_ids then names the labelled set by id, or is NULL for
+ * a job stored without one).  On success *params is the normalised
+ * request to store and *label_ids the ids of the labelled set (new
+ * references). */
 static int build_job(struct search_job *j, struct ctnas_store *st,
-                     const json_t *req, int resume, json_t **params,
+                     const json_t *req, int resume, const json_t *want_ids,
+                     json_t **params, json_t **label_ids,
                      struct ctnas_err *err)
 {
     int rc;
@@ -618,14 +621,13 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
 
     /* The labelled set. */
     struct labels l = {j, 0, NULL, NULL, 0};
-    const json_t *label_ids = json_object_get(req, "label_ids");
-    if (resume && json_is_array(label_ids)) {
-        l.n_want = json_array_size(label_ids);
+    if (resume && json_is_array(want_ids)) {
+        l.n_want = json_array_size(want_ids);
         l.want = malloc((l.n_want ? l.n_want : 1) * sizeof *l.want);
         if (l.want == NULL)
             return CTNAS_ENOMEM;
         for (size_t i = 0; i < l.n_want; i++)
-            l.want[i] = json_integer_value(json_array_get(label_ids, i));
+            l.want[i] = json_integer_value(json_array_get(want_ids, i));
         qsort(l.want, l.n_want, sizeof *l.want, cmp_i64);
     }
     l.ids = json_array();
@@ -711,8 +713,8 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     json_object_set_new(p, "suggestions", json_integer(j->suggestions));
     json_object_set_new(p, "publish", json_boolean(j->publish));
     json_object_set_new(p, "n_labels", json_integer(j->n_labels));
-    json_object_set_new(p, "label_ids", l.ids);
     *params = p;
+    *label_ids = l.ids;
     return 0;
 }
 
@@ -723,16 +725,18 @@ int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
     struct search_job *j = search_job_new(app);
     if (j == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-    json_t *params = NULL;
-    int rc = build_job(j, st, req, 0, &params, err);
+    json_t *params = NULL, *label_ids = NULL;
+    int rc = build_job(j, st, req, 0, NULL, &params, &label_ids, err);
     if (rc == 0 && ctnas_runner_active(app->runner) >= app->conf->max_jobs)
         rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
                            "%d jobs are already queued or running (the "
                            "limit, --max-jobs): wait for one to finish",
                            app->conf->max_jobs);
     if (rc == 0)
-        rc = ctnas_store_job_insert(st, "search", params, &j->job.id, err);
+        rc = ctnas_store_job_insert(st, "search", params, label_ids,
+                                    &j->job.id, err);
     json_decref(params);
+    json_decref(label_ids);
     if (rc < 0) {
         search_job_free(j);
         return rc;
@@ -773,10 +777,19 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
         }
         j->job.id = id;
         /* The stored params name the comparator by id: "latest" was
-         * resolved when the job was made. */
-        int brc = build_job(j, st, json_object_get(row, "params"), 1,
-                            &params, &jerr);
+         * resolved when the job was made.  The labelled set is in its own
+         * column (sql/004), or in params for jobs made before it. */
+        const json_t *p0 = json_object_get(row, "params");
+        json_t *want = json_incref(json_object_get(p0, "label_ids"));
+        int brc = want != NULL
+                      ? 0
+                      : ctnas_store_job_labels(st, id, &want, &jerr);
+        json_t *label_ids = NULL;
+        if (brc == 0)
+            brc = build_job(j, st, p0, 1, want, &params, &label_ids, &jerr);
+        json_decref(want);
         json_decref(params);
+        json_decref(label_ids);
         long step;
         void *blob = NULL;
         size_t len;

@@ -436,7 +436,8 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     json_object_set_new(params, "train_size",
                         train_size ? json_integer(train_size) : json_null());
     json_object_set_new(params, "publish", json_boolean(publish));
-    rc = ctnas_store_job_insert(st, "train", params, &t->job.id, err);
+    rc = ctnas_store_job_insert(st, "train", params, NULL, &t->job.id,
+                                err);
     json_decref(params);
     if (rc < 0)
         goto fail;

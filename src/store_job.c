@@ -137,16 +137,42 @@ static json_t *job_row(sqlite3_stmt *s)
 }
 
 int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
-                           const json_t *params, int64_t *id,
-                           struct ctnas_err *err)
+                           const json_t *params, const json_t *label_ids,
+                           int64_t *id, struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     double now = ctnas_store_now();
     int rc = prep(st, &s,
-                  "INSERT INTO jobs (kind, state, params, created_at, "
-                  "updated_at) VALUES (?, 'queued', ?, ?, ?)",
-                  "insert a job", err, "tjdd", kind, params, now, now);
+                  "INSERT INTO jobs (kind, state, params, label_ids, "
+                  "created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?)",
+                  "insert a job", err, "tjjdd", kind, params, label_ids, now,
+                  now);
     return rc < 0 ? rc : exec_insert(st, s, "insert a job", id, err);
+}
+
+int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
+                           json_t **label_ids, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "SELECT label_ids FROM jobs WHERE id = ?",
+                  "read a job's labels", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        json_t *v = col_json(s, 0);
+        *label_ids = json_is_null(v) ? NULL : v;
+        if (*label_ids == NULL)
+            json_decref(v);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job %lld",
+                           (long long)id);
+    } else {
+        rc = ctnas__store_fail(st, rc, "read a job's labels", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
 int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,

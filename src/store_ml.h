@@ -23,9 +23,16 @@
 double ctnas_store_now(void);
 
 /* ---- jobs ---- */
+/* A queued job; label_ids (a JSON array of architecture ids, or NULL) is
+ * the labelled set a search starts from, stored beside params because
+ * only a resume reads it (ctnas_store_job_labels). */
 int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
-                           const json_t *params, int64_t *id,
-                           struct ctnas_err *err);
+                           const json_t *params, const json_t *label_ids,
+                           int64_t *id, struct ctnas_err *err);
+/* *label_ids: job id's stored labelled set (new reference), or NULL when
+ * it has none; CTNAS_ENOTFOUND for no such job. */
+int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
+                           json_t **label_ids, struct ctnas_err *err);
 int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
                         struct ctnas_err *err);
 /* Newest first; kind and state may be NULL (any). */

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "migrations.h"
+#include "store_ml.h"
 #include "store_int.h"
 #include "test.h"
 
@@ -419,6 +420,43 @@ static void test_foreign_key(void)
     ASSERT_STREQ(err.field, "arch_id");
     ASSERT_EQ(rg, CTNAS_ENOTFOUND);
     ASSERT_EQ(raw, 0);
+}
+
+/* A search job's labelled set lives beside its params (sql/004): the row
+ * that polls read does not carry it, the resume path reads it back. */
+static void test_job_labels(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    json_t *params = json_pack("{s:s}", "space", "nasbench201");
+    json_t *ids = json_pack("[I,I,I]", (json_int_t)3, (json_int_t)1,
+                            (json_int_t)7);
+    int64_t with = 0, without = 0;
+    int r1 = ctnas_store_job_insert(st, "search", params, ids, &with, &err);
+    int r2 = ctnas_store_job_insert(st, "train", params, NULL, &without,
+                                    &err);
+    json_t *row = NULL, *back = NULL, *none = json_true();
+    int r3 = ctnas_store_job_get(st, with, &row, &err);
+    int r4 = ctnas_store_job_labels(st, with, &back, &err);
+    int r5 = ctnas_store_job_labels(st, without, &none, &err);
+    int r6 = ctnas_store_job_labels(st, with + without + 1, &none, &err);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(r1, 0);
+    ASSERT_EQ(r2, 0);
+    ASSERT_EQ(r3, 0);
+    ASSERT_EQ(r4, 0);
+    ASSERT_EQ(r5, 0);
+    ASSERT_EQ(r6, CTNAS_ENOTFOUND);
+    ASSERT(json_equal(back, ids));
+    ASSERT(none == NULL);
+    ASSERT(json_object_get(row, "label_ids") == NULL);
+    ASSERT(json_object_get(json_object_get(row, "params"), "label_ids") ==
+           NULL);
+    json_decref(params);
+    json_decref(ids);
+    json_decref(row);
+    json_decref(back);
 }
 
 static void test_rollback(void)
@@ -1233,6 +1271,7 @@ int main(void)
     TEST_RUN(test_meas_idempotent);
     TEST_RUN(test_foreign_key);
     TEST_RUN(test_rollback);
+    TEST_RUN(test_job_labels);
     TEST_RUN(test_list_id_pages);
     TEST_RUN(test_list_metric_pages);
     TEST_RUN(test_list_rows_and_any_metric);
