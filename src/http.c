@@ -26,8 +26,14 @@ struct ctnas_http {
     struct MHD_Daemon *mhd;
     struct ctnas_app *app;
     atomic_int in_flight;
+    atomic_int admitted;  /* open connections within --max-connections */
+    int max_connections;
     int port;
 };
+
+/* Socket contexts of connections: admitted, or over --max-connections
+ * (answered 503 and closed). */
+static char conn_admitted, conn_over_limit;
 
 struct route {
     const char *method;
@@ -143,12 +149,16 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 {
     int status = ctnas_err_http_status(err->code);
     json_t *body = error_body(err);
-    enum MHD_Result r =
-        err->code == CTNAS_EAUTH
-            ? send_json(conn, status, body, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                        "Bearer realm=\"ctnasd\"")
-            : send_json(conn, status, body,
-                        allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+    enum MHD_Result r;
+    if (err->code == CTNAS_EAUTH)
+        r = send_json(conn, status, body, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                      "Bearer realm=\"ctnasd\"");
+    else if (err->code == CTNAS_EBUSY)
+        r = send_json(conn, status, body, MHD_HTTP_HEADER_CONNECTION,
+                      "close");
+    else
+        r = send_json(conn, status, body,
+                      allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
     json_decref(body);
     cs->responded = 1;
     if (status >= 500)
@@ -256,6 +266,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.path = url;
         cs->req.conn = conn;
 
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context == &conn_over_limit) {
+            ctnas_err_set(&err, CTNAS_EBUSY, "",
+                          "too many open connections (--max-connections "
+                          "%d); retry later", h->max_connections);
+            return send_error(conn, cs, &err, NULL);
+        }
         if (check_auth(conn, h->app, method, url, &err) < 0)
             return send_error(conn, cs, &err, NULL);
         char allow[64];
@@ -369,6 +387,32 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
+/* One count of connections for the whole thread pool: MHD's own
+ * MHD_OPTION_CONNECTION_LIMIT is split among the pool's threads, each
+ * accepting until its share is full, so which connection is the one too
+ * many depends on where the kernel hands it.  A connection started over
+ * the limit is marked; its first request is answered 503 and the
+ * connection closed (on_request). */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    struct ctnas_http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (atomic_fetch_add(&h->admitted, 1) < h->max_connections) {
+            *socket_context = &conn_admitted;
+        } else {
+            atomic_fetch_sub(&h->admitted, 1);
+            *socket_context = &conn_over_limit;
+        }
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED &&
+               *socket_context == &conn_admitted) {
+        atomic_fetch_sub(&h->admitted, 1);
+        *socket_context = NULL;
+    }
+}
+
 const char *ctnas_req_query(const struct ctnas_req *req, const char *key)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
@@ -434,6 +478,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     if (h == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     h->app = app;
+    h->max_connections = conf->max_connections;
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -455,14 +500,23 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                              conf->listen);
     }
 
+    /* --max-connections is counted by on_connection; MHD's limit (split
+     * among the threads) only bounds the sockets open at once, leaving
+     * each thread room for OVER_LIMIT_SLOTS connections over the limit
+     * to be told 503.  Beyond that, new connections wait in the listen
+     * queue. */
+    enum { OVER_LIMIT_SLOTS = 8 };
+    unsigned sockets = (unsigned)conf->max_connections +
+                       OVER_LIMIT_SLOTS * (unsigned)conf->threads;
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conf->timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)conf->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, sockets,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
