@@ -70,6 +70,19 @@ json_t *ctnas_api_job_view(json_t *row);
 /* 0 when state is NULL or a job state; else EINVAL on field "state". */
 int ctnas_api_job_state_check(const char *state, struct ctnas_err *err);
 
+/* The POST of a job route: the request's body to submit(), whose new job
+ * row is answered with its view and 202. */
+typedef int (*ctnas_api_submit_fn)(struct ctnas_app *app,
+                                   struct ctnas_store *st, const json_t *req,
+                                   json_t **out, struct ctnas_err *err);
+int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
+                         json_t **out, struct ctnas_err *err);
+
+/* The GET of a job list route, ?state=&limit= (and ?kind= when kind is
+ * NULL; else only jobs of that kind). */
+int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
+                            json_t **out, struct ctnas_err *err);
+
 /* Route handlers (routes.def lists them with their paths). */
 #define ROUTE(method, path, handler, summary) \
     int handler(struct ctnas_req *req, json_t **out, struct ctnas_err *err);

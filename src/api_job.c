@@ -85,23 +85,40 @@ int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
     return 200;
 }
 
-int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
-                       struct ctnas_err *err)
+int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
+                         json_t **out, struct ctnas_err *err)
 {
-    static const char *const params[] = {"kind", "state", "limit", NULL};
-    int rc = ctnas_req_query_only(req, params, err);
+    json_t *body;
+    struct ctnas_store *st;
+    int rc;
+    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = submit(req->app, st, body, out, err)) < 0)
+        return rc;
+    ctnas_api_job_view(*out);
+    return 202;
+}
+
+int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
+                            json_t **out, struct ctnas_err *err)
+{
+    static const char *const any_kind[] = {"kind", "state", "limit", NULL};
+    int rc = ctnas_req_query_only(req, kind ? any_kind + 1 : any_kind, err);
     if (rc < 0)
         return rc;
-    const char *kind = ctnas_req_query(req, "kind");
+    if (kind == NULL) {
+        kind = ctnas_req_query(req, "kind");
+        if (kind && strcmp(kind, "train") != 0 &&
+            strcmp(kind, "search") != 0)
+            return ctnas_err_set(err, CTNAS_EINVAL, "kind",
+                                 "kind must be train or search");
+    }
     const char *state = ctnas_req_query(req, "state");
     int64_t limit = 100;
     const char *lim = ctnas_req_query(req, "limit");
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
                                            err)) < 0)
         return rc;
-    if (kind && strcmp(kind, "train") != 0 && strcmp(kind, "search") != 0)
-        return ctnas_err_set(err, CTNAS_EINVAL, "kind",
-                             "kind must be train or search");
     if ((rc = ctnas_api_job_state_check(state, err)) < 0)
         return rc;
     struct ctnas_store *st;
@@ -115,6 +132,12 @@ int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
     json_array_foreach(rows, i, row) ctnas_api_job_view(row);
     *out = json_pack("{s:o}", "items", rows);
     return 200;
+}
+
+int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
+                       struct ctnas_err *err)
+{
+    return ctnas_api_job_list_kind(req, NULL, out, err);
 }
 
 int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,

@@ -61,15 +61,7 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
 int ctnas_api_nac_train(struct ctnas_req *req, json_t **out,
                         struct ctnas_err *err)
 {
-    json_t *body;
-    struct ctnas_store *st;
-    int rc;
-    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_job_train_submit(req->app, st, body, out, err)) < 0)
-        return rc;
-    ctnas_api_job_view(*out);
-    return 202;
+    return ctnas_api_job_submit(req, ctnas_job_train_submit, out, err);
 }
 
 /* ---- shared by compare and rank ---- */

@@ -67,44 +67,13 @@ static void add_standing(struct ctnas_store *st, const json_t *params,
 int ctnas_api_search_post(struct ctnas_req *req, json_t **out,
                           struct ctnas_err *err)
 {
-    json_t *body;
-    struct ctnas_store *st;
-    int rc;
-    if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_job_search_submit(req->app, st, body, out, err)) < 0)
-        return rc;
-    ctnas_api_job_view(*out);
-    return 202;
+    return ctnas_api_job_submit(req, ctnas_job_search_submit, out, err);
 }
 
 int ctnas_api_search_list(struct ctnas_req *req, json_t **out,
                           struct ctnas_err *err)
 {
-    static const char *const params[] = {"state", "limit", NULL};
-    int rc = ctnas_req_query_only(req, params, err);
-    if (rc < 0)
-        return rc;
-    int64_t limit = 100;
-    const char *lim = ctnas_req_query(req, "limit");
-    if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
-                                           err)) < 0)
-        return rc;
-    if ((rc = ctnas_api_job_state_check(ctnas_req_query(req, "state"),
-                                        err)) < 0)
-        return rc;
-    struct ctnas_store *st;
-    json_t *rows;
-    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_job_list(st, "search",
-                                   ctnas_req_query(req, "state"),
-                                   (int)limit, &rows, err)) < 0)
-        return rc;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) ctnas_api_job_view(row);
-    *out = json_pack("{s:o}", "items", rows);
-    return 200;
+    return ctnas_api_job_list_kind(req, "search", out, err);
 }
 
 int ctnas_api_search_get(struct ctnas_req *req, json_t **out,
