@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Load test: wrk drives the daemon at --connections connections for
 --seconds on a mix of /v1/compare, /v1/rank (5 architectures),
-GET /v1/architectures pages and job polling, while a training job runs.
-Reports requests per second, p50 / p99 latency, non-2xx answers (must be
-0) and resident memory before and after (growth must stay under 5%).
+GET /v1/architectures pages, training-job polls and search polls, while a
+training job and a search job run throughout (both must still be running
+when wrk ends).  Reports requests per second, p50 / p99 latency, non-2xx
+answers (must be 0) and resident memory before and after (growth must
+stay under 5%).
 
     python3 bench/load.py --ctnasd ./ctnasd          # needs wrk (Debian)
 """
@@ -89,9 +91,13 @@ def main():
         job = call(port, "POST", "/v1/nac/train", {
             "space": "nasbench201", "dataset": "cifar10", "train_size": 424,
             "seed": 2, "epochs": 100000, "publish": False})
+        # A search with that first model, long enough to outlast the run.
+        search = call(port, "POST", "/v1/searches", {
+            "space": "nasbench201", "dataset": "cifar10",
+            "steps": 10000000, "seed": 1})
         # Warm up, then measure memory before and after the run.
         env = dict(os.environ, LOAD_CELLS=" ".join(cells[:500]),
-                   LOAD_JOB=str(job["id"]))
+                   LOAD_JOB=str(job["id"]), LOAD_SEARCH=str(search["id"]))
         lua = os.path.join(HERE, "load_mix.lua")
         url = "http://127.0.0.1:%d" % port
         subprocess.run(["wrk", "-t", str(a.threads), "-c",
@@ -103,7 +109,14 @@ def main():
                               "--latency", "-s", lua, url], env=env,
                              capture_output=True, text=True).stdout
         after = rss_kb(d.pid)
+        states = {"train": call(port, "GET", "/v1/jobs/%d" % job["id"]),
+                  "search": call(port, "GET",
+                                 "/v1/searches/%d" % search["id"])}
+        steps = (states["search"]["progress"] or {}).get("step")
+        epoch = (states["train"]["progress"] or {}).get("epoch")
+        states = {k: v["state"] for k, v in states.items()}
         call(port, "DELETE", "/v1/jobs/%d" % job["id"])
+        call(port, "DELETE", "/v1/searches/%d" % search["id"])
         d.terminate()
         d.wait()
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -114,15 +127,19 @@ def main():
         growth = 100.0 * (after - before) / before
         print(out)
         print("%.0f requests/s, p50 %s, p99 %s, non-2xx %d, socket errors "
-              "%s, RSS %.1f -> %.1f MB (%+.1f%%)"
+              "%s, RSS %.1f -> %.1f MB (%+.1f%%); at the end the training "
+              "job was %s (epoch %s), the search %s (step %s)"
               % (rps, lat.get("50"), lat.get("99"), non2xx,
                  errs.group(1) if errs else "none", before / 1024.0,
-                 after / 1024.0, growth))
+                 after / 1024.0, growth, states["train"], epoch,
+                 states["search"], steps))
         print(json.dumps({"rps": rps, "p50": lat.get("50"),
                           "p99": lat.get("99"), "non_2xx": non2xx,
+                          "socket_errors": errs.group(1) if errs else None,
                           "rss_before_kb": before, "rss_after_kb": after,
-                          "rss_growth_percent": growth}))
-        sys.exit(0 if non2xx == 0 and growth < 5 else 1)
+                          "rss_growth_percent": growth, "jobs": states}))
+        running = all(v == "running" for v in states.values())
+        sys.exit(0 if non2xx == 0 and growth < 5 and running else 1)
     finally:
         shutil.rmtree(w, ignore_errors=True)
 
