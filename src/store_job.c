@@ -150,26 +150,25 @@ int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
     return rc < 0 ? rc : exec_insert(st, s, "insert a job", id, err);
 }
 
-int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
-                           json_t **label_ids, struct ctnas_err *err)
+/* The one row of job id that sql (one '?' for the id) selects, mapped
+ * by fn into *out; CTNAS_ENOTFOUND when there is no such job. */
+static int job_read(struct ctnas_store *st, int64_t id, const char *sql,
+                    json_t *(*fn)(sqlite3_stmt *), json_t **out,
+                    const char *what, struct ctnas_err *err)
 {
     sqlite3_stmt *s;
-    int rc = prep(st, &s, "SELECT label_ids FROM jobs WHERE id = ?",
-                  "read a job's labels", err, "i", id);
+    int rc = prep(st, &s, sql, what, err, "i", id);
     if (rc < 0)
         return rc;
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        json_t *v = col_json(s, 0);
-        *label_ids = json_is_null(v) ? NULL : v;
-        if (*label_ids == NULL)
-            json_decref(v);
+        *out = fn(s);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job %lld",
                            (long long)id);
     } else {
-        rc = ctnas__store_fail(st, rc, "read a job's labels", err);
+        rc = ctnas__store_fail(st, rc, what, err);
     }
     sqlite3_finalize(s);
     return rc;
@@ -178,23 +177,30 @@ int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
 int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
                         struct ctnas_err *err)
 {
-    sqlite3_stmt *s;
-    int rc = prep(st, &s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
-                  "read a job", err, "i", id);
+    return job_read(st, id, "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+                    job_row, row, "read a job", err);
+}
+
+static json_t *first_col_json(sqlite3_stmt *s)
+{
+    return col_json(s, 0);
+}
+
+int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
+                           json_t **label_ids, struct ctnas_err *err)
+{
+    json_t *v = NULL;
+    int rc = job_read(st, id, "SELECT label_ids FROM jobs WHERE id = ?",
+                      first_col_json, &v, "read a job's labels", err);
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *row = job_row(s);
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job %lld",
-                           (long long)id);
-    } else {
-        rc = ctnas__store_fail(st, rc, "read a job", err);
+    /* SQL NULL (no labelled set) reads as JSON null */
+    if (json_is_null(v)) {
+        json_decref(v);
+        v = NULL;
     }
-    sqlite3_finalize(s);
-    return rc;
+    *label_ids = v;
+    return 0;
 }
 
 /* Collect every row of s into a new array with fn; finalize s. */
