@@ -12,43 +12,13 @@ architectures, then times (medians of --reps): ranking every stored cell
 compares from --clients concurrent keep-alive clients for --seconds.
 """
 import argparse
-import http.client
 import json
-import os
 import random
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "..", "shared", "data", "nb201_cifar10.csv")
-
-
-def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-class Client:
-    def __init__(self, port):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        h = {"Content-Type": "application/json"} if data else {}
-        self.c.request(method, path, body=data, headers=h)
-        r = self.c.getresponse()
-        doc = json.loads(r.read())
-        if r.status >= 300:
-            sys.exit("%s %s -> %d %r" % (method, path, r.status, doc))
-        return doc
+from benchlib import NB201, Client, rss_mb, served_nb201
 
 
 def timed(fn, reps):
@@ -63,34 +33,12 @@ def timed(fn, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ctnasd", default="./ctnasd")
-    ap.add_argument("--data", default=DATA)
+    ap.add_argument("--data", default=NB201)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=5)
     a = ap.parse_args()
-    w = tempfile.mkdtemp(prefix="ctnas-bench-")
-    db = os.path.join(w, "bench.db")
-    try:
-        subprocess.run([a.ctnasd, "import", "--db", db, "--space",
-                        "nasbench201", "--dataset", "cifar10", a.data],
-                       check=True, capture_output=True)
-        pf = os.path.join(w, "port")
-        d = subprocess.Popen([a.ctnasd, "--db", db, "--port", "0",
-                              "--port-file", pf, "--log-level", "warn"])
-        while not os.path.exists(pf):
-            time.sleep(0.02)
-        port = int(open(pf).read())
-        c = Client(port)
-        job = c.call("POST", "/v1/nac/train", {
-            "space": "nasbench201", "dataset": "cifar10",
-            "train_size": 424, "seed": 1})
-        while True:
-            j = c.call("GET", "/v1/jobs/%d" % job["id"])
-            if j["state"] not in ("queued", "running"):
-                break
-            time.sleep(0.2)
-        if j["state"] != "succeeded":
-            sys.exit("training failed: %r" % j)
+    with served_nb201(a.ctnasd, a.data, 424) as (c, d, port, j):
         rss_idle = rss_mb(d.pid)
 
         rank_med, rank_all = timed(lambda: c.call(
@@ -127,8 +75,6 @@ def main():
         rps = sum(counts) / (time.time() - t0)
         all_lat = sorted(x for l in lat for x in l)
         rss_after = rss_mb(d.pid)
-        d.terminate()
-        d.wait()
         res = {
             "rank_all_15625_s_median": rank_med, "rank_all_s": rank_all,
             "compare_10000_pairs_s_median": cmp_med, "compare_10000_s": cmp_all,
@@ -147,8 +93,6 @@ def main():
                                      res["single_compare_p99_ms"], rss_idle,
                                      rss_after))
         print(json.dumps(res))
-    finally:
-        shutil.rmtree(w, ignore_errors=True)
 
 
 if __name__ == "__main__":

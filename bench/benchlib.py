@@ -1,0 +1,93 @@
+"""What the benchmark scripts share: a keep-alive JSON client, the
+daemon's resident memory, percentiles, and a daemon serving NAS-Bench-201
+CIFAR-10 (the whole file imported, a comparator trained) in a temporary
+directory."""
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NB201 = os.path.join(HERE, "..", "..", "shared", "data", "nb201_cifar10.csv")
+
+
+class Client:
+    """One keep-alive connection; call() exits on a non-2xx answer, as a
+    benchmark that gets errors measures nothing."""
+
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        h = {"Content-Type": "application/json"} if data else {}
+        self.c.request(method, path, body=data, headers=h)
+        r = self.c.getresponse()
+        doc = json.loads(r.read())
+        if r.status >= 300:
+            sys.exit("%s %s -> %d %r" % (method, path, r.status, doc))
+        return doc
+
+    def wait_job(self, path, poll=0.1):
+        """Poll a job (or search) until it leaves queued/running."""
+        while True:
+            j = self.call("GET", path)
+            if j["state"] not in ("queued", "running"):
+                return j
+            time.sleep(poll)
+
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+@contextlib.contextmanager
+def served_nb201(ctnasd, data, train_size, seed=1):
+    """Yield (client, daemon process, port, training job row): data
+    imported into a fresh database, the daemon on a free loopback port,
+    the default comparator trained on train_size random cells.  Everything
+    is stopped and removed afterwards."""
+    if not os.path.exists(data):
+        sys.exit("no %s: this benchmark needs the NAS-Bench-201 file" % data)
+    w = tempfile.mkdtemp(prefix="ctnas-bench-")
+    db = os.path.join(w, "bench.db")
+    d = None
+    try:
+        subprocess.run([ctnasd, "import", "--db", db, "--space",
+                        "nasbench201", "--dataset", "cifar10", data],
+                       check=True, capture_output=True)
+        pf = os.path.join(w, "port")
+        d = subprocess.Popen([ctnasd, "--db", db, "--port", "0",
+                              "--port-file", pf, "--log-level", "warn"])
+        while not os.path.exists(pf) or not open(pf).read().strip():
+            if d.poll() is not None:
+                sys.exit("ctnasd exited with %d" % d.returncode)
+            time.sleep(0.02)
+        port = int(open(pf).read())
+        c = Client(port)
+        job = c.call("POST", "/v1/nac/train", {
+            "space": "nasbench201", "dataset": "cifar10",
+            "train_size": train_size, "seed": seed})
+        j = c.wait_job("/v1/jobs/%d" % job["id"], 0.2)
+        if j["state"] != "succeeded":
+            sys.exit("training failed: %r" % j)
+        yield c, d, port, j
+    finally:
+        if d is not None:
+            d.terminate()
+            d.wait()
+        shutil.rmtree(w, ignore_errors=True)
