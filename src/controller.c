@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Space ids are written into the state bytes (ctnas_ctrl_save), so their
+ * values are part of the saved format: never renumber them. */
 enum { SPACE_NB201 = 1, SPACE_NB101 = 2 };
 
 /* ------------------------------------------------------------------ */
@@ -24,6 +26,9 @@ enum { SPACE_NB201 = 1, SPACE_NB101 = 2 };
 
 #define NB101_SLOTS 7            /* input, 5 intermediate, output */
 #define NB101_OUT (NB101_SLOTS - 1)
+/* NAS-Bench-101's limits: at most 7 vertices and 9 edges per cell.  The
+ * 21 pairs are every (i, j), i < j, of the 7 slots; STOP is choice 21 of
+ * the EDGE kind, one past the last pair. */
 #define NB101_MAX_MID 5
 #define NB101_MAX_EDGES 9
 #define NB101_OPS 3
@@ -34,6 +39,8 @@ enum { SPACE_NB201 = 1, SPACE_NB101 = 2 };
 #define NB101_T_OUTPUT 1
 #define NB101_T_FIRST_OP 2
 
+/* Choices per NB101 kind.  PRED has 5 (a predecessor in 0..4, since v is
+ * at most 5); its mask narrows that to 0..v-1 at each step. */
 enum { K101_NODES, K101_PRED, K101_OP, K101_EDGE, K101_N };
 static const int nb101_choices[K101_N] = {NB101_MAX_MID + 1, NB101_MAX_MID,
                                           NB101_OPS, NB101_PAIRS + 1};
@@ -73,6 +80,8 @@ static void dec_init(struct dec *d, int space_id)
     d->phase = P_NODES;
 }
 
+/* Masks have at most 22 bits (EDGE: 21 pairs and STOP), so a plain loop
+ * is enough and keeps the file free of compiler builtins. */
 static int popcount32(uint32_t x)
 {
     int n = 0;
@@ -83,6 +92,7 @@ static int popcount32(uint32_t x)
     return n;
 }
 
+/* Index of the lowest set bit; x must not be 0 (the loop would not end). */
 static int lowest_bit(uint32_t x)
 {
     int j = 0;
@@ -118,6 +128,8 @@ static uint32_t nb101_mask(const struct dec *d)
         for (int u = 1; u < d->v; u++)
             leaves += !d->has_succ[u];
         for (int p = 0; p < d->v; p++) {
+            /* Node v starts as a leaf (+1); an intermediate leaf p stops
+             * being one (-1).  The input is never a leaf. */
             int after = leaves + 1 - (p >= 1 && !d->has_succ[p]);
             if (after <= NB101_MAX_EDGES - d->m)
                 mask |= 1u << p;
@@ -130,12 +142,18 @@ static uint32_t nb101_mask(const struct dec *d)
         int s = nb101_sinks(d);
         for (int k = 0; k < NB101_PAIRS; k++) {
             int i = pair_i[k], j = pair_j[k];
+            /* Both ends must be slots in use (0..m or the output), and
+             * the edge new.  An edge out of a sink replaces that sink's
+             * completion edge, so it costs nothing net. */
             if (i > d->m || (j > d->m && j != NB101_OUT) || d->adj[i][j])
                 continue;
             int frees = i >= 1 && !d->has_succ[i];
             if (d->edges + 1 + s - frees <= NB101_MAX_EDGES)
                 mask |= 1u << k;
         }
+        /* STOP is always allowed: PRED's masks leave edges + sinks <= 9
+         * and each allowed EDGE keeps it so, so the completion edges
+         * always fit. */
         return mask | 1u << NB101_STOP;
     }
     }
@@ -181,6 +199,8 @@ static void nb101_apply(struct dec *d, int a)
 }
 
 /* The kind (head and embedding table) of the current step. */
+/* NB201 gives each edge its own kind (head and embedding table), so
+ * each edge learns its own op distribution; NB101 has one per phase. */
 static int dec_kind(const struct dec *d)
 {
     if (d->space_id == SPACE_NB201)
@@ -217,6 +237,9 @@ static int dec_next(struct dec *d, int *kind, uint32_t *mask)
             mk = nb101_mask(d);
         }
         assert(mk != 0);
+        /* A forced step adds neither log p nor an LSTM step.  Replay
+         * skips exactly the same steps, since masks depend only on the
+         * actions taken so far. */
         if (popcount32(mk) == 1) {
             dec_apply(d, lowest_bit(mk));
             continue;
@@ -256,6 +279,8 @@ static void dec_finish(const struct dec *d, struct ctnas_arch *a)
         if (!d->has_succ[v])
             a->adj[v][out] = 1;
     if (m == 0)
+    /* m = 0: the cell is input -> output alone; its one edge is added
+     * here as no decision could choose it. */
         a->adj[0][1] = 1;
 }
 
@@ -276,6 +301,8 @@ int ctnas_ctrl_config_check(const struct ctnas_ctrl_config *cfg,
     if (cfg->hidden < 1 || cfg->hidden > CTNAS_CTRL_MAX_HIDDEN)
         return ctnas_err_set(err, CTNAS_EINVAL, "hidden",
                              "hidden must be 1..%d", CTNAS_CTRL_MAX_HIDDEN);
+    /* Written as !(in range) so that NaN, which fails every comparison,
+     * is rejected too.  The upper bounds only reject nonsense. */
     if (!(cfg->temperature > 0 && cfg->temperature < 1e6))
         return ctnas_err_set(err, CTNAS_EINVAL, "temperature",
                              "temperature must be > 0");
@@ -288,6 +315,8 @@ int ctnas_ctrl_config_check(const struct ctnas_ctrl_config *cfg,
     return 0;
 }
 
+/* Which decision layout serves sp; 0 for a space without one.  By name,
+ * so any struct ctnas_space of the same space is accepted. */
 static int space_id_of(const struct ctnas_space *sp)
 {
     if (sp == NULL)
@@ -314,6 +343,9 @@ static void layout_init(int space_id, int hidden, struct ctnas_ctrl_layout *l)
         for (int k = 0; k < K101_N; k++)
             l->n_choices[k] = nb101_choices[k];
     }
+    /* W is (2H) x 4H row-major: row k multiplies x_k, row H + k
+     * multiplies h_{t-1,k}; the columns are the gate quarters i f g o.
+     * Embeddings and heads are C x H, one row per choice. */
     size_t H = (size_t)hidden, off = 0;
     l->x0 = off;
     off += H;
@@ -358,9 +390,12 @@ struct ctnas_ctrl *ctnas_ctrl_new(const struct ctnas_space *space,
     c->adam_m = calloc(n, sizeof *c->adam_m);
     c->adam_v = calloc(n, sizeof *c->adam_v);
     if (c->theta == NULL || c->adam_m == NULL || c->adam_v == NULL) {
+        /* Frees whichever arrays were allocated. */
         ctnas_ctrl_free(c);
         goto nomem;
     }
+    /* Uniform in [-init_range, init_range); the Adam moments start at 0
+     * (calloc) and adam_t at 0, as Adam's bias correction assumes. */
     for (size_t i = 0; i < n; i++)
         c->theta[i] = cfg->init_range * (2.0 * ctnas_rng_uniform(rng) - 1.0);
     return c;
@@ -399,6 +434,9 @@ int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
     w->cap = cap;
     w->hidden = c->cfg.hidden;
     w->stride = STRIDE(c->cfg.hidden);
+    /* At least one sample's room: malloc(0) may return NULL, which would
+     * read as ENOMEM.  scratch is backward's dh, dc, dhp, dx (H each) and
+     * dz (4H): 8H doubles. */
     w->buf = malloc((size_t)(cap > 0 ? cap : 1) * CTNAS_CTRL_MAX_STEPS *
                     (size_t)w->stride * sizeof *w->buf);
     w->scratch = malloc((size_t)8 * c->cfg.hidden * sizeof *w->scratch);
@@ -420,6 +458,8 @@ void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w)
     w->cap = 0;
 }
 
+/* Two branches so that exp() only ever sees a non-positive argument and
+ * cannot overflow. */
 static double sigmoid(double x)
 {
     if (x >= 0)
@@ -429,6 +469,8 @@ static double sigmoid(double x)
 }
 
 /* logits from the head output u */
+/* u / T, or c tanh(u / T) when tanh_c > 0: the bounded logits keep the
+ * policy from collapsing onto one choice early in the search. */
 static double squash(const struct ctnas_ctrl_config *cfg, double u)
 {
     double t = u / cfg->temperature;
@@ -480,6 +522,8 @@ static void step_forward(const struct ctnas_ctrl *c, const double *th,
     const struct ctnas_ctrl_layout *l = &c->lay;
     double *z = cur + OFF_G(H);
     const double *w = th + l->w;
+    /* z = b + sum_k x_k W[k,:] + sum_k h_k W[H+k,:]: walking W's rows
+     * keeps every inner loop contiguous (axpy over 4H). */
     memcpy(z, th + l->b, (size_t)G * sizeof *z);
     for (int k = 0; k < H; k++)
         axpy(G, x[k], w + (size_t)k * G, z);
@@ -490,6 +534,8 @@ static void step_forward(const struct ctnas_ctrl *c, const double *th,
     for (int k = 0; k < H; k++) {
         double ig = sigmoid(z[k]), fg = sigmoid(z[H + k]);
         double gg = tanh(z[2 * H + k]), og = sigmoid(z[3 * H + k]);
+        /* The activated gates overwrite z: backward needs those, not the
+         * pre-activations. */
         z[k] = ig;
         z[H + k] = fg;
         z[2 * H + k] = gg;
@@ -501,6 +547,9 @@ static void step_forward(const struct ctnas_ctrl *c, const double *th,
     const int C = l->n_choices[kind];
     const double *hw = th + l->head_w[kind], *hb = th + l->head_b[kind];
     double *u = cur + OFF_U(H), *lp = cur + OFF_LP(H);
+    /* Masked choices get log p = -inf and no share of the entropy; the
+     * log-sum-exp runs over the allowed logits only, shifted by their
+     * maximum so exp() cannot overflow. */
     double mx = -INFINITY;
     for (int j = 0; j < C; j++) {
         double s = hb[j] + dot(H, hw + (size_t)j * H, h);
@@ -550,6 +599,9 @@ static void run_one(const struct ctnas_ctrl *c, const double *th, int mode,
     double logp = 0, ent = 0;
     while (dec_next(&d, &kind, &mask)) {
         assert(t < CTNAS_CTRL_MAX_STEPS);
+        /* keep = 0 alternates two slots: step t needs only step t - 1.
+         * Step t > 0 reads the embedding of the previous action in the
+         * previous step's kind table; step 0 reads the learned x0. */
         double *cur = wbuf + (size_t)(keep ? t : (t & 1)) * stride;
         const double *prev = NULL, *x = th + l->x0;
         if (t > 0) {
@@ -570,6 +622,8 @@ static void run_one(const struct ctnas_ctrl *c, const double *th, int mode,
                 if ((mask >> j & 1u) && (a < 0 || lp[j] > lp[a]))
                     a = j;
         } else {
+            /* Inverse CDF over the allowed choices: one uniform draw per
+             * step, so a seed fixes the whole sample. */
             double r = ctnas_rng_uniform(rng), acc = 0;
             for (int j = 0; j < C; j++)
                 if (mask >> j & 1u) {
@@ -623,6 +677,8 @@ void ctnas_ctrl_forward(const struct ctnas_ctrl *c, const double *theta,
     const int stride = STRIDE(c->cfg.hidden);
     assert(n <= work->cap && work->hidden == c->cfg.hidden);
     for (int i = 0; i < n; i++)
+        /* theta != NULL lets the gradient check evaluate the loss at a
+         * perturbed theta without touching c. */
         run_one(c, theta ? theta : c->theta, MODE_REPLAY, NULL, &s[i],
                 work->buf + (size_t)i * CTNAS_CTRL_MAX_STEPS * stride, 1);
 }
@@ -676,6 +732,8 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
         const struct ctnas_ctrl_sample *si = &s[i];
         const double *base =
             work->buf + (size_t)i * CTNAS_CTRL_MAX_STEPS * stride;
+        /* dh and dc carry the gradient from step t + 1 back into step t;
+         * nothing flows past the last step. */
         loss -= inv * (adv[i] * si->logp + ent_weight * si->entropy);
         memset(dh, 0, (size_t)H * sizeof *dh);
         memset(dc, 0, (size_t)H * sizeof *dc);
@@ -695,6 +753,8 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
                 double p = exp(lp[j]);
                 double dl = -inv * (adv[i] * ((j == a) - p) -
                                     ent_weight * p * (lp[j] + ent));
+                /* The head's dh adds to the dh that came back through
+                 * the recurrence from step t + 1. */
                 double du = dl * squash_grad(&c->cfg, u[j]);
                 ghb[j] += du;
                 axpy(H, du, h, ghw + (size_t)j * H);
@@ -709,6 +769,7 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
                 dz[k] = dck * gg * ig * (1.0 - ig);
                 dz[H + k] = dck * cprev * fg * (1.0 - fg);
                 dz[2 * H + k] = dck * ig * (1.0 - gg * gg);
+                /* o does not feed c, so its gradient uses dh alone. */
                 dz[3 * H + k] = dh[k] * tc[k] * og * (1.0 - og);
                 dc[k] = dck * fg;
             }
@@ -716,6 +777,8 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
                 gb[j] += dz[j];
             const double *x;
             double *gx;
+            /* x was a row of the previous action's embedding table (or
+             * x0): several steps may share a row, so its gradient adds. */
             if (t > 0) {
                 size_t off = l->emb[si->kind[t - 1]] +
                              (size_t)si->action[t - 1] * H;
@@ -737,6 +800,8 @@ double ctnas_ctrl_backward(const struct ctnas_ctrl *c, int n,
                     axpy(G, hp[k], dz, gw + (size_t)(H + k) * G);
                     dhp[k] = dot(G, w + (size_t)(H + k) * G, dz);
                 }
+                /* dh_{t-1} replaces dh: step t's head contribution was
+                 * consumed above. */
                 memcpy(dh, dhp, (size_t)H * sizeof *dh);
             }
         }
@@ -755,6 +820,8 @@ double ctnas_ctrl_update(struct ctnas_ctrl *c, double *grad, double lr,
                          double clip)
 {
     size_t n = c->lay.n_params;
+    /* Clip by global norm: scaling the whole vector keeps the direction.
+     * The norm returned is the one before clipping, for the logs. */
     double ss = 0;
     for (size_t i = 0; i < n; i++)
         ss += grad[i] * grad[i];
@@ -764,6 +831,11 @@ double ctnas_ctrl_update(struct ctnas_ctrl *c, double *grad, double lr,
         for (size_t i = 0; i < n; i++)
             grad[i] *= f;
     }
+    /* Adam with bias correction: m_hat = m / (1 - b1^t), v_hat = v /
+     * (1 - b2^t), theta -= lr m_hat / (sqrt(v_hat) + eps).  The two
+     * corrections are folded into step and isb2, so the loop has one
+     * division per element; eps is added after the correction, as in
+     * the paper. */
     c->adam_t++;
     double bc1 = 1.0 - pow(ADAM_B1, (double)c->adam_t);
     double bc2 = 1.0 - pow(ADAM_B2, (double)c->adam_t);
@@ -781,6 +853,9 @@ double ctnas_ctrl_update(struct ctnas_ctrl *c, double *grad, double lr,
 /* State bytes: "CTNASCTL", u32 version, u32 space id, u32 hidden, u32 0,
  * f64 temperature, tanh_c, init_range, u64 n_params, u64 adam_t, then
  * theta, adam_m, adam_v as native doubles. */
+/* Header offsets: magic 0, u32[4] 8, f64[3] 24, u64[2] 48, 64 bytes in
+ * all.  Native byte order: the bytes resume a job where they were saved
+ * and are not an exchange format.  Bump CTRL_VERSION on any change. */
 #define CTRL_VERSION 1
 #define CTRL_HEADER 64
 static const char ctrl_magic[8] = {'C', 'T', 'N', 'A', 'S', 'C', 'T', 'L'};
@@ -831,6 +906,9 @@ int ctnas_ctrl_load(struct ctnas_ctrl *c, const void *buf, size_t len,
         return ctnas_err_set(err, CTNAS_EINVAL, "controller",
                              "controller state of another version, space "
                              "or shape");
+    /* Every check passed: only now is c written, so a failed load leaves
+     * it untouched.  hidden and space must match (they fix the layout);
+     * the squashing settings are taken from the state. */
     c->cfg.temperature = f[0];
     c->cfg.tanh_c = f[1];
     c->cfg.init_range = f[2];

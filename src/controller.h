@@ -135,6 +135,10 @@ struct ctnas_ctrl_work {
     double *scratch;                    /* 8 H, for the backward */
 };
 
+/* Caller-embedded workspace sized for c's hidden width and up to cap
+ * samples (~100 KB per sample at H = 64).  0 or CTNAS_ENOMEM, after
+ * which w holds nothing.  One work per thread: sample/forward write it,
+ * backward reads it.  destroy accepts a zeroed or destroyed w. */
 int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
                          const struct ctnas_ctrl *c, int cap);
 void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w);
@@ -176,6 +180,9 @@ int ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
 /* State (config, theta, Adam) as bytes for a checkpoint: native doubles,
  * so a blob is for the same build only; load checks shape and space. */
 size_t ctnas_ctrl_state_size(const struct ctnas_ctrl *c);
+/* save writes state_size bytes into buf (cap at least that) and returns
+ * the count, or CTNAS_ETOOLARGE.  load: 0, or CTNAS_EINVAL on bytes of
+ * another version, space or shape, leaving c unchanged. */
 long ctnas_ctrl_save(const struct ctnas_ctrl *c, void *buf, size_t cap);
 int ctnas_ctrl_load(struct ctnas_ctrl *c, const void *buf, size_t len,
                     struct ctnas_err *err);
