@@ -25,6 +25,9 @@ int ctnas_adam_init(struct ctnas_adam *a, size_t n,
     memset(a, 0, sizeof *a);
     a->cfg = *cfg;
     a->n = n;
+    /* Zeroed moments with t = 0 are what the bias correction assumes.
+     * n = 0 still allocates one element: calloc(0) may return NULL,
+     * which would read as ENOMEM. */
     a->m = calloc(n ? n : 1, sizeof *a->m);
     a->v = calloc(n ? n : 1, sizeof *a->v);
     if (a->m == NULL || a->v == NULL) {
@@ -44,6 +47,8 @@ void ctnas_adam_destroy(struct ctnas_adam *a)
     a->n = 0;
 }
 
+/* Between ensemble members (nac_train.c), which share one state; the
+ * configuration stays. */
 void ctnas_adam_reset(struct ctnas_adam *a)
 {
     memset(a->m, 0, a->n * sizeof *a->m);
@@ -59,12 +64,20 @@ void ctnas_adam_step(struct ctnas_adam *a, ctnas_real *theta,
 {
     const struct ctnas_adam_config *c = &a->cfg;
     a->t++;
+    /* Bias correction: m and v start at 0, so early on they are
+     * underestimates by the factors 1 - b1^t and 1 - b2^t.  Dividing
+     * them out is folded into step = lr / bc1 and isb2 = 1 / sqrt(bc2),
+     * computed once in double, so the loop has a single division.
+     * eps stays outside the correction, as in Kingma and Ba. */
     double bc1 = 1.0 - pow(c->beta1, (double)a->t);
     double bc2 = 1.0 - pow(c->beta2, (double)a->t);
     ctnas_real b1 = (ctnas_real)c->beta1, b2 = (ctnas_real)c->beta2;
     ctnas_real step = (ctnas_real)(lr / bc1);
     ctnas_real isb2 = (ctnas_real)(1.0 / sqrt(bc2));
     ctnas_real eps = (ctnas_real)c->eps;
+    /* Exactly one decay form is active: l2 feeds the moments, shrink
+     * (1 - lr wd, AdamW) scales theta outside them, so the decay is not
+     * divided by sqrt(v). */
     ctnas_real l2 = c->decoupled ? 0 : (ctnas_real)c->weight_decay;
     ctnas_real shrink =
         c->decoupled ? (ctnas_real)(1.0 - lr * c->weight_decay) : 1;
@@ -82,6 +95,9 @@ void ctnas_adam_step(struct ctnas_adam *a, ctnas_real *theta,
     }
 }
 
+/* The moments are saved as float32: in the daemon's float build that is
+ * ctnas_real itself, so save and load are bit-exact; a double build (the
+ * gradient tests) rounds them, which only touches a resume there. */
 #define ADAM_HEADER 72
 #define ADAM_VERSION 1
 static const char adam_magic[8] = {'C', 'T', 'N', 'A', 'S', 'A', 'D', 'M'};
@@ -120,8 +136,10 @@ size_t ctnas_adam_state_size(const struct ctnas_adam *a)
     return ADAM_HEADER + 8 * a->n;
 }
 
-/* Layout: magic 8, version u64, n u64, t u64, lr beta1 beta2 eps wd as
- * f64 (40), decoupled u64 ... then m and v interleaved as float32. */
+/* Layout: magic 8, version u64 (decoupled in bit 32), n u64, t u64, lr
+ * beta1 beta2 eps wd as f64 (40): 72 bytes; then m and v interleaved as
+ * float32.  Every field is written little-endian byte by byte, so a
+ * checkpoint reads back on any host. */
 long ctnas_adam_save(const struct ctnas_adam *a, void *buf, size_t cap)
 {
     size_t size = ctnas_adam_state_size(a);
@@ -163,6 +181,9 @@ int ctnas_adam_load(struct ctnas_adam *a, const void *buf, size_t len,
         return ctnas_err_set(err, CTNAS_EINVAL, "optimizer",
                              "Adam state format %u, this build reads %d",
                              (unsigned)(uint32_t)vw, ADAM_VERSION);
+    /* The parameter count must match the model it will drive: moments
+     * of another shape would silently misalign.  Nothing in a is written
+     * until every check has passed. */
     uint64_t n = get_u64(p + 16);
     if (n != a->n || len != ADAM_HEADER + 8 * a->n)
         return ctnas_err_set(err, CTNAS_EINVAL, "optimizer",

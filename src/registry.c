@@ -13,6 +13,12 @@
 
 /* Open addressing over architectures (their canonical bytes), with the
  * features of each; grows to CACHE_MAX entries, then stops caching. */
+/* Keys are compared with memcmp and hashed byte by byte, so an arch must
+ * be canonical and zero outside its n nodes (the spaces' parsers and the
+ * controller memset before filling).  The table is kept at most half
+ * full, so a probe always ends at a free slot; at CACHE_MAX entries the
+ * table stops at 2^18 slots.  A model's features never change, so
+ * entries are never evicted or invalidated: the cache dies with it. */
 #define CACHE_MAX (1 << 17)
 
 struct ctnas_feat_cache {
@@ -23,6 +29,8 @@ struct ctnas_feat_cache {
     ctnas_real *feat;
 };
 
+/* 64-bit FNV-1a over the struct's bytes: cheap, and good enough for
+ * linear probing over a power-of-two table. */
 static uint64_t arch_hash(const struct ctnas_arch *a)
 {
     const unsigned char *p = (const unsigned char *)a;
@@ -44,6 +52,7 @@ static void cache_free(struct ctnas_feat_cache *c)
 }
 
 /* Slot of a in c (its own, or the free one where it would go). */
+/* Called with c->mu held and c->cap > 0 (a power of two). */
 static size_t cache_slot(const struct ctnas_feat_cache *c,
                          const struct ctnas_arch *a)
 {
@@ -53,6 +62,9 @@ static size_t cache_slot(const struct ctnas_feat_cache *c,
     return h;
 }
 
+/* Double the table (4096 slots at first) and rehash every entry; with
+ * c->mu held.  On ENOMEM the old table is put back intact, and the
+ * caller merely skips caching. */
 static int cache_grow(struct ctnas_feat_cache *c)
 {
     struct ctnas_feat_cache old = *c;
@@ -93,6 +105,11 @@ int ctnas_served_features(struct ctnas_served *s,
 {
     struct ctnas_feat_cache *c = s->cache;
     int w = c->width;
+    /* Two short critical sections around one long computation: lookups
+     * copy out hits, the misses are computed unlocked (the GCN forward is
+     * the slow part), then stored.  Concurrent requests may compute the
+     * same miss twice; the second store is skipped, which is harmless as
+     * both results are equal. */
     int *miss = malloc((size_t)(n ? n : 1) * sizeof *miss);
     if (miss == NULL)
         return CTNAS_ENOMEM;
@@ -123,6 +140,8 @@ int ctnas_served_features(struct ctnas_served *s,
             for (int k = 0; k < n_miss; k++) {
                 memcpy(feat + (size_t)miss[k] * w, f + (size_t)k * w,
                        (size_t)w * sizeof *feat);
+                /* The caller's feat is already filled: whatever happens
+                 * to the cache below, the answer is complete. */
                 if (c->n >= CACHE_MAX)
                     continue;
                 if (2 * (c->n + 1) > c->cap && cache_grow(c) < 0)
@@ -145,6 +164,9 @@ int ctnas_served_features(struct ctnas_served *s,
     return rc;
 }
 
+/* The served models, at most one per (space, dataset).  The registry
+ * holds one reference on each item; mu guards n, cap and items, never
+ * the models themselves, which are immutable once published. */
 struct ctnas_registry {
     pthread_mutex_t mu;
     int n, cap;
@@ -161,6 +183,8 @@ struct ctnas_served *ctnas_served_new(int64_t id, const char *space,
         ctnas_nac_free(nac_take);
         return NULL;
     }
+    /* The caller's reference.  Strings are truncated to the fields'
+     * sizes, which the names in use fit. */
     atomic_init(&s->refs, 1);
     s->id = id;
     snprintf(s->space, sizeof s->space, "%s", space);
@@ -186,6 +210,9 @@ void ctnas_served_ref(struct ctnas_served *s)
 
 void ctnas_served_release(struct ctnas_served *s)
 {
+    /* fetch_sub returns the old count: 1 means this was the last
+     * reference.  Its sequentially consistent ordering makes every other
+     * holder's use happen before the free. */
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     ctnas_nac_free(s->nac);
@@ -220,6 +247,9 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
     int matches = 0;
     if (ambiguous)
         *ambiguous = 0;
+    /* The reference is taken under mu: the registry's own reference
+     * keeps the count above zero until publish swaps the item out, so a
+     * reader can never revive a model being freed. */
     pthread_mutex_lock(&reg->mu);
     for (int i = 0; i < reg->n; i++) {
         struct ctnas_served *s = reg->items[i];
@@ -243,6 +273,10 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
 void ctnas_registry_publish(struct ctnas_registry *reg,
                             struct ctnas_served *s)
 {
+    /* Publish swaps one pointer under mu; readers holding the old model
+     * keep it alive by their own references.  The displaced model is
+     * released after unlocking, since freeing it may take a while and
+     * would stall every reader. */
     struct ctnas_served *old = NULL;
     ctnas_served_ref(s);
     pthread_mutex_lock(&reg->mu);
@@ -265,6 +299,9 @@ void ctnas_registry_publish(struct ctnas_registry *reg,
                 realloc(reg->items, (size_t)cap * sizeof *it);
             if (it == NULL) {
                 pthread_mutex_unlock(&reg->mu);
+                /* Out of memory: s is not served and the previous state
+                 * stands.  There is no error to return: the model stays
+                 * in the store and is published again on restart. */
                 ctnas_served_release(s);
                 return;
             }
