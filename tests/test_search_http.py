@@ -153,6 +153,28 @@ def cancel_ends_a_search_within_a_second():
 
 
 @test
+def too_many_searches_is_429_and_lists_filter():
+    d = STATE["d"]  # started with --max-jobs 2
+    long = dict(SEARCH, steps=1000000)
+    ids = [d.post("/v1/searches", long)[2]["id"] for _ in range(2)]
+    e = check_error(d.post("/v1/searches", SEARCH), 429, "limit_reached")
+    check("--max-jobs" in e["message"], "names the limit: %r" % e["message"])
+    st, _, lst = d.get("/v1/searches?state=running&limit=1000")
+    check_eq(st, 200, "list running")
+    running = {x["id"] for x in lst["items"]}
+    check(all(x["kind"] == "search" and x["state"] == "running"
+              for x in lst["items"]), "only running searches listed")
+    check_error(d.get("/v1/searches?kind=train"), 400, field="kind")
+    check_error(d.get("/v1/searches?state=asleep"), 400, field="state")
+    check_error(d.get("/v1/searches?limit=0"), 400, field="limit")
+    for i in ids:
+        d.request("DELETE", "/v1/searches/%d" % i)
+    for i in ids:
+        check_eq(wait(d, i)["state"], "cancelled", "cleaned up")
+    check(running <= set(ids), "running ones are ours: %r" % running)
+
+
+@test
 def ask_tell_rounds_wait_for_measurements():
     d = STATE["d"]
     st, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
