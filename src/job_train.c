@@ -18,6 +18,10 @@
 #include "space.h"
 #include "store_ml.h"
 
+/* One training job.  Built on the HTTP thread by submit, then owned by
+ * the runner: graphs, acc and ids are read by the pool thread only while
+ * work runs; model and res are written by work and read by done, the
+ * runner's queueing ordering the two.  done frees the whole struct. */
 struct train_job {
     struct ctnas_job job;
     struct ctnas_app *app;
@@ -32,6 +36,9 @@ struct train_job {
     /* Progress snapshot: written by the pool thread, read by tick. */
     pthread_mutex_t mu;
     struct ctnas_nac_progress prog;
+    /* seq counts snapshots; seq_written is the last one stored, 0 before
+     * the job row was marked running and -1 after that but before the
+     * first progress row. */
     int seq, seq_written;
     /* Result, handed from work to done. */
     struct ctnas_nac *model;
@@ -51,6 +58,10 @@ static void train_job_free(struct train_job *t)
     free(t);
 }
 
+/* Pool thread, from inside ctnas_nac_train.  Mid-epoch calls exist only
+ * so cancellation is noticed promptly; just epoch ends are snapshotted.
+ * A non-zero return (the cancel flag) makes the training stop with
+ * CTNAS_ECANCELED. */
 static int on_progress(const struct ctnas_nac_progress *p, void *user)
 {
     struct train_job *t = user;
@@ -63,6 +74,7 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
     return atomic_load(&t->job.cancel);
 }
 
+/* Pool thread: the whole training in one slice (no checkpoints). */
 static int train_work(struct ctnas_job *job)
 {
     struct train_job *t = job->data;
@@ -70,6 +82,8 @@ static int train_work(struct ctnas_job *job)
                            &t->model, &t->res, &t->err);
 }
 
+/* JSON has no NaN or infinity: a figure not computed yet (a holdout
+ * tau before the first evaluation, say) is written as null. */
 static json_t *num_or_null(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
@@ -78,6 +92,8 @@ static json_t *num_or_null(double v)
 static json_t *progress_json(const struct ctnas_nac_progress *p)
 {
     int total = p->epochs * p->members;
+    /* Members train one after another, so the fraction done counts the
+     * finished members' epochs plus the current member's. */
     double frac = total > 0 ? (double)(p->member * p->epochs + p->epoch) /
                                   total
                             : 0;
@@ -89,6 +105,10 @@ static json_t *progress_json(const struct ctnas_nac_progress *p)
                      num_or_null(p->holdout_tau));
 }
 
+/* Loop thread, every CTNAS_RUNNER_TICK_MS once the job has started.  The
+ * snapshot is copied under mu and written outside it, so the pool thread
+ * never waits on SQLite.  Store errors are dropped: progress is best
+ * effort, and the next tick tries again with a fresher snapshot. */
 static int train_tick(struct ctnas_job *job)
 {
     struct train_job *t = job->data;
@@ -119,6 +139,10 @@ static int train_tick(struct ctnas_job *job)
 static int store_result(struct train_job *t, struct ctnas_store *st,
                         int64_t *model_id, struct ctnas_err *err)
 {
+    /* One transaction, so a poll never sees a succeeded job without its
+     * model, nor a model row of a job that failed.  figures is borrowed
+     * by meta and referenced by result; every reference is dropped
+     * below on all paths. */
     size_t len = ctnas_nac_blob_size(t->model);
     void *blob = malloc(len);
     if (blob == NULL)
@@ -160,6 +184,10 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
     return rc;
 }
 
+/* Loop thread, under the runner's mutex: writes the job's final row,
+ * publishes the model when asked, and frees t in every case (the job is
+ * never requeued).  A shutdown is recorded as "failed: interrupted"
+ * rather than "cancelled", since nobody asked for it. */
 static int train_done(struct ctnas_job *job, int status)
 {
     struct train_job *t = job->data;
@@ -182,6 +210,7 @@ static int train_done(struct ctnas_job *job, int status)
             struct ctnas_served *s = ctnas_served_new(
                 model_id, t->space->name, t->dataset, t->metric,
                 ctnas_store_now(), t->model);
+            /* served_new took the model, even if it failed. */
             t->model = NULL;
             if (s) {
                 ctnas_registry_publish(t->app->registry, s);
@@ -200,6 +229,7 @@ static int train_done(struct ctnas_job *job, int status)
                                "cancelled by request", &err);
         ctnas_log_info("job %lld: cancelled", (long long)job->id);
     } else {
+        /* status 0 here means training worked but storing it failed. */
         const char *why = status == 0 ? err.msg : t->err.msg;
         struct ctnas_err ferr = {0};
         ctnas_store_job_finish(st, job->id, "failed", NULL,
@@ -215,6 +245,7 @@ static const struct ctnas_job_ops train_ops = {train_work, train_tick,
 
 /* ---- building a job from a request ---- */
 
+/* The state of the store scan that fills a job's training set. */
 struct collect {
     struct train_job *t;
     int cap;
@@ -229,6 +260,10 @@ static int cmp_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* One measured architecture from ctnas_store_arch_measured (HTTP
+ * thread).  A negative return stops the scan.  The arrays grow one by
+ * one and cap moves only when all three grew, so a failed realloc never
+ * leaves an array shorter than cap; train_job_free frees them all. */
 static int collect_one(void *cls, int64_t id, const char *enc, double value)
 {
     struct collect *c = cls;
@@ -261,6 +296,8 @@ static int collect_one(void *cls, int64_t id, const char *enc, double value)
     return 0;
 }
 
+/* Every key a training request may carry: anything else is a typo the
+ * client should hear about (ctnas_jsonv_only), not a silent default. */
 static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", "epochs",
     "batch", "pairing", "lr", "schedule", "lr_min", "beta1", "beta2",
@@ -272,6 +309,8 @@ static const char *const train_keys[] = {
 static void subsample(struct train_job *t, int k, uint64_t seed)
 {
     struct ctnas_rng rng;
+    /* Its own stream: the same seed also drives the training, and the
+     * choice of subset should not be correlated with it. */
     ctnas_rng_seed(&rng, seed ^ 0x5eed5eedULL);
     for (int i = 0; i < k; i++) {
         int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(t->n - i));
@@ -288,6 +327,10 @@ static void subsample(struct train_job *t, int k, uint64_t seed)
     t->n = k;
 }
 
+/* HTTP thread.  Everything that can fail on the request's content is
+ * checked before the job row exists, so a 400 leaves no trace in the
+ * store.  On any failure t is freed here; after a successful submit the
+ * runner owns it. */
 int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                            const json_t *req, json_t **out,
                            struct ctnas_err *err)
@@ -336,6 +379,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     snprintf(t->dataset, sizeof t->dataset, "%s", dataset);
     snprintf(t->metric, sizeof t->metric, "%s", metric ? metric : "");
     ctnas_nac_train_config_default(&t->cfg);
+    /* The model's input width follows the space, never the request. */
     t->cfg.model.n_types = space->n_node_types;
     if ((rc = ctnas_nac_json_read(req, "", &t->cfg, err)) < 0 ||
         (rc = ctnas_nac_train_config_check(&t->cfg, err)) < 0)
@@ -369,6 +413,8 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
         }
         json_decref(ms);
     }
+    /* Wanted ids are sorted for bsearch in collect_one, and duplicates
+     * rejected so the count check below can spot unknown ids. */
     struct collect c = {t, 0, NULL, 0, err};
     if (ids) {
         c.n_wanted = json_array_size(ids);
@@ -419,6 +465,9 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     if (train_size)
         subsample(t, (int)train_size, t->cfg.seed);
 
+    /* Checked before inserting the row, so the common refusal leaves no
+     * failed row behind.  Two submits can still race past it; submit
+     * below is the real check, and its loser's row is marked failed. */
     if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
         rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
                            "%d jobs are already queued or running (the "
@@ -461,6 +510,8 @@ fail:
     return rc;
 }
 
+/* Any thread with its own store connection: the blob is parsed into a
+ * fresh model, so the result shares nothing with the registry. */
 int ctnas_job_train_load_model(struct ctnas_store *st, int64_t id,
                                struct ctnas_served **out,
                                struct ctnas_err *err)
@@ -486,6 +537,8 @@ int ctnas_job_train_load_model(struct ctnas_store *st, int64_t id,
     return *out ? 0 : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
 }
 
+/* Stops at the first model that fails to load: the daemon would rather
+ * refuse to start than serve an older model without saying so. */
 int ctnas_job_train_load_serving(struct ctnas_app *app,
                                  struct ctnas_store *st, int *n,
                                  struct ctnas_err *err)

@@ -15,9 +15,13 @@ struct ctnas_runner {
     struct ctnas_job *inbox;   /* submitted, not yet queued (mu) */
     struct ctnas_job *active;  /* queued on the pool or running (mu) */
     int n_active;              /* inbox + active (mu) */
+    /* n_active counts parked jobs too: a parked search still holds its
+     * memory, so it still takes one of the max_active places. */
     int max_active;
 };
 
+/* Pool thread.  started is set even for a job cancelled while queued, so
+ * that its done runs like any other; its work function never runs. */
 static void on_work(uv_work_t *w)
 {
     struct ctnas_job *job = w->data;
@@ -26,6 +30,10 @@ static void on_work(uv_work_t *w)
                                         : job->ops->work(job);
 }
 
+/* Loop thread.  libuv allows a uv_work_t to be queued again from its own
+ * after_work callback, which is how REQUEUE reuses job->work.
+ * UV_ECANCELED would come from uv_cancel, which nothing calls today; it
+ * is mapped anyway so done always sees a CTNAS code. */
 static void on_after_work(uv_work_t *w, int status)
 {
     struct ctnas_job *job = w->data;
@@ -56,6 +64,8 @@ static void on_after_work(uv_work_t *w, int status)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Loop thread: drain the whole inbox, since several uv_async_send calls
+ * may have coalesced into this one callback. */
 static void on_async(uv_async_t *a)
 {
     struct ctnas_runner *r = a->data;
@@ -87,6 +97,8 @@ static void on_tick(uv_timer_t *t)
      * cannot lose a job under us; the mutex guards against submitters. */
     pthread_mutex_lock(&r->mu);
     for (struct ctnas_job *job = r->active; job; job = job->next) {
+            /* A job still queued has nothing to report: its row says
+             * queued until the pool picks it up. */
         if (!job->ops->tick || !atomic_load(&job->started))
             continue;
         /* A parked job comes back when its tick says so, or to end when
@@ -117,12 +129,17 @@ int ctnas_runner_new(uv_loop_t *loop, int max_active,
     r->async.data = r;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
+    /* The timer runs for the runner's whole life, jobs or not: four
+     * wake-ups a second cost nothing and spare start/stop bookkeeping. */
     uv_timer_start(&r->timer, on_tick, CTNAS_RUNNER_TICK_MS,
                    CTNAS_RUNNER_TICK_MS);
     *out = r;
     return 0;
 }
 
+/* Any thread.  The job is only pushed on the inbox here: uv_queue_work is
+ * not thread safe, so the loop thread queues it in on_async.  The flags
+ * are reset before the job becomes visible to any other thread. */
 int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job)
 {
     pthread_mutex_lock(&r->mu);
@@ -137,10 +154,15 @@ int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job)
     r->inbox = job;
     r->n_active++;
     pthread_mutex_unlock(&r->mu);
+    /* After unlocking: uv_async_send is the one libuv call safe from any
+     * thread, and it needs no lock of ours. */
     uv_async_send(&r->async);
     return 0;
 }
 
+/* Any thread.  Setting the flag is all it does: the job's own work polls
+ * it, and its done writes the final row, so a cancelled job ends through
+ * the same path as any other. */
 int ctnas_runner_cancel(struct ctnas_runner *r, int64_t id)
 {
     int rc = CTNAS_ENOTFOUND;
@@ -159,6 +181,8 @@ int ctnas_runner_cancel(struct ctnas_runner *r, int64_t id)
     return rc;
 }
 
+/* A snapshot: it may be stale by the time the caller acts on it, which
+ * is why submit checks the limit again under the same mutex. */
 int ctnas_runner_active(struct ctnas_runner *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -192,6 +216,10 @@ void ctnas_runner_free(struct ctnas_runner *r)
     uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->async, NULL);
+    /* Returns once no work is pending and both handles are closed.  It
+     * does end: a requeued job is flagged, so on_work answers
+     * CTNAS_ECANCELED without running it, and every job kind's done
+     * returns CTNAS_JOB_FINISHED on that status. */
     uv_run(r->loop, UV_RUN_DEFAULT);
     pthread_mutex_destroy(&r->mu);
     free(r);
