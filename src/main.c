@@ -47,6 +47,8 @@ static const char usage[] =
     "       ctnasd --help | --version\n"
     "\nserve options (each also from its environment variable):\n";
 
+/* The serve options' text lives in conf.c, beside the table that parses
+ * them, so one edit there updates both. */
 static void print_usage(FILE *f)
 {
     fputs(usage, f);
@@ -54,6 +56,10 @@ static void print_usage(FILE *f)
 }
 
 /* Tell systemd we are ready (Type=notify), if it is listening. */
+/* Tell systemd we are ready (Type=notify), if it is listening.  One
+ * datagram is all the protocol needs, so it is written here rather than
+ * linking libsystemd.  Failures are ignored: without a listener there is
+ * nobody to tell. */
 static void sd_notify_ready(void)
 {
     const char *path = getenv("NOTIFY_SOCKET");
@@ -70,11 +76,16 @@ static void sd_notify_ready(void)
     if (fd < 0)
         return;
     static const char msg[] = "READY=1";
+    /* The address length covers the path bytes only: for an abstract
+     * socket every byte up to that length is part of the name. */
     (void)sendto(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&sa,
                  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
     close(fd);
 }
 
+/* Loop thread: libuv delivers signals through the loop, not in signal
+ * context, so logging is safe here.  uv_stop only makes uv_run return;
+ * cmd_serve then shuts down in order. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     ctnas_log_info("received %s, shutting down",
@@ -82,6 +93,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+/* With --port 0 the kernel picks the port; tests and scripts learn it
+ * from this file.  -1 (errno set) or rename's result. */
 static int write_port_file(const char *path, int port)
 {
     char tmp[4200];
@@ -95,6 +108,11 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path); /* atomic: readers never see half a file */
 }
 
+/* The daemon's life.  Exit status: 0 after a clean stop, 1 when it could
+ * not start or keep going, 2 for a usage error.  Start-up goes store ->
+ * app -> registry and runner -> restored models and jobs -> signals ->
+ * HTTP, so no request arrives before the served models are loaded; the
+ * labels below unwind in the reverse order. */
 static int cmd_serve(int argc, char **argv, int argi)
 {
     struct ctnas_conf conf;
@@ -109,6 +127,8 @@ static int cmd_serve(int argc, char **argv, int argi)
         return 2;
     }
     ctnas_log_set_level(conf.log_level);
+    /* A client closing its socket mid-response must not kill the
+     * daemon: the write fails with EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
     /* Requests and jobs already run in parallel on their own threads;
      * OpenBLAS's own pool would only make them queue for it. */
@@ -123,6 +143,9 @@ static int cmd_serve(int argc, char **argv, int argi)
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
 
+    /* One process per database: SQLite's own locking would let a second
+     * daemon (or an import) in, and the two would each think it owns the
+     * job rows. */
     if (ctnas_store_lock(conf.db, &lock_fd, &err) < 0) {
         ctnas_log_error("%s", err.msg);
         return 1;
@@ -146,6 +169,8 @@ static int cmd_serve(int argc, char **argv, int argi)
             goto out;
         }
         ctnas_log_info("bearer token required (from %s)", conf.token_file);
+        /* Only a warning: a private network may be protection enough,
+         * and that is the operator's call. */
     } else if (strncmp(conf.listen, "127.", 4) != 0 &&
                strcmp(conf.listen, "::1") != 0) {
         ctnas_log_warn("listening on %s without --token: anyone who can "
@@ -161,6 +186,8 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_error("out of memory");
         goto out_loop;
     }
+    /* A training job has no checkpoint, so one left running by the last
+     * stop can only be marked failed; searches checkpoint and resume. */
     int n_failed = 0, n_models = 0;
     if (ctnas_store_job_fail_interrupted(
             st, "train",
@@ -192,10 +219,15 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_warn("cannot write the port file %s", conf.port_file);
     ctnas_log_info("ctnasd %s listening on %s port %d, %d threads",
                    CTNAS_VERSION, conf.listen, port, conf.threads);
+    /* Only now: systemd orders dependent units on readiness, which must
+     * mean the port accepts connections. */
     sd_notify_ready();
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    /* uv_run returned, so a signal came.  HTTP goes first, with 10 s for
+     * requests in flight, so no new job can arrive while the runner
+     * stops. */
     int left = ctnas_http_stop(http, 10000);
     http = NULL;
     if (left > 0)
@@ -210,6 +242,9 @@ out_loop:
     ctnas_runner_free(app.runner);
     app.runner = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);
+    /* Runs any close callback still due (all of them when the runner was
+     * never made); with a handle left open uv_loop_close would fail with
+     * UV_EBUSY. */
     uv_loop_close(&loop);
 out:
     ctnas_http_stop(http, 0);
@@ -224,6 +259,8 @@ out:
     return status;
 }
 
+/* Reports one rejected input line as file:line, the form editors jump
+ * to; the import goes on with the next line. */
 static void import_bad_line(void *cls, long line, const struct ctnas_err *why)
 {
     const char *file = cls;
@@ -232,8 +269,12 @@ static void import_bad_line(void *cls, long line, const struct ctnas_err *why)
             why->field[0] ? ")" : "");
 }
 
+/* Offline bulk load into the database, which must not be in use by a
+ * daemon (the lock says so).  Exit status 1 when any file failed or any
+ * line was rejected, so scripts notice partial imports; 2 for usage. */
 static int cmd_import(int argc, char **argv, int argi)
 {
+    /* The same default and variable as serve's --db. */
     const char *db = getenv("CTNASD_DB");
     struct ctnas_import_opts o = {0};
     if (db == NULL)
@@ -296,6 +337,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* Dispatch order matters: the eval commands see their own --help;
+     * then --help and --version anywhere win; then a named command; a
+     * first argument that is an option means serve, the default. */
     /* eval-nac parses its own flags, --help included. */
     if (argc > 1 && strcmp(argv[1], "eval-nac") == 0)
         return ctnas_eval_nac_main(argc - 1, argv + 1);
