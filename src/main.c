@@ -241,10 +241,10 @@ out_loop:
     uv_close((uv_handle_t *)&sigint, NULL);
     ctnas_runner_free(app.runner);
     app.runner = NULL;
-    uv_run(&loop, UV_RUN_DEFAULT);
     /* Runs any close callback still due (all of them when the runner was
      * never made); with a handle left open uv_loop_close would fail with
      * UV_EBUSY. */
+    uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
 out:
     ctnas_http_stop(http, 0);
