@@ -1,6 +1,10 @@
 /*
  * api_arch.c - the catalogue routes: POST/GET /v1/architectures and
  * GET /v1/architectures/{id}.
+ *
+ * Handlers run on MHD threads with the thread's own store connection and
+ * follow api.h: the success status with *out a new reference, or a
+ * negative CTNAS_E* code with err naming the field at fault.
  */
 #include "config.h"
 #include "api.h"
@@ -30,6 +34,8 @@ static int store_items(struct ctnas_store *st, const json_t *items,
         struct ctnas_item item;
         int64_t id;
         int is_new;
+            /* The first bad item rolls the whole batch back; err names
+             * it by its path. */
         if ((rc = ctnas_item_parse(it, path, NULL, &item, err)) < 0 ||
             (rc = ctnas_item_store(st, &item, path, "api", &id, &is_new,
                                    err)) < 0) {
@@ -40,9 +46,14 @@ static int store_items(struct ctnas_store *st, const json_t *items,
                                                 (json_int_t)id, "new",
                                                 is_new));
     }
+    /* On a failed commit the result array may hold ids that were never
+     * stored: the caller drops it without answering it. */
     return ctnas_store_commit(st, err);
 }
 
+/* 201 with one {"id", "new"} per item, in request order; new is false for
+ * an architecture already catalogued (its measurements are still added).
+ * The batch limit is checked before any store work. */
 int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
                         struct ctnas_err *err)
 {
@@ -53,6 +64,8 @@ int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
     const json_t *items = json_object_get(body, "items");
     const json_t *lone = NULL;
     if (items != NULL) {
+            /* Otherwise a batch with a stray "space" key would read as a
+             * lone item whose fields were silently ignored. */
         if (json_object_size(body) != 1)
             return ctnas_err_set(err, CTNAS_EINVAL, "body",
                                  "a batch is {\"items\": [...]} with no "
@@ -88,6 +101,9 @@ int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
 static const char *const list_params[] = {"space", "dataset", "metric",
                                           "order", "limit", "cursor", NULL};
 
+/* A page of the catalogue.  Paging is by an opaque cursor from the store
+ * (not an offset), so pages stay consistent while uploads go on; total
+ * counts every match regardless of the cursor. */
 int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
                         struct ctnas_err *err)
 {
@@ -113,6 +129,7 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
     else
         return ctnas_err_set(err, CTNAS_EINVAL, "order",
                              "order must be id, metric_desc or metric_asc");
+        /* Sorting by a metric needs to know which dataset's values. */
     if (q.order != CTNAS_ORDER_ID && q.dataset == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                              "order=%s needs a dataset", order);
@@ -144,6 +161,8 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
     return 200;
 }
 
+/* params[0] is the {id} path segment.  A segment that is not a positive
+ * integer is a 404 like an unknown id: as a URL it names no resource. */
 int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {

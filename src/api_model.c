@@ -19,6 +19,9 @@
 #include "space.h"
 #include "store_ml.h"
 
+/* Handlers here run on MHD threads and follow api.h: the HTTP status on
+ * success with *out a new reference, or a negative CTNAS_E* code with err
+ * filled; the store connection from ctnas_app_store is the thread's own. */
 int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {
@@ -43,6 +46,8 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
     /* Mark the models being served. */
     size_t i;
     json_t *row;
+    /* One registry lookup per row, each a mutex and a pointer copy: with
+     * at most 1000 rows that is cheaper than anything cleverer. */
     json_array_foreach(rows, i, row) {
         struct ctnas_served *s = ctnas_registry_get(
             req->app->registry,
@@ -66,7 +71,10 @@ int ctnas_api_nac_train(struct ctnas_req *req, json_t **out,
 
 /* ---- shared by compare and rank ---- */
 
-/* Distinct architectures of a request and their features. */
+/* The architectures of a request and their features.  compare dedupes,
+ * so a batch of pairs over few architectures runs the GCN once per
+ * architecture; rank does not, so index i stays request position i.
+ * table is kept at most half full (tcap = 2 cap), so probes end. */
 struct arch_set {
     const struct ctnas_space *space;
     int n, cap;
@@ -85,6 +93,8 @@ static void arch_set_destroy(struct arch_set *s)
     free(s->feat);
 }
 
+/* FNV-1a over the whole struct, as registry.c does: parsed archs are
+ * zero outside their n nodes, so equal cells hash and compare equal. */
 static uint64_t arch_hash(const struct ctnas_arch *a)
 {
     const unsigned char *p = (const unsigned char *)a;
@@ -94,6 +104,8 @@ static uint64_t arch_hash(const struct ctnas_arch *a)
     return h;
 }
 
+/* On ENOMEM the set is left consistent enough to destroy, not to use:
+ * every caller fails the request at once. */
 static int arch_set_grow(struct arch_set *s)
 {
     int cap = s->cap ? s->cap * 2 : 64;
@@ -132,6 +144,8 @@ static int arch_set_add(struct arch_set *s, const struct ctnas_arch *a,
     for (; s->table[h] >= 0; h = (h + 1) & mask)
         if (dedupe && memcmp(&s->archs[s->table[h]], a, sizeof *a) == 0) {
             *index = s->table[h];
+                /* A literal and a stored id of the same cell: keep the
+                 * id, so the answer can name the stored row. */
             if (id && !s->ids[*index])
                 s->ids[*index] = id;
             return 0;
@@ -150,6 +164,7 @@ static int arch_set_features(struct arch_set *s, struct ctnas_served *m,
     int w = ctnas_nac_feature_width(m->nac);
     s->feat = malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
                      sizeof *s->feat);
+    /* served_features fails only for want of memory, hence one message. */
     if (s->feat == NULL ||
         ctnas_served_features(m, s->space, s->archs, s->n, s->feat) < 0)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -170,6 +185,9 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
         (rc = ctnas_jsonv_string(body, "", "dataset", 0, &dataset, 63,
                                  err)) < 0)
         return rc;
+        /* An explicit id may name a model that is not serving (an older
+         * one, or one trained with publish false): it is loaded from the
+         * store for this request only and freed with its reference. */
     if (model_id) {
         if (dataset)
             return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
@@ -196,6 +214,8 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                              "several comparators serve %s: name the "
                              "dataset (or a model id)", space->name);
+    /* 409, not 404: the request is fine, the daemon's state is not ready
+     * for it yet. */
     return ctnas_err_set(err, CTNAS_ECONFLICT, "",
                          "no comparator is trained for %s%s%s yet: train "
                          "one with POST /v1/nac/train {\"space\": \"%s\", "
@@ -204,6 +224,8 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
                          space->name);
 }
 
+/* Names the model that answered, so a client can tell when a newly
+ * published model changed its answers. */
 static json_t *model_json(const struct ctnas_served *s)
 {
     return json_pack("{s:I, s:s, s:s, s:s*}", "id", (json_int_t)s->id,
@@ -266,6 +288,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
 
     struct arch_set set = {0};
     struct ctnas_served *model = NULL;
+    /* idx[2k + side]: the set index of pair k's a (side 0) or b. */
     int *idx = malloc(n_pairs * 2 * sizeof *idx);
     if (idx == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -307,6 +330,8 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
     for (size_t k = 0; k < n_pairs; k++) {
         p = ctnas_nac_feature_prob(model->nac, set.feat + idx[2 * k] * w,
                                    set.feat + idx[2 * k + 1] * w);
+            /* A diverged model must answer an error, not NaN (which JSON
+             * cannot carry) nor a made-up 0.5. */
         if (!isfinite(p)) {
             json_decref(ps);
             rc = ctnas_err_set(err, CTNAS_EDB, "model",
@@ -318,6 +343,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
         if (ps)
             json_array_append_new(ps, json_real(p));
     }
+    /* A single pair answers a bare number, pairs an array in order. */
     *out = json_pack("{s:o, s:o}", "p", ps ? ps : json_real(p), "model",
                      model_json(model));
     rc = 200;
@@ -333,6 +359,8 @@ struct scan_ctx {
     struct ctnas_err *err;
 };
 
+/* A stored architecture for "all": true.  A row that does not parse is
+ * skipped rather than failing the whole ranking. */
 static int scan_one(void *cls, int64_t id, const char *enc)
 {
     struct scan_ctx *c = cls;
@@ -351,6 +379,8 @@ struct ranked {
 };
 
 /* Best first; equal scores keep request order. */
+/* The index tie-break makes the order total, so qsort (not stable)
+ * still gives one answer for one request. */
 static int by_score_desc(const void *x, const void *y)
 {
     const struct ranked *a = x, *b = y;
@@ -447,6 +477,9 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         goto out;
     }
+    /* score[i]: mean over j != i of p(i beats j).  O(n^2) pair
+     * evaluations from the cached features, which is why --max-rank
+     * bounds n. */
     ctnas_nac_mean_win(model->nac, set.feat, set.n, score);
     for (int i = 0; i < set.n; i++)
         if (!isfinite(score[i])) {
@@ -462,6 +495,9 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
     int k = set.n;
     if (top_k > 0 && top_k < k)
         k = (int)top_k;
+        /* A whole catalogue by default would be a huge answer nobody
+         * reads: without top_k, "all" returns the best 100 (total says
+         * how many were ranked). */
     else if (all && top_k == 0 && k > 100)
         k = 100;
     json_t *items = json_array();
