@@ -10,6 +10,8 @@
 
 #include "jsonv.h"
 
+/* The keys an item and a measurement may carry; any other is rejected by
+ * name (ctnas_jsonv_only), so a misspelt "epoch" is not silently lost. */
 static const char *const item_keys[] = {"space", "arch", "measurements",
                                         NULL};
 static const char *const meas_keys[] = {"dataset", "metric", "value",
@@ -25,6 +27,8 @@ static int parse_arch(const struct ctnas_space *sp, const json_t *arch,
     int rc = sp->parse_json(arch, out, &aerr);
     if (rc == 0)
         return 0;
+    /* Room for a 128-byte item path plus the space's field name; a
+     * longer one is truncated, which only shortens the message. */
     char full[192];
     if (aerr.field[0])
         snprintf(full, sizeof full, "%s.%s", path, aerr.field);
@@ -34,6 +38,9 @@ static int parse_arch(const struct ctnas_space *sp, const json_t *arch,
                          sp->name, aerr.msg);
 }
 
+/* Validates everything, measurements included, before anything is
+ * stored: a batch can then fail on its first bad item with nothing to
+ * undo but the transaction.  out->meas is borrowed from item. */
 int ctnas_item_parse(const json_t *item, const char *path,
                      const char *default_space, struct ctnas_item *out,
                      struct ctnas_err *err)
@@ -72,6 +79,8 @@ int ctnas_item_parse(const json_t *item, const char *path,
             return ctnas_err_set(err, CTNAS_ETOOLARGE, fp,
                                  "%s holds more than %d measurements", fp,
                                  CTNAS_ITEM_MAX_MEAS);
+        /* Parsed here only to validate; ctnas_item_store parses each
+         * again as it stores it, so the item keeps no copies. */
         struct ctnas_measurement m;
         for (size_t i = 0; i < json_array_size(out->meas); i++)
             if ((rc = ctnas_item_meas(out, path, i, "api", &m, err)) < 0)
@@ -94,6 +103,8 @@ int ctnas_item_meas(const struct ctnas_item *item, const char *path,
         return rc;
     const char *dataset, *metric, *source = default_source;
     int64_t epochs = 0;
+    /* The length limits passed below are the fields' sizes minus the
+     * NUL, so the strcpy calls after them cannot overflow. */
     memset(m, 0, sizeof *m);
     if ((rc = ctnas_jsonv_string(o, mp, "dataset", 1, &dataset,
                                  sizeof m->dataset - 1, err)) < 0 ||
@@ -113,6 +124,10 @@ int ctnas_item_meas(const struct ctnas_item *item, const char *path,
     return 0;
 }
 
+/* The architecture is keyed by the space's canonical hash, so the same
+ * cell written in two ways is one row; measurements are always added,
+ * since one cell may be measured many times.  The caller holds the
+ * transaction. */
 int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
                      const char *path, const char *default_source,
                      int64_t *id, int *is_new, struct ctnas_err *err)
@@ -136,7 +151,10 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
     return 0;
 }
 
-/* The space a reference belongs to by its shape alone, or NULL. */
+/* The space a reference belongs to by its shape alone, or NULL.  Only
+ * nasbench101 has an "adjacency" field or a JSON-object string form;
+ * everything else is taken for nasbench201's string or object, whose
+ * parser then gives the real error if it is neither. */
 static const struct ctnas_space *infer_space(const json_t *ref)
 {
     if (json_is_string(ref))
@@ -166,6 +184,8 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
         if (rc < 0)
             return rc;
         const struct ctnas_space *sp = ctnas_space_find(row.space);
+        /* destroy frees only the measurements: encoding is inline in the
+         * row and still valid below. */
         ctnas_store_row_destroy(&row);
         if (sp == NULL || (*space && *space != sp))
             return ctnas_err_set(err, CTNAS_EINVAL, path,
@@ -176,6 +196,8 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
         *space = sp;
         if (id_out)
             *id_out = id;
+        /* The row parsed when it was stored, so failing now is the
+         * store's fault (500), not the client's. */
         return sp->parse_string(row.encoding, out, err) < 0
                    ? ctnas_err_set(err, CTNAS_EDB, path,
                                    "stored architecture %lld is unreadable",
@@ -191,6 +213,7 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
     return parse_arch(*space, ref, path, out, err);
 }
 
+/* UTC, so the answer does not depend on the daemon's time zone. */
 void ctnas_iso_time(int64_t t, char buf[32])
 {
     time_t tt = (time_t)t;
@@ -199,6 +222,8 @@ void ctnas_iso_time(int64_t t, char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Rows are re-parsed and printed by the space, so the answer shows the
+ * space's current canonical form whatever text was uploaded. */
 json_t *ctnas_item_row_json(const struct ctnas_arch_row *row)
 {
     const struct ctnas_space *sp = ctnas_space_find(row->space);

@@ -30,7 +30,9 @@ struct ctnas_item {
 /* Parse one item at path (e.g. "items[3]", or "" for a lone item).
  * default_space (may be NULL) is used when the item has no "space".
  * Every measurement is validated too, so a parsed item can be stored
- * without further checks. */
+ * without further checks.  Errors: CTNAS_EINVAL (CTNAS_ETOOLARGE for
+ * too many measurements) with err->field the full path of the offending
+ * value. */
 int ctnas_item_parse(const json_t *item, const char *path,
                      const char *default_space, struct ctnas_item *out,
                      struct ctnas_err *err);
@@ -48,15 +50,19 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
                      int64_t *id, int *is_new, struct ctnas_err *err);
 
 /* New reference: a stored row as the API answers it,
- * {"id", "space", "arch", "hash", "created_at", "measurements": [...]}. */
+ * {"id", "space", "arch", "hash", "created_at", "measurements": [...]}.
+ * A row this build cannot parse is shown with its raw encoding rather
+ * than failing the listing it is part of. */
 json_t *ctnas_item_row_json(const struct ctnas_arch_row *row);
 
 /* Resolve an architecture reference of /v1/compare and /v1/rank: a
  * stored id (integer), a native string, or the object form.  *space may
  * be NULL on entry: it is then inferred (an id's stored space; an object
  * with "adjacency" or a string holding a JSON object is nasbench101, any
- * other string or object nasbench201) and set.  A reference of another space than *space
- * is an error.  *id_out (may be NULL) is the stored id or 0. */
+ * other string or object nasbench201) and set.  A reference of another
+ * space than *space is an error.  *id_out (may be NULL) is the stored id
+ * or 0.  Errors: CTNAS_EINVAL naming path (an unknown id included, as
+ * the request is at fault), CTNAS_EDB for an unreadable stored row. */
 int ctnas_arch_ref_parse(struct ctnas_store *st,
                          const struct ctnas_space **space, const json_t *ref,
                          const char *path, struct ctnas_arch *out,
