@@ -17,6 +17,9 @@
 
 #include "rng.h"
 
+/* Make room for one more entry, doubling both arrays.  *cap moves only
+ * when both grew, and on ENOMEM the caller destroys ds, which frees
+ * whichever arrays exist. */
 static int grow(struct ctnas_dataset *ds, int *cap)
 {
     if (ds->n < *cap)
@@ -72,6 +75,8 @@ static int csv_split(char *line, char **f, int max)
     return n;
 }
 
+/* The whole field must be one finite number: "0.9x", "", "nan" and
+ * "inf" are all errors, since one bad value would poison a ranking. */
 static int parse_value(const char *s, double *out)
 {
     char *end;
@@ -83,6 +88,8 @@ static int parse_value(const char *s, double *out)
     return 0;
 }
 
+/* Columns past MAX_COLS are counted but not kept: the `arch` and value
+ * columns must lie among the first 64. */
 #define MAX_COLS 64
 
 static int load_csv(struct ctnas_dataset *ds, FILE *f, const char *field,
@@ -91,6 +98,8 @@ static int load_csv(struct ctnas_dataset *ds, FILE *f, const char *field,
     const struct ctnas_space *sp = ds->space;
     const char *vname = field ? field : "test_accuracy";
     char *cols[MAX_COLS];
+    /* line and cap are the caller's getline buffer, reused across lines
+     * and freed by the caller once, on every path. */
     int lineno = 1, acap = 0;
     ssize_t len = getline(line, cap, f);
     if (len < 0)
@@ -113,6 +122,7 @@ static int load_csv(struct ctnas_dataset *ds, FILE *f, const char *field,
         if (*t == '\0')
             continue;
         int k = csv_split(t, cols, MAX_COLS);
+            /* Short rows are errors; extra columns are tolerated. */
         if (k <= ia || k <= iv)
             return ctnas_err_set(err, CTNAS_EINVAL, "data",
                                  "line %d: %d columns, the header has %d",
@@ -170,6 +180,8 @@ static int load_jsonl(struct ctnas_dataset *ds, FILE *f, const char *field,
             json_object_set(own, "ops", ops);
             arch = own;
         }
+        /* Chosen per line, as the header promises: a file may have
+         * val_accuracy on some lines and null on others. */
         const char *vname = field;
         if (vname == NULL) {
             json_t *vv = json_object_get(obj, "val_accuracy");
@@ -185,6 +197,8 @@ static int load_jsonl(struct ctnas_dataset *ds, FILE *f, const char *field,
         }
         struct ctnas_err perr;
         ctnas_err_clear(&perr);
+        /* own held new references to adj and ops (json_object_set),
+         * so it can go as soon as the parser is done with it. */
         rc = sp->parse_json(arch, &ds->archs[ds->n], &perr);
         json_decref(own);
         if (rc != 0) {
@@ -216,6 +230,8 @@ int ctnas_dataset_load(struct ctnas_dataset *ds, const struct ctnas_space *sp,
         return ctnas_err_set(err, CTNAS_EIO, "data", "cannot open %.100s: %s",
                              path, strerror(errno));
     int c;
+    /* Sniff the format from the first non-blank byte, then start over:
+     * a CSV header never begins with '{'. */
     while ((c = getc(f)) != EOF && isspace(c))
         ;
     int jsonl = c == '{';
@@ -232,6 +248,7 @@ int ctnas_dataset_load(struct ctnas_dataset *ds, const struct ctnas_space *sp,
                            "%.100s holds no architectures", path);
     free(line);
     fclose(f);
+        /* On failure nothing is handed out: ds is empty again. */
     if (rc != 0)
         ctnas_dataset_destroy(ds);
     return rc;
@@ -252,6 +269,9 @@ int ctnas_dataset_split(const struct ctnas_dataset *ds, int n_train,
                         int n_test, uint64_t seed, int **train, int **test,
                         struct ctnas_err *err)
 {
+    /* The permutation depends only on (n, seed), not on the sizes asked
+     * for, so the training sets of one seed are nested: a larger n_train
+     * extends a smaller one. */
     *train = *test = NULL;
     if (n_train < 0 || n_test < 0 || (long)n_train + n_test > ds->n)
         return ctnas_err_set(err, CTNAS_EINVAL, "train",

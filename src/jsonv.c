@@ -1,5 +1,13 @@
 /*
  * jsonv.c - request JSON validation helpers.
+ *
+ * Every getter follows one contract: an absent optional key returns 0
+ * and leaves *out alone, so callers preset defaults; any other problem
+ * returns a negative code with err->field the dotted path of the value
+ * ("items[3].measurements[0].value"), which the client sees as "field".
+ * Paths longer than 127 bytes are truncated, which only shortens the
+ * message.  Nothing here allocates; strings returned are borrowed from
+ * the JSON they came from.
  */
 #include "config.h"
 #include "jsonv.h"
@@ -27,6 +35,8 @@ const char *ctnas_jsonv_index(char *buf, size_t cap, const char *prefix,
     return buf;
 }
 
+/* Error messages say what was sent ("not a string"), which is usually
+ * all a client needs to see its mistake. */
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -85,6 +95,9 @@ int ctnas_jsonv_string(const json_t *obj, const char *prefix,
         return ctnas_err_set(err, CTNAS_EINVAL, path,
                              "%s must be 1 to %zu characters", path,
                              max_len);
+        /* The decoders here do not pass JSON_ALLOW_NUL, so this is a
+         * guard for values built some other way: C code downstream
+         * would silently cut the string at a NUL. */
     if (strlen(json_string_value(v)) != len)
         return ctnas_err_set(err, CTNAS_EINVAL, path,
                              "%s must not contain NUL characters", path);
@@ -107,6 +120,8 @@ int ctnas_jsonv_number(const json_t *obj, const char *prefix,
                              "%s must be a number, not %s", path,
                              type_name(v));
     double d = json_number_value(v);
+        /* ENUMERIC rather than EINVAL: the type was right, the value is
+         * out of range; both answer 400. */
     if (!isfinite(d) || d < min || d > max)
         return ctnas_err_set(err, CTNAS_ENUMERIC, path,
                              "%s must be a finite number in [%g, %g]", path,
@@ -125,6 +140,8 @@ int ctnas_jsonv_int(const json_t *obj, const char *prefix, const char *key,
                           &rc, err);
     if (v == NULL)
         return rc;
+        /* 2.0 is refused too: jansson tells integers from reals by their
+         * spelling, and accepting a real would invite silent truncation. */
     if (!json_is_integer(v))
         return ctnas_err_set(err, CTNAS_EINVAL, path,
                              "%s must be an integer, not %s", path,
@@ -161,6 +178,8 @@ int ctnas_jsonv_only(const json_t *obj, const char *prefix,
 {
     const char *key;
     const json_t *v;
+    /* Linear in both lists; the allowed lists hold at most a few dozen
+     * keys.  The cast is safe: foreach only reads. */
     json_object_foreach((json_t *)obj, key, v) {
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
@@ -176,6 +195,7 @@ int ctnas_jsonv_only(const json_t *obj, const char *prefix,
     return 0;
 }
 
+/* For query-string and path values, which arrive as text. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
                           int64_t max, int64_t *out, struct ctnas_err *err)
 {
@@ -218,6 +238,10 @@ static int read_enum(const json_t *obj, const char *prefix,
                          s, list);
 }
 
+/* Every field is optional: the struct at base holds the defaults, which
+ * absent keys keep.  Integer kinds go through int64_t and are narrowed
+ * back only after the range check, so f->min and f->max must fit the
+ * member's type.  Stops at the first bad field. */
 int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
                             const struct ctnas_jsonv_field *fields,
                             size_t n, void *base, struct ctnas_err *err)
@@ -263,6 +287,8 @@ int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
     return 0;
 }
 
+/* The inverse of read_fields: every field, so a stored configuration is
+ * complete and reads back to the same struct. */
 json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
                                  size_t n, const void *base)
 {
