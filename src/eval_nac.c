@@ -48,13 +48,19 @@ static const char eval_usage[] =
     "  --threads T      BLAS threads (default 1)\n"
     "  --verbose        per-epoch progress on stderr\n";
 
+/* The options that are not training hyperparameters; those go straight
+ * into a struct ctnas_nac_train_config. */
 struct opts {
     const char *space, *data, *metric, *dataset;
     long train, test;
     unsigned long long seed;
+    /* have_*: required options are tracked apart from their values,
+     * since 0 is a valid seed. */
     int have_train, have_test, have_seed, threads, verbose;
 };
 
+/* fmt takes exactly two %s; callers pad with "".  Returns the usage exit
+ * status, 2, for the caller to return. */
 static int usage_error(const char *fmt, const char *a, const char *b)
 {
     fprintf(stderr, "ctnasd eval-nac: ");
@@ -67,6 +73,8 @@ struct progress_state {
     int verbose;
 };
 
+/* Progress goes to stderr so that stdout carries only the result line,
+ * for a machine to read.  Never cancels. */
 static int on_progress(const struct ctnas_nac_progress *p, void *user)
 {
     struct progress_state *ps = user;
@@ -79,6 +87,8 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
     return 0;
 }
 
+/* The short names are a convenience of this command only; the API and
+ * the store use the full names. */
 static const struct ctnas_space *find_space(const char *name)
 {
     if (strcmp(name, "nb101") == 0)
@@ -88,6 +98,7 @@ static const struct ctnas_space *find_space(const char *name)
     return ctnas_space_find(name);
 }
 
+/* Monotonic, so a clock step during a run cannot corrupt its timing. */
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -144,6 +155,7 @@ int ctnas_eval_nac_main(int argc, char **argv)
         else if (strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
+            /* strtoull would take "-1" and wrap it: refused below. */
             o.seed = strtoull(v, &end, 10);
             bad = end == v || *end != '\0' || errno != 0 || v[0] == '-';
             o.have_seed = 1;
@@ -223,12 +235,16 @@ int ctnas_eval_nac_main(int argc, char **argv)
     const struct ctnas_space *sp = find_space(o.space);
     if (sp == NULL)
         return usage_error("unknown space %s%s", o.space, "");
+    /* One seed drives the split and the training, so a single number
+     * reproduces a run; the config check is the one the API uses. */
     tc.model.n_types = sp->n_node_types;
     tc.seed = o.seed;
     struct ctnas_err err;
     ctnas_err_clear(&err);
     if (ctnas_nac_train_config_check(&tc, &err) != 0)
         return usage_error("%s: %s", err.field, err.msg);
+    /* One BLAS thread by default, like the daemon, so figures measured
+     * here hold for it. */
     ctnas_blas_set_threads(o.threads);
 
     int rc = 1;
@@ -273,6 +289,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
         fprintf(stderr, "ctnasd eval-nac: training failed: %s\n", err.msg);
         goto out;
     }
+    /* Features are timed apart: they are the cost of serving a model,
+     * whereas training time is paid once. */
     double t0 = now_seconds();
     feat = malloc((size_t)nte * ctnas_nac_feature_width(m) * sizeof *feat);
     if (feat == NULL || ctnas_nac_features(m, g_te, nte, feat) != 0) {
@@ -280,11 +298,16 @@ int ctnas_eval_nac_main(int argc, char **argv)
         goto out;
     }
     double feat_s = now_seconds() - t0;
+    /* Two figures: kendall_tau is the pairwise tau of the comparator's
+     * p over every test pair (method.md's measure); score_kendall_tau is
+     * tau-b of the mean-win ranking that /v1/rank answers. */
     double pair_acc;
     double tau = ctnas_nac_tau_pairwise(m, feat, a_te, nte, &pair_acc);
     ctnas_nac_mean_win(m, feat, nte, score);
     double stau = ctnas_kendall_tau_b(score, a_te, nte);
 
+    /* json_pack fails on a NaN real, so a missing holdout tau is packed
+     * as -2 and replaced by null after the pack. */
     json_t *epochs_kept = json_array();
     for (int k = 0; k < tc.members; k++)
         json_array_append_new(epochs_kept, json_integer(res.epochs_kept[k]));
@@ -320,6 +343,7 @@ int ctnas_eval_nac_main(int argc, char **argv)
                         json_real(res.cpu_seconds));
     if (isnan(res.holdout_tau))
         json_object_set_new(out, "holdout_tau", json_null());
+    /* Six significant digits: enough for tau, short enough to read. */
     char *line = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(out);
     if (line == NULL) {
