@@ -14,6 +14,8 @@
 #include "arch_json.h"
 #include "jsonv.h"
 
+/* A header wider than this is refused outright rather than read in part:
+ * a metric column silently dropped would be data lost. */
 #define MAX_COLS 32
 
 /* Trim spaces, CR and one pair of surrounding double quotes in place. */
@@ -58,6 +60,9 @@ struct csv_header {
     char names[MAX_COLS][64];
 };
 
+/* The first non-blank line of a CSV file.  Column names are copied out
+ * because line is the getline buffer, overwritten by the next line.
+ * Every column but "arch" is a metric of --dataset. */
 static int csv_header_parse(char *line, struct csv_header *hd,
                             struct ctnas_err *err)
 {
@@ -92,6 +97,8 @@ static json_t *csv_item(char *line, const struct csv_header *hd,
 {
     char *cols[MAX_COLS];
     int n = split_csv(line, cols, MAX_COLS);
+        /* A ragged row is refused whole: which column is which would be
+         * a guess. */
     if (n != hd->n_cols) {
         ctnas_err_set(err, CTNAS_EINVAL, "", "expected %d columns, found %s%d",
                       hd->n_cols, n > MAX_COLS ? "more than " : "",
@@ -132,6 +139,8 @@ static json_t *csv_item(char *line, const struct csv_header *hd,
     return item;
 }
 
+/* The fields of a NAS-Bench-101 record kept as measurements; any other
+ * field (training time, parameter count, ...) is ignored. */
 static const char *const nb101_metrics[] = {"val_accuracy", "test_accuracy",
                                             "train_accuracy", NULL};
 
@@ -141,6 +150,8 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
                           struct ctnas_err *err)
 {
     json_error_t jerr;
+    /* Duplicate keys are refused as over HTTP: with two "value" fields
+     * a reader could not tell which one was stored. */
     json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
     expect_hash[0] = '\0';
     if (j == NULL) {
@@ -166,6 +177,8 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
                                                   "dataset", o->dataset,
                                                   "metric", *m, "value", v));
     }
+    /* O? packs a missing adjacency or ops as null, so item parsing names
+     * the missing field; s:o steals meas even when the pack fails. */
     json_t *item = json_pack(
         "{s:s, s:{s:O?, s:O?}, s:o}", "space",
         o->space ? o->space : "nasbench101", "arch", "adjacency",
@@ -176,12 +189,19 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
                       "record into an item (--space or --dataset not "
                       "UTF-8?)");
     json_t *h = json_object_get(j, "nb101_hash");
+        /* Checked against the parsed cell by the caller: a converter
+         * that mangled the cell (op order, say) is caught here rather
+         * than stored under another architecture's name. */
     if (json_is_string(h))
         snprintf(expect_hash, CTNAS_HASH_LEN, "%s", json_string_value(h));
     json_decref(j);
     return item;
 }
 
+/* Command-line only (main.c), with the database lock held, so no daemon
+ * writes meanwhile.  One transaction for the whole file: SQLite commits
+ * are slow one by one, and a database failure then leaves nothing
+ * half-imported.  Bad lines are counted and skipped, not fatal. */
 int ctnas_import_file(struct ctnas_store *st,
                       const struct ctnas_import_opts *opts, const char *path,
                       struct ctnas_import_stats *stats,
@@ -212,6 +232,8 @@ int ctnas_import_file(struct ctnas_store *st,
         if (*s == '\0')
             continue;
         if (is_csv < 0) {
+            /* Sniffed from the first non-blank line, as dataset.c does:
+             * a CSV header never starts with '{'. */
             is_csv = *s != '{';
             if (is_csv) {
                 if (o.space == NULL || o.dataset == NULL) {
@@ -249,6 +271,8 @@ int ctnas_import_file(struct ctnas_store *st,
             if (lrc == 0)
                 lrc = ctnas_item_store(st, &item, "", o.source, &id, &is_new,
                                        &lerr);
+            /* These three codes blame the line; anything else (EDB,
+             * ENOMEM) blames the database or the machine. */
             if (lrc < 0 && lrc != CTNAS_EINVAL && lrc != CTNAS_ENUMERIC &&
                 lrc != CTNAS_ETOOLARGE) {
                 /* The database failed, not the line: stop, store nothing. */
@@ -276,6 +300,7 @@ int ctnas_import_file(struct ctnas_store *st,
     goto out;
 fail:
     ctnas_store_rollback(st);
+    /* Rolled back: nothing was stored, whatever the loop counted. */
     stats->stored = stats->new_archs = 0;
 out:
     free(line);
