@@ -39,6 +39,9 @@ enum {
 #define NB101_N_OPS 3
 #define NB101_OPS_LIST "conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3"
 
+/* Never reorder: the ids are the comparator's node types, so a trained
+ * model's input features depend on this order (the native text and the
+ * store use the names). */
 static const char *const nb101_type_names[NB101_N_TYPES] = {
     "input", "output", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3",
 };
@@ -53,6 +56,9 @@ static int nb101_type_of(const char *name)
 
 /* Read the object form into raw (unpruned, not yet checked for cycles),
  * checking shapes, entries and op names. */
+/* Error fields are relative to the architecture ("ops[2]"); arch_json.c
+ * prefixes the item's path.  Shapes are checked before entries so the
+ * message names the first structural problem. */
 static int nb101_read_object(const json_t *obj, struct ctnas_arch *raw,
                              struct ctnas_err *err)
 {
@@ -176,6 +182,8 @@ static int nb101_canon(const struct ctnas_arch *raw, struct ctnas_arch *out,
         return ctnas_err_set(err, CTNAS_EINVAL, "adjacency",
                              "no path from input to output");
 
+    /* Specs that differ only in nodes off every path prune to the same
+     * arch, hence the same fingerprint and the same catalogue row. */
     int keep[NB101_MAX_NODES], m = 0, raw_edges = 0;
     for (int i = 0; i < n; i++)
         if (from_in[i] && to_out[i])
@@ -223,6 +231,7 @@ static int nb101_parse_string(const char *s, struct ctnas_arch *out,
     json_error_t jerr;
     json_t *obj = json_loads(s, 0, &jerr);
     if (obj == NULL) {
+        /* Kept apart so a full heap answers 500, not a client's 400. */
         if (json_error_code(&jerr) == json_error_out_of_memory)
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         return ctnas_err_set(err, CTNAS_EINVAL, "",
@@ -266,6 +275,8 @@ static void put(char *buf, size_t cap, size_t *len, const char *s)
 static int nb101_encode(const struct ctnas_arch *a, char *buf, size_t cap)
 {
     assert(a->n >= 2 && a->n <= NB101_MAX_NODES);
+    /* Built in tmp, which the largest cell fits (asserted), so buf is
+     * left untouched on CTNAS_ETOOLARGE.  Returns the length. */
     char tmp[CTNAS_ENCODING_MAX];
     size_t len = 0;
     tmp[0] = '\0';
@@ -361,12 +372,18 @@ static void nb101_hash(const struct ctnas_arch *a, char out[CTNAS_HASH_LEN])
             outd += a->adj[v][w];
         }
         int t = a->ops[v];
+        /* The labels NASBench gives hash_module (-1 input, -2 output,
+         * else the op's index), so the fingerprint equals the dataset's
+         * module hash and the importer can check nb101_hash. */
         int label = t == NB101_T_INPUT ? -1
                     : t == NB101_T_OUTPUT ? -2 : t - NB101_FIRST_OP;
         /* Python's str() of a tuple of ints. */
         int k = snprintf(buf, sizeof buf, "(%d, %d, %d)", outd, in, label);
         ctnas_md5_hex(buf, (size_t)k, h[v]);
     }
+    /* n rounds of neighbourhood refinement, as hash_module does: each
+     * node's hash absorbs its sorted in- and out-neighbours' hashes.
+     * buf (640) holds 7 + 7 hashes, two bars and the node's own. */
     for (int it = 0; it < n; it++) {
         for (int v = 0; v < n; v++) {
             const char *nb[NB101_MAX_NODES] = {NULL};
@@ -408,6 +425,7 @@ static void nb101_hash(const struct ctnas_arch *a, char out[CTNAS_HASH_LEN])
     ctnas_md5_hex(buf, len, out);
 }
 
+/* A cell already is the comparator's graph: ops are the node types. */
 static void nb101_to_graph(const struct ctnas_arch *a, struct ctnas_graph *g)
 {
     memset(g, 0, sizeof *g);
@@ -470,6 +488,9 @@ static void nb101_sample(struct ctnas_rng *rng, struct ctnas_arch *out)
         }
     const uint32_t mask = (UINT32_C(1) << nbits) - 1;
     const uint32_t forced = (row[0] & col[1]) | (row[n - 2] & col[n - 1]);
+    /* nbits <= 21, so one 64-bit draw yields at least three candidate
+     * specs.  The ops are drawn afterwards, uniformly and independently,
+     * which the 3^(n-2) factor in the counts accounts for. */
     const int per_word = 64 / nbits;
     /* What the forced bits leave to check: rows 1..n-3, columns 2..n-2. */
     uint32_t need[2 * NB101_MAX_NODES];
@@ -517,6 +538,8 @@ static void nb101_embed(const struct ctnas_arch *in, struct ctnas_rng *rng,
         pos[i] = i + 1;
     ctnas_rng_shuffle(rng, pos, slots);
     int m = in->n - 2;
+    /* Sorted so the cell's nodes keep their order and the adjacency
+     * stays upper triangular. */
     qsort(pos, (size_t)m, sizeof pos[0], cmp_int_asc);
     memset(raw, 0, sizeof *raw);
     raw->n = NB101_MAX_NODES;
@@ -534,6 +557,11 @@ static void nb101_embed(const struct ctnas_arch *in, struct ctnas_rng *rng,
     }
 }
 
+/* One random neighbour: an edge flip or an op change (half each) on a
+ * random 7-slot embedding, retried until the result is valid and its
+ * fingerprint differs from the input's; a flip among padding nodes can
+ * prune back to the same cell.  Some neighbour always exists, so the
+ * loop ends. */
 static void nb101_mutate(const struct ctnas_arch *in, struct ctnas_rng *rng,
                          struct ctnas_arch *out)
 {
@@ -577,6 +605,7 @@ static void nb101_mutate(const struct ctnas_arch *in, struct ctnas_rng *rng,
     }
 }
 
+/* The space's entry in GET /v1/spaces. */
 static json_t *nb101_describe(void)
 {
     return json_pack("{s:s, s:[sss], s:[sssss], s:i, s:i, s:i, s:s, s:s}",
