@@ -23,6 +23,9 @@
 #define NB201_EDGES 6
 #define NB201_CELLS 15625
 
+/* NAS-Bench-201's own op order.  Never reorder: the ids are the choices
+ * of the controller's heads and, shifted by two, the comparator's node
+ * types, so saved states and models depend on them. */
 enum {
     NB201_NONE,
     NB201_SKIP,
@@ -49,6 +52,8 @@ static const char *const *const nb201_op_names =
 static const int edge_from[NB201_EDGES] = {0, 0, 1, 0, 1, 2};
 static const int edge_to[NB201_EDGES] = {1, 2, 2, 3, 3, 3};
 
+/* The op named by the len bytes at name (not NUL-terminated inside the
+ * cell string), or -1. */
 static int nb201_op_of(const char *name, size_t len)
 {
     for (int k = 0; k < NB201_N_OPS; k++)
@@ -58,6 +63,10 @@ static int nb201_op_of(const char *name, size_t len)
     return -1;
 }
 
+/* Strict: only the one canonical spelling is accepted, with an error
+ * that says where it went wrong, rather than a guess at what a sloppy
+ * string meant.  Per-edge errors name ops[e], the field the object form
+ * uses, so both forms report alike.  out is written only on success. */
 static int nb201_parse_string(const char *s, struct ctnas_arch *out,
                               struct ctnas_err *err)
 {
@@ -127,6 +136,7 @@ static int nb201_parse_string(const char *s, struct ctnas_arch *out,
                                      q);
             }
             a.ops[e] = (uint8_t)op;
+            /* Past '~', the digit and '|'. */
             p = q + 3;
         }
     }
@@ -220,6 +230,9 @@ static json_t *nb201_to_json(const struct ctnas_arch *a)
     return json_string(buf);
 }
 
+/* NAS-Bench-201 has no fingerprint of its own: the string is the
+ * identity.  md5 of the canonical string gives it the fixed width of
+ * nasbench101's hash; equal cells encode, and so hash, the same. */
 static void nb201_hash(const struct ctnas_arch *a, char out[CTNAS_HASH_LEN])
 {
     char buf[CTNAS_ENCODING_MAX];
@@ -243,6 +256,7 @@ static void nb201_to_graph(const struct ctnas_arch *a, struct ctnas_graph *g)
             full[IN][1 + e] = 1;
         if (edge_to[e] == 3)
             full[1 + e][OUT] = 1;
+            /* Edge e feeds edge f when f leaves the node e enters. */
         for (int f = 0; f < NB201_EDGES; f++)
             if (edge_from[f] == edge_to[e])
                 full[1 + e][1 + f] = 1;
@@ -283,6 +297,9 @@ static void nb201_to_graph(const struct ctnas_arch *a, struct ctnas_graph *g)
     }
 }
 
+/* Uniform over all 15,625 cells: every op string is a valid cell (all
+ * none gives a graph of input and output alone), so nothing is
+ * rejected. */
 static void nb201_sample(struct ctnas_rng *rng, struct ctnas_arch *out)
 {
     memset(out, 0, sizeof *out);
@@ -291,6 +308,8 @@ static void nb201_sample(struct ctnas_rng *rng, struct ctnas_arch *out)
         out->ops[e] = (uint8_t)ctnas_rng_below(rng, NB201_N_OPS);
 }
 
+/* One edge gets a different op.  Unlike nasbench101 no retry is needed:
+ * the result is always a valid cell, and always another one. */
 static void nb201_mutate(const struct ctnas_arch *in, struct ctnas_rng *rng,
                          struct ctnas_arch *out)
 {
@@ -303,6 +322,7 @@ static void nb201_mutate(const struct ctnas_arch *in, struct ctnas_rng *rng,
     *out = a;
 }
 
+/* The space's entry in GET /v1/spaces. */
 static json_t *nb201_describe(void)
 {
     const char *const *t = nb201_type_names;
