@@ -106,7 +106,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
                                  json_t *body, const char *hname,
                                  const char *hval)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (text == NULL)
         return MHD_NO;
     size_t len = strlen(text);

@@ -70,6 +70,12 @@ def post_single_then_get_by_id():
     check_eq(len(m), 1, "one measurement")
     check_eq((m[0]["dataset"], m[0]["metric"], m[0]["value"]),
              ("cifar10", "test_accuracy", 93.5), "measurement")
+    # Values come back as sent, to the 15 digits a double keeps.
+    fine = 93.1234567890123
+    cell2 = nb201_cell(["nor_conv_1x1"] * 6)
+    st, _, doc = d.post("/v1/architectures", item(cell2, fine))
+    st, _, got = d.get("/v1/architectures/%d" % doc["items"][0]["id"])
+    check_eq(got["measurements"][0]["value"], fine, "all digits kept")
 
 
 @test
