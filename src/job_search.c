@@ -809,6 +809,24 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
             ctnas_nac_free(j->nac);
             j->nac = NULL;
         }
+        /* The row may show progress beyond the checkpoint (it is written
+         * after every slice, the checkpoint every few seconds): show
+         * where the job really resumes, and forget the lost records.  A
+         * failure here only delays that to the first slice's flush, so it
+         * must not fail a job that can run. */
+        if (brc == 0) {
+            struct ctnas_err werr = {0};
+            if (j->s != NULL) {
+                ctnas_search_progress_get(j->s, &j->prog);
+                j->phase = 1;
+            }
+            json_t *pj = progress_json(j);
+            if (ctnas_store_events_trim(st, id, j->events, &werr) < 0 ||
+                ctnas_store_job_progress(st, id, pj, &werr) < 0)
+                ctnas_log_warn("search %lld: cannot reset its progress on "
+                               "resuming: %s", (long long)id, werr.msg);
+            json_decref(pj);
+        }
         if (brc == 0) {
             j->job.ops = &search_ops;
             j->job.data = j;

@@ -577,6 +577,16 @@ static json_t *event_row(sqlite3_stmt *s)
     return d;
 }
 
+int ctnas_store_events_trim(struct ctnas_store *st, int64_t id, long keep,
+                            struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "DELETE FROM search_events WHERE job_id = ? AND seq > ?",
+                  "trim events", err, "ii", id, (int64_t)keep);
+    return rc < 0 ? rc : exec_done(st, s, "trim events", err);
+}
+
 int ctnas_store_events(struct ctnas_store *st, int64_t id, long since,
                        int limit, json_t **rows, struct ctnas_err *err)
 {

@@ -111,6 +111,11 @@ int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
 /* Write progress event seq of job id (replacing one of that number). */
 int ctnas_store_event_put(struct ctnas_store *st, int64_t id, long seq,
                           const json_t *data, struct ctnas_err *err);
+/* Drop job id's events numbered above keep: a job resumed from a
+ * checkpoint that recorded keep events replaces the lost ones anew, and
+ * until then no record may describe progress that was undone. */
+int ctnas_store_events_trim(struct ctnas_store *st, int64_t id, long keep,
+                            struct ctnas_err *err);
 /* Events of job id numbered above since, in order, at most limit: a new
  * array of {"seq", "data", "created_at"}... flattened as data + "seq". */
 int ctnas_store_events(struct ctnas_store *st, int64_t id, long since,

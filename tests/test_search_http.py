@@ -2,8 +2,10 @@
 rounds, cancel, determinism, and resuming after kill -9 with the same
 result as an uninterrupted run.  Synthetic NAS-Bench-201 data made here:
 accuracy grows with the convolutions of a cell."""
+import json
 import shutil
 import signal
+import sqlite3
 import time
 
 from ctnas_testlib import (Daemon, NB201_OPS, check, check_eq, check_error,
@@ -246,6 +248,52 @@ def kill_9_mid_search_resumes_to_the_same_result():
              [x["arch"] for x in ra["progress"]["best"]], "same ranking")
     check_eq(rb["result"]["pseudo_labels"], ra["result"]["pseudo_labels"],
              "same pseudo-labels")
+
+
+
+@test
+def resume_shows_the_checkpoint_not_lost_progress():
+    # The progress row and the events run ahead of the last checkpoint;
+    # after kill -9 they must fall back to what the job resumes from.
+    w = workdir()
+    c = w + "/c.db"
+    shutil.copy(STATE["db"], c)
+    d = Daemon(db=c)
+    _, _, job = d.post("/v1/searches", dict(SEARCH, steps=100000, seed=3))
+    sid = job["id"]
+    deadline = time.time() + 120
+    ck = None
+    while time.time() < deadline and ck is None:
+        time.sleep(0.2)
+        with sqlite3.connect(c) as q:
+            ck = q.execute("SELECT step, extra FROM search_checkpoints "
+                           "WHERE job_id = ?", (sid,)).fetchone()
+    check(ck is not None, "a checkpoint was taken")
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    d.log.close()
+    with sqlite3.connect(c) as q:
+        ck_step, extra = q.execute("SELECT step, extra FROM "
+                                   "search_checkpoints WHERE job_id = ?",
+                                   (sid,)).fetchone()
+        kept = json.loads(extra)["events"]
+        # Progress that the checkpoint does not hold, as a kill leaves it.
+        q.execute("UPDATE jobs SET progress = json_set(progress, '$.step', "
+                  "999999) WHERE id = ?", (sid,))
+        q.execute("INSERT OR REPLACE INTO search_events (job_id, seq, data,"
+                  " created_at) VALUES (?, ?, '{\"step\": 999999}', 0)",
+                  (sid, kept + 500))
+    d = Daemon(db=c)
+    _, _, j = d.get("/v1/searches/%d" % sid)
+    step = j["progress"]["step"]
+    check(ck_step <= step < 999999, "resumed at %d (checkpoint %d)"
+          % (step, ck_step))
+    _, _, ev = d.get("/v1/searches/%d/events?since=0" % sid)
+    check(all(e["step"] < 999999 for e in ev["items"]),
+          "no record of lost progress")
+    d.request("DELETE", "/v1/searches/%d" % sid)
+    check_eq(wait(d, sid)["state"], "cancelled", "cleaned up")
+    check_eq(d.stop(), 0, "stop")
 
 
 if __name__ == "__main__":
