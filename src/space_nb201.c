@@ -168,7 +168,7 @@ static int nb201_parse_object(const json_t *obj, struct ctnas_arch *out,
     memset(&a, 0, sizeof a);
     a.n = NB201_EDGES;
     for (int e = 0; e < NB201_EDGES; e++) {
-        char field[16];
+        char field[24]; /* "ops[" INT_MIN "]" fits: no truncation warning */
         snprintf(field, sizeof field, "ops[%d]", e);
         const char *s = json_string_value(json_array_get(ops, (size_t)e));
         if (s == NULL)
