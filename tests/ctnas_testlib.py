@@ -4,6 +4,7 @@ Shared by the Python integration tests: starting and stopping daemons on a
 free port with a temporary database, HTTP requests, and a tiny TAP runner
 (each test function is one TAP point; the run ends with "N passed, N failed").
 """
+import atexit
 import http.client
 import json
 import os
@@ -48,6 +49,19 @@ def workdir():
     return tempfile.mkdtemp(dir=base)
 
 
+_daemons = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that fails half way leaves its daemons running: end them, so
+    a failed run does not leave a search spinning on the machine."""
+    for d in _daemons:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
 class Daemon:
     """One ctnasd process on 127.0.0.1 and a free port."""
 
@@ -64,6 +78,7 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=self.log, env=e)
+        _daemons.append(self)
         self.port = None
         deadline = time.time() + 30
         while time.time() < deadline:
