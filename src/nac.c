@@ -975,6 +975,23 @@ static void block_stats(const ctnas_real *s, const ctnas_real *y,
 }
 
 /* Linear heads, listed pairs: s = q_a + r_b with feat = (q, r) rows. */
+/* The weight of the pair (a, b) with target y: 1 without weights, else
+ * the weight of the better member, the larger one on a tie (a tie has
+ * no better member, and the pair should not count less than either of
+ * its members' other pairs would). */
+static ctnas_real pair_weight(const struct ctnas_nac_pairs *pairs, int a,
+                              int b, ctnas_real y)
+{
+    const ctnas_real *g = pairs->weight;
+    if (g == NULL)
+        return 1;
+    if (y > (ctnas_real)0.5)
+        return g[a];
+    if (y < (ctnas_real)0.5)
+        return g[b];
+    return g[a] > g[b] ? g[a] : g[b];
+}
+
 static double linear_list(const struct ctnas_nac_pairs *pairs,
                           const ctnas_real *feat, ctnas_real *dfeat,
                           ctnas_real inv, int *correct, int *decided)
@@ -990,7 +1007,7 @@ static double linear_list(const struct ctnas_nac_pairs *pairs,
             s[k] = in ? feat[2 * pa[k]] + feat[2 * pb[k] + 1] : 0;
             sc[k] = clamp87(s[k]);
             y[k] = in ? pairs->y[k0 + k] : 0;
-            w[k] = (ctnas_real)in;
+            w[k] = in ? pair_weight(pairs, pa[k], pb[k], y[k]) : 0;
         }
         bce_block(s, sc, y, w, inv, loss, ds);
         block_stats(s, y, w, n, correct, decided);
@@ -1034,7 +1051,7 @@ static double linear_dense(const struct ctnas_nac_pairs *pairs, int nb,
                 s[k] = k < n ? q[i] + r[j] : 0;
                 sc[k] = clamp87(s[k]);
                 y[k] = k < n ? target(v[i], v[j]) : 0;
-                w[k] = in ? wt : 0;
+                w[k] = in ? wt * pair_weight(pairs, i, j, y[k]) : 0;
             }
             bce_block(s, sc, y, w, inv, loss, ds);
             int c0 = 0, d0 = 0;
@@ -1104,7 +1121,9 @@ double ctnas_nac_loss(const struct ctnas_nac_config *cfg,
             const ctnas_real *fa = c->feat + (size_t)a * fw;
             const ctnas_real *fb = c->feat + (size_t)bb * fw;
             ctnas_real s = ctnas_nac_head_pair(cfg, lay, theta, fa, fb), ds;
-            sum += ctnas_nac_bce(s, y, &ds);
+            ctnas_real pw = pair_weight(pairs, a, bb, y);
+            sum += pw * ctnas_nac_bce(s, y, &ds);
+            ds *= pw;
             if (y != (ctnas_real)0.5) {
                 decided++;
                 correct += (s > 0) == (y > (ctnas_real)0.5);

@@ -232,13 +232,19 @@ ctnas_real ctnas_nac_sigmoid(ctnas_real s);
  * Dense (dense = 1): every ordered pair (i, j), i != j, of the batch's
  *   graphs, target from value[i] vs value[j] (borrowed, one measured value
  *   per batch graph; greater is better).  The loss then streams over the
- *   pairs without listing them. */
+ *   pairs without listing them.
+ * Either form may carry per-graph weights (see weight). */
 struct ctnas_nac_pairs {
     int n, cap;
     int *a, *b;
     ctnas_real *y;
     int dense;
     const double *value;
+    /* Optional per-graph weights (NULL: all 1): a pair's loss counts with
+     * the weight of its better member (the larger weight on a tie), so a
+     * caller can make the order among the best architectures matter more
+     * than the order among poor ones (nac_train.h, top_weight). */
+    const ctnas_real *weight;
 };
 
 int ctnas_nac_pairs_init(struct ctnas_nac_pairs *p, int cap);

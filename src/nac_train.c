@@ -83,6 +83,30 @@ void ctnas_nac_train_config_default(struct ctnas_nac_train_config *cfg)
     cfg->patience = 0;
     cfg->dedupe = 1;
     cfg->seed = 1;
+    cfg->top_weight = 0.0;
+    cfg->top_scale = 0.05;
+}
+
+/* Top weighting, measured on NAS-Bench-201 CIFAR-10 with 100 random
+ * training cells: the true accuracy of the cell the comparator ranks first
+ * over the whole space, mean over seeds 1-10 / 11-30 (`eval-search --diag
+ * --steps 1`), and the pairwise Kendall tau on 1,000 test cells (median,
+ * seeds 1-5, `eval-nac`):
+ *   top_weight 0 (default): 93.53 / 93.99; tau 0.770 (424 cells: 0.858)
+ *   3 (top_scale 0.05, 0.15): 93.53 / 94.11, 93.65 / 94.09
+ *   10 (0.05, 0.15): 93.81 / 94.14, 93.80 / 94.14
+ *   30 (0.03, 0.05, 0.15): 93.85 / 94.20, 93.86 / 94.22, 93.79 / 94.16
+ *   100 (0.05, 0.1): 93.97 / 94.23, 93.93 / 94.18; tau 0.750 (424: 0.833)
+ *   300 (0.05): 93.97 / 94.24
+ * Other knobs moved the same figure by less (dim 32/64: 93.70 / 93.75,
+ * 93.58 / 93.92; L 1/2: 93.72 / 93.74, 93.44 / 93.77; 30/300 epochs:
+ * 93.65 / 93.82, 93.47 / 93.99; 5 members: 93.47 / 94.02; lr 3e-3: 93.37 /
+ * 94.15).  The whole-set tau falls, so the serving default stays 0. */
+void ctnas_nac_train_config_search(struct ctnas_nac_train_config *cfg)
+{
+    ctnas_nac_train_config_default(cfg);
+    cfg->top_weight = 100.0;
+    cfg->top_scale = 0.05;
 }
 
 void ctnas_nac_train_config_paper(struct ctnas_nac_train_config *cfg)
@@ -140,6 +164,11 @@ int ctnas_nac_train_config_check(const struct ctnas_nac_train_config *cfg,
     if (!(cfg->holdout >= 0 && cfg->holdout < 0.9))
         return ctnas_err_set(err, CTNAS_EINVAL, "holdout",
                              "holdout must be in [0, 0.9)");
+    if (!(cfg->top_weight >= 0 && cfg->top_weight <= 1e6) ||
+        !(cfg->top_scale > 0 && cfg->top_scale <= 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "top_weight",
+                             "top_weight must be in [0, 1e6], top_scale in "
+                             "(0, 1]");
     if (cfg->eval_every < 1 || cfg->patience < 0)
         return ctnas_err_set(err, CTNAS_EINVAL, "eval_every",
                              "eval_every must be >= 1, patience >= 0");
@@ -241,6 +270,8 @@ struct run {
     int *hold_idx, n_hold;
     int *order, *perm;
     double *bval;             /* measured values of the batch's graphs */
+    ctnas_real *gw_all;       /* top_weight: per architecture (NULL: off) */
+    ctnas_real *bgw;          /* ... and per graph of the batch */
     struct ctnas_graph *hold_graphs;
     double *hold_acc;
     ctnas_real *hold_feat;
@@ -262,6 +293,8 @@ static void run_destroy(struct run *r)
     free(r->order);
     free(r->perm);
     free(r->bval);
+    free(r->gw_all);
+    free(r->bgw);
     free(r->hold_graphs);
     free(r->hold_acc);
     free(r->hold_feat);
@@ -280,6 +313,12 @@ static void make_pairs(struct run *r, const int *bidx, int nb,
     const double *acc = r->acc;
     p->n = 0;
     p->dense = 0;
+    p->weight = NULL;
+    if (r->gw_all != NULL) {
+        for (int i = 0; i < nb; i++)
+            r->bgw[i] = r->gw_all[bidx[i]];
+        p->weight = r->bgw;
+    }
     if (r->cfg->pairing == CTNAS_NAC_PAIRS_PERM) {
         for (int i = 0; i < nb; i++)
             r->perm[i] = i;
@@ -300,6 +339,61 @@ static void make_pairs(struct run *r, const int *bidx, int nb,
         p->dense = 1;
         p->value = r->bval;
     }
+}
+
+static int cmp_desc(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a < b) - (a > b);
+}
+
+int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
+                          int n, double top_weight, double top_scale,
+                          ctnas_real *out)
+{
+    /* sorted descending, so a binary search gives the count of strictly
+     * greater values in O(log n_ref) */
+    double *sorted = malloc((size_t)(n_ref > 0 ? n_ref : 1) * sizeof *sorted);
+    if (sorted == NULL)
+        return CTNAS_ENOMEM;
+    memcpy(sorted, ref, (size_t)n_ref * sizeof *sorted);
+    qsort(sorted, (size_t)n_ref, sizeof *sorted, cmp_desc);
+    double scale = top_scale * n_ref;
+    for (int i = 0; i < n; i++) {
+        int lo = 0, hi = n_ref;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (sorted[mid] > val[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        out[i] = (ctnas_real)(1 + top_weight * exp(-lo / scale));
+    }
+    free(sorted);
+    return 0;
+}
+
+/* The top_weight of every architecture (indexed like graphs; hold-out
+ * ones unused), ranked among the training set only: the hold-out must not
+ * shape the training.  CTNAS_ENOMEM. */
+static int top_weights(struct run *r)
+{
+    const struct ctnas_nac_train_config *cfg = r->cfg;
+    int nt = r->n_train, n = nt + r->n_hold;
+    double *ref = malloc((size_t)nt * sizeof *ref);
+    r->gw_all = malloc((size_t)n * sizeof *r->gw_all);
+    r->bgw = malloc((size_t)(cfg->batch > 0 ? cfg->batch : 1) *
+                    sizeof *r->bgw);
+    int rc = CTNAS_ENOMEM;
+    if (ref != NULL && r->gw_all != NULL && r->bgw != NULL) {
+        for (int i = 0; i < nt; i++)
+            ref[i] = r->acc[r->train_idx[i]];
+        rc = ctnas_nac_top_weights(ref, nt, r->acc, n, cfg->top_weight,
+                                   cfg->top_scale, r->gw_all);
+    }
+    free(ref);
+    return rc;
 }
 
 /* Pairwise tau of one member (theta) on the hold-out set. */
@@ -538,6 +632,10 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         !(r.order = malloc((size_t)r.n_train * sizeof *r.order)) ||
         !(r.perm = malloc((size_t)bs * sizeof *r.perm)) ||
         !(r.bval = malloc((size_t)bs * sizeof *r.bval))) {
+        run_destroy(&r);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    if (cfg->top_weight > 0 && top_weights(&r) != 0) {
         run_destroy(&r);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }

@@ -54,10 +54,32 @@ struct ctnas_nac_train_config {
                            0: train all epochs, keep the best */
     int dedupe;         /* compute equal node states once (speed only) */
     uint64_t seed;
+    /* Emphasis on the top of the ranking (LambdaRank-like): a pair's
+     * loss is weighted by 1 + top_weight * exp(-rank / (top_scale * n))
+     * where rank is the number of the n training architectures measured
+     * strictly better than the pair's better member.  A search needs the
+     * comparator to order the best cells right, not the bad ones.
+     * top_weight 0: every pair counts the same (the paper). */
+    double top_weight;  /* >= 0 */
+    double top_scale;   /* (0, 1]: fraction of the set that is "top" */
 };
+
+/* The top_weight rule on its own: out[i] = 1 + top_weight *
+ * exp(-rank_i / (top_scale * n_ref)), rank_i = how many of ref[0 ..
+ * n_ref) are strictly greater than val[i] (equal values share a weight;
+ * the order of ref does not matter).  The search's fine-tuning uses it
+ * too, so both weigh the labelled set alike.  n_ref >= 1, top_scale > 0.
+ * CTNAS_ENOMEM. */
+int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
+                          int n, double top_weight, double top_scale,
+                          ctnas_real *out);
 
 /* The default recipe (see nac_train.c for the measurements behind it). */
 void ctnas_nac_train_config_default(struct ctnas_nac_train_config *cfg);
+/* The default recipe with top_weight 100, top_scale 0.05: for a
+ * comparator that a search will use.  It orders the best cells better and
+ * the whole set a little worse (see nac_train.c). */
+void ctnas_nac_train_config_search(struct ctnas_nac_train_config *cfg);
 /* The authors' recipe: concat head, permuted pairs, lr 2e-4, betas
  * 0.5/0.999, L2 weight decay 5e-4, 200 epochs. */
 void ctnas_nac_train_config_paper(struct ctnas_nac_train_config *cfg);
