@@ -46,10 +46,13 @@ static const char usage_text[] =
     "  --baseline updated|fixed|random --update-every N --h-size N "
     "--h-keep N\n"
     "  --r X (pseudo ratio) --k N --u N (explore every)\n"
-    "  --ft-iters N --ft-pairs N --ft-lr X --ft-top X --pool-cap N "
+    "  --ft-iters N --ft-pairs N --ft-lr X --ft-top X --ft-top-weight X\n"
+    "  --ft-top-scale X --polish N --polish-tries N --pool-cap N "
     "--top-n N\n"
-    "comparator training (defaults: ctnas_nac_train_config_default):\n"
-    "  --recipe default|paper --epochs N --members N --nac-lr X\n"
+    "comparator training (defaults: ctnas_nac_train_config_search):\n"
+    "  --recipe search|default|paper (search: default with top weighting)\n"
+    "  --epochs N --members N --nac-lr X\n"
+    "  --top-weight X --top-scale X (pairs weighted towards the best)\n"
     "  --head concat|diff|mlp --layers N --dim N --bidir 0|1|2 --norm "
     "0|1\n"
     "other:\n"
@@ -276,6 +279,7 @@ static double comparator_argmax(const struct table *tab,
     return v;
 }
 
+
 static json_t *real_or_null(double v)
 {
     return isnan(v) ? json_null() : json_real(v);
@@ -499,7 +503,8 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
 {
     return json_pack(
         "{s:I, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:f, s:s, s:i, s:i,"
-        " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:i}",
+        " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i,"
+        " s:i, s:i}",
         "steps", (json_int_t)c->steps, "batch", c->batch, "lr", c->lr,
         "entropy_weight", c->entropy_weight, "grad_clip", c->grad_clip,
         "advantage", ctnas_search_advantage_name(c->advantage), "ema_decay",
@@ -510,6 +515,8 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
         "pseudo_ratio", c->pseudo_ratio, "pseudo_k", c->pseudo_k,
         "explore_every", c->explore_every, "ft_iters", c->ft_iters,
         "ft_pairs", c->ft_pairs, "ft_lr", c->ft_lr, "ft_top", c->ft_top,
+        "ft_top_weight", c->ft_top_weight, "ft_top_scale", c->ft_top_scale,
+        "polish", c->polish, "polish_tries", c->polish_tries,
         "pool_cap", c->pool_cap,
         "top_n", c->top_n);
 }
@@ -525,14 +532,17 @@ int ctnas_eval_search_main(int argc, char **argv)
     struct ctnas_search_config sc;
     ctnas_search_config_default(&sc);
     struct ctnas_nac_train_config tc;
-    ctnas_nac_train_config_default(&tc);
+    /* the comparator a search wants: ordered best at the top */
+    ctnas_nac_train_config_search(&tc);
     int have_budget = 0, rc = 2;
 
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--recipe") == 0) {
             if (strcmp(argv[i + 1], "paper") == 0)
                 ctnas_nac_train_config_paper(&tc);
-            else if (strcmp(argv[i + 1], "default") != 0) {
+            else if (strcmp(argv[i + 1], "default") == 0)
+                ctnas_nac_train_config_default(&tc);
+            else if (strcmp(argv[i + 1], "search") != 0) {
                 rc = usage_error("unknown recipe %s%s", argv[i + 1], "");
                 goto done;
             }
@@ -621,6 +631,14 @@ int ctnas_eval_search_main(int argc, char **argv)
             bad = ctnas_conf_parse_double(v, &sc.ft_lr);
         else if (strcmp(a, "--ft-top") == 0)
             bad = ctnas_conf_parse_double(v, &sc.ft_top);
+        else if (strcmp(a, "--polish") == 0)
+            bad = ctnas_conf_parse_long(v, 0, 1000, &l) || ((sc.polish = (int)l), 0);
+        else if (strcmp(a, "--polish-tries") == 0)
+            bad = ctnas_conf_parse_long(v, 1, 10000, &l) || !(sc.polish_tries = (int)l);
+        else if (strcmp(a, "--ft-top-weight") == 0)
+            bad = ctnas_conf_parse_double(v, &sc.ft_top_weight);
+        else if (strcmp(a, "--ft-top-scale") == 0)
+            bad = ctnas_conf_parse_double(v, &sc.ft_top_scale);
         else if (strcmp(a, "--pool-cap") == 0)
             bad = ctnas_conf_parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
         else if (strcmp(a, "--top-n") == 0)
@@ -632,6 +650,10 @@ int ctnas_eval_search_main(int argc, char **argv)
                   !(tc.members = (int)l);
         else if (strcmp(a, "--nac-lr") == 0)
             bad = ctnas_conf_parse_double(v, &tc.lr);
+        else if (strcmp(a, "--top-weight") == 0)
+            bad = ctnas_conf_parse_double(v, &tc.top_weight);
+        else if (strcmp(a, "--top-scale") == 0)
+            bad = ctnas_conf_parse_double(v, &tc.top_scale);
         else if (strcmp(a, "--head") == 0)
             bad = (tc.model.head = ctnas_nac_head_parse(v)) < 0;
         else if (strcmp(a, "--layers") == 0)
@@ -729,7 +751,7 @@ int ctnas_eval_search_main(int argc, char **argv)
         n_missing += isnan(acc[k]);
     json_t *sum = json_pack(
         "{s:b, s:s, s:s, s:I, s:I, s:i, s:o, s:o, s:f, s:f, s:f, s:f, s:i,"
-        " s:f, s:s, s:i, s:i, s:i, s:i, s:o}",
+        " s:f, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:o}",
         "summary", 1, "space", sp->name, "data", o->data, "budget",
         (json_int_t)o->budget, "rounds", (json_int_t)o->rounds, "seeds",
         o->n_seeds, "mean_answer_accuracy",
@@ -739,7 +761,8 @@ int ctnas_eval_search_main(int argc, char **argv)
         "answers_not_in_file", n_missing, "optimum", optimum, "nac_head",
         ctnas_nac_head_name(tc.model.head), "nac_epochs", tc.epochs,
         "nac_members", tc.members, "nac_bidir", tc.model.bidir, "nac_layers",
-        tc.model.layers, "search", search_config_json(&sc));
+        tc.model.layers, "nac_top_weight", tc.top_weight, "nac_top_scale",
+        tc.top_scale, "search", search_config_json(&sc));
     if (sum != NULL) {
         print_json(sum);
         json_decref(sum);

@@ -101,6 +101,10 @@ void ctnas_search_config_default(struct ctnas_search_config *cfg)
     cfg->ft_pairs = 256;
     cfg->ft_lr = 1e-4;
     cfg->ft_top = 0.0;
+    cfg->ft_top_weight = 0.0;
+    cfg->ft_top_scale = 0.05;
+    cfg->polish = 0;
+    cfg->polish_tries = 32;
     cfg->pool_cap = 1000;
     cfg->top_n = 100;
 }
@@ -165,9 +169,21 @@ int ctnas_search_config_check(const struct ctnas_search_config *cfg,
     if (!(cfg->ft_top >= 0 && cfg->ft_top <= 1))
         return ctnas_err_set(err, CTNAS_EINVAL, "ft_top",
                              "ft_top must be in [0, 1]");
+    if (!(cfg->ft_top_weight >= 0 && cfg->ft_top_weight <= 1e6))
+        return ctnas_err_set(err, CTNAS_EINVAL, "ft_top_weight",
+                             "ft_top_weight must be in [0, 1e6]");
+    if (!(cfg->ft_top_scale > 0 && cfg->ft_top_scale <= 1))
+        return ctnas_err_set(err, CTNAS_EINVAL, "ft_top_scale",
+                             "ft_top_scale must be in (0, 1]");
     if (!(cfg->ft_lr > 0 && cfg->ft_lr < 10))
         return ctnas_err_set(err, CTNAS_EINVAL, "ft_lr",
                              "ft_lr must be in (0, 10)");
+    if (cfg->polish < 0 || cfg->polish > 1000)
+        return ctnas_err_set(err, CTNAS_EINVAL, "polish",
+                             "polish must be 0..1000");
+    if (cfg->polish_tries < 1 || cfg->polish_tries > 10000)
+        return ctnas_err_set(err, CTNAS_EINVAL, "polish_tries",
+                             "polish_tries must be 1..10000");
     if (cfg->pool_cap < 2 || cfg->pool_cap > 1000000)
         return ctnas_err_set(err, CTNAS_EINVAL, "pool_cap",
                              "pool_cap must be 2..1000000");
@@ -366,6 +382,7 @@ struct ctnas_search {
     struct ctnas_nac_pairs ftp;
     struct ctnas_graph *ft_graphs;
     ctnas_real *ft_grad;
+    ctnas_real *ft_w;     /* per batch graph pair weights (ft_top_weight) */
 };
 
 /* ---- feature cache ----
@@ -491,8 +508,10 @@ static void ft_scratch_destroy(struct ctnas_search *s)
     ctnas_nac_pairs_destroy(&s->ftp);
     free(s->ft_graphs);
     free(s->ft_grad);
+    free(s->ft_w);
     s->ft_graphs = NULL;
     s->ft_grad = NULL;
+    s->ft_w = NULL;
     s->ft_cap = 0;
 }
 
@@ -515,7 +534,8 @@ static int nac_scratch_init(struct ctnas_search *s)
         ctnas_nac_cache_init(&s->ftc, &m->cfg, cap) != 0 ||
         ctnas_nac_pairs_init(&s->ftp, s->cfg.ft_pairs) != 0 ||
         (s->ft_graphs = malloc((size_t)cap * sizeof *s->ft_graphs)) == NULL ||
-        (s->ft_grad = malloc(np * sizeof *s->ft_grad)) == NULL)
+        (s->ft_grad = malloc(np * sizeof *s->ft_grad)) == NULL ||
+        (s->ft_w = malloc((size_t)cap * sizeof *s->ft_w)) == NULL)
         return CTNAS_ENOMEM;
     s->ft_cap = cap;
     int w = ctnas_nac_feature_width(m);
@@ -1061,6 +1081,21 @@ static int finetune_step(struct ctnas_search *s)
     pr->n = 0;
     pr->dense = 0;
     int g = 0, n_best = 0, *best = NULL;
+    ctnas_real *lw = NULL;
+    if (n_l > 0 && c->ft_top_weight > 0) {
+        /* The labelled pairs weighted as the comparator was trained
+         * (nac_train.h, top_weight): uniform pairs would pull it back
+         * towards ordering the poor cells, which a search never needs,
+         * at the cost of the best ones (measured: see the defaults). */
+        lw = malloc((size_t)s->n_lab * sizeof *lw);
+        if (lw == NULL ||
+            ctnas_nac_top_weights(s->lab_val, s->n_lab, s->lab_val,
+                                  s->n_lab, c->ft_top_weight,
+                                  c->ft_top_scale, lw) != 0) {
+            free(lw);
+            return CTNAS_ENOMEM;
+        }
+    }
     if (n_l > 0 && c->ft_top > 0) {
         /* the best quarter of the labelled set, by value */
         int *tmp = malloc((size_t)s->n_lab * sizeof *tmp);
@@ -1068,6 +1103,7 @@ static int finetune_step(struct ctnas_search *s)
         if (tmp == NULL || best == NULL) {
             free(tmp);
             free(best);
+            free(lw);
             return CTNAS_ENOMEM;
         }
         order_by_score(s->lab_val, s->n_lab, best, tmp);
@@ -1082,6 +1118,8 @@ static int finetune_step(struct ctnas_search *s)
         j += j >= i;
         s->ft_graphs[g] = s->lab_graph[i];
         s->ft_graphs[g + 1] = s->lab_graph[j];
+        s->ft_w[g] = lw != NULL ? lw[i] : 1;
+        s->ft_w[g + 1] = lw != NULL ? lw[j] : 1;
         double vi = s->lab_val[i], vj = s->lab_val[j];
         pr->a[pr->n] = g;
         pr->b[pr->n] = g + 1;
@@ -1094,13 +1132,18 @@ static int finetune_step(struct ctnas_search *s)
         const struct ctnas_search_pseudo *ps = &s->pseudo[i];
         s->space->to_graph(&ps->a, &s->ft_graphs[g]);
         s->space->to_graph(&ps->b, &s->ft_graphs[g + 1]);
+        /* pseudo-labels carry no measured rank: plain weight */
+        s->ft_w[g] = 1;
+        s->ft_w[g + 1] = 1;
         pr->a[pr->n] = g;
         pr->b[pr->n] = g + 1;
         pr->y[pr->n] = (ctnas_real)ps->label;
         pr->n++;
         g += 2;
     }
+    pr->weight = lw != NULL ? s->ft_w : NULL;
     free(best);
+    free(lw);
     if (pr->n == 0)
         return 0;
     size_t np = m->lay.n_params;
@@ -1277,6 +1320,79 @@ static int controller_step(struct ctnas_search *s)
     return 0;
 }
 
+/* ---- polish: a local search judged by the comparator ---- */
+
+/* The longest climb: far more than a cell has changes to make in the
+ * spaces we have (NB201: 6 edges), so climbs end on a local optimum. */
+#define POLISH_MAX_STEPS 50
+
+/* One climb from start: each step tries polish_tries random single
+ * changes and moves to the one with the highest p(change beats current)
+ * if that is above 1/2.  Where it ends joins the pool.  All randomness
+ * from s->rng, so it replays exactly on resume. */
+static int polish_climb(struct ctnas_search *s, struct ctnas_arch start)
+{
+    int t = s->cfg.polish_tries, rc = 0;
+    struct ctnas_arch *a = malloc((size_t)(t + 1) * sizeof *a);
+    struct key *k = malloc((size_t)(t + 1) * sizeof *k);
+    int *row = malloc((size_t)(t + 1) * sizeof *row);
+    if (a == NULL || k == NULL || row == NULL) {
+        rc = CTNAS_ENOMEM;
+        goto out;
+    }
+    /* slot t holds the current cell, 0 .. t-1 its tries */
+    a[t] = start;
+    k[t] = arch_key(s->space, &start);
+    for (int step = 0; step < POLISH_MAX_STEPS; step++) {
+        for (int i = 0; i < t; i++) {
+            s->space->mutate(&a[t], &s->rng, &a[i]);
+            k[i] = arch_key(s->space, &a[i]);
+        }
+        if ((rc = fc_get(s, a, k, t + 1, row)) != 0)
+            goto out;
+        int best = -1;
+        double pbest = 0.5;
+        for (int i = 0; i < t; i++) {
+            double p = prob(s, row[i], row[t]);
+            if (p > pbest) {   /* strict: ties keep the first, no cycles */
+                pbest = p;
+                best = i;
+            }
+        }
+        if (best < 0)
+            break;
+        a[t] = a[best];
+        k[t] = k[best];
+    }
+    rc = pool_add(s, &a[t], k[t]);
+out:
+    free(a);
+    free(k);
+    free(row);
+    return rc;
+}
+
+/* Climb from the polish best-ranked cells (a fresh ranking first, so the
+ * starts are the current comparator's).  The starts are copied before the
+ * climbs: pool_add may trim the pool and the ranking under them. */
+static int polish(struct ctnas_search *s)
+{
+    int rc = refresh_ranking(s);
+    if (rc != 0)
+        return rc;
+    int n = s->n_top < s->cfg.polish ? s->n_top : s->cfg.polish;
+    struct ctnas_arch *start = malloc((size_t)(n > 0 ? n : 1) *
+                                      sizeof *start);
+    if (start == NULL)
+        return CTNAS_ENOMEM;
+    for (int i = 0; i < n; i++)
+        start[i] = s->top[i].arch;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = polish_climb(s, start[i]);
+    free(start);
+    return rc;
+}
+
 /* ---- running ---- */
 
 static double now_seconds(void)
@@ -1359,6 +1475,8 @@ static int advance(struct ctnas_search *s)
         if (s->step >= s->round_end) {
             s->state = s->round < c->rounds ? CTNAS_SEARCH_WAITING
                                              : CTNAS_SEARCH_FINISHED;
+            if (c->polish > 0 && (rc = polish(s)) != 0)
+                return rc;
             return refresh_ranking(s);
         }
         return 0;
@@ -1524,7 +1642,10 @@ int ctnas_search_next_round(struct ctnas_search *s)
  * format version and sizeof(ctnas_real) and the blob ends with an FNV-1a
  * 64 of everything before it. */
 
-#define BLOB_VERSION 1
+/* Version 2 added ft_top_weight, ft_top_scale, polish and polish_tries
+ * to the config; a version 1 blob loads with ft_top_weight 0 and polish 0,
+ * the behaviour it was saved under, so its resume stays bit-identical. */
+#define BLOB_VERSION 2
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'S', 'R', 'C'};
 
 struct wr {
@@ -1657,11 +1778,16 @@ static void w_config(struct wr *w, const struct ctnas_search_config *c)
     w_i64(w, c->ft_pairs);
     w_f64(w, c->ft_lr);
     w_f64(w, c->ft_top);
+    w_f64(w, c->ft_top_weight);
+    w_f64(w, c->ft_top_scale);
+    w_i64(w, c->polish);
+    w_i64(w, c->polish_tries);
     w_i64(w, c->pool_cap);
     w_i64(w, c->top_n);
 }
 
-static void r_config(struct rd *r, struct ctnas_search_config *c)
+static void r_config(struct rd *r, struct ctnas_search_config *c,
+                     int version)
 {
     memset(c, 0, sizeof *c);
     c->seed = (uint64_t)r_i64(r);
@@ -1688,6 +1814,10 @@ static void r_config(struct rd *r, struct ctnas_search_config *c)
     c->ft_pairs = r_int(r, 0, 10000000);
     c->ft_lr = r_f64(r);
     c->ft_top = r_f64(r);
+    c->ft_top_weight = version >= 2 ? r_f64(r) : 0.0;
+    c->ft_top_scale = version >= 2 ? r_f64(r) : 0.05;
+    c->polish = version >= 2 ? r_int(r, 0, 1000000) : 0;
+    c->polish_tries = version >= 2 ? r_int(r, 0, 1000000) : 32;
     c->pool_cap = r_int(r, 0, 100000000);
     c->top_n = r_int(r, 0, 100000000);
 }
@@ -1843,7 +1973,9 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint checksum mismatch");
     struct rd r = {p, 8, len - 8, 0};
-    if (r_i64(&r) != BLOB_VERSION || r_i64(&r) != (int64_t)sizeof(ctnas_real))
+    int64_t version = r_i64(&r);
+    if (version < 1 || version > BLOB_VERSION ||
+        r_i64(&r) != (int64_t)sizeof(ctnas_real))
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint of another version or "
                          "precision");
@@ -1855,7 +1987,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint of an unknown space");
     struct ctnas_search_config cfg;
-    r_config(&r, &cfg);
+    r_config(&r, &cfg, (int)version);
     if (r.bad || ctnas_search_config_check(&cfg, err) != 0)
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint with a bad config");

@@ -35,6 +35,12 @@
  *      entropy_weight times the entropy, gradient clipped by global norm;
  *   4. every sampled architecture (steps 1-3) enters the pool of distinct
  *      architectures (when full, the pool keeps its better half).
+ * At the end of a round, when polish > 0, a local search judged by the
+ * comparator starts from the polish best-ranked cells: each climb step
+ * tries polish_tries random single changes (the space's mutate) and moves
+ * to the one the comparator prefers most if it beats the current cell;
+ * where each climb ends joins the pool.  The controller's samples come
+ * near the comparator's optimum but often not onto it.
  * The ranking of the pool (each entry's mean win probability against the
  * rest) is refreshed after each fine-tuning, every update_every steps (with
  * the baseline update, if any) and at the end of a round; its top entry is
@@ -99,6 +105,14 @@ struct ctnas_search_config {
     double ft_top;          /* fraction of labelled fine-tuning pairs whose
                                first member is drawn from the best quarter
                                of the labelled set (0: uniform pairs) */
+    double ft_top_weight;   /* labelled fine-tuning pairs weighted as
+                               nac_train.h's top_weight (0: uniform) */
+    double ft_top_scale;    /* ... and its top_scale, (0, 1] */
+    int polish;             /* at the end of each round, hill-climb
+                               from this many of the best-ranked cells
+                               under the comparator (0: off) */
+    int polish_tries;       /* random single changes tried per climb
+                               step */
     int pool_cap;           /* distinct architectures kept */
     int top_n;              /* size of the ranking kept (>= 1) */
 };

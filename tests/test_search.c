@@ -24,6 +24,103 @@
 #include "test.h"
 
 /* ------------------------------------------------------------------ */
+/* Pair weights (nac.h, used by nac_train.h's top_weight) */
+
+/* Loss and gradient of one network on graphs g[0 .. n) with pairs pr. */
+static double weighted_loss(const struct ctnas_nac *m,
+                            const struct ctnas_graph *g, int n,
+                            const struct ctnas_nac_pairs *pr,
+                            ctnas_real *grad)
+{
+    struct ctnas_nac_batch b;
+    struct ctnas_nac_cache c;
+    if (ctnas_nac_batch_init(&b, n, m->cfg.layers, 1) != 0 ||
+        ctnas_nac_cache_init(&c, &m->cfg, n) != 0)
+        return NAN;
+    ctnas_nac_batch_build(&b, &m->cfg, g, NULL, n);
+    memset(grad, 0, m->lay.n_params * sizeof *grad);
+    double L = ctnas_nac_loss(&m->cfg, &m->lay, m->theta, &b, &c, pr, grad,
+                              NULL);
+    ctnas_nac_batch_destroy(&b);
+    ctnas_nac_cache_destroy(&c);
+    return L;
+}
+
+/* A pair counts with its better member's weight: the streamed (dense) and
+ * listed forms agree on loss and gradient under weights, and one pair's
+ * loss scales with the weight of the better member only. */
+static void test_nac_pair_weights(void)
+{
+    enum { N = 6 };
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 11);
+    struct ctnas_nac_config mc;
+    ctnas_nac_config_default(&mc);
+    mc.n_types = ctnas_space_nb201.n_node_types;
+    mc.dim = 8;
+    mc.layers = 2;
+    struct ctnas_nac *m = ctnas_nac_new(&mc, 1, &rng);
+    ASSERT(m != NULL);
+    struct ctnas_graph g[N];
+    struct ctnas_arch a;
+    double val[N] = {3, 1, 4, 1.5, 9, 2.6};
+    ctnas_real w[N] = {1, 2, 0.5, 3, 7, 1.25};
+    for (int i = 0; i < N; i++) {
+        ctnas_space_nb201.sample(&rng, &a);
+        ctnas_space_nb201.to_graph(&a, &g[i]);
+    }
+    size_t np = m->lay.n_params;
+    ctnas_real *gd = malloc(np * sizeof *gd), *gl = malloc(np * sizeof *gl);
+    struct ctnas_nac_pairs dense, list;
+    ASSERT_EQ(ctnas_nac_pairs_init(&dense, 1), 0);
+    ASSERT_EQ(ctnas_nac_pairs_init(&list, N * N), 0);
+    dense.dense = 1;
+    dense.value = val;
+    dense.weight = w;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (i != j) {
+                list.a[list.n] = i;
+                list.b[list.n] = j;
+                list.y[list.n] = val[i] > val[j] ? 1 : 0;
+                list.n++;
+            }
+    list.weight = w;
+    double Ld = weighted_loss(m, g, N, &dense, gd);
+    double Ll = weighted_loss(m, g, N, &list, gl);
+    ASSERT(isfinite(Ld) && fabs(Ld - Ll) <= 1e-5 * fabs(Ll));
+    double worst = 0, scale = 0;
+    for (size_t k = 0; k < np; k++) {
+        worst = fmax(worst, fabs((double)gd[k] - (double)gl[k]));
+        scale = fmax(scale, fabs((double)gl[k]));
+    }
+    ASSERT(worst <= 1e-5 * scale);
+    /* one pair: graph 4 (value 9, weight 7) against graph 1 (value 1,
+     * weight 2): weight 7 whichever way round the pair is listed */
+    list.n = 1;
+    list.a[0] = 4;
+    list.b[0] = 1;
+    list.y[0] = 1;
+    double L7 = weighted_loss(m, g, N, &list, gl);
+    list.weight = NULL;
+    double L1 = weighted_loss(m, g, N, &list, gl);
+    ASSERT(fabs(L7 - 7 * L1) <= 1e-5 * L7);
+    list.weight = w;
+    list.a[0] = 1;
+    list.b[0] = 4;
+    list.y[0] = 0;
+    double L7r = weighted_loss(m, g, N, &list, gl);
+    list.weight = NULL;
+    double L1r = weighted_loss(m, g, N, &list, gl);
+    ASSERT(fabs(L7r - 7 * L1r) <= 1e-5 * L7r);
+    ctnas_nac_pairs_destroy(&dense);
+    ctnas_nac_pairs_destroy(&list);
+    free(gd);
+    free(gl);
+    ctnas_nac_free(m);
+}
+
+/* ------------------------------------------------------------------ */
 /* Controller gradients */
 
 /* L = -(1/n) sum_i (adv_i logp_i + lambda H_i), replayed under theta. */
@@ -423,6 +520,10 @@ static void small_config(struct ctnas_search_config *c, uint64_t seed)
     c->ft_pairs = 32;
     c->pool_cap = 64;   /* small, so the pool trims itself */
     c->top_n = 10;
+    /* the answer-side options on, so determinism and resume cover them */
+    c->ft_top_weight = 10;
+    c->polish = 2;
+    c->polish_tries = 8;
 }
 
 static int blob_of(const struct ctnas_search *s, void **b, size_t *n)
@@ -469,6 +570,70 @@ static void test_search_determinism(void)
     }
     free(ba);
     free(bb);
+    ctnas_search_free(a);
+    ctnas_search_free(b);
+    ctnas_nac_free(sy.nac);
+}
+
+/* Polish happens after the last controller step, so a search with it and
+ * one without share everything up to then: the polished answer must be at
+ * least as good as the unpolished one under the (same) comparator, and
+ * beat the unpolished top entries it climbed from unless they were local
+ * optima already. */
+static void test_polish_answer(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 5), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 9);
+    c.steps = 30;   /* short: the unpolished answer is no local optimum */
+    c.polish = 0;
+    struct ctnas_search *a = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    c.polish = 3;
+    c.polish_tries = 200;
+    struct ctnas_search *b = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(a != NULL && b != NULL);
+    ASSERT_EQ(ctnas_search_run(a, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    ASSERT_EQ(ctnas_search_run(b, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
+    struct ctnas_search_entry top_a[3], eb;
+    int n = ctnas_search_best(a, 3, top_a);
+    ASSERT(n == 3);
+    ASSERT_EQ(ctnas_search_answer(b, &eb), 0);
+    /* same comparator: fine-tuning is over before polish starts */
+    const struct ctnas_nac *ma = ctnas_search_comparator(a);
+    const struct ctnas_nac *mb = ctnas_search_comparator(b);
+    ASSERT(memcmp(ma->theta, mb->theta,
+                  ma->lay.n_params * sizeof *ma->theta) == 0);
+    struct ctnas_graph gb, ga;
+    ctnas_space_nb201.to_graph(&eb.arch, &gb);
+    int moved = 0;
+    for (int i = 0; i < n; i++) {
+        double p;
+        ctnas_space_nb201.to_graph(&top_a[i].arch, &ga);
+        ASSERT_EQ(ctnas_nac_compare(mb, &gb, &ga, &p), 0);
+        ASSERT(p >= 0.5 - 1e-6);
+        moved += memcmp(&eb.arch, &top_a[i].arch, sizeof eb.arch) != 0;
+    }
+    /* the answer is a local optimum of the comparator: no single edge
+     * change beats it (200 tries a step see all 24 changes of an NB201
+     * cell but with probability ~2e-4 each) */
+    int beaten = 0;
+    for (int e = 0; e < 6; e++)
+        for (int op = 0; op < 5; op++) {
+            struct ctnas_arch nb = eb.arch;
+            if (nb.ops[e] == op)
+                continue;
+            nb.ops[e] = (uint8_t)op;
+            double p;
+            ctnas_space_nb201.to_graph(&nb, &ga);
+            ASSERT_EQ(ctnas_nac_compare(mb, &ga, &gb, &p), 0);
+            beaten += p > 0.5 + 1e-6;
+        }
+    printf("# polish: answer differs from %d of the 3 unpolished best, "
+           "%d single changes beat it\n", moved, beaten);
+    ASSERT_EQ(beaten, 0);
     ctnas_search_free(a);
     ctnas_search_free(b);
     ctnas_nac_free(sy.nac);
@@ -761,6 +926,68 @@ static void test_checkpoint_rejects_damage(void)
     ctnas_nac_free(sy.nac);
 }
 
+/* FNV-1a 64, the checkpoint's checksum (search.c). */
+static uint64_t fnv1a64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* A version 1 checkpoint (no ft_top_weight, ft_top_scale, polish,
+ * polish_tries in its config) still loads, with those off, and resumes as
+ * the search that wrote it: here a version 2 blob of such a search is cut
+ * back to version 1 by hand and must load into the same state. */
+static void test_checkpoint_v1_loads(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 20, 3), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 2);
+    /* what a version 1 blob loads with, so the state re-saves exactly */
+    c.ft_top_weight = 0;
+    c.ft_top_scale = 0.05;
+    c.polish = 0;
+    c.polish_tries = 32;
+    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
+                                              sy.lab, sy.val, sy.n, NULL);
+    ASSERT(s != NULL);
+    ctnas_search_run(s, 35, 0, NULL, NULL);
+    void *b;
+    size_t n;
+    ASSERT_EQ(ctnas_search_save(s, &b, &n), 0);
+    /* header 56 bytes (magic, version, real size, space name), then 24
+     * config fields of 8 bytes before the 4 new ones */
+    const size_t at = 56 + 24 * 8, cut = 4 * 8;
+    unsigned char *v1 = malloc(n - cut);
+    memcpy(v1, b, at);
+    memcpy(v1 + at, (unsigned char *)b + at + cut, n - at - cut);
+    int64_t ver = 1;
+    memcpy(v1 + 8, &ver, 8);
+    uint64_t h = fnv1a64(v1, n - cut - 8);
+    memcpy(v1 + n - cut - 8, &h, 8);
+    struct ctnas_err err;
+    struct ctnas_search *t = ctnas_search_load(v1, n - cut, &err);
+    ASSERT(t != NULL);
+    const struct ctnas_search_config *tc = ctnas_search_config_get(t);
+    ASSERT(tc->ft_top_weight == 0 && tc->polish == 0);
+    ASSERT(tc->pool_cap == c.pool_cap && tc->top_n == c.top_n);
+    void *b2;
+    size_t n2;
+    ASSERT_EQ(ctnas_search_save(t, &b2, &n2), 0);
+    ASSERT_EQ(n2, n);
+    ASSERT(memcmp(b, b2, n) == 0);
+    free(b);
+    free(b2);
+    free(v1);
+    ctnas_search_free(t);
+    ctnas_search_free(s);
+    ctnas_nac_free(sy.nac);
+}
+
 static void test_config_check(void)
 {
     struct ctnas_search_config c;
@@ -778,6 +1005,21 @@ static void test_config_check(void)
     c.steps = 0;
     ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
     ASSERT_STREQ(err.field, "steps");
+    ctnas_search_config_default(&c);
+    c.polish = -1;
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "polish");
+    ctnas_search_config_default(&c);
+    c.ft_top_scale = 0;
+    ASSERT_EQ(ctnas_search_config_check(&c, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "ft_top_scale");
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_search(&tc);
+    tc.model.n_types = ctnas_space_nb201.n_node_types;
+    ASSERT_EQ(ctnas_nac_train_config_check(&tc, &err), 0);
+    tc.top_weight = -1;
+    ASSERT_EQ(ctnas_nac_train_config_check(&tc, &err), CTNAS_EINVAL);
+    ASSERT_STREQ(err.field, "top_weight");
     ASSERT_EQ(ctnas_search_baseline_parse("random"),
               CTNAS_SEARCH_BASELINE_RANDOM);
     ASSERT_EQ(ctnas_search_baseline_parse("best"), -1);
@@ -837,6 +1079,7 @@ static void test_search_beats_random(void)
 int main(void)
 {
     ctnas_blas_set_threads(1);
+    TEST_RUN(test_nac_pair_weights);
     TEST_RUN(test_ctrl_grad_reinforce_nb201);
     TEST_RUN(test_ctrl_grad_entropy_nb201);
     TEST_RUN(test_ctrl_grad_nb101);
@@ -848,12 +1091,14 @@ int main(void)
     TEST_RUN(test_pseudo_selection);
     TEST_RUN(test_config_check);
     TEST_RUN(test_search_determinism);
+    TEST_RUN(test_polish_answer);
     TEST_RUN(test_pseudo_labels_match_comparator);
     TEST_RUN(test_search_resume_bit_identical);
     TEST_RUN(test_search_resume_nb101);
     TEST_RUN(test_search_rounds);
     TEST_RUN(test_ranking_while_running);
     TEST_RUN(test_checkpoint_rejects_damage);
+    TEST_RUN(test_checkpoint_v1_loads);
     TEST_RUN(test_search_beats_random);
     return test_done();
 }
