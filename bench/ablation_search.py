@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Ablations of the contrastive search: baseline fixed / random / updated
-and pseudo-label ratio r = 0 / 0.5 / 0.8, each over the same seeds.
+"""Ablations of the contrastive search: baseline fixed / random / updated,
+pseudo-label ratio r = 0 / 0.5 / 0.8, and without each of the pieces that
+raised the answer (final polish, top-weighted fine-tuning, the top-weighted
+comparator recipe), each over the same seeds.
 
 Runs `ctnasd eval-search` (the daemon's search code playing the client of
 a benchmark file) once per setting and prints, per setting, the mean and
@@ -31,6 +33,10 @@ SETTINGS = [
     ("baseline=random", ["--baseline", "random"]),
     ("r=0 (no data exploration)", ["--r", "0"]),
     ("r=0.8", ["--r", "0.8"]),
+    # the pieces that moved the answer (search.c, above the defaults)
+    ("polish=0 (no final local search)", ["--polish", "0"]),
+    ("ft_top_weight=0", ["--ft-top-weight", "0"]),
+    ("recipe=default (no top weighting)", ["--recipe", "default"]),
 ]
 
 

@@ -210,7 +210,10 @@ const struct ctnas_nac *ctnas_search_comparator(const struct ctnas_search *s);
  * returns how many.  Entry 0 is the answer. */
 int ctnas_search_best(const struct ctnas_search *s, int n,
                       struct ctnas_search_entry *out);
-/* The answer: 0, or CTNAS_ENOTFOUND before the first ranking. */
+/* The answer: the ranking's head (with polish on, a local optimum of the
+ * comparator once a round ends).  The one place that decides it, for the
+ * daemon and eval-search alike.  0, or CTNAS_ENOTFOUND before the first
+ * ranking. */
 int ctnas_search_answer(const struct ctnas_search *s,
                         struct ctnas_search_entry *out);
 /* Up to n of the best-ranked architectures that have no measurement in
