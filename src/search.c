@@ -1373,6 +1373,9 @@ static int polish_climb(struct ctnas_search *s, struct ctnas_arch start)
             s->space->mutate(&a[t], &s->rng, &a[i]);
             k[i] = arch_key(s->space, &a[i]);
         }
+        /* the tries and the current cell in one batch: features of cells
+         * seen before come from the cache, so a climb over known ground
+         * costs almost nothing */
         if ((rc = fc_get(s, a, k, t + 1, row)) != 0)
             goto out;
         int best = -1;
@@ -1500,6 +1503,8 @@ static int advance(struct ctnas_search *s)
         if (s->step >= s->round_end) {
             s->state = s->round < c->rounds ? CTNAS_SEARCH_WAITING
                                              : CTNAS_SEARCH_FINISHED;
+            /* after the last fine-tuning of the round, so the climbs use
+             * the comparator the ranking is built with */
             if (c->polish > 0 && (rc = polish(s)) != 0)
                 return rc;
             return refresh_ranking(s);
@@ -1564,6 +1569,10 @@ int ctnas_search_best(const struct ctnas_search *s, int n,
 int ctnas_search_answer(const struct ctnas_search *s,
                         struct ctnas_search_entry *out)
 {
+    /* The ranking's head and nothing else: the daemon's result, its
+     * polling and eval-search must all report the same cell, so any rule
+     * for the answer belongs in how the ranking is built (polish), not
+     * here or in a caller. */
     if (s->n_top == 0)
         return CTNAS_ENOTFOUND;
     *out = s->top[0];
@@ -1573,6 +1582,7 @@ int ctnas_search_answer(const struct ctnas_search *s,
 int ctnas_search_suggest(const struct ctnas_search *s, int n,
                          struct ctnas_search_entry *out)
 {
+    /* measuring a cell twice teaches nothing: skip the labelled ones */
     int m = 0;
     for (int i = 0; i < s->n_top && m < n; i++)
         if (!s->top[i].measured)
@@ -1998,6 +2008,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint checksum mismatch");
     struct rd r = {p, 8, len - 8, 0};
+    /* older versions are accepted (r_config fills what they lack), newer
+     * ones are not: we cannot know what their extra bytes mean */
     int64_t version = r_i64(&r);
     if (version < 1 || version > BLOB_VERSION ||
         r_i64(&r) != (int64_t)sizeof(ctnas_real))
