@@ -57,6 +57,10 @@ static const struct ctnas_jsonv_field fields[] = {
     {"ft_iters", CTNAS_JV_INT, S(ft_iters), 0, 100000, NULL},
     {"ft_pairs", CTNAS_JV_INT, S(ft_pairs), 1, 4096, NULL},
     {"ft_lr", CTNAS_JV_REAL, S(ft_lr), 1e-8, 1, NULL},
+    {"ft_top_weight", CTNAS_JV_REAL, S(ft_top_weight), 0, 1e6, NULL},
+    {"ft_top_scale", CTNAS_JV_REAL, S(ft_top_scale), 1e-6, 1, NULL},
+    {"polish", CTNAS_JV_INT, S(polish), 0, 1000, NULL},
+    {"polish_tries", CTNAS_JV_INT, S(polish_tries), 1, 10000, NULL},
     {"pool_cap", CTNAS_JV_INT, S(pool_cap), 2, 1000000, NULL},
     {"top_n", CTNAS_JV_INT, S(top_n), 1, 10000, NULL},
     {"hidden", CTNAS_JV_INT, C(hidden), 1, 512, NULL},
@@ -71,7 +75,8 @@ const char *const ctnas_job_search_keys[] = {
     "publish", "steps", "rounds", "batch", "lr", "entropy_weight",
     "grad_clip", "advantage", "ema_decay", "baseline", "update_every",
     "h_size", "h_keep", "pseudo_ratio", "pseudo_k", "explore_every",
-    "ft_iters", "ft_pairs", "ft_lr", "pool_cap", "top_n", "hidden",
+    "ft_iters", "ft_pairs", "ft_lr", "ft_top_weight", "ft_top_scale",
+    "polish", "polish_tries", "pool_cap", "top_n", "hidden",
     "temperature", "tanh_c", "seed", NULL};
 
 /* ---- the job ---- */
@@ -130,7 +135,10 @@ static struct search_job *search_job_new(struct ctnas_app *app)
     pthread_mutex_init(&j->mu, NULL);
     j->app = app;
     ctnas_search_config_default(&j->cfg);
-    ctnas_nac_train_config_default(&j->tc);
+    /* A search's own comparator ("train" and between rounds) uses
+     * the search recipe: pairs weighted towards the best measured cells,
+     * whose first choice is what a search answers (nac_train.h). */
+    ctnas_nac_train_config_search(&j->tc);
     j->suggestions = 4;
     return j;
 }

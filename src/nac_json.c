@@ -38,6 +38,8 @@ static const struct ctnas_jsonv_field fields[] = {
     {"hidden", CTNAS_JV_INT, M(hidden), 1, 512, NULL},
     {"norm", CTNAS_JV_BOOL, M(norm), 0, 0, NULL},
     {"bidir", CTNAS_JV_INT, M(bidir), 0, 2, NULL},
+    {"top_weight", CTNAS_JV_REAL, T(top_weight), 0, 1e6, NULL},
+    {"top_scale", CTNAS_JV_REAL, T(top_scale), 1e-6, 1, NULL},
     {"seed", CTNAS_JV_U64, T(seed), 0, 9007199254740991.0, NULL},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -46,7 +48,7 @@ const char *const ctnas_nac_json_keys[] = {
     "epochs", "batch", "pairing", "lr", "schedule", "lr_min", "beta1",
     "beta2", "weight_decay", "decoupled", "members", "holdout",
     "eval_every", "patience", "layers", "dim", "head", "hidden", "norm",
-    "bidir", "seed", NULL};
+    "bidir", "top_weight", "top_scale", "seed", NULL};
 
 int ctnas_nac_json_read(const json_t *obj, const char *prefix,
                         struct ctnas_nac_train_config *cfg,

@@ -127,6 +127,9 @@ def search_errors_name_the_field():
                          ({"comparator": 999}, "comparator"),
                          ({"comparator": [1]}, "comparator"),
                          ({"train": {"lr": -1}}, "train.lr"),
+                         ({"train": {"top_scale": 0}}, "train.top_scale"),
+                         ({"polish": -1}, "polish"),
+                         ({"ft_top_weight": 1e300}, "ft_top_weight"),
                          ({"space": "nb999"}, "space")):
         check_error(d.post("/v1/searches", dict(base, **extra)), 400,
                     field=field)
