@@ -555,8 +555,8 @@ static int add_label(void *cls, int64_t id, const char *enc, double value)
 /* Fill j from a request (resume = 0) or from the params of its job row
  * (resume = 1; want_ids then names the labelled set by id, or is NULL for
  * a job stored without one).  On success *params is the normalised
- * request to store and *label_ids the ids of the labelled set (new
- * references). */
+ * request to store and, when label_ids is not NULL, *label_ids the ids
+ * of the labelled set (new references; a resume needs neither kept). */
 static int build_job(struct search_job *j, struct ctnas_store *st,
                      const json_t *req, int resume, const json_t *want_ids,
                      json_t **params, json_t **label_ids,
@@ -629,7 +629,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
 
     /* The labelled set. */
     struct labels l = {j, 0, NULL, NULL, 0};
-    if (resume && json_is_array(want_ids)) {
+    if (json_is_array(want_ids)) {
         l.n_want = json_array_size(want_ids);
         l.want = malloc((l.n_want ? l.n_want : 1) * sizeof *l.want);
         if (l.want == NULL)
@@ -638,7 +638,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
             l.want[i] = json_integer_value(json_array_get(want_ids, i));
         qsort(l.want, l.n_want, sizeof *l.want, cmp_i64);
     }
-    l.ids = json_array();
+    l.ids = label_ids ? json_array() : NULL;
     rc = ctnas_store_arch_measured(st, j->space->name, j->dataset, j->metric,
                                    add_label, &l, err);
     free(l.want);
@@ -722,7 +722,8 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     json_object_set_new(p, "publish", json_boolean(j->publish));
     json_object_set_new(p, "n_labels", json_integer(j->n_labels));
     *params = p;
-    *label_ids = l.ids;
+    if (label_ids)
+        *label_ids = l.ids;
     return 0;
 }
 
@@ -792,12 +793,10 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
         int brc = want != NULL
                       ? 0
                       : ctnas_store_job_labels(st, id, &want, &jerr);
-        json_t *label_ids = NULL;
         if (brc == 0)
-            brc = build_job(j, st, p0, 1, want, &params, &label_ids, &jerr);
+            brc = build_job(j, st, p0, 1, want, &params, NULL, &jerr);
         json_decref(want);
         json_decref(params);
-        json_decref(label_ids);
         long step;
         void *blob = NULL;
         size_t len;
