@@ -93,17 +93,6 @@ static void arch_set_destroy(struct arch_set *s)
     free(s->feat);
 }
 
-/* FNV-1a over the whole struct, as registry.c does: parsed archs are
- * zero outside their n nodes, so equal cells hash and compare equal. */
-static uint64_t arch_hash(const struct ctnas_arch *a)
-{
-    const unsigned char *p = (const unsigned char *)a;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < sizeof *a; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* On ENOMEM the set is left consistent enough to destroy, not to use:
  * every caller fails the request at once. */
 static int arch_set_grow(struct arch_set *s)
@@ -126,7 +115,7 @@ static int arch_set_grow(struct arch_set *s)
         return CTNAS_ENOMEM;
     memset(s->table, -1, (size_t)s->tcap * sizeof *s->table);
     for (int i = 0; i < s->n; i++) {
-        size_t h = arch_hash(&s->archs[i]) & (size_t)(s->tcap - 1);
+        size_t h = ctnas_arch_hash64(&s->archs[i]) & (size_t)(s->tcap - 1);
         while (s->table[h] >= 0)
             h = (h + 1) & (size_t)(s->tcap - 1);
         s->table[h] = i;
@@ -140,7 +129,7 @@ static int arch_set_add(struct arch_set *s, const struct ctnas_arch *a,
 {
     if (s->n == s->cap && arch_set_grow(s) < 0)
         return CTNAS_ENOMEM;
-    size_t mask = (size_t)s->tcap - 1, h = arch_hash(a) & mask;
+    size_t mask = (size_t)s->tcap - 1, h = ctnas_arch_hash64(a) & mask;
     for (; s->table[h] >= 0; h = (h + 1) & mask)
         if (dedupe && memcmp(&s->archs[s->table[h]], a, sizeof *a) == 0) {
             *index = s->table[h];

@@ -29,17 +29,6 @@ struct ctnas_feat_cache {
     ctnas_real *feat;
 };
 
-/* 64-bit FNV-1a over the struct's bytes: cheap, and good enough for
- * linear probing over a power-of-two table. */
-static uint64_t arch_hash(const struct ctnas_arch *a)
-{
-    const unsigned char *p = (const unsigned char *)a;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < sizeof *a; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void cache_free(struct ctnas_feat_cache *c)
 {
     if (c == NULL)
@@ -56,7 +45,7 @@ static void cache_free(struct ctnas_feat_cache *c)
 static size_t cache_slot(const struct ctnas_feat_cache *c,
                          const struct ctnas_arch *a)
 {
-    size_t mask = (size_t)c->cap - 1, h = arch_hash(a) & mask;
+    size_t mask = (size_t)c->cap - 1, h = ctnas_arch_hash64(a) & mask;
     while (c->used[h] && memcmp(&c->keys[h], a, sizeof *a) != 0)
         h = (h + 1) & mask;
     return h;

@@ -22,3 +22,12 @@ const struct ctnas_space *ctnas_space_find(const char *name)
             return ctnas_spaces[i];
     return NULL;
 }
+
+uint64_t ctnas_arch_hash64(const struct ctnas_arch *a)
+{
+    const unsigned char *p = (const unsigned char *)a;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof *a; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}

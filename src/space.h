@@ -34,6 +34,11 @@ struct ctnas_arch {
     uint8_t ops[CTNAS_GRAPH_MAX];
 };
 
+/* 64-bit FNV-1a over the struct's bytes, for in-memory hash tables of
+ * architectures.  Parsed and canonical archs are zero outside their n
+ * nodes, so equal cells hash (and memcmp) equal. */
+uint64_t ctnas_arch_hash64(const struct ctnas_arch *a);
+
 /* What the comparator reads: a DAG with an op type per node.
  * adj[i][j] = 1 for an edge i -> j, nodes in topological order, node 0 the
  * input and node n-1 the output.  types[i] < space->n_node_types.  Nodes
