@@ -42,8 +42,9 @@ int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
 int ctnas_conf_read_token(const struct ctnas_conf *cfg, char *buf,
                           size_t cap, struct ctnas_err *err);
 
-/* Command-line numbers of the eval commands: the whole of s, in
- * [lo, hi] (long) or finite (double); 0, or -1 when it is not one. */
+/* Strict numbers (command-line values of the eval commands, data-file
+ * fields): the whole of s, in [lo, hi] (long) or finite (double); 0, or
+ * -1 when it is not one. */
 int ctnas_conf_parse_long(const char *s, long lo, long hi, long *out);
 int ctnas_conf_parse_double(const char *s, double *out);
 

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "conf.h"
 #include "rng.h"
 
 /* Make room for one more entry, doubling both arrays.  *cap moves only
@@ -75,19 +76,6 @@ static int csv_split(char *line, char **f, int max)
     return n;
 }
 
-/* The whole field must be one finite number: "0.9x", "", "nan" and
- * "inf" are all errors, since one bad value would poison a ranking. */
-static int parse_value(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Columns past MAX_COLS are counted but not kept: the `arch` and value
  * columns must lie among the first 64. */
 #define MAX_COLS 64
@@ -136,7 +124,9 @@ static int load_csv(struct ctnas_dataset *ds, FILE *f, const char *field,
         if (rc != 0)
             return ctnas_err_set(err, rc, "arch", "line %d: %.120s", lineno,
                                  perr.msg);
-        if (parse_value(cols[iv], &ds->values[ds->n]) != 0)
+        /* the whole field one finite number: "0.9x", "", "nan" and
+         * "inf" are errors, since one bad value would poison a ranking */
+        if (ctnas_conf_parse_double(cols[iv], &ds->values[ds->n]) != 0)
             return ctnas_err_set(err, CTNAS_EINVAL, vname,
                                  "line %d: '%.40s' is not a finite number",
                                  lineno, cols[iv]);
