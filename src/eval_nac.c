@@ -39,6 +39,7 @@ static const char eval_usage[] =
     "below override it\n"
     "  --epochs E --batch B --lr X --layers L --dim D\n"
     "  --head concat|diff|mlp   --hidden H (mlp)   --norm 0|1   --bidir 0|1|2\n"
+    "  --readout mean|mean_output|output\n"
     "  --pairs perm|all  --schedule constant|cosine  --lr-min F\n"
     "  --beta1 X --beta2 X --wd X --decoupled 0|1\n"
     "  --members K      ensemble size\n"
@@ -186,6 +187,9 @@ int ctnas_eval_nac_main(int argc, char **argv)
         } else if (strcmp(a, "--head") == 0) {
             tc.model.head = ctnas_nac_head_parse(v);
             bad = tc.model.head < 0;
+        } else if (strcmp(a, "--readout") == 0) {
+            tc.model.readout = ctnas_nac_readout_parse(v);
+            bad = tc.model.readout < 0;
         } else if (strcmp(a, "--pairs") == 0) {
             tc.pairing = ctnas_nac_pairing_parse(v);
             bad = tc.pairing < 0;
@@ -339,6 +343,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
         goto out;
     }
     json_object_set_new(out, "bidir", json_integer(tc.model.bidir));
+    json_object_set_new(out, "readout", json_string(ctnas_nac_readout_name(
+                                            tc.model.readout)));
     json_object_set_new(out, "train_cpu_seconds",
                         json_real(res.cpu_seconds));
     if (isnan(res.holdout_tau))

@@ -51,10 +51,11 @@ static const char usage_text[] =
     "--top-n N\n"
     "comparator training (defaults: ctnas_nac_train_config_search):\n"
     "  --recipe search|default|paper (search: default with top weighting)\n"
-    "  --epochs N --members N --nac-lr X\n"
+    "  --epochs N --members N --nac-lr X --nac-wd X (AdamW decay)\n"
     "  --top-weight X --top-scale X (pairs weighted towards the best)\n"
     "  --head concat|diff|mlp --layers N --dim N --bidir 0|1|2 --norm "
     "0|1\n"
+    "  --readout mean|mean_output|output\n"
     "other:\n"
     "  --threads T        BLAS threads (default 1)\n"
     "  --verbose          progress on stderr\n"
@@ -650,6 +651,10 @@ int ctnas_eval_search_main(int argc, char **argv)
                   !(tc.members = (int)l);
         else if (strcmp(a, "--nac-lr") == 0)
             bad = ctnas_conf_parse_double(v, &tc.lr);
+        else if (strcmp(a, "--nac-wd") == 0)
+            bad = ctnas_conf_parse_double(v, &tc.weight_decay);
+        else if (strcmp(a, "--readout") == 0)
+            bad = (tc.model.readout = ctnas_nac_readout_parse(v)) < 0;
         else if (strcmp(a, "--top-weight") == 0)
             bad = ctnas_conf_parse_double(v, &tc.top_weight);
         else if (strcmp(a, "--top-scale") == 0)
@@ -751,7 +756,7 @@ int ctnas_eval_search_main(int argc, char **argv)
         n_missing += isnan(acc[k]);
     json_t *sum = json_pack(
         "{s:b, s:s, s:s, s:I, s:I, s:i, s:o, s:o, s:f, s:f, s:f, s:f, s:i,"
-        " s:f, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:o}",
+        " s:f, s:s, s:i, s:i, s:i, s:s, s:i, s:f, s:f, s:o}",
         "summary", 1, "space", sp->name, "data", o->data, "budget",
         (json_int_t)o->budget, "rounds", (json_int_t)o->rounds, "seeds",
         o->n_seeds, "mean_answer_accuracy",
@@ -760,7 +765,8 @@ int ctnas_eval_search_main(int argc, char **argv)
         "std_best_measured", sb, "mean_measurements", mm, "mean_seconds", ms,
         "answers_not_in_file", n_missing, "optimum", optimum, "nac_head",
         ctnas_nac_head_name(tc.model.head), "nac_epochs", tc.epochs,
-        "nac_members", tc.members, "nac_bidir", tc.model.bidir, "nac_layers",
+        "nac_members", tc.members, "nac_bidir", tc.model.bidir,
+        "nac_readout", ctnas_nac_readout_name(tc.model.readout), "nac_layers",
         tc.model.layers, "nac_top_weight", tc.top_weight, "nac_top_scale",
         tc.top_scale, "search", search_config_json(&sc));
     if (sum != NULL) {

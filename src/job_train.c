@@ -302,8 +302,8 @@ static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", "epochs",
     "batch", "pairing", "lr", "schedule", "lr_min", "beta1", "beta2",
     "weight_decay", "decoupled", "members", "holdout", "eval_every",
-    "patience", "layers", "dim", "head", "hidden", "norm", "bidir", "seed",
-    NULL};
+    "patience", "layers", "dim", "head", "hidden", "norm", "bidir",
+    "readout", "top_weight", "top_scale", "seed", NULL};
 
 /* Keep a seeded random subset of size k (partial Fisher-Yates). */
 static void subsample(struct train_job *t, int k, uint64_t seed)

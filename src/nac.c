@@ -38,6 +38,24 @@ int ctnas_nac_head_parse(const char *name)
     return -1;
 }
 
+static const char *const readout_names[] = {"mean", "mean_output",
+                                             "output"};
+
+const char *ctnas_nac_readout_name(int readout)
+{
+    if (readout < 0 || readout > CTNAS_NAC_READOUT_OUT)
+        return "?";
+    return readout_names[readout];
+}
+
+int ctnas_nac_readout_parse(const char *name)
+{
+    for (int i = 0; i <= CTNAS_NAC_READOUT_OUT; i++)
+        if (strcmp(name, readout_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 void ctnas_nac_config_default(struct ctnas_nac_config *cfg)
 {
     cfg->n_types = 0;
@@ -47,6 +65,7 @@ void ctnas_nac_config_default(struct ctnas_nac_config *cfg)
     cfg->hidden = 64;
     cfg->norm = 0;
     cfg->bidir = 2;
+    cfg->readout = CTNAS_NAC_READOUT_MEAN;
 }
 
 int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
@@ -74,6 +93,9 @@ int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
     if (cfg->bidir < 0 || cfg->bidir > 2)
         return ctnas_err_set(err, CTNAS_EINVAL, "bidir",
                              "bidir must be 0, 1 or 2");
+    if (cfg->readout < 0 || cfg->readout > CTNAS_NAC_READOUT_OUT)
+        return ctnas_err_set(err, CTNAS_EINVAL, "readout",
+                             "readout must be mean, mean_output or output");
     return 0;
 }
 
@@ -623,30 +645,41 @@ void ctnas_nac_op_relu_res_bwd(const struct ctnas_nac_batch *b, int l,
 }
 
 void ctnas_nac_op_pool_fwd(const struct ctnas_nac_batch *b, int d,
-                           const ctnas_real *h, ctnas_real *pool)
+                           int readout, const ctnas_real *h,
+                           ctnas_real *pool)
 {
     const int *uid = b->uid[b->layers];
     for (int g = 0; g < b->n_graphs; g++) {
         ctnas_real *o = pool + (size_t)g * d;
         int r0 = b->row_off[g], r1 = b->row_off[g + 1];
         memset(o, 0, (size_t)d * sizeof *o);
-        for (int r = r0; r < r1; r++)
-            row_add(o, h + (size_t)uid[r] * d, d);
-        row_scale(o, (ctnas_real)1 / (ctnas_real)(r1 - r0), d);
+        if (readout != CTNAS_NAC_READOUT_OUT) {
+            for (int r = r0; r < r1; r++)
+                row_add(o, h + (size_t)uid[r] * d, d);
+            row_scale(o, (ctnas_real)1 / (ctnas_real)(r1 - r0), d);
+        }
+        /* The output node is the graph's last (space.h). */
+        if (readout != CTNAS_NAC_READOUT_MEAN)
+            row_add(o, h + (size_t)uid[r1 - 1] * d, d);
     }
 }
 
-/* z_g = (1/n_g) sum_r H[uid(r)]  =>  dH[uid(r)] += dz_g / n_g. */
+/* z_g = (1/n_g) sum_r H[uid(r)] (+ H[uid(last)])  =>
+ * dH[uid(r)] += dz_g / n_g (and dH[uid(last)] += dz_g). */
 void ctnas_nac_op_pool_bwd(const struct ctnas_nac_batch *b, int d,
-                           const ctnas_real *dpool, ctnas_real *dh)
+                           int readout, const ctnas_real *dpool,
+                           ctnas_real *dh)
 {
     const int *uid = b->uid[b->layers];
     for (int g = 0; g < b->n_graphs; g++) {
         const ctnas_real *dg = dpool + (size_t)g * d;
         int r0 = b->row_off[g], r1 = b->row_off[g + 1];
         ctnas_real inv = (ctnas_real)1 / (ctnas_real)(r1 - r0);
-        for (int r = r0; r < r1; r++)
-            row_axpy(dh + (size_t)uid[r] * d, inv, dg, d);
+        if (readout != CTNAS_NAC_READOUT_OUT)
+            for (int r = r0; r < r1; r++)
+                row_axpy(dh + (size_t)uid[r] * d, inv, dg, d);
+        if (readout != CTNAS_NAC_READOUT_MEAN)
+            row_axpy(dh + (size_t)uid[r1 - 1] * d, 1, dg, d);
     }
 }
 
@@ -678,7 +711,7 @@ void ctnas_nac_forward(const struct ctnas_nac_config *cfg,
                                    c->z[l]);
         ctnas_nac_op_relu_res_fwd(b, l, d, c->z[l], c->h[l - 1], c->h[l]);
     }
-    ctnas_nac_op_pool_fwd(b, d, c->h[L], c->pool);
+    ctnas_nac_op_pool_fwd(b, d, cfg->readout, c->h[L], c->pool);
 }
 
 void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
@@ -691,7 +724,7 @@ void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
     ctnas_real *dh = c->dh_a, *dh_prev = c->dh_b, *dp = c->dp;
     assert(dh != NULL); /* a forward-only cache cannot run backward */
     memset(dh, 0, (size_t)b->n_u[L] * d * sizeof *dh);
-    ctnas_nac_op_pool_bwd(b, d, c->dpool, dh);
+    ctnas_nac_op_pool_bwd(b, d, cfg->readout, c->dpool, dh);
     for (int l = L; l >= 1; l--) {
         int m = b->n_u[l - 1];
         memset(dh_prev, 0, (size_t)m * d * sizeof *dh_prev);
@@ -1426,16 +1459,26 @@ int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
 }
 
 /* ------------------------------------------------------------------ */
-/* Serialisation.  Layout (little-endian):
+/* Serialisation.  Layout (little-endian), format 3:
  *   0  "CTNASNAC"           8 bytes
  *   8  format version       u32
- *  12  n_types dim layers head hidden norm bidir n_members   8 x u32
- *  44  n_params per member  u64
- *  52  FNV-1a 32 of the parameter bytes   u32
- *  56  parameters           n_members * n_params IEEE float32
- */
-#define BLOB_NHDR 8
-#define BLOB_HEADER 56
+ *  12  n_types dim layers head hidden norm bidir n_members readout
+ *                           9 x u32
+ *  48  n_params per member  u64
+ *  56  FNV-1a 32 of the parameter bytes   u32
+ *  60  parameters           n_members * n_params IEEE float32
+ * Format 2 is the same without readout (8 x u32, parameters at 56): those
+ * models predate the option and read the mean, so they still load. */
+#define BLOB_NHDR_MAX 9
+static int blob_nhdr(uint32_t ver)
+{
+    return ver == 2 ? 8 : BLOB_NHDR_MAX;
+}
+/* Header bytes before the parameters. */
+static size_t blob_header(uint32_t ver)
+{
+    return 12 + 4 * (size_t)blob_nhdr(ver) + 12;
+}
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'N', 'A', 'C'};
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -1476,7 +1519,8 @@ static uint32_t fnv1a(const unsigned char *p, size_t n)
 
 size_t ctnas_nac_blob_size(const struct ctnas_nac *m)
 {
-    return BLOB_HEADER + 4 * (size_t)m->n_members * m->lay.n_params;
+    return blob_header(CTNAS_NAC_FORMAT_VERSION) +
+           4 * (size_t)m->n_members * m->lay.n_params;
 }
 
 long ctnas_nac_save(const struct ctnas_nac *m, void *buf, size_t cap)
@@ -1487,21 +1531,23 @@ long ctnas_nac_save(const struct ctnas_nac *m, void *buf, size_t cap)
     unsigned char *p = buf;
     memcpy(p, blob_magic, 8);
     put_u32(p + 8, CTNAS_NAC_FORMAT_VERSION);
-    uint32_t hdr[BLOB_NHDR] = {
+    uint32_t hdr[BLOB_NHDR_MAX] = {
         (uint32_t)m->cfg.n_types, (uint32_t)m->cfg.dim,
         (uint32_t)m->cfg.layers,  (uint32_t)m->cfg.head,
         (uint32_t)m->cfg.hidden,  (uint32_t)m->cfg.norm,
-        (uint32_t)m->cfg.bidir,   (uint32_t)m->n_members};
-    for (int i = 0; i < BLOB_NHDR; i++)
+        (uint32_t)m->cfg.bidir,   (uint32_t)m->n_members,
+        (uint32_t)m->cfg.readout};
+    for (int i = 0; i < BLOB_NHDR_MAX; i++)
         put_u32(p + 12 + 4 * i, hdr[i]);
+    unsigned char *tail = p + 12 + 4 * BLOB_NHDR_MAX;
     uint64_t np = m->lay.n_params;
-    put_u32(p + 44, (uint32_t)np);
-    put_u32(p + 48, (uint32_t)(np >> 32));
+    put_u32(tail, (uint32_t)np);
+    put_u32(tail + 4, (uint32_t)(np >> 32));
     size_t total = (size_t)m->n_members * m->lay.n_params;
-    unsigned char *q = p + BLOB_HEADER;
+    unsigned char *q = tail + 12;
     for (size_t i = 0; i < total; i++)
         put_u32(q + 4 * i, float_bits((float)m->theta[i]));
-    put_u32(p + 52, fnv1a(q, 4 * total));
+    put_u32(tail + 8, fnv1a(q, 4 * total));
     return (long)size;
 }
 
@@ -1509,21 +1555,27 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
                                  struct ctnas_err *err)
 {
     const unsigned char *p = buf;
-    if (len < BLOB_HEADER || memcmp(p, blob_magic, 8) != 0) {
+    if (len < 12 || memcmp(p, blob_magic, 8) != 0) {
         ctnas_err_set(err, CTNAS_EINVAL, "model", "not a comparator blob");
         return NULL;
     }
     uint32_t ver = get_u32(p + 8);
-    if (ver != CTNAS_NAC_FORMAT_VERSION) {
+    if (ver != 2 && ver != CTNAS_NAC_FORMAT_VERSION) {
         ctnas_err_set(err, CTNAS_EINVAL, "model",
-                      "comparator blob format %u, this build reads %d",
+                      "comparator blob format %u, this build reads 2 and %d",
                       (unsigned)ver, CTNAS_NAC_FORMAT_VERSION);
         return NULL;
     }
-    uint32_t hdr[BLOB_NHDR];
-    for (int i = 0; i < BLOB_NHDR; i++)
+    int nhdr = blob_nhdr(ver);
+    size_t header = blob_header(ver);
+    if (len < header) {
+        ctnas_err_set(err, CTNAS_EINVAL, "model", "not a comparator blob");
+        return NULL;
+    }
+    uint32_t hdr[BLOB_NHDR_MAX] = {0}; /* readout 0 (mean) for format 2 */
+    for (int i = 0; i < nhdr; i++)
         hdr[i] = get_u32(p + 12 + 4 * i);
-    for (int i = 0; i < BLOB_NHDR; i++)
+    for (int i = 0; i < nhdr; i++)
         if (hdr[i] > 1u << 20) {
             ctnas_err_set(err, CTNAS_EINVAL, "model",
                           "comparator blob header out of range");
@@ -1532,7 +1584,7 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
     struct ctnas_nac_config cfg = {
         .n_types = (int)hdr[0], .dim = (int)hdr[1], .layers = (int)hdr[2],
         .head = (int)hdr[3], .hidden = (int)hdr[4], .norm = (int)hdr[5],
-        .bidir = (int)hdr[6]};
+        .bidir = (int)hdr[6], .readout = (int)hdr[8]};
     int members = (int)hdr[7];
     if (ctnas_nac_config_check(&cfg, err) != 0)
         return NULL;
@@ -1543,15 +1595,16 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
     }
     struct ctnas_nac_layout lay;
     ctnas_nac_layout_init(&cfg, &lay);
-    uint64_t np = (uint64_t)get_u32(p + 44) | (uint64_t)get_u32(p + 48) << 32;
+    const unsigned char *tail = p + 12 + 4 * (size_t)nhdr;
+    uint64_t np = (uint64_t)get_u32(tail) | (uint64_t)get_u32(tail + 4) << 32;
     size_t total = (size_t)members * lay.n_params;
-    if (np != lay.n_params || len != BLOB_HEADER + 4 * total) {
+    if (np != lay.n_params || len != header + 4 * total) {
         ctnas_err_set(err, CTNAS_EINVAL, "model",
                       "comparator blob size does not match its header");
         return NULL;
     }
-    const unsigned char *q = p + BLOB_HEADER;
-    if (fnv1a(q, 4 * total) != get_u32(p + 52)) {
+    const unsigned char *q = tail + 12;
+    if (fnv1a(q, 4 * total) != get_u32(tail + 8)) {
         ctnas_err_set(err, CTNAS_EINVAL, "model",
                       "comparator blob checksum mismatch");
         return NULL;

@@ -62,6 +62,18 @@ enum ctnas_nac_head {
 const char *ctnas_nac_head_name(int head);
 int ctnas_nac_head_parse(const char *name);
 
+/* How a graph's node states become z. */
+enum ctnas_nac_readout {
+    CTNAS_NAC_READOUT_MEAN = 0,     /* mean over the nodes (the paper's) */
+    CTNAS_NAC_READOUT_MEAN_OUT = 1, /* that mean plus the output node's
+                                       state: where every path ends */
+    CTNAS_NAC_READOUT_OUT = 2,      /* the output node's state alone */
+};
+
+/* "mean", "mean_output", "output"; name -> value or -1. */
+const char *ctnas_nac_readout_name(int readout);
+int ctnas_nac_readout_parse(const char *name);
+
 /* The architecture of the network (not its weights). */
 struct ctnas_nac_config {
     int n_types; /* node-type vocabulary (space->n_node_types) */
@@ -72,9 +84,11 @@ struct ctnas_nac_config {
     int norm;    /* 1: rows of A^T + I divided by 1 + in-degree */
     int bidir;   /* 0: predecessors only (the paper's); 1: successors
                     too, same weight; 2: successors with their own */
+    int readout; /* enum ctnas_nac_readout */
 };
 
-/* The defaults: d 128, L 4, head diff, hidden 64, norm 0, bidir 2 (see
+/* The defaults: d 128, L 4, head diff, hidden 64, norm 0, bidir 2,
+ * readout mean (see
  * nac_train.c for the measurements); n_types is left 0 for the caller. */
 void ctnas_nac_config_default(struct ctnas_nac_config *cfg);
 /* 0, or CTNAS_EINVAL with the field at fault in err. */
@@ -301,11 +315,15 @@ void ctnas_nac_op_relu_res_bwd(const struct ctnas_nac_batch *b, int l,
                                int d, const ctnas_real *z,
                                const ctnas_real *dhn, ctnas_real *dz,
                                ctnas_real *dh);
-/* Mean pool of the last layer's states over each graph's rows. */
+/* Readout of the last layer's states: the mean over each graph's rows,
+ * plus or instead of its last row (the output node; enum
+ * ctnas_nac_readout). */
 void ctnas_nac_op_pool_fwd(const struct ctnas_nac_batch *b, int d,
-                           const ctnas_real *h, ctnas_real *pool);
+                           int readout, const ctnas_real *h,
+                           ctnas_real *pool);
 void ctnas_nac_op_pool_bwd(const struct ctnas_nac_batch *b, int d,
-                           const ctnas_real *dpool, ctnas_real *dh);
+                           int readout, const ctnas_real *dpool,
+                           ctnas_real *dh);
 
 /* ------------------------------------------------------------------ */
 /* The model: a config, its layout and n_members networks (an ensemble
@@ -355,7 +373,7 @@ int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
 /* Serialisation: a self-describing little-endian byte string (format
  * version, config, member count, parameters as IEEE float32, checksum),
  * suitable for an SQLite BLOB. */
-#define CTNAS_NAC_FORMAT_VERSION 2
+#define CTNAS_NAC_FORMAT_VERSION 3 /* 2 (no readout: mean) still loads */
 
 size_t ctnas_nac_blob_size(const struct ctnas_nac *m);
 /* Write the blob into buf (cap >= ctnas_nac_blob_size); returns the bytes

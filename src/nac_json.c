@@ -10,6 +10,8 @@
 #include "jsonv.h"
 
 static const char *const heads[] = {"concat", "diff", "mlp", NULL};
+static const char *const readouts[] = {"mean", "mean_output", "output",
+                                       NULL};
 static const char *const pairings[] = {"perm", "all", NULL};
 static const char *const schedules[] = {"constant", "cosine", NULL};
 
@@ -38,6 +40,7 @@ static const struct ctnas_jsonv_field fields[] = {
     {"hidden", CTNAS_JV_INT, M(hidden), 1, 512, NULL},
     {"norm", CTNAS_JV_BOOL, M(norm), 0, 0, NULL},
     {"bidir", CTNAS_JV_INT, M(bidir), 0, 2, NULL},
+    {"readout", CTNAS_JV_ENUM, M(readout), 0, 0, readouts},
     {"top_weight", CTNAS_JV_REAL, T(top_weight), 0, 1e6, NULL},
     {"top_scale", CTNAS_JV_REAL, T(top_scale), 1e-6, 1, NULL},
     {"seed", CTNAS_JV_U64, T(seed), 0, 9007199254740991.0, NULL},
@@ -48,7 +51,7 @@ const char *const ctnas_nac_json_keys[] = {
     "epochs", "batch", "pairing", "lr", "schedule", "lr_min", "beta1",
     "beta2", "weight_decay", "decoupled", "members", "holdout",
     "eval_every", "patience", "layers", "dim", "head", "hidden", "norm",
-    "bidir", "top_weight", "top_scale", "seed", NULL};
+    "bidir", "readout", "top_weight", "top_scale", "seed", NULL};
 
 int ctnas_nac_json_read(const json_t *obj, const char *prefix,
                         struct ctnas_nac_train_config *cfg,

@@ -265,19 +265,28 @@ static void test_op_pool(void)
     ctnas_real pool[NG * D], pool2[NG * D], r[NG * D];
     fill_normal(&rng, h, (size_t)nin * D, 1);
     fill_normal(&rng, r, NG * D, 1);
-    ctnas_nac_op_pool_bwd(&b, D, r, dh);
     double worst = 0;
-    for (int i = 0; i < nin * D; i++) {
-        ctnas_real keep = h[i];
-        h[i] = keep + EPS;
-        ctnas_nac_op_pool_fwd(&b, D, h, pool);
-        h[i] = keep - EPS;
-        ctnas_nac_op_pool_fwd(&b, D, h, pool2);
-        h[i] = keep;
-        double e = rel_err(dh[i], fd_dot(pool, pool2, r, NG * D));
-        if (e > worst)
-            worst = e;
+    for (int ro = 0; ro <= CTNAS_NAC_READOUT_OUT; ro++) {
+        memset(dh, 0, sizeof *dh * nin * D);
+        ctnas_nac_op_pool_bwd(&b, D, ro, r, dh);
+        for (int i = 0; i < nin * D; i++) {
+            ctnas_real keep = h[i];
+            h[i] = keep + EPS;
+            ctnas_nac_op_pool_fwd(&b, D, ro, h, pool);
+            h[i] = keep - EPS;
+            ctnas_nac_op_pool_fwd(&b, D, ro, h, pool2);
+            h[i] = keep;
+            double e = rel_err(dh[i], fd_dot(pool, pool2, r, NG * D));
+            if (e > worst)
+                worst = e;
+        }
     }
+    /* The readouts differ: the output node's state is in z or not. */
+    ctnas_nac_op_pool_fwd(&b, D, CTNAS_NAC_READOUT_MEAN, h, pool);
+    ctnas_nac_op_pool_fwd(&b, D, CTNAS_NAC_READOUT_MEAN_OUT, h, pool2);
+    const ctnas_real *out0 = h + (size_t)b.uid[2][b.row_off[1] - 1] * D;
+    for (int k = 0; k < D; k++)
+        ASSERT_NEAR(pool2[k] - pool[k], out0[k], 1e-5);
     free(h);
     free(dh);
     ctnas_nac_batch_destroy(&b);
@@ -434,9 +443,12 @@ static void test_grad_whole_loss(void)
         int head = variant % 3, norm = (variant / 3) & 1,
             bidir = (variant / 6) % 3, dedupe = (variant / 18) & 1,
             dense = variant / 36;
+        /* every readout meets every head and both dedupe settings */
+        int readout = (variant / 3 + variant / 18) % 3;
         struct ctnas_nac_config cfg = {.n_types = NT, .dim = D, .layers = 3,
                                        .head = head, .hidden = 4,
-                                       .norm = norm, .bidir = bidir};
+                                       .norm = norm, .bidir = bidir,
+                                       .readout = readout};
         struct ctnas_nac_layout lay;
         ctnas_nac_layout_init(&cfg, &lay);
         struct ctnas_nac_batch b;
@@ -493,13 +505,16 @@ static void test_grad_whole_loss(void)
         ctnas_nac_pairs_destroy(&p);
         ctnas_nac_cache_destroy(&c);
         ctnas_nac_batch_destroy(&b);
-        printf("# whole loss head=%s norm=%d bidir=%d dedupe=%d dense=%d: "
-               "%zu params, worst rel err %.2g\n", ctnas_nac_head_name(head),
-               norm, bidir, dedupe, dense, lay.n_params, worst);
+        printf("# whole loss head=%s norm=%d bidir=%d readout=%s dedupe=%d "
+               "dense=%d: %zu params, worst rel err %.2g\n",
+               ctnas_nac_head_name(head), norm, bidir,
+               ctnas_nac_readout_name(readout), dedupe, dense, lay.n_params,
+               worst);
         ASSERT_MSG(worst < TOL,
-                   "whole loss head=%s norm=%d bidir=%d dedupe=%d dense=%d: "
-                   "rel err %g at %zu", ctnas_nac_head_name(head), norm, bidir,
-                   dedupe, dense, worst, worst_i);
+                   "whole loss head=%s norm=%d bidir=%d readout=%s dedupe=%d "
+                   "dense=%d: rel err %g at %zu", ctnas_nac_head_name(head),
+                   norm, bidir, ctnas_nac_readout_name(readout), dedupe,
+                   dense, worst, worst_i);
     }
 }
 
@@ -686,7 +701,7 @@ static void test_serialise_round_trip(void)
     for (int head = 0; head <= CTNAS_NAC_HEAD_MLP; head++) {
         struct ctnas_nac_config cfg = {.n_types = NT, .dim = 8, .layers = 3,
                                        .head = head, .hidden = 5, .norm = 1,
-                                       .bidir = head};
+                                       .bidir = head, .readout = head};
         struct ctnas_nac *m = ctnas_nac_new(&cfg, 3, &rng);
         ASSERT(m != NULL);
         size_t size = ctnas_nac_blob_size(m);
@@ -711,6 +726,24 @@ static void test_serialise_round_trip(void)
         buf[8] = 99;
         ASSERT(ctnas_nac_load(buf, size, &err) == NULL);
         ASSERT(strstr(err.msg, "format") != NULL);
+        buf[8] = CTNAS_NAC_FORMAT_VERSION;
+        /* A format-2 blob (before readout: 8 header words) still loads,
+         * with the mean readout it was trained with. */
+        size_t size2 = size - 4;
+        unsigned char *old = malloc(size2);
+        memcpy(old, buf, 44);
+        memcpy(old + 44, buf + 48, size - 48);
+        old[8] = 2;
+        struct ctnas_nac *m3 = ctnas_nac_load(old, size2, &err);
+        ASSERT_MSG(m3 != NULL, "format 2: %s", err.msg);
+        ASSERT_EQ(m3->cfg.readout, CTNAS_NAC_READOUT_MEAN);
+        ASSERT_EQ(m3->cfg.bidir, m->cfg.bidir);
+        ASSERT_EQ(m3->n_members, 3);
+        ASSERT(memcmp(m3->theta, m2->theta,
+                      3 * m->lay.n_params * sizeof *m->theta) == 0);
+        ASSERT(ctnas_nac_load(old, size2 - 1, &err) == NULL);
+        ctnas_nac_free(m3);
+        free(old);
         ctnas_nac_free(m);
         ctnas_nac_free(m2);
         free(buf);

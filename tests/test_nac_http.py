@@ -110,6 +110,24 @@ def training_job_reports_progress_and_publishes_a_model():
 
 
 @test
+def training_options_readout_and_top_weight_are_used_and_kept():
+    d = STATE["d"]
+    job = train(d, epochs=30, readout="mean_output", top_weight=30,
+                top_scale=0.1, publish=False)
+    j = wait_job(d, job["id"], ("succeeded", "failed"))
+    check_eq(j["state"], "succeeded", "final state (%r)" % j.get("error"))
+    _, _, doc = d.get("/v1/nac")
+    m = [x for x in doc["items"] if x["id"] == j["result"]["model_id"]][0]
+    check_eq(m["serving"], False, "not published")
+    check_eq((m["config"]["readout"], m["config"]["top_weight"],
+              m["config"]["top_scale"]), ("mean_output", 30, 0.1),
+             "config kept")
+    # the serving model still reads the mean, the default
+    s = [x for x in doc["items"] if x["serving"]][0]
+    check_eq(s["config"]["readout"], "mean", "default readout")
+
+
+@test
 def compare_orders_clear_cases_and_accepts_ids_strings_objects():
     d = STATE["d"]
     st, _, doc = d.post("/v1/compare", {"a": BEST, "b": WORST})
@@ -205,7 +223,10 @@ def bad_training_options_name_the_field():
                          ({"epochs": 0}, "epochs"), ({"epoch": 3}, "epoch"),
                          ({"train_size": 1000}, "train_size"),
                          ({"layers": 1.5}, "layers"),
-                         ({"ids": [1]}, "ids"), ({"seed": -3}, "seed")):
+                         ({"ids": [1]}, "ids"), ({"seed": -3}, "seed"),
+                         ({"readout": "max"}, "readout"),
+                         ({"top_weight": -1}, "top_weight"),
+                         ({"top_scale": 0}, "top_scale")):
         body = dict(base, **extra)
         check_error(d.post("/v1/nac/train", body), 400, field=field)
     check_error(d.post("/v1/nac/train", {"space": "nasbench201",
