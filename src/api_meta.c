@@ -10,13 +10,6 @@
 
 #include "space.h"
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void store_key_free(void *p)
 {
     ctnas_store_close(p);
@@ -25,7 +18,7 @@ static void store_key_free(void *p)
 int ctnas_app_init(struct ctnas_app *app, const struct ctnas_conf *conf)
 {
     app->conf = conf;
-    app->started = mono_now();
+    app->started = ctnas_now_seconds();
     if (pthread_key_create(&app->store_key, store_key_free) != 0)
         return CTNAS_ENOMEM;
     return 0;
@@ -66,7 +59,7 @@ int ctnas_api_health(struct ctnas_req *req, json_t **out,
                 ctnas_store_ping(st, &derr) == 0;
     *out = json_pack("{s:s, s:s, s:f, s:{s:b, s:i, s:s*}}", "status",
                      db_ok ? "ok" : "degraded", "version", CTNAS_VERSION,
-                     "uptime_seconds", mono_now() - req->app->started,
+                     "uptime_seconds", ctnas_now_seconds() - req->app->started,
                      "database", "ok", db_ok, "schema_version",
                      db_ok ? ctnas_store_schema_version(st) : 0, "error",
                      db_ok ? NULL : derr.msg);

@@ -1,6 +1,6 @@
 /*
  * ctnas.h - what every module of ctnasd shares: the error table, the error
- * detail struct and the version.  Nothing here allocates.
+ * detail struct, the version and the clock.  Nothing here allocates.
  *
  * Fallible functions return 0 or a negative CTNAS_E* code and, when the
  * caller passes one, fill a struct ctnas_err with a message and the name
@@ -62,5 +62,9 @@ const char *ctnas_strerror(int code);
 int ctnas_err_http_status(int code);
 /* Code names as the API spells them in error.code ("invalid_argument"). */
 const char *ctnas_err_api_code(int code);
+
+/* Seconds on the monotonic clock: for durations and deadlines, which a
+ * step of the wall clock must not corrupt. */
+double ctnas_now_seconds(void);
 
 #endif

@@ -4,6 +4,8 @@
 #include "config.h"
 #include "ctnas.h"
 
+#include <time.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,4 +83,11 @@ const char *ctnas_err_api_code(int code)
     case CTNAS_EAUTH: return "unauthorized";
     }
     return "internal_error";
+}
+
+double ctnas_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

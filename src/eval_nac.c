@@ -88,25 +88,6 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
     return 0;
 }
 
-/* The short names are a convenience of this command only; the API and
- * the store use the full names. */
-static const struct ctnas_space *find_space(const char *name)
-{
-    if (strcmp(name, "nb101") == 0)
-        name = "nasbench101";
-    else if (strcmp(name, "nb201") == 0)
-        name = "nasbench201";
-    return ctnas_space_find(name);
-}
-
-/* Monotonic, so a clock step during a run cannot corrupt its timing. */
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int ctnas_eval_nac_main(int argc, char **argv)
 {
     struct opts o = {.threads = 1};
@@ -236,7 +217,7 @@ int ctnas_eval_nac_main(int argc, char **argv)
         !o.have_seed)
         return usage_error("--space, --data, --train, --test and --seed are "
                            "required%s%s", "", "");
-    const struct ctnas_space *sp = find_space(o.space);
+    const struct ctnas_space *sp = ctnas_space_find_short(o.space);
     if (sp == NULL)
         return usage_error("unknown space %s%s", o.space, "");
     /* One seed drives the split and the training, so a single number
@@ -295,13 +276,13 @@ int ctnas_eval_nac_main(int argc, char **argv)
     }
     /* Features are timed apart: they are the cost of serving a model,
      * whereas training time is paid once. */
-    double t0 = now_seconds();
+    double t0 = ctnas_now_seconds();
     feat = malloc((size_t)nte * ctnas_nac_feature_width(m) * sizeof *feat);
     if (feat == NULL || ctnas_nac_features(m, g_te, nte, feat) != 0) {
         fprintf(stderr, "ctnasd eval-nac: out of memory\n");
         goto out;
     }
-    double feat_s = now_seconds() - t0;
+    double feat_s = ctnas_now_seconds() - t0;
     /* Two figures: kendall_tau is the pairwise tau of the comparator's
      * p over every test pair (method.md's measure); score_kendall_tau is
      * tau-b of the mean-win ranking that /v1/rank answers. */

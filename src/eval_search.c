@@ -109,22 +109,6 @@ static int parse_seeds(const char *s, unsigned long long *out)
     return n;
 }
 
-static const struct ctnas_space *find_space(const char *name)
-{
-    if (strcmp(name, "nb101") == 0)
-        name = "nasbench101";
-    else if (strcmp(name, "nb201") == 0)
-        name = "nasbench201";
-    return ctnas_space_find(name);
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The table: the file's architectures by hash, for revealing values.
  * The hash identifies a cell up to isomorphism (nasbench101), so a search
  * that finds a cell in another node order still gets its value; a cell
@@ -305,7 +289,7 @@ static int run_seed(const struct opts *o, const struct table *tab,
 {
     const struct ctnas_dataset *ds = tab->ds;
     const struct ctnas_space *sp = ds->space;
-    double t0 = now_seconds(), train_s = 0, search_s = 0;
+    double t0 = ctnas_now_seconds(), train_s = 0, search_s = 0;
     int n0 = (int)(o->budget / (o->rounds + 1));
     int rc = CTNAS_ENOMEM;
     struct ctnas_search *s = NULL;
@@ -353,11 +337,11 @@ static int run_seed(const struct opts *o, const struct table *tab,
     tc.seed = seed;
     for (int i = 0; i < n_meas; i++)
         sp->to_graph(&ma[i], &mg[i]);
-    double ta = now_seconds();
+    double ta = ctnas_now_seconds();
     if ((rc = ctnas_nac_train(&tc, mg, mv, n_meas, NULL, NULL, &nac, NULL,
                               err)) != 0)
         goto out;
-    train_s += now_seconds() - ta;
+    train_s += ctnas_now_seconds() - ta;
     double nac0 = o->diag ? comparator_argmax(tab, nac, NULL, NULL) : NAN;
 
     struct ctnas_search_config scfg = *scfg0;
@@ -371,9 +355,9 @@ static int run_seed(const struct opts *o, const struct table *tab,
     struct verbose_state vs = {o->verbose, seed, -1};
     long left = o->budget - n_meas;
     for (int round = 0;; round++) {
-        double tb = now_seconds();
+        double tb = ctnas_now_seconds();
         rc = ctnas_search_run(s, 0, 0, on_progress, &vs);
-        search_s += now_seconds() - tb;
+        search_s += ctnas_now_seconds() - tb;
         if (rc < 0) {
             ctnas_err_set(err, rc, "", "search failed: %s",
                           ctnas_strerror(rc));
@@ -415,10 +399,10 @@ static int run_seed(const struct opts *o, const struct table *tab,
         n_meas += added;
         left -= added;
         if ((rc = ctnas_search_add_labels(s, na, nv, added)) != 0 ||
-            (ta = now_seconds(),
+            (ta = ctnas_now_seconds(),
              rc = ctnas_search_retrain(s, &tc, NULL, NULL, err)) != 0)
             goto out;
-        train_s += now_seconds() - ta;
+        train_s += ctnas_now_seconds() - ta;
         if ((rc = ctnas_search_next_round(s)) != 0)
             goto out;
     }
@@ -440,7 +424,7 @@ static int run_seed(const struct opts *o, const struct table *tab,
     res->answer_acc = ans_acc;
     res->best_measured = best;
     res->measurements = n_meas;
-    res->seconds = now_seconds() - t0;
+    res->seconds = ctnas_now_seconds() - t0;
     json_object_set_new(line, "seed", json_integer((json_int_t)seed));
     json_object_set_new(line, "answer_accuracy",
                         isnan(ans_acc) ? json_null() : json_real(ans_acc));
@@ -686,7 +670,7 @@ int ctnas_eval_search_main(int argc, char **argv)
                          "required%s%s", "", "");
         goto done;
     }
-    const struct ctnas_space *sp = find_space(o->space);
+    const struct ctnas_space *sp = ctnas_space_find_short(o->space);
     if (sp == NULL) {
         rc = usage_error("unknown space %s%s", o->space, "");
         goto done;

@@ -60,13 +60,6 @@ struct conn_state {
     int too_large;        /* body went over --max-body: discarding it */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Match path against a pattern segment by segment; "{x}" captures. */
 static int path_match(const char *pattern, const char *path,
                       struct ctnas_req *req)
@@ -260,7 +253,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             return MHD_NO;
         *con_cls = cs;
         atomic_fetch_add(&h->in_flight, 1);
-        cs->t0 = now_s();
+        cs->t0 = ctnas_now_seconds();
         cs->req.app = h->app;
         cs->req.method = method;
         cs->req.path = url;
@@ -368,7 +361,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     json_decref(out);
     cs->responded = 1;
     ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,
-                    (now_s() - cs->t0) * 1e3);
+                    (ctnas_now_seconds() - cs->t0) * 1e3);
     return r;
 }
 

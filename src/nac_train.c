@@ -240,13 +240,6 @@ double ctnas_nac_tau_score(const struct ctnas_nac *m, const ctnas_real *feat,
 /* ------------------------------------------------------------------ */
 /* Training */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double thread_cpu_seconds(void)
 {
     struct timespec ts;
@@ -420,7 +413,7 @@ static int check_cancel(struct run *r, struct ctnas_nac_progress *pr)
 {
     if (r->progress == NULL)
         return 0;
-    double t = now_seconds();
+    double t = ctnas_now_seconds();
     if (t - r->last_check < CTNAS_NAC_CANCEL_MS * 1e-3)
         return 0;
     r->last_check = t;
@@ -513,7 +506,7 @@ static int train_member(struct run *r, int k, ctnas_real *theta,
         res->pair_acc = pr.pair_acc;
         if (r->progress != NULL) {
             pr.in_epoch = 0;
-            r->last_check = now_seconds();
+            r->last_check = ctnas_now_seconds();
             if (r->progress(&pr, r->user))
                 return CTNAS_ECANCELED;
         }
@@ -550,7 +543,7 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         if (!isfinite(acc[i]))
             return ctnas_err_set(err, CTNAS_EINVAL, "accuracy",
                                  "accuracy %d is not a finite number", i);
-    double t0 = now_seconds(), c0 = thread_cpu_seconds();
+    double t0 = ctnas_now_seconds(), c0 = thread_cpu_seconds();
 
     struct run r;
     memset(&r, 0, sizeof r);
@@ -651,13 +644,13 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         if (rc != 0) {
             ctnas_nac_free(m);
             run_destroy(&r);
-            res->seconds = now_seconds() - t0;
+            res->seconds = ctnas_now_seconds() - t0;
             res->cpu_seconds = thread_cpu_seconds() - c0;
             return ctnas_err_set(err, rc, "", "training cancelled");
         }
     }
     run_destroy(&r);
-    res->seconds = now_seconds() - t0;
+    res->seconds = ctnas_now_seconds() - t0;
     res->cpu_seconds = thread_cpu_seconds() - c0;
     *out = m;
     return 0;

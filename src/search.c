@@ -1423,13 +1423,6 @@ static int polish(struct ctnas_search *s)
 
 /* ---- running ---- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void ctnas_search_progress_get(const struct ctnas_search *s,
                                struct ctnas_search_progress *p)
 {
@@ -1517,7 +1510,7 @@ int ctnas_search_run(struct ctnas_search *s, long max_steps,
                      double max_seconds, ctnas_search_progress_fn progress,
                      void *user)
 {
-    double t0 = max_seconds > 0 ? now_seconds() : 0;
+    double t0 = max_seconds > 0 ? ctnas_now_seconds() : 0;
     long done = 0;
     while (s->state == CTNAS_SEARCH_RUNNING) {
         if (s->stage == STAGE_EXPLORE && max_steps > 0 && done >= max_steps)
@@ -1533,7 +1526,7 @@ int ctnas_search_run(struct ctnas_search *s, long max_steps,
             if (progress(&p, user))
                 return CTNAS_ECANCELED;
         }
-        if (max_seconds > 0 && now_seconds() - t0 >= max_seconds)
+        if (max_seconds > 0 && ctnas_now_seconds() - t0 >= max_seconds)
             break;
     }
     return s->state;

@@ -23,6 +23,15 @@ const struct ctnas_space *ctnas_space_find(const char *name)
     return NULL;
 }
 
+const struct ctnas_space *ctnas_space_find_short(const char *name)
+{
+    if (name != NULL && strcmp(name, "nb101") == 0)
+        name = "nasbench101";
+    else if (name != NULL && strcmp(name, "nb201") == 0)
+        name = "nasbench201";
+    return ctnas_space_find(name);
+}
+
 uint64_t ctnas_arch_hash64(const struct ctnas_arch *a)
 {
     const unsigned char *p = (const unsigned char *)a;

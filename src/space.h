@@ -92,5 +92,8 @@ extern const struct ctnas_space *const ctnas_spaces[];
 
 /* The space named name, or NULL. */
 const struct ctnas_space *ctnas_space_find(const char *name);
+/* The same, also taking the short names nb101 and nb201: a convenience of
+ * the eval commands; the API and the store use the full names. */
+const struct ctnas_space *ctnas_space_find_short(const char *name);
 
 #endif
