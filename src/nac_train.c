@@ -101,12 +101,27 @@ void ctnas_nac_train_config_default(struct ctnas_nac_train_config *cfg)
  * Other knobs moved the same figure by less (dim 32/64: 93.70 / 93.75,
  * 93.58 / 93.92; L 1/2: 93.72 / 93.74, 93.44 / 93.77; 30/300 epochs:
  * 93.65 / 93.82, 93.47 / 93.99; 5 members: 93.47 / 94.02; lr 3e-3: 93.37 /
- * 94.15).  The whole-set tau falls, so the serving default stays 0. */
+ * 94.15).  The whole-set tau falls, so the serving default stays 0.
+ *
+ * Session 3 chose the rest on seeds disjoint from 1-10, the ones the
+ * issue's target is judged on.  Same first-choice figure, seeds 101-200,
+ * each against 94.087 for top_weight 100 with the mean readout: top_weight
+ * 30 / 300 / 1000: 94.044 / 94.127 / 94.103; top_scale 0.02 / 0.1: 94.065
+ * / 94.006; readout mean_output / output: 94.129 / 94.130; 3 members:
+ * 94.110; d 64 / 256: 94.131 / 94.087; L 2 / 6: 94.036 / 94.039; weight
+ * decay 0.1: 94.104.  Whole searches (answer accuracy, seeds 101-150):
+ * 94.136 as before, 94.134 with mean_output, 94.174 with top_weight 300,
+ * 94.223 with both (3 members on top: 94.214 at twice the time); on seeds
+ * 151-200 that last is 94.046 against 94.055 as before, so over 100 seeds
+ * the gain is +0.04, about one standard error.  mean_output also lifts
+ * the tau of 100 NB201 cells (0.771 -> 0.783; 424: 0.858 -> 0.859) but not
+ * NB101's (423: 0.795 -> 0.790), so serving keeps the mean. */
 void ctnas_nac_train_config_search(struct ctnas_nac_train_config *cfg)
 {
     ctnas_nac_train_config_default(cfg);
-    cfg->top_weight = 100.0;
+    cfg->top_weight = 300.0;
     cfg->top_scale = 0.05;
+    cfg->model.readout = CTNAS_NAC_READOUT_MEAN_OUT;
 }
 
 void ctnas_nac_train_config_paper(struct ctnas_nac_train_config *cfg)

@@ -76,9 +76,10 @@ int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
 
 /* The default recipe (see nac_train.c for the measurements behind it). */
 void ctnas_nac_train_config_default(struct ctnas_nac_train_config *cfg);
-/* The default recipe with top_weight 100, top_scale 0.05: for a
- * comparator that a search will use.  It orders the best cells better and
- * the whole set a little worse (see nac_train.c). */
+/* The default recipe with top_weight 300, top_scale 0.05 and the
+ * mean_output readout: for a comparator that a search will use.  It
+ * orders the best cells better and the whole set a little worse (see
+ * nac_train.c). */
 void ctnas_nac_train_config_search(struct ctnas_nac_train_config *cfg);
 /* The authors' recipe: concat head, permuted pairs, lr 2e-4, betas
  * 0.5/0.999, L2 weight decay 5e-4, 200 epochs. */
