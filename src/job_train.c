@@ -296,14 +296,11 @@ static int collect_one(void *cls, int64_t id, const char *enc, double value)
     return 0;
 }
 
-/* Every key a training request may carry: anything else is a typo the
- * client should hear about (ctnas_jsonv_only), not a silent default. */
+/* Every key a training request may carry, with the training settings of
+ * nac_json.c: anything else is a typo the client should hear about
+ * (ctnas_jsonv_only2), not a silent default. */
 static const char *const train_keys[] = {
-    "space", "dataset", "metric", "train_size", "ids", "publish", "epochs",
-    "batch", "pairing", "lr", "schedule", "lr_min", "beta1", "beta2",
-    "weight_decay", "decoupled", "members", "holdout", "eval_every",
-    "patience", "layers", "dim", "head", "hidden", "norm", "bidir",
-    "readout", "top_weight", "top_scale", "seed", NULL};
+    "space", "dataset", "metric", "train_size", "ids", "publish", NULL};
 
 /* Keep a seeded random subset of size k (partial Fisher-Yates). */
 static void subsample(struct train_job *t, int k, uint64_t seed)
@@ -339,7 +336,8 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     const char *space_name, *dataset, *metric = NULL;
     int64_t train_size = 0;
     int publish = 1;
-    if ((rc = ctnas_jsonv_only(req, "", train_keys, err)) < 0 ||
+    if ((rc = ctnas_jsonv_only2(req, "", train_keys, ctnas_nac_json_keys,
+                                err)) < 0 ||
         (rc = ctnas_jsonv_string(req, "", "space", 1, &space_name, 31,
                                  err)) < 0 ||
         (rc = ctnas_jsonv_string(req, "", "dataset", 1, &dataset, 63,

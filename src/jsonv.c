@@ -173,19 +173,30 @@ int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
     return 0;
 }
 
+static int in_list(const char *const *list, const char *key)
+{
+    for (const char *const *a = list; a != NULL && *a; a++)
+        if (strcmp(*a, key) == 0)
+            return 1;
+    return 0;
+}
+
 int ctnas_jsonv_only(const json_t *obj, const char *prefix,
                      const char *const *allowed, struct ctnas_err *err)
+{
+    return ctnas_jsonv_only2(obj, prefix, allowed, NULL, err);
+}
+
+int ctnas_jsonv_only2(const json_t *obj, const char *prefix,
+                      const char *const *allowed, const char *const *more,
+                      struct ctnas_err *err)
 {
     const char *key;
     const json_t *v;
     /* Linear in both lists; the allowed lists hold at most a few dozen
      * keys.  The cast is safe: foreach only reads. */
     json_object_foreach((json_t *)obj, key, v) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            if (strcmp(*a, key) == 0)
-                ok = 1;
-        if (!ok) {
+        if (!in_list(allowed, key) && !in_list(more, key)) {
             char path[128];
             ctnas_jsonv_path(path, sizeof path, prefix, key);
             return ctnas_err_set(err, CTNAS_EINVAL, path,

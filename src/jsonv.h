@@ -44,6 +44,11 @@ int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
  * a typo ("measurments") is an error, not silently ignored. */
 int ctnas_jsonv_only(const json_t *obj, const char *prefix,
                      const char *const *allowed, struct ctnas_err *err);
+/* The same with the allowed keys in two lists (more may be NULL): a
+ * route's own keys plus a module's settings, without copying the names. */
+int ctnas_jsonv_only2(const json_t *obj, const char *prefix,
+                      const char *const *allowed, const char *const *more,
+                      struct ctnas_err *err);
 
 /* Settings structs read from and written to JSON by one table, so the
  * two cannot drift apart.  Each field names a member at offset off of
