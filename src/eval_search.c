@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,6 +507,116 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
         "top_n", c->top_n);
 }
 
+/* The search and comparator flags, one row each, so a flag is one line
+ * and its bounds sit beside it.  Bounds are inclusive and within int,
+ * so an int field can take the long that ctnas_conf_parse_long gives. */
+enum flag_kind {
+    FLAG_INT,       /* long in [lo, hi] into an int field */
+    FLAG_LONG,      /* long in [lo, hi] into a long field */
+    FLAG_DOUBLE,    /* any finite double */
+    FLAG_ENUM,      /* a name, through parse (< 0: unknown) */
+};
+
+enum flag_target { FLAG_SC, FLAG_TC };   /* search or comparator config */
+
+struct flag {
+    const char *name;
+    enum flag_kind kind;
+    enum flag_target target;
+    size_t off;     /* in the target; may reach into sc.ctrl, tc.model */
+    long lo, hi;
+    int (*parse)(const char *name);
+};
+
+#define SC(f) FLAG_SC, offsetof(struct ctnas_search_config, f)
+#define TC(f) FLAG_TC, offsetof(struct ctnas_nac_train_config, f)
+
+static const struct flag flags[] = {
+    {"--steps", FLAG_LONG, SC(steps), 1, 100000000, NULL},
+    {"--batch", FLAG_INT, SC(batch), 1, 1024, NULL},
+    {"--lr", FLAG_DOUBLE, SC(lr), 0, 0, NULL},
+    {"--entropy", FLAG_DOUBLE, SC(entropy_weight), 0, 0, NULL},
+    {"--clip", FLAG_DOUBLE, SC(grad_clip), 0, 0, NULL},
+    {"--advantage", FLAG_ENUM, SC(advantage), 0, 0,
+     ctnas_search_advantage_parse},
+    {"--ema-decay", FLAG_DOUBLE, SC(ema_decay), 0, 0, NULL},
+    {"--hidden", FLAG_INT, SC(ctrl.hidden), 1, CTNAS_CTRL_MAX_HIDDEN, NULL},
+    {"--temperature", FLAG_DOUBLE, SC(ctrl.temperature), 0, 0, NULL},
+    {"--tanh", FLAG_DOUBLE, SC(ctrl.tanh_c), 0, 0, NULL},
+    {"--baseline", FLAG_ENUM, SC(baseline_mode), 0, 0,
+     ctnas_search_baseline_parse},
+    {"--update-every", FLAG_INT, SC(update_every), 1, 100000000, NULL},
+    {"--h-size", FLAG_INT, SC(h_size), 2, 1000, NULL},
+    {"--h-keep", FLAG_INT, SC(h_keep), 0, 1000, NULL},
+    {"--r", FLAG_DOUBLE, SC(pseudo_ratio), 0, 0, NULL},
+    {"--k", FLAG_INT, SC(pseudo_k), 1, 100000, NULL},
+    {"--u", FLAG_INT, SC(explore_every), 1, 100000000, NULL},
+    {"--ft-iters", FLAG_INT, SC(ft_iters), 0, 100000, NULL},
+    {"--ft-pairs", FLAG_INT, SC(ft_pairs), 1, 4096, NULL},
+    {"--ft-lr", FLAG_DOUBLE, SC(ft_lr), 0, 0, NULL},
+    {"--ft-top", FLAG_DOUBLE, SC(ft_top), 0, 0, NULL},
+    {"--polish", FLAG_INT, SC(polish), 0, 1000, NULL},
+    {"--polish-tries", FLAG_INT, SC(polish_tries), 1, 10000, NULL},
+    {"--ft-top-weight", FLAG_DOUBLE, SC(ft_top_weight), 0, 0, NULL},
+    {"--ft-top-scale", FLAG_DOUBLE, SC(ft_top_scale), 0, 0, NULL},
+    {"--pool-cap", FLAG_INT, SC(pool_cap), 2, 1000000, NULL},
+    {"--top-n", FLAG_INT, SC(top_n), 1, 1000000, NULL},
+    {"--epochs", FLAG_INT, TC(epochs), 0, 1000000, NULL},
+    {"--members", FLAG_INT, TC(members), 1, CTNAS_NAC_MAX_MEMBERS, NULL},
+    {"--nac-lr", FLAG_DOUBLE, TC(lr), 0, 0, NULL},
+    {"--nac-wd", FLAG_DOUBLE, TC(weight_decay), 0, 0, NULL},
+    {"--readout", FLAG_ENUM, TC(model.readout), 0, 0,
+     ctnas_nac_readout_parse},
+    {"--top-weight", FLAG_DOUBLE, TC(top_weight), 0, 0, NULL},
+    {"--top-scale", FLAG_DOUBLE, TC(top_scale), 0, 0, NULL},
+    {"--head", FLAG_ENUM, TC(model.head), 0, 0, ctnas_nac_head_parse},
+    {"--layers", FLAG_INT, TC(model.layers), 0, CTNAS_NAC_MAX_LAYERS, NULL},
+    {"--bidir", FLAG_INT, TC(model.bidir), 0, 2, NULL},
+    {"--norm", FLAG_INT, TC(model.norm), 0, 1, NULL},
+    {"--dim", FLAG_INT, TC(model.dim), 1, CTNAS_NAC_MAX_DIM, NULL},
+};
+
+#undef SC
+#undef TC
+
+static const struct flag *find_flag(const char *name)
+{
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+        if (strcmp(flags[k].name, name) == 0)
+            return &flags[k];
+    return NULL;
+}
+
+/* Parses v into f's field of sc or tc: 0, or -1 for a bad value (the
+ * field is then left as it was). */
+static int set_flag(const struct flag *f, const char *v,
+                    struct ctnas_search_config *sc,
+                    struct ctnas_nac_train_config *tc)
+{
+    char *base = f->target == FLAG_SC ? (char *)sc : (char *)tc;
+    void *field = base + f->off;
+    long l;
+    int e;
+
+    switch (f->kind) {
+    case FLAG_INT:
+        if (ctnas_conf_parse_long(v, f->lo, f->hi, &l) != 0)
+            return -1;
+        *(int *)field = (int)l;
+        return 0;
+    case FLAG_LONG:
+        return ctnas_conf_parse_long(v, f->lo, f->hi, (long *)field);
+    case FLAG_DOUBLE:
+        return ctnas_conf_parse_double(v, (double *)field);
+    case FLAG_ENUM:
+        if ((e = f->parse(v)) < 0)
+            return -1;
+        *(int *)field = e;
+        return 0;
+    }
+    return -1;
+}
+
 int ctnas_eval_search_main(int argc, char **argv)
 {
     struct opts *o = calloc(1, sizeof *o);
@@ -554,14 +665,17 @@ int ctnas_eval_search_main(int argc, char **argv)
         const char *v = argv[++i];
         long l = 0;
         int bad = 0;
-        if (strcmp(a, "--space") == 0)
+        const struct flag *f = find_flag(a);
+        if (f != NULL)
+            bad = set_flag(f, v, &sc, &tc);
+        else if (strcmp(a, "--space") == 0)
             o->space = v;
         else if (strcmp(a, "--data") == 0)
             o->data = v;
         else if (strcmp(a, "--metric") == 0)
             o->metric = v;
         else if (strcmp(a, "--recipe") == 0)
-            ;
+            ;   /* applied in the pass above, before any other flag */
         else if (strcmp(a, "--budget") == 0)
             bad = ctnas_conf_parse_long(v, 2, 100000000, &o->budget) ||
                   !(have_budget = 1);
@@ -570,91 +684,8 @@ int ctnas_eval_search_main(int argc, char **argv)
         else if (strcmp(a, "--seeds") == 0)
             bad = (o->n_seeds = parse_seeds(v, o->seeds)) <= 0;
         else if (strcmp(a, "--threads") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 256, &l) || !(o->threads = (int)l);
-        else if (strcmp(a, "--steps") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 100000000, &sc.steps);
-        else if (strcmp(a, "--batch") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 1024, &l) || !(sc.batch = (int)l);
-        else if (strcmp(a, "--lr") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.lr);
-        else if (strcmp(a, "--entropy") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.entropy_weight);
-        else if (strcmp(a, "--clip") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.grad_clip);
-        else if (strcmp(a, "--advantage") == 0)
-            bad = (sc.advantage = ctnas_search_advantage_parse(v)) < 0;
-        else if (strcmp(a, "--ema-decay") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ema_decay);
-        else if (strcmp(a, "--hidden") == 0)
-            bad = ctnas_conf_parse_long(v, 1, CTNAS_CTRL_MAX_HIDDEN, &l) ||
-                  !(sc.ctrl.hidden = (int)l);
-        else if (strcmp(a, "--temperature") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ctrl.temperature);
-        else if (strcmp(a, "--tanh") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ctrl.tanh_c);
-        else if (strcmp(a, "--baseline") == 0)
-            bad = (sc.baseline_mode = ctnas_search_baseline_parse(v)) < 0;
-        else if (strcmp(a, "--update-every") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 100000000, &l) ||
-                  !(sc.update_every = (int)l);
-        else if (strcmp(a, "--h-size") == 0)
-            bad = ctnas_conf_parse_long(v, 2, 1000, &l) || !(sc.h_size = (int)l);
-        else if (strcmp(a, "--h-keep") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 1000, &l) || ((sc.h_keep = (int)l), 0);
-        else if (strcmp(a, "--r") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.pseudo_ratio);
-        else if (strcmp(a, "--k") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 100000, &l) || !(sc.pseudo_k = (int)l);
-        else if (strcmp(a, "--u") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 100000000, &l) ||
-                  !(sc.explore_every = (int)l);
-        else if (strcmp(a, "--ft-iters") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 100000, &l) || ((sc.ft_iters = (int)l), 0);
-        else if (strcmp(a, "--ft-pairs") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 4096, &l) || !(sc.ft_pairs = (int)l);
-        else if (strcmp(a, "--ft-lr") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ft_lr);
-        else if (strcmp(a, "--ft-top") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ft_top);
-        else if (strcmp(a, "--polish") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 1000, &l) || ((sc.polish = (int)l), 0);
-        else if (strcmp(a, "--polish-tries") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 10000, &l) || !(sc.polish_tries = (int)l);
-        else if (strcmp(a, "--ft-top-weight") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ft_top_weight);
-        else if (strcmp(a, "--ft-top-scale") == 0)
-            bad = ctnas_conf_parse_double(v, &sc.ft_top_scale);
-        else if (strcmp(a, "--pool-cap") == 0)
-            bad = ctnas_conf_parse_long(v, 2, 1000000, &l) || !(sc.pool_cap = (int)l);
-        else if (strcmp(a, "--top-n") == 0)
-            bad = ctnas_conf_parse_long(v, 1, 1000000, &l) || !(sc.top_n = (int)l);
-        else if (strcmp(a, "--epochs") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 1000000, &l) || ((tc.epochs = (int)l), 0);
-        else if (strcmp(a, "--members") == 0)
-            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_MEMBERS, &l) ||
-                  !(tc.members = (int)l);
-        else if (strcmp(a, "--nac-lr") == 0)
-            bad = ctnas_conf_parse_double(v, &tc.lr);
-        else if (strcmp(a, "--nac-wd") == 0)
-            bad = ctnas_conf_parse_double(v, &tc.weight_decay);
-        else if (strcmp(a, "--readout") == 0)
-            bad = (tc.model.readout = ctnas_nac_readout_parse(v)) < 0;
-        else if (strcmp(a, "--top-weight") == 0)
-            bad = ctnas_conf_parse_double(v, &tc.top_weight);
-        else if (strcmp(a, "--top-scale") == 0)
-            bad = ctnas_conf_parse_double(v, &tc.top_scale);
-        else if (strcmp(a, "--head") == 0)
-            bad = (tc.model.head = ctnas_nac_head_parse(v)) < 0;
-        else if (strcmp(a, "--layers") == 0)
-            bad = ctnas_conf_parse_long(v, 0, CTNAS_NAC_MAX_LAYERS, &l) ||
-                  ((tc.model.layers = (int)l), 0);
-        else if (strcmp(a, "--bidir") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 2, &l) || ((tc.model.bidir = (int)l), 0);
-        else if (strcmp(a, "--norm") == 0)
-            bad = ctnas_conf_parse_long(v, 0, 1, &l) || ((tc.model.norm = (int)l), 0);
-        else if (strcmp(a, "--dim") == 0)
-            bad = ctnas_conf_parse_long(v, 1, CTNAS_NAC_MAX_DIM, &l) ||
-                  !(tc.model.dim = (int)l);
+            bad = ctnas_conf_parse_long(v, 1, 256, &l) ||
+                  !(o->threads = (int)l);
         else {
             rc = usage_error("unknown option %s%s", a, "");
             goto done;
@@ -700,10 +731,11 @@ int ctnas_eval_search_main(int argc, char **argv)
         fprintf(stderr, "ctnasd eval-search: %s: %s\n", o->data, err.msg);
         goto done;
     }
-    double *acc = malloc((size_t)o->n_seeds * sizeof *acc);
-    double *bm = malloc((size_t)o->n_seeds * sizeof *bm);
-    double *meas = malloc((size_t)o->n_seeds * sizeof *meas);
-    double *secs = malloc((size_t)o->n_seeds * sizeof *secs);
+    /* zeroed only so gcc need not prove each seed's entry is set */
+    double *acc = calloc((size_t)o->n_seeds, sizeof *acc);
+    double *bm = calloc((size_t)o->n_seeds, sizeof *bm);
+    double *meas = calloc((size_t)o->n_seeds, sizeof *meas);
+    double *secs = calloc((size_t)o->n_seeds, sizeof *secs);
     if (!acc || !bm || !meas || !secs || table_init(&tab, &ds) != 0) {
         fprintf(stderr, "ctnasd eval-search: out of memory\n");
         goto out;
