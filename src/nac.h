@@ -4,7 +4,9 @@
  *
  *   H0      = X E                         (op embedding, n_types x d)
  *   H(l+1)  = ReLU( S (A^T + I) H(l) W(l) + b(l) ) + H(l),  l < L
- *   z       = mean of H(L) over the graph's real nodes
+ *   z       = mean of H(L) over the graph's real nodes (readout mean;
+ *             mean_output adds the output node's row, output takes it
+ *             alone)
  *   logit   = head(z_a, z_b),  p = sigmoid(logit)
  *
  * A^T makes a node aggregate from its predecessors; S is I, or with
