@@ -1,14 +1,14 @@
 /*
- * err.c - the error table: names, messages and HTTP statuses of CTNAS_E*.
+ * err.c - the error table: names, messages and HTTP statuses of CTNAS_E*;
+ * and the monotonic clock that ctnas.h promises every module.
  */
 #include "config.h"
 #include "ctnas.h"
 
-#include <time.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int ctnas_err_set(struct ctnas_err *err, int code, const char *field,
                   const char *fmt, ...)
