@@ -1,6 +1,6 @@
 /*
  * ctnas.h - what every module of ctnasd shares: the error table, the error
- * detail struct, the version and the clock.  Nothing here allocates.
+ * detail struct, the version, enum names and the clock.  Nothing here allocates.
  *
  * Fallible functions return 0 or a negative CTNAS_E* code and, when the
  * caller passes one, fill a struct ctnas_err with a message and the name
@@ -62,6 +62,13 @@ const char *ctnas_strerror(int code);
 int ctnas_err_http_status(int code);
 /* Code names as the API spells them in error.code ("invalid_argument"). */
 const char *ctnas_err_api_code(int code);
+
+/* Enum names: names is NULL-terminated and indexed by the enum's value,
+ * one list per enum, shared by its name/parse functions and its JSON
+ * table.  ctnas_name_of: names[v], or "?" when v is out of range;
+ * ctnas_name_index: the value named name, or -1. */
+const char *ctnas_name_of(const char *const *names, int v);
+int ctnas_name_index(const char *const *names, const char *name);
 
 /* Seconds on the monotonic clock: for durations and deadlines, which a
  * step of the wall clock must not corrupt. */

@@ -1,6 +1,6 @@
 /*
  * err.c - the error table: names, messages and HTTP statuses of CTNAS_E*;
- * and the monotonic clock that ctnas.h promises every module.
+ * and the enum-name lookups and the monotonic clock of ctnas.h.
  */
 #include "config.h"
 #include "ctnas.h"
@@ -83,6 +83,22 @@ const char *ctnas_err_api_code(int code)
     case CTNAS_EAUTH: return "unauthorized";
     }
     return "internal_error";
+}
+
+const char *ctnas_name_of(const char *const *names, int v)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (i == v)
+            return names[i];
+    return "?";
+}
+
+int ctnas_name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
 }
 
 double ctnas_now_seconds(void)

@@ -31,8 +31,6 @@
 
 /* ---- the request ---- */
 
-static const char *const baselines[] = {"updated", "fixed", "random", NULL};
-static const char *const advantages[] = {"ema", "none", NULL};
 
 #define S(f) offsetof(struct ctnas_search_config, f)
 #define C(f) (offsetof(struct ctnas_search_config, ctrl) + \
@@ -45,9 +43,11 @@ static const struct ctnas_jsonv_field fields[] = {
     {"lr", CTNAS_JV_REAL, S(lr), 1e-8, 1, NULL},
     {"entropy_weight", CTNAS_JV_REAL, S(entropy_weight), 0, 10, NULL},
     {"grad_clip", CTNAS_JV_REAL, S(grad_clip), 0, 1e6, NULL},
-    {"advantage", CTNAS_JV_ENUM, S(advantage), 0, 0, advantages},
+    {"advantage", CTNAS_JV_ENUM, S(advantage), 0, 0,
+     ctnas_search_advantage_names},
     {"ema_decay", CTNAS_JV_REAL, S(ema_decay), 0, 0.9999, NULL},
-    {"baseline", CTNAS_JV_ENUM, S(baseline_mode), 0, 0, baselines},
+    {"baseline", CTNAS_JV_ENUM, S(baseline_mode), 0, 0,
+     ctnas_search_baseline_names},
     {"update_every", CTNAS_JV_INT, S(update_every), 1, 10000000, NULL},
     {"h_size", CTNAS_JV_INT, S(h_size), 2, 1000, NULL},
     {"h_keep", CTNAS_JV_INT, S(h_keep), 0, 1000, NULL},

@@ -232,11 +232,11 @@ static int read_enum(const json_t *obj, const char *prefix,
     int rc = ctnas_jsonv_string(obj, prefix, f->name, 0, &s, 64, err);
     if (rc < 0 || s == NULL)
         return rc;
-    for (int i = 0; f->names[i]; i++)
-        if (strcmp(f->names[i], s) == 0) {
-            *out = i;
-            return 0;
-        }
+    int v = ctnas_name_index(f->names, s);
+    if (v >= 0) {
+        *out = v;
+        return 0;
+    }
     char path[128], list[160] = "";
     for (int i = 0; f->names[i]; i++) {
         size_t used = strlen(list);

@@ -12,17 +12,20 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctnas.h"
+
 static atomic_int log_level = CTNAS_LOG_INFO;
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          NULL};
 /* syslog priorities, for journald's stderr parsing (sd-daemon(3)). */
 static const int level_prio[] = {3, 4, 6, 7};
 
 int ctnas_log_level_parse(const char *s)
 {
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return i;
+    int level = ctnas_name_index(level_names, s);
+    if (level >= 0)
+        return level;
     if (strcmp(s, "warning") == 0)
         return CTNAS_LOG_WARN;
     return -1;

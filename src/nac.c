@@ -21,39 +21,28 @@
 /* ------------------------------------------------------------------ */
 /* Config and layout */
 
-static const char *const head_names[] = {"concat", "diff", "mlp"};
+const char *const ctnas_nac_head_names[] = {"concat", "diff", "mlp", NULL};
+const char *const ctnas_nac_readout_names[] = {"mean", "mean_output",
+                                               "output", NULL};
 
 const char *ctnas_nac_head_name(int head)
 {
-    if (head < 0 || head > CTNAS_NAC_HEAD_MLP)
-        return "?";
-    return head_names[head];
+    return ctnas_name_of(ctnas_nac_head_names, head);
 }
 
 int ctnas_nac_head_parse(const char *name)
 {
-    for (int i = 0; i <= CTNAS_NAC_HEAD_MLP; i++)
-        if (strcmp(name, head_names[i]) == 0)
-            return i;
-    return -1;
+    return ctnas_name_index(ctnas_nac_head_names, name);
 }
-
-static const char *const readout_names[] = {"mean", "mean_output",
-                                             "output"};
 
 const char *ctnas_nac_readout_name(int readout)
 {
-    if (readout < 0 || readout > CTNAS_NAC_READOUT_OUT)
-        return "?";
-    return readout_names[readout];
+    return ctnas_name_of(ctnas_nac_readout_names, readout);
 }
 
 int ctnas_nac_readout_parse(const char *name)
 {
-    for (int i = 0; i <= CTNAS_NAC_READOUT_OUT; i++)
-        if (strcmp(name, readout_names[i]) == 0)
-            return i;
-    return -1;
+    return ctnas_name_index(ctnas_nac_readout_names, name);
 }
 
 void ctnas_nac_config_default(struct ctnas_nac_config *cfg)

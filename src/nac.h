@@ -60,7 +60,8 @@ enum ctnas_nac_head {
     CTNAS_NAC_HEAD_MLP = 2,    /* g(z_a - z_b) - g(z_b - z_a) */
 };
 
-/* "concat", "diff", "mlp"; name -> value or -1. */
+/* "concat", "diff", "mlp" (NULL-terminated); name -> value or -1. */
+extern const char *const ctnas_nac_head_names[];
 const char *ctnas_nac_head_name(int head);
 int ctnas_nac_head_parse(const char *name);
 
@@ -72,7 +73,9 @@ enum ctnas_nac_readout {
     CTNAS_NAC_READOUT_OUT = 2,      /* the output node's state alone */
 };
 
-/* "mean", "mean_output", "output"; name -> value or -1. */
+/* "mean", "mean_output", "output" (NULL-terminated); name -> value or
+ * -1. */
+extern const char *const ctnas_nac_readout_names[];
 const char *ctnas_nac_readout_name(int readout);
 int ctnas_nac_readout_parse(const char *name);
 

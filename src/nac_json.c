@@ -9,10 +9,6 @@
 
 #include "jsonv.h"
 
-static const char *const heads[] = {"concat", "diff", "mlp", NULL};
-static const char *const readouts[] = {"mean", "mean_output", "output",
-                                       NULL};
-static const char *const pairings[] = {"perm", "all", NULL};
 static const char *const schedules[] = {"constant", "cosine", NULL};
 
 #define T(f) offsetof(struct ctnas_nac_train_config, f)
@@ -22,7 +18,8 @@ static const char *const schedules[] = {"constant", "cosine", NULL};
 static const struct ctnas_jsonv_field fields[] = {
     {"epochs", CTNAS_JV_INT, T(epochs), 1, 100000, NULL},
     {"batch", CTNAS_JV_INT, T(batch), 2, 4096, NULL},
-    {"pairing", CTNAS_JV_ENUM, T(pairing), 0, 0, pairings},
+    {"pairing", CTNAS_JV_ENUM, T(pairing), 0, 0,
+     ctnas_nac_pairing_names},
     {"lr", CTNAS_JV_REAL, T(lr), 1e-7, 1, NULL},
     {"schedule", CTNAS_JV_ENUM, T(schedule), 0, 0, schedules},
     {"lr_min", CTNAS_JV_REAL, T(lr_min), 0, 1, NULL},
@@ -36,11 +33,12 @@ static const struct ctnas_jsonv_field fields[] = {
     {"patience", CTNAS_JV_INT, T(patience), 0, 100000, NULL},
     {"layers", CTNAS_JV_INT, M(layers), 0, CTNAS_NAC_MAX_LAYERS, NULL},
     {"dim", CTNAS_JV_INT, M(dim), 1, 512, NULL},
-    {"head", CTNAS_JV_ENUM, M(head), 0, 0, heads},
+    {"head", CTNAS_JV_ENUM, M(head), 0, 0, ctnas_nac_head_names},
     {"hidden", CTNAS_JV_INT, M(hidden), 1, 512, NULL},
     {"norm", CTNAS_JV_BOOL, M(norm), 0, 0, NULL},
     {"bidir", CTNAS_JV_INT, M(bidir), 0, 2, NULL},
-    {"readout", CTNAS_JV_ENUM, M(readout), 0, 0, readouts},
+    {"readout", CTNAS_JV_ENUM, M(readout), 0, 0,
+     ctnas_nac_readout_names},
     {"top_weight", CTNAS_JV_REAL, T(top_weight), 0, 1e6, NULL},
     {"top_scale", CTNAS_JV_REAL, T(top_scale), 1e-6, 1, NULL},
     {"seed", CTNAS_JV_U64, T(seed), 0, 9007199254740991.0, NULL},

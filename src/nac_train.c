@@ -16,21 +16,16 @@
 
 #include "optim.h"
 
-static const char *const pairing_names[] = {"perm", "all"};
+const char *const ctnas_nac_pairing_names[] = {"perm", "all", NULL};
 
 const char *ctnas_nac_pairing_name(int pairing)
 {
-    if (pairing < 0 || pairing > CTNAS_NAC_PAIRS_ALL)
-        return "?";
-    return pairing_names[pairing];
+    return ctnas_name_of(ctnas_nac_pairing_names, pairing);
 }
 
 int ctnas_nac_pairing_parse(const char *name)
 {
-    for (int i = 0; i <= CTNAS_NAC_PAIRS_ALL; i++)
-        if (strcmp(name, pairing_names[i]) == 0)
-            return i;
-    return -1;
+    return ctnas_name_index(ctnas_nac_pairing_names, name);
 }
 
 /* The default recipe, chosen by `ctnasd eval-nac` (test = 1,000 other

@@ -27,7 +27,8 @@ enum ctnas_nac_pairing {
     CTNAS_NAC_PAIRS_ALL = 1,  /* every ordered pair i != j of the batch */
 };
 
-/* "perm", "all"; name -> value or -1. */
+/* "perm", "all" (NULL-terminated); name -> value or -1. */
+extern const char *const ctnas_nac_pairing_names[];
 const char *ctnas_nac_pairing_name(int pairing);
 int ctnas_nac_pairing_parse(const char *name);
 

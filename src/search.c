@@ -24,37 +24,28 @@
 /* ------------------------------------------------------------------ */
 /* Names and configuration */
 
-static const char *const baseline_names[] = {"updated", "fixed", "random"};
-static const char *const advantage_names[] = {"ema", "none"};
+const char *const ctnas_search_baseline_names[] = {"updated", "fixed",
+                                                   "random", NULL};
+const char *const ctnas_search_advantage_names[] = {"ema", "none", NULL};
 
 const char *ctnas_search_baseline_name(int mode)
 {
-    if (mode < 0 || mode > CTNAS_SEARCH_BASELINE_RANDOM)
-        return "?";
-    return baseline_names[mode];
+    return ctnas_name_of(ctnas_search_baseline_names, mode);
 }
 
 int ctnas_search_baseline_parse(const char *name)
 {
-    for (int i = 0; i <= CTNAS_SEARCH_BASELINE_RANDOM; i++)
-        if (strcmp(name, baseline_names[i]) == 0)
-            return i;
-    return -1;
+    return ctnas_name_index(ctnas_search_baseline_names, name);
 }
 
 const char *ctnas_search_advantage_name(int adv)
 {
-    if (adv < 0 || adv > CTNAS_SEARCH_ADV_NONE)
-        return "?";
-    return advantage_names[adv];
+    return ctnas_name_of(ctnas_search_advantage_names, adv);
 }
 
 int ctnas_search_advantage_parse(const char *name)
 {
-    for (int i = 0; i <= CTNAS_SEARCH_ADV_NONE; i++)
-        if (strcmp(name, advantage_names[i]) == 0)
-            return i;
-    return -1;
+    return ctnas_name_index(ctnas_search_advantage_names, name);
 }
 
 /* Defaults, measured with `ctnasd eval-search` on NAS-Bench-201 CIFAR-10,

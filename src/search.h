@@ -73,8 +73,10 @@ enum ctnas_search_advantage {
     CTNAS_SEARCH_ADV_NONE = 1,  /* R itself (method.md's formula) */
 };
 
-/* "updated", "fixed", "random"; "ema", "none".  Parse: name -> value or
- * -1. */
+/* "updated", "fixed", "random"; "ema", "none" (NULL-terminated).
+ * Parse: name -> value or -1. */
+extern const char *const ctnas_search_baseline_names[];
+extern const char *const ctnas_search_advantage_names[];
 const char *ctnas_search_baseline_name(int mode);
 int ctnas_search_baseline_parse(const char *name);
 const char *ctnas_search_advantage_name(int adv);
