@@ -6,7 +6,6 @@
 #include "api.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "space.h"
 
