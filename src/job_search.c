@@ -243,7 +243,9 @@ static json_t *progress_json(struct search_job *j)
     json_t *o = json_pack(
         "{s:s, s:I, s:I, s:f, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:i, "
         "s:i}",
-        "phase", phase ? "searching" : "training comparator", "step",
+        "phase",
+        !phase ? "training comparator"
+               : p.polish_left > 0 ? "polishing" : "searching", "step",
         (json_int_t)p.step, "steps", (json_int_t)total, "fraction",
         total > 0 ? (double)p.step / (double)total : 0.0, "round", p.round,
         "rounds", p.rounds, "reward_avg", num_or_null(p.reward_avg),

@@ -330,7 +330,13 @@ struct pool_entry {
 };
 
 /* Where in a step the machine is. */
-enum { STAGE_EXPLORE, STAGE_FINETUNE, STAGE_BASELINE, STAGE_CONTROLLER };
+enum {
+    STAGE_EXPLORE,
+    STAGE_FINETUNE,
+    STAGE_BASELINE,
+    STAGE_CONTROLLER,
+    STAGE_POLISH     /* the end-of-round climbs, one step per unit */
+};
 
 struct ctnas_search {
     const struct ctnas_space *space;
@@ -380,6 +386,12 @@ struct ctnas_search {
     /* pseudo-labels */
     int n_pseudo, cap_pseudo;
     struct ctnas_search_pseudo *pseudo;
+
+    /* end-of-round polish: climb pol_i of pol_n, at its step pol_step,
+     * from the cell pol_cur */
+    int pol_n, pol_i, pol_step;
+    struct ctnas_arch pol_cur;
+    struct ctnas_arch *pol_start;
 
     /* feature cache of the current comparator */
     int fc_n, fc_cap, fc_width;
@@ -602,6 +614,7 @@ void ctnas_search_free(struct ctnas_search *s)
     kindex_destroy(&s->pool_ix);
     free(s->top);
     free(s->pseudo);
+    free(s->pol_start);
     free(s->fc_key);
     free(s->fc_feat);
     kindex_destroy(&s->fc_ix);
@@ -1338,54 +1351,90 @@ static int controller_step(struct ctnas_search *s)
     return 0;
 }
 
-/* ---- polish: a local search judged by the comparator ---- */
+/* ---- polish: a local search judged by the comparator ----
+ *
+ * At the end of a round, climbs start from the polish best-ranked cells
+ * (a fresh ranking first, so the starts are the current comparator's).
+ * Each climb step tries polish_tries random single changes of the current
+ * cell and moves to the one with the highest p(change beats current) if
+ * that is above 1/2; where a climb ends joins the pool.  One climb step is
+ * one unit of work, so a cancel or a checkpoint never waits for a whole
+ * polish, whatever its settings.  All randomness from s->rng, so it
+ * replays exactly on resume. */
 
 /* The longest climb: far more than a cell has changes to make in the
  * spaces we have (NB201: 6 edges), so climbs end on a local optimum. */
 #define POLISH_MAX_STEPS 50
 
-/* One climb from start: each step tries polish_tries random single
- * changes and moves to the one with the highest p(change beats current)
- * if that is above 1/2.  Where it ends joins the pool.  All randomness
- * from s->rng, so it replays exactly on resume. */
-static int polish_climb(struct ctnas_search *s, struct ctnas_arch start)
+/* Copy the starts (pool_add may trim the pool and the ranking under them)
+ * and begin the first climb.  Leaves pol_n 0 when there is nothing to
+ * climb from. */
+static int polish_begin(struct ctnas_search *s)
+{
+    int rc = refresh_ranking(s);
+    if (rc != 0)
+        return rc;
+    int n = s->n_top < s->cfg.polish ? s->n_top : s->cfg.polish;
+    free(s->pol_start);
+    s->pol_start = malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
+    if (s->pol_start == NULL)
+        return CTNAS_ENOMEM;
+    for (int i = 0; i < n; i++)
+        s->pol_start[i] = s->top[i].arch;
+    s->pol_n = n;
+    s->pol_i = 0;
+    s->pol_step = 0;
+    if (n > 0)
+        s->pol_cur = s->pol_start[0];
+    return 0;
+}
+
+/* One climb step from pol_cur; when the climb ends, its cell joins the
+ * pool and the next climb begins.  Sets *done once the last one ended. */
+static int polish_step(struct ctnas_search *s, int *done)
 {
     int t = s->cfg.polish_tries, rc = 0;
     struct ctnas_arch *a = malloc((size_t)(t + 1) * sizeof *a);
     struct key *k = malloc((size_t)(t + 1) * sizeof *k);
     int *row = malloc((size_t)(t + 1) * sizeof *row);
+    *done = 0;
     if (a == NULL || k == NULL || row == NULL) {
         rc = CTNAS_ENOMEM;
         goto out;
     }
     /* slot t holds the current cell, 0 .. t-1 its tries */
-    a[t] = start;
-    k[t] = arch_key(s->space, &start);
-    for (int step = 0; step < POLISH_MAX_STEPS; step++) {
-        for (int i = 0; i < t; i++) {
-            s->space->mutate(&a[t], &s->rng, &a[i]);
-            k[i] = arch_key(s->space, &a[i]);
-        }
-        /* the tries and the current cell in one batch: features of cells
-         * seen before come from the cache, so a climb over known ground
-         * costs almost nothing */
-        if ((rc = fc_get(s, a, k, t + 1, row)) != 0)
-            goto out;
-        int best = -1;
-        double pbest = 0.5;
-        for (int i = 0; i < t; i++) {
-            double p = prob(s, row[i], row[t]);
-            if (p > pbest) {   /* strict: ties keep the first, no cycles */
-                pbest = p;
-                best = i;
-            }
-        }
-        if (best < 0)
-            break;
-        a[t] = a[best];
-        k[t] = k[best];
+    a[t] = s->pol_cur;
+    k[t] = arch_key(s->space, &a[t]);
+    for (int i = 0; i < t; i++) {
+        s->space->mutate(&a[t], &s->rng, &a[i]);
+        k[i] = arch_key(s->space, &a[i]);
     }
-    rc = pool_add(s, &a[t], k[t]);
+    /* the tries and the current cell in one batch: features of cells seen
+     * before come from the cache, so a climb over known ground costs
+     * almost nothing */
+    if ((rc = fc_get(s, a, k, t + 1, row)) != 0)
+        goto out;
+    int best = -1;
+    double pbest = 0.5;
+    for (int i = 0; i < t; i++) {
+        double p = prob(s, row[i], row[t]);
+        if (p > pbest) {   /* strict: ties keep the first, no cycles */
+            pbest = p;
+            best = i;
+        }
+    }
+    if (best >= 0) {
+        s->pol_cur = a[best];
+        if (++s->pol_step < POLISH_MAX_STEPS)
+            goto out;
+    }
+    if ((rc = pool_add(s, &s->pol_cur, arch_key(s->space, &s->pol_cur))) != 0)
+        goto out;
+    s->pol_step = 0;
+    if (++s->pol_i < s->pol_n)
+        s->pol_cur = s->pol_start[s->pol_i];
+    else
+        *done = 1;
 out:
     free(a);
     free(k);
@@ -1393,25 +1442,14 @@ out:
     return rc;
 }
 
-/* Climb from the polish best-ranked cells (a fresh ranking first, so the
- * starts are the current comparator's).  The starts are copied before the
- * climbs: pool_add may trim the pool and the ranking under them. */
-static int polish(struct ctnas_search *s)
+/* The round is over: wait for labels or stop, on a fresh ranking. */
+static int round_end(struct ctnas_search *s)
 {
-    int rc = refresh_ranking(s);
-    if (rc != 0)
-        return rc;
-    int n = s->n_top < s->cfg.polish ? s->n_top : s->cfg.polish;
-    struct ctnas_arch *start = malloc((size_t)(n > 0 ? n : 1) *
-                                      sizeof *start);
-    if (start == NULL)
-        return CTNAS_ENOMEM;
-    for (int i = 0; i < n; i++)
-        start[i] = s->top[i].arch;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = polish_climb(s, start[i]);
-    free(start);
-    return rc;
+    s->state = s->round < s->cfg.rounds ? CTNAS_SEARCH_WAITING
+                                        : CTNAS_SEARCH_FINISHED;
+    s->stage = STAGE_EXPLORE;
+    s->pol_n = s->pol_i = 0;
+    return refresh_ranking(s);
 }
 
 /* ---- running ---- */
@@ -1434,6 +1472,7 @@ void ctnas_search_progress_get(const struct ctnas_search *s,
     p->explorations = s->explorations;
     p->baseline_updates = s->baseline_updates;
     p->ft_left = s->stage == STAGE_FINETUNE ? s->ft_left : 0;
+    p->polish_left = s->stage == STAGE_POLISH ? s->pol_n - s->pol_i : 0;
 }
 
 /* One unit of work: a stage of the current step.  A step runs its stages
@@ -1482,20 +1521,29 @@ static int advance(struct ctnas_search *s)
             return refresh_ranking(s);
         }
         return 0;
-    default:
+    case STAGE_CONTROLLER:
         if ((rc = controller_step(s)) != 0)
             return rc;
         s->stage = STAGE_EXPLORE;
-        if (s->step >= s->round_end) {
-            s->state = s->round < c->rounds ? CTNAS_SEARCH_WAITING
-                                             : CTNAS_SEARCH_FINISHED;
-            /* after the last fine-tuning of the round, so the climbs use
-             * the comparator the ranking is built with */
-            if (c->polish > 0 && (rc = polish(s)) != 0)
+        if (s->step < s->round_end)
+            return 0;
+        /* after the last fine-tuning of the round, so the climbs use the
+         * comparator the ranking is built with */
+        if (c->polish > 0) {
+            if ((rc = polish_begin(s)) != 0)
                 return rc;
-            return refresh_ranking(s);
+            if (s->pol_n > 0) {
+                s->stage = STAGE_POLISH;
+                return 0;
+            }
         }
-        return 0;
+        return round_end(s);
+    default: {
+        int done;
+        if ((rc = polish_step(s, &done)) != 0)
+            return rc;
+        return done ? round_end(s) : 0;
+    }
     }
 }
 
@@ -1665,8 +1713,10 @@ int ctnas_search_next_round(struct ctnas_search *s)
 
 /* Version 2 added ft_top_weight, ft_top_scale, polish and polish_tries
  * to the config; a version 1 blob loads with ft_top_weight 0 and polish 0,
- * the behaviour it was saved under, so its resume stays bit-identical. */
-#define BLOB_VERSION 2
+ * the behaviour it was saved under, so its resume stays bit-identical.
+ * Version 3 added the polish stage's position (versions 1 and 2 polished
+ * in one unit, so never checkpointed inside one). */
+#define BLOB_VERSION 3
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'S', 'R', 'C'};
 
 struct wr {
@@ -1948,6 +1998,14 @@ static int serialise(const struct ctnas_search *s, struct wr *w)
     for (int i = 0; i < s->fc_n; i++)
         w_key(w, s->fc_key[i]);
     w_raw(w, s->fc_feat, (size_t)s->fc_n * s->fc_width * sizeof *s->fc_feat);
+
+    /* polish (version 3, last so older blobs are this one cut short) */
+    w_i64(w, s->pol_n);
+    w_i64(w, s->pol_i);
+    w_i64(w, s->pol_step);
+    w_arch(w, &s->pol_cur);
+    for (int i = 0; i < s->pol_n; i++)
+        w_arch(w, &s->pol_start[i]);
     return 0;
 }
 
@@ -2018,7 +2076,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     r_raw(&r, rng.s, sizeof rng.s);
     int state = r_int(&r, 0, CTNAS_SEARCH_FINISHED);
     long step = (long)r_i64(&r), round_end = (long)r_i64(&r);
-    int round = r_int(&r, 1, 1000000), stage = r_int(&r, 0, 3);
+    int round = r_int(&r, 1, 1000000), stage = r_int(&r, 0, version >= 3 ? STAGE_POLISH : STAGE_CONTROLLER);
     int ft_left = r_int(&r, 0, INT32_MAX);
     int explorations = r_int(&r, 0, INT32_MAX);
     int updates = r_int(&r, 0, INT32_MAX);
@@ -2145,6 +2203,21 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     s->fc_n = r.bad ? 0 : fc_n;
     if (kindex_rebuild(&s->fc_ix, s->fc_key, s->fc_n, s->fc_cap) != 0)
         return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
+
+    if (version >= 3) {
+        int n = r_int(&r, 0, cfg.polish);
+        s->pol_start = malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
+        if (s->pol_start == NULL)
+            return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
+        s->pol_n = n;
+        s->pol_i = r_int(&r, 0, n);
+        s->pol_step = r_int(&r, 0, POLISH_MAX_STEPS);
+        r_arch(&r, &s->pol_cur);
+        for (int i = 0; i < n && !r.bad; i++)
+            r_arch(&r, &s->pol_start[i]);
+        if (r.bad || (stage == STAGE_POLISH && s->pol_i >= n))
+            return load_fail(s, err, CTNAS_EINVAL, "cannot read the polish");
+    }
     if (r.bad || r.n != r.len)
         return load_fail(s, err, CTNAS_EINVAL,
                          "search checkpoint of the wrong length");

@@ -168,6 +168,7 @@ struct ctnas_search_progress {
     double best_score;      /* score of the current answer */
     int explorations, baseline_updates;
     int ft_left;            /* fine-tuning steps left in this phase */
+    int polish_left;        /* climbs left in the end-of-round polish */
 };
 
 /* Return nonzero to cancel (ctnas_search_run then returns

@@ -804,6 +804,75 @@ static void test_search_resume_nb101(void)
     ctnas_nac_free(nac);
 }
 
+/* The end-of-round polish runs one climb step per unit of work: a cancel
+ * lands inside it, whatever its settings, and a checkpoint taken there
+ * resumes to the uninterrupted run's state, byte for byte. */
+struct polish_watch {
+    int units;      /* units seen with climbs left */
+    int stop_at;    /* cancel at this one (0: never) */
+};
+
+static int polish_cb(const struct ctnas_search_progress *p, void *user)
+{
+    struct polish_watch *w = user;
+    if (p->polish_left == 0)
+        return 0;
+    return ++w->units == w->stop_at;
+}
+
+static void test_polish_resumable(void)
+{
+    struct synth sy;
+    ASSERT_EQ(synth_init(&sy, 40, 3), 0);
+    struct ctnas_search_config c;
+    small_config(&c, 13);
+    c.steps = 30;
+    c.polish = 4;
+    c.polish_tries = 100;
+    struct ctnas_search *ref = ctnas_search_new(&ctnas_space_nb201, &c,
+                                                sy.nac, sy.lab, sy.val, sy.n,
+                                                NULL);
+    ASSERT(ref != NULL);
+    struct polish_watch all = {0, 0};
+    ASSERT_EQ(ctnas_search_run(ref, 0, 0, polish_cb, &all),
+              CTNAS_SEARCH_FINISHED);
+    /* more units than climbs: the climbs were cut into steps */
+    printf("# polish: %d climbs in %d units\n", c.polish, all.units);
+    ASSERT(all.units > c.polish);
+    void *rb;
+    size_t rn;
+    ASSERT_EQ(ctnas_search_save(ref, &rb, &rn), 0);
+    const int stops[] = {1, 2, all.units / 2, all.units};
+    for (int k = 0; k < 4; k++) {
+        struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c,
+                                                  sy.nac, sy.lab, sy.val,
+                                                  sy.n, NULL);
+        struct polish_watch w = {0, stops[k]};
+        ASSERT_EQ(ctnas_search_run(s, 0, 0, polish_cb, &w), CTNAS_ECANCELED);
+        struct ctnas_search_progress p;
+        ctnas_search_progress_get(s, &p);
+        ASSERT(p.polish_left > 0 || stops[k] == all.units);
+        void *b;
+        size_t bn;
+        ASSERT_EQ(ctnas_search_save(s, &b, &bn), 0);
+        ctnas_search_free(s);
+        s = ctnas_search_load(b, bn, NULL);
+        free(b);
+        ASSERT(s != NULL);
+        ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL),
+                  CTNAS_SEARCH_FINISHED);
+        ASSERT_EQ(ctnas_search_save(s, &b, &bn), 0);
+        ASSERT_MSG(bn == rn && memcmp(b, rb, rn) == 0,
+                   "resumed from polish unit %d of %d differs", stops[k],
+                   all.units);
+        free(b);
+        ctnas_search_free(s);
+    }
+    free(rb);
+    ctnas_search_free(ref);
+    ctnas_nac_free(sy.nac);
+}
+
 /* Ask/tell: two rounds; between them the suggestions are unmeasured
  * architectures, measurements go in, the comparator is retrained. */
 static void test_search_rounds(void)
@@ -937,11 +1006,32 @@ static uint64_t fnv1a64(const unsigned char *p, size_t n)
     return h;
 }
 
-/* A version 1 checkpoint (no ft_top_weight, ft_top_scale, polish,
- * polish_tries in its config) still loads, with those off, and resumes as
- * the search that wrote it: here a version 2 blob of such a search is cut
- * back to version 1 by hand and must load into the same state. */
-static void test_checkpoint_v1_loads(void)
+/* An older checkpoint of a search outside its polish loads, with what
+ * its version lacks off, and resumes as the search that wrote it: a
+ * version 3 blob of such a search is cut back by hand.  Version 2 lacks
+ * the polish position at the end (pol_n, pol_i, pol_step: 3 x 8 bytes,
+ * then the current cell); version 1 also the 4 config fields ft_top_weight,
+ * ft_top_scale, polish, polish_tries. */
+static void *older_blob(const void *b, size_t n, int version, size_t *out_n)
+{
+    const struct ctnas_arch *a = NULL;
+    size_t tail = 3 * 8 + 8 + sizeof a->adj + sizeof a->ops;
+    /* header 56 bytes (magic, version, real size, space name), then 24
+     * config fields of 8 bytes before version 2's 4 */
+    size_t at = 56 + 24 * 8, cut = version == 1 ? 4 * 8 : 0;
+    size_t m = n - tail - cut;  /* the checksum is rewritten at the end */
+    unsigned char *v = malloc(m);
+    memcpy(v, b, at);
+    memcpy(v + at, (const unsigned char *)b + at + cut, m - 8 - at);
+    int64_t ver = version;
+    memcpy(v + 8, &ver, 8);
+    uint64_t h = fnv1a64(v, m - 8);
+    memcpy(v + m - 8, &h, 8);
+    *out_n = m;
+    return v;
+}
+
+static void test_checkpoint_older_loads(void)
 {
     struct synth sy;
     ASSERT_EQ(synth_init(&sy, 20, 3), 0);
@@ -959,31 +1049,25 @@ static void test_checkpoint_v1_loads(void)
     void *b;
     size_t n;
     ASSERT_EQ(ctnas_search_save(s, &b, &n), 0);
-    /* header 56 bytes (magic, version, real size, space name), then 24
-     * config fields of 8 bytes before the 4 new ones */
-    const size_t at = 56 + 24 * 8, cut = 4 * 8;
-    unsigned char *v1 = malloc(n - cut);
-    memcpy(v1, b, at);
-    memcpy(v1 + at, (unsigned char *)b + at + cut, n - at - cut);
-    int64_t ver = 1;
-    memcpy(v1 + 8, &ver, 8);
-    uint64_t h = fnv1a64(v1, n - cut - 8);
-    memcpy(v1 + n - cut - 8, &h, 8);
-    struct ctnas_err err;
-    struct ctnas_search *t = ctnas_search_load(v1, n - cut, &err);
-    ASSERT(t != NULL);
-    const struct ctnas_search_config *tc = ctnas_search_config_get(t);
-    ASSERT(tc->ft_top_weight == 0 && tc->polish == 0);
-    ASSERT(tc->pool_cap == c.pool_cap && tc->top_n == c.top_n);
-    void *b2;
-    size_t n2;
-    ASSERT_EQ(ctnas_search_save(t, &b2, &n2), 0);
-    ASSERT_EQ(n2, n);
-    ASSERT(memcmp(b, b2, n) == 0);
+    for (int version = 1; version <= 2; version++) {
+        size_t vn;
+        void *v = older_blob(b, n, version, &vn);
+        struct ctnas_err err;
+        struct ctnas_search *t = ctnas_search_load(v, vn, &err);
+        ASSERT_MSG(t != NULL, "version %d: %s", version, err.msg);
+        const struct ctnas_search_config *tc = ctnas_search_config_get(t);
+        ASSERT(tc->ft_top_weight == 0 && tc->polish == 0);
+        ASSERT(tc->pool_cap == c.pool_cap && tc->top_n == c.top_n);
+        void *b2;
+        size_t n2;
+        ASSERT_EQ(ctnas_search_save(t, &b2, &n2), 0);
+        ASSERT_EQ(n2, n);
+        ASSERT(memcmp(b, b2, n) == 0);
+        free(b2);
+        free(v);
+        ctnas_search_free(t);
+    }
     free(b);
-    free(b2);
-    free(v1);
-    ctnas_search_free(t);
     ctnas_search_free(s);
     ctnas_nac_free(sy.nac);
 }
@@ -1095,10 +1179,11 @@ int main(void)
     TEST_RUN(test_pseudo_labels_match_comparator);
     TEST_RUN(test_search_resume_bit_identical);
     TEST_RUN(test_search_resume_nb101);
+    TEST_RUN(test_polish_resumable);
     TEST_RUN(test_search_rounds);
     TEST_RUN(test_ranking_while_running);
     TEST_RUN(test_checkpoint_rejects_damage);
-    TEST_RUN(test_checkpoint_v1_loads);
+    TEST_RUN(test_checkpoint_older_loads);
     TEST_RUN(test_search_beats_random);
     return test_done();
 }

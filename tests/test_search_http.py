@@ -158,6 +158,31 @@ def cancel_ends_a_search_within_a_second():
 
 
 @test
+def cancel_lands_inside_a_long_polish():
+    d = STATE["d"]
+    # The largest polish allowed: minutes of climbing, cut into climb steps.
+    st, _, job = d.post("/v1/searches", dict(SEARCH, steps=20, polish=1000,
+                                             polish_tries=10000))
+    check_eq(st, 202, "created")
+    sid = job["id"]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        _, _, j = d.get("/v1/searches/%d" % sid)
+        if j["state"] != "queued" and j.get("progress") and \
+                j["progress"]["phase"] == "polishing":
+            break
+        check(j["state"] in ("queued", "running"), "state %s" % j["state"])
+        time.sleep(0.05)
+    check_eq(j["progress"]["phase"], "polishing", "phase")
+    t0 = time.time()
+    st, _, _ = d.request("DELETE", "/v1/searches/%d" % sid)
+    check_eq(st, 202, "accepted")
+    j = wait(d, sid, timeout=5)
+    check_eq(j["state"], "cancelled", "state")
+    check(time.time() - t0 < 1.5, "in %.2f s" % (time.time() - t0))
+
+
+@test
 def too_many_searches_is_429_and_lists_filter():
     d = STATE["d"]  # started with --max-jobs 2
     long = dict(SEARCH, steps=1000000)
