@@ -462,11 +462,20 @@ static const ctnas_real *fc_row(const struct ctnas_search *s, int r)
     return s->fc_feat + (size_t)r * s->fc_width;
 }
 
+/* Rows the cache may hold before fc_get starts it afresh: far more than
+ * a search between two fine-tunings meets in NB201 (15,625 cells in all),
+ * but a bound on what long polishes in NB101 would otherwise keep (and
+ * checkpoint).  A few MB. */
+#define FC_MAX_ROWS (1 << 18)
+
 /* Rows of the cache holding the features of archs[0 .. n) (keys given),
- * computing the missing ones in one batch. */
+ * computing the missing ones in one batch.  Rows from earlier calls stay
+ * valid only until the next call (the cache may start afresh). */
 static int fc_get(struct ctnas_search *s, const struct ctnas_arch *archs,
                   const struct key *keys, int n, int *row)
 {
+    if (s->fc_n > 0 && s->fc_n + n > FC_MAX_ROWS)
+        fc_clear(s);
     int rc = fc_reserve(s, n);
     if (rc != 0)
         return rc;
