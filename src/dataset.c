@@ -250,8 +250,10 @@ void ctnas_dataset_destroy(struct ctnas_dataset *ds)
         return;
     free(ds->archs);
     free(ds->values);
+    free(ds->ids);
     ds->archs = NULL;
     ds->values = NULL;
+    ds->ids = NULL;
     ds->n = 0;
 }
 

@@ -16,6 +16,7 @@
 #ifndef CTNAS_DATASET_H
 #define CTNAS_DATASET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ctnas.h"
@@ -26,7 +27,10 @@ struct ctnas_dataset {
     int n;
     struct ctnas_arch *archs;  /* n */
     double *values;            /* n */
+    int64_t *ids;              /* n store ids (from the store), or NULL */
 };
+
+struct ctnas_store;
 
 /* Read path with space sp.  field: the value column/field, or NULL for the
  * default above.  On success ds owns arrays to release with
@@ -36,6 +40,27 @@ struct ctnas_dataset {
 int ctnas_dataset_load(struct ctnas_dataset *ds, const struct ctnas_space *sp,
                        const char *path, const char *field,
                        struct ctnas_err *err);
+/* From the store (dataset_store.c): every architecture of sp measured on
+ * dataset (with metric, or any metric when NULL; each value the mean of
+ * its measurements), oldest first, with its id in ds->ids; only those
+ * whose id is in want[0 .. n_want) when want is not NULL.  Rows that no
+ * longer parse are skipped.  Errors: CTNAS_EINVAL field "ids" when want
+ * lists an id twice, CTNAS_ENOMEM, the store's codes. */
+int ctnas_dataset_from_store(struct ctnas_dataset *ds,
+                             struct ctnas_store *st,
+                             const struct ctnas_space *sp,
+                             const char *dataset, const char *metric,
+                             const int64_t *want, size_t n_want,
+                             struct ctnas_err *err);
+/* The metric a job learns from into out (cap bytes): metric when given,
+ * else the dataset's only one.  Errors: CTNAS_EINVAL with field "dataset"
+ * when nothing of sp is measured on it, field "metric" (naming them) when
+ * it has several; the store's codes. */
+int ctnas_dataset_store_metric(struct ctnas_store *st,
+                               const struct ctnas_space *sp,
+                               const char *dataset, const char *metric,
+                               char *out, size_t cap, struct ctnas_err *err);
+
 /* Accepts a zeroed or destroyed ds. */
 void ctnas_dataset_destroy(struct ctnas_dataset *ds);
 

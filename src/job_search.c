@@ -10,11 +10,11 @@
 #include "config.h"
 #include "job_search.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "jsonv.h"
 #include "log.h"
 #include "nac_json.h"
@@ -92,9 +92,7 @@ struct search_job {
     int publish;
     /* Until the first slice: what the search starts from. */
     struct ctnas_nac *nac;             /* NULL: train it first */
-    int n_labels;
-    struct ctnas_arch *archs;
-    double *values;
+    struct ctnas_dataset set;          /* the labelled set */
     /* The search (pool thread during work, loop thread otherwise). */
     struct ctnas_search *s;
     /* Labels that arrived while waiting: tick -> work. */
@@ -120,8 +118,7 @@ static void search_job_free(struct search_job *j)
     pthread_mutex_destroy(&j->mu);
     ctnas_nac_free(j->nac);
     ctnas_search_free(j->s);
-    free(j->archs);
-    free(j->values);
+    ctnas_dataset_destroy(&j->set);
     free(j->new_archs);
     free(j->new_values);
     free(j);
@@ -172,19 +169,19 @@ static int search_work(struct ctnas_job *job)
         if (nac == NULL) {
             j->tc.model.n_types = j->space->n_node_types;
             struct ctnas_graph *g =
-                malloc((size_t)j->n_labels * sizeof *g);
+                malloc((size_t)j->set.n * sizeof *g);
             if (g == NULL)
                 return CTNAS_ENOMEM;
-            for (int i = 0; i < j->n_labels; i++)
-                j->space->to_graph(&j->archs[i], &g[i]);
-            rc = ctnas_nac_train(&j->tc, g, j->values, j->n_labels,
+            for (int i = 0; i < j->set.n; i++)
+                j->space->to_graph(&j->set.archs[i], &g[i]);
+            rc = ctnas_nac_train(&j->tc, g, j->set.values, j->set.n,
                                  on_train_progress, j, &nac, NULL, &j->err);
             free(g);
             if (rc < 0)
                 return rc;
         }
-        j->s = ctnas_search_new(j->space, &j->cfg, nac, j->archs, j->values,
-                                j->n_labels, &j->err);
+        j->s = ctnas_search_new(j->space, &j->cfg, nac, j->set.archs,
+                                j->set.values, j->set.n, &j->err);
         if (nac != j->nac)
             ctnas_nac_free(nac);
         if (j->s == NULL)
@@ -213,11 +210,6 @@ static int search_work(struct ctnas_job *job)
     return ctnas_search_run(j->s, 0, SLICE_SECONDS, on_progress, j);
 }
 
-static json_t *num_or_null(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 static json_t *entry_json(const struct ctnas_space *sp,
                           const struct ctnas_search_entry *e)
 {
@@ -225,9 +217,9 @@ static json_t *entry_json(const struct ctnas_space *sp,
     sp->hash(&e->arch, hash);
     return json_pack("{s:o, s:s, s:o, s:i, s:I, s:o}", "arch",
                      sp->to_json(&e->arch), "hash", hash, "score",
-                     num_or_null(e->score), "samples", e->count,
+                     ctnas_jsonv_real_or_null(e->score), "samples", e->count,
                      "first_step", (json_int_t)e->first_step,
-                     "label", e->measured ? num_or_null(e->value)
+                     "label", e->measured ? ctnas_jsonv_real_or_null(e->value)
                                           : json_null());
 }
 
@@ -248,9 +240,9 @@ static json_t *progress_json(struct search_job *j)
                : p.polish_left > 0 ? "polishing" : "searching", "step",
         (json_int_t)p.step, "steps", (json_int_t)total, "fraction",
         total > 0 ? (double)p.step / (double)total : 0.0, "round", p.round,
-        "rounds", p.rounds, "reward_avg", num_or_null(p.reward_avg),
-        "entropy_avg", num_or_null(p.entropy_avg), "baseline_score",
-        num_or_null(p.baseline_score), "pseudo_labels", p.n_pseudo,
+        "rounds", p.rounds, "reward_avg", ctnas_jsonv_real_or_null(p.reward_avg),
+        "entropy_avg", ctnas_jsonv_real_or_null(p.entropy_avg), "baseline_score",
+        ctnas_jsonv_real_or_null(p.baseline_score), "pseudo_labels", p.n_pseudo,
         "pool_size", p.pool_size, "explorations", p.explorations,
         "baseline_updates", p.baseline_updates);
     if (j->s != NULL) {
@@ -513,47 +505,6 @@ static const struct ctnas_job_ops search_ops = {search_work, search_tick,
 
 /* ---- building a job ---- */
 
-struct labels {
-    struct search_job *j;
-    int cap;
-    json_t *ids;           /* ids collected (submit) */
-    int64_t *want;         /* sorted ids to keep (resume), or NULL */
-    size_t n_want;
-};
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int add_label(void *cls, int64_t id, const char *enc, double value)
-{
-    struct labels *l = cls;
-    struct search_job *j = l->j;
-    if (l->want &&
-        !bsearch(&id, l->want, l->n_want, sizeof *l->want, cmp_i64))
-        return 0;
-    if (j->n_labels == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        struct ctnas_arch *a = realloc(j->archs, (size_t)cap * sizeof *a);
-        if (a)
-            j->archs = a;
-        double *v = realloc(j->values, (size_t)cap * sizeof *v);
-        if (v)
-            j->values = v;
-        if (!a || !v)
-            return CTNAS_ENOMEM;
-        l->cap = cap;
-    }
-    if (j->space->parse_string(enc, &j->archs[j->n_labels], NULL) < 0)
-        return 0;
-    j->values[j->n_labels++] = value;
-    if (l->ids)
-        json_array_append_new(l->ids, json_integer(id));
-    return 0;
-}
-
 /* Fill j from a request (resume = 0) or from the params of its job row
  * (resume = 1; want_ids then names the labelled set by id, or is NULL for
  * a job stored without one).  On success *params is the normalised
@@ -606,47 +557,30 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     }
 
     /* The metric: named, or the dataset's only one. */
-    if (metric == NULL) {
-        json_t *ms;
-        if ((rc = ctnas_store_metrics(st, j->space->name, dataset, &ms,
-                                      err)) < 0)
-            return rc;
-        size_t k = json_array_size(ms);
-        if (k == 1)
-            snprintf(j->metric, sizeof j->metric, "%s",
-                     json_string_value(json_array_get(ms, 0)));
-        json_decref(ms);
-        if (k == 0)
-            return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
-                                 "no %s architecture is measured on %s: "
-                                 "upload measurements first",
-                                 j->space->name, dataset);
-        if (k > 1)
-            return ctnas_err_set(err, CTNAS_EINVAL, "metric",
-                                 "%s has several metrics: name one",
-                                 dataset);
-    } else {
-        snprintf(j->metric, sizeof j->metric, "%s", metric);
-    }
-
-    /* The labelled set. */
-    struct labels l = {j, 0, NULL, NULL, 0};
-    if (json_is_array(want_ids)) {
-        l.n_want = json_array_size(want_ids);
-        l.want = malloc((l.n_want ? l.n_want : 1) * sizeof *l.want);
-        if (l.want == NULL)
-            return CTNAS_ENOMEM;
-        for (size_t i = 0; i < l.n_want; i++)
-            l.want[i] = json_integer_value(json_array_get(want_ids, i));
-        qsort(l.want, l.n_want, sizeof *l.want, cmp_i64);
-    }
-    l.ids = label_ids ? json_array() : NULL;
-    rc = ctnas_store_arch_measured(st, j->space->name, j->dataset, j->metric,
-                                   add_label, &l, err);
-    free(l.want);
-    if (rc < 0) {
-        json_decref(l.ids);
+    if ((rc = ctnas_dataset_store_metric(st, j->space, dataset, metric,
+                                         j->metric, sizeof j->metric,
+                                         err)) < 0)
         return rc;
+
+    /* The labelled set: on a resume, exactly the one the job started
+     * with (measurements that arrived later are not in it). */
+    int64_t *want = NULL;
+    size_t n_want = json_is_array(want_ids) ? json_array_size(want_ids) : 0;
+    if (json_is_array(want_ids) &&
+        (want = malloc((n_want ? n_want : 1) * sizeof *want)) == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    for (size_t i = 0; i < n_want; i++)
+        want[i] = json_integer_value(json_array_get(want_ids, i));
+    rc = ctnas_dataset_from_store(&j->set, st, j->space, j->dataset,
+                                  j->metric, want, n_want, err);
+    free(want);
+    if (rc < 0)
+        return rc;
+    json_t *ids = NULL;
+    if (label_ids) {
+        ids = json_array();
+        for (int i = 0; i < j->set.n; i++)
+            json_array_append_new(ids, json_integer(j->set.ids[i]));
     }
 
     /* The comparator to start from. */
@@ -658,7 +592,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
         struct ctnas_served *sv = ctnas_registry_get(
             j->app->registry, j->space->name, j->dataset, NULL);
         if (sv == NULL) {
-            json_decref(l.ids);
+            json_decref(ids);
             return ctnas_err_set(err, CTNAS_ECONFLICT, "comparator",
                                  "no comparator serves %s on %s: train one "
                                  "(POST /v1/nac/train) or pass "
@@ -673,7 +607,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     } else if (json_is_integer(cmp) && json_integer_value(cmp) >= 1) {
         model_id = json_integer_value(cmp);
     } else {
-        json_decref(l.ids);
+        json_decref(ids);
         return ctnas_err_set(err, CTNAS_EINVAL, "comparator",
                              "comparator must be \"latest\", \"train\" or "
                              "a model id");
@@ -699,17 +633,17 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
                                "no model %lld", (long long)model_id);
         }
         if (rc < 0) {
-            json_decref(l.ids);
+            json_decref(ids);
             return rc;
         }
     }
     if ((train_first || j->cfg.pseudo_ratio > 0 || j->cfg.rounds > 1) &&
-        j->n_labels < 2) {
-        json_decref(l.ids);
+        j->set.n < 2) {
+        json_decref(ids);
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                              "%d %s architectures are measured on %s: "
                              "training and exploration need at least 2",
-                             j->n_labels, j->space->name, j->dataset);
+                             j->set.n, j->space->name, j->dataset);
     }
 
     json_t *p = ctnas_jsonv_write_fields(fields, N_FIELDS, &j->cfg);
@@ -722,10 +656,10 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     json_object_set_new(p, "train", ctnas_nac_json_write(&j->tc));
     json_object_set_new(p, "suggestions", json_integer(j->suggestions));
     json_object_set_new(p, "publish", json_boolean(j->publish));
-    json_object_set_new(p, "n_labels", json_integer(j->n_labels));
+    json_object_set_new(p, "n_labels", json_integer(j->set.n));
     *params = p;
     if (label_ids)
-        *label_ids = l.ids;
+        *label_ids = ids;
     return 0;
 }
 

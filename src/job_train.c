@@ -1,15 +1,15 @@
 /*
  * job_train.c - see job_train.h.  The pool thread touches only the job's
- * own memory (graphs, accuracies, the progress snapshot under its mutex);
+ * own memory (the training set, the progress snapshot under its mutex);
  * the store is written from the loop thread (tick, done).
  */
 #include "config.h"
 #include "job_train.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "jsonv.h"
 #include "log.h"
 #include "nac_json.h"
@@ -19,7 +19,7 @@
 #include "store_ml.h"
 
 /* One training job.  Built on the HTTP thread by submit, then owned by
- * the runner: graphs, acc and ids are read by the pool thread only while
+ * the runner: the training set is read by the pool thread only while
  * work runs; model and res are written by work and read by done, the
  * runner's queueing ordering the two.  done frees the whole struct. */
 struct train_job {
@@ -29,10 +29,7 @@ struct train_job {
     const struct ctnas_space *space;
     char dataset[64], metric[64];
     int publish;
-    int n;
-    struct ctnas_graph *graphs;
-    double *acc;
-    int64_t *ids;
+    struct ctnas_dataset set;    /* the training set, with store ids */
     /* Progress snapshot: written by the pool thread, read by tick. */
     pthread_mutex_t mu;
     struct ctnas_nac_progress prog;
@@ -52,9 +49,7 @@ static void train_job_free(struct train_job *t)
         return;
     pthread_mutex_destroy(&t->mu);
     ctnas_nac_free(t->model);
-    free(t->graphs);
-    free(t->acc);
-    free(t->ids);
+    ctnas_dataset_destroy(&t->set);
     free(t);
 }
 
@@ -78,15 +73,16 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
 static int train_work(struct ctnas_job *job)
 {
     struct train_job *t = job->data;
-    return ctnas_nac_train(&t->cfg, t->graphs, t->acc, t->n, on_progress, t,
-                           &t->model, &t->res, &t->err);
-}
-
-/* JSON has no NaN or infinity: a figure not computed yet (a holdout
- * tau before the first evaluation, say) is written as null. */
-static json_t *num_or_null(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
+    const struct ctnas_dataset *set = &t->set;
+    struct ctnas_graph *g = malloc((size_t)set->n * sizeof *g);
+    if (g == NULL)
+        return ctnas_err_set(&t->err, CTNAS_ENOMEM, "", "out of memory");
+    for (int i = 0; i < set->n; i++)
+        t->space->to_graph(&set->archs[i], &g[i]);
+    int rc = ctnas_nac_train(&t->cfg, g, set->values, set->n, on_progress,
+                             t, &t->model, &t->res, &t->err);
+    free(g);
+    return rc;
 }
 
 static json_t *progress_json(const struct ctnas_nac_progress *p)
@@ -100,9 +96,9 @@ static json_t *progress_json(const struct ctnas_nac_progress *p)
     return json_pack("{s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o}", "member",
                      p->member + 1, "members", p->members, "epoch", p->epoch,
                      "epochs", p->epochs, "fraction", frac, "loss",
-                     num_or_null(p->loss), "train_pair_accuracy",
-                     num_or_null(p->pair_acc), "holdout_kendall_tau",
-                     num_or_null(p->holdout_tau));
+                     ctnas_jsonv_real_or_null(p->loss), "train_pair_accuracy",
+                     ctnas_jsonv_real_or_null(p->pair_acc), "holdout_kendall_tau",
+                     ctnas_jsonv_real_or_null(p->holdout_tau));
 }
 
 /* Loop thread, every CTNAS_RUNNER_TICK_MS once the job has started.  The
@@ -149,17 +145,17 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(t->model, blob, len);
     json_t *ids = json_array();
-    for (int i = 0; i < t->n; i++)
-        json_array_append_new(ids, json_integer(t->ids[i]));
+    for (int i = 0; i < t->set.n; i++)
+        json_array_append_new(ids, json_integer(t->set.ids[i]));
     json_t *figures = json_pack(
         "{s:f, s:o, s:o, s:o, s:I, s:i}", "train_seconds", t->res.seconds,
-        "loss", num_or_null(t->res.loss), "train_pair_accuracy",
-        num_or_null(t->res.pair_acc),
-        "holdout_kendall_tau", num_or_null(t->res.holdout_tau), "steps",
-        (json_int_t)t->res.steps, "n_train", t->n);
+        "loss", ctnas_jsonv_real_or_null(t->res.loss), "train_pair_accuracy",
+        ctnas_jsonv_real_or_null(t->res.pair_acc),
+        "holdout_kendall_tau", ctnas_jsonv_real_or_null(t->res.holdout_tau), "steps",
+        (json_int_t)t->res.steps, "n_train", t->set.n);
     json_t *cfg = ctnas_nac_json_write(&t->cfg);
     struct ctnas_model_meta meta = {t->space->name, t->dataset,
-                                    t->metric[0] ? t->metric : NULL,
+                                    t->metric,
                                     t->job.id, t->publish, cfg, figures,
                                     ids};
     int rc = ctnas_store_begin(st, err);
@@ -205,7 +201,7 @@ static int train_done(struct ctnas_job *job, int status)
     if (status == 0 && store_result(t, st, &model_id, &err) == 0) {
         ctnas_log_info("job %lld: model %lld trained on %d architectures "
                        "in %.1f s", (long long)job->id, (long long)model_id,
-                       t->n, t->res.seconds);
+                       t->set.n, t->res.seconds);
         if (t->publish) {
             struct ctnas_served *s = ctnas_served_new(
                 model_id, t->space->name, t->dataset, t->metric,
@@ -245,57 +241,6 @@ static const struct ctnas_job_ops train_ops = {train_work, train_tick,
 
 /* ---- building a job from a request ---- */
 
-/* The state of the store scan that fills a job's training set. */
-struct collect {
-    struct train_job *t;
-    int cap;
-    int64_t *wanted;         /* explicit ids, sorted, or NULL */
-    size_t n_wanted;
-    struct ctnas_err *err;
-};
-
-static int cmp_id(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* One measured architecture from ctnas_store_arch_measured (HTTP
- * thread).  A negative return stops the scan.  The arrays grow one by
- * one and cap moves only when all three grew, so a failed realloc never
- * leaves an array shorter than cap; train_job_free frees them all. */
-static int collect_one(void *cls, int64_t id, const char *enc, double value)
-{
-    struct collect *c = cls;
-    struct train_job *t = c->t;
-    if (c->wanted && !bsearch(&id, c->wanted, c->n_wanted,
-                              sizeof *c->wanted, cmp_id))
-        return 0;
-    if (t->n == c->cap) {
-        int cap = c->cap ? c->cap * 2 : 256;
-        struct ctnas_graph *g = realloc(t->graphs, (size_t)cap * sizeof *g);
-        if (g)
-            t->graphs = g;
-        double *a = realloc(t->acc, (size_t)cap * sizeof *a);
-        if (a)
-            t->acc = a;
-        int64_t *ids = realloc(t->ids, (size_t)cap * sizeof *ids);
-        if (ids)
-            t->ids = ids;
-        if (!g || !a || !ids)
-            return ctnas_err_set(c->err, CTNAS_ENOMEM, "", "out of memory");
-        c->cap = cap;
-    }
-    struct ctnas_arch arch;
-    if (t->space->parse_string(enc, &arch, NULL) < 0)
-        return 0; /* unreadable row: not trainable, skip */
-    t->space->to_graph(&arch, &t->graphs[t->n]);
-    t->acc[t->n] = value;
-    t->ids[t->n] = id;
-    t->n++;
-    return 0;
-}
-
 /* Every key a training request may carry, with the training settings of
  * nac_json.c: anything else is a typo the client should hear about
  * (ctnas_jsonv_only2), not a silent default. */
@@ -303,25 +248,25 @@ static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", NULL};
 
 /* Keep a seeded random subset of size k (partial Fisher-Yates). */
-static void subsample(struct train_job *t, int k, uint64_t seed)
+static void subsample(struct ctnas_dataset *set, int k, uint64_t seed)
 {
     struct ctnas_rng rng;
     /* Its own stream: the same seed also drives the training, and the
      * choice of subset should not be correlated with it. */
     ctnas_rng_seed(&rng, seed ^ 0x5eed5eedULL);
     for (int i = 0; i < k; i++) {
-        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(t->n - i));
-        struct ctnas_graph g = t->graphs[i];
-        t->graphs[i] = t->graphs[j];
-        t->graphs[j] = g;
-        double a = t->acc[i];
-        t->acc[i] = t->acc[j];
-        t->acc[j] = a;
-        int64_t id = t->ids[i];
-        t->ids[i] = t->ids[j];
-        t->ids[j] = id;
+        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(set->n - i));
+        struct ctnas_arch a = set->archs[i];
+        set->archs[i] = set->archs[j];
+        set->archs[j] = a;
+        double v = set->values[i];
+        set->values[i] = set->values[j];
+        set->values[j] = v;
+        int64_t id = set->ids[i];
+        set->ids[i] = set->ids[j];
+        set->ids[j] = id;
     }
-    t->n = k;
+    set->n = k;
 }
 
 /* HTTP thread.  Everything that can fail on the request's content is
@@ -375,7 +320,6 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     t->space = space;
     t->publish = publish;
     snprintf(t->dataset, sizeof t->dataset, "%s", dataset);
-    snprintf(t->metric, sizeof t->metric, "%s", metric ? metric : "");
     ctnas_nac_train_config_default(&t->cfg);
     /* The model's input width follows the space, never the request. */
     t->cfg.model.n_types = space->n_node_types;
@@ -383,85 +327,49 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
         (rc = ctnas_nac_train_config_check(&t->cfg, err)) < 0)
         goto fail;
 
-    if (metric == NULL) {
-        /* Averaging accuracy with loss would be nonsense: with several
-         * metrics on the dataset, the caller must choose. */
-        json_t *ms;
-        if ((rc = ctnas_store_metrics(st, space->name, dataset, &ms,
-                                      err)) < 0)
-            goto fail;
-        if (json_array_size(ms) == 1) {
-            snprintf(t->metric, sizeof t->metric, "%s",
-                     json_string_value(json_array_get(ms, 0)));
-            metric = t->metric;
-        } else if (json_array_size(ms) > 1) {
-            char list[256] = "";
-            size_t i;
-            json_t *m;
-            json_array_foreach(ms, i, m) {
-                size_t used = strlen(list);
-                snprintf(list + used, sizeof list - used, "%s%s",
-                         i ? ", " : "", json_string_value(m));
-            }
-            rc = ctnas_err_set(err, CTNAS_EINVAL, "metric",
-                               "%s has several metrics (%s): name one",
-                               dataset, list);
-            json_decref(ms);
-            goto fail;
-        }
-        json_decref(ms);
+    if ((rc = ctnas_dataset_store_metric(st, space, dataset, metric,
+                                         t->metric, sizeof t->metric,
+                                         err)) < 0)
+        goto fail;
+    /* The ids, checked to be integers above; duplicates are refused by
+     * the read, so the count check below spots unknown ones. */
+    int64_t *want = NULL;
+    size_t n_want = ids ? json_array_size(ids) : 0;
+    if (ids && (want = malloc(n_want * sizeof *want)) == NULL) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto fail;
     }
-    /* Wanted ids are sorted for bsearch in collect_one, and duplicates
-     * rejected so the count check below can spot unknown ids. */
-    struct collect c = {t, 0, NULL, 0, err};
-    if (ids) {
-        c.n_wanted = json_array_size(ids);
-        c.wanted = malloc(c.n_wanted * sizeof *c.wanted);
-        if (c.wanted == NULL) {
-            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < c.n_wanted; i++)
-            c.wanted[i] = json_integer_value(json_array_get(ids, i));
-        qsort(c.wanted, c.n_wanted, sizeof *c.wanted, cmp_id);
-        for (size_t i = 1; i < c.n_wanted; i++)
-            if (c.wanted[i] == c.wanted[i - 1]) {
-                free(c.wanted);
-                rc = ctnas_err_set(err, CTNAS_EINVAL, "ids",
-                                   "ids lists architecture %lld twice",
-                                   (long long)c.wanted[i]);
-                goto fail;
-            }
-    }
-    rc = ctnas_store_arch_measured(st, space->name, dataset, metric,
-                                   collect_one, &c, err);
-    free(c.wanted);
+    for (size_t i = 0; i < n_want; i++)
+        want[i] = json_integer_value(json_array_get(ids, i));
+    rc = ctnas_dataset_from_store(&t->set, st, space, dataset, t->metric,
+                                  want, n_want, err);
+    free(want);
     if (rc < 0)
         goto fail;
-    if (ids && (size_t)t->n != json_array_size(ids)) {
+    if (ids && (size_t)t->set.n != n_want) {
         rc = ctnas_err_set(err, CTNAS_EINVAL, "ids",
                            "%zu of the ids are not %s architectures measured "
-                           "on %s", json_array_size(ids) - (size_t)t->n,
+                           "on %s", n_want - (size_t)t->set.n,
                            space->name, dataset);
         goto fail;
     }
-    if (t->n < 2) {
+    if (t->set.n < 2) {
         rc = ctnas_err_set(err, CTNAS_EINVAL, "dataset",
-                           "%d %s architectures are measured on %s%s%s; "
-                           "training needs at least 2 (upload measurements "
-                           "with POST /v1/architectures)", t->n, space->name,
-                           dataset, metric ? " with metric " : "",
-                           metric ? metric : "");
+                           "%d %s architectures are measured on %s with "
+                           "metric %s; training needs at least 2 (upload "
+                           "measurements with POST /v1/architectures)",
+                           t->set.n, space->name, dataset, t->metric);
         goto fail;
     }
-    if (train_size > t->n) {
+    if (train_size > t->set.n) {
         rc = ctnas_err_set(err, CTNAS_EINVAL, "train_size",
                            "train_size %lld is more than the %d measured "
-                           "architectures", (long long)train_size, t->n);
+                           "architectures", (long long)train_size,
+                           t->set.n);
         goto fail;
     }
     if (train_size)
-        subsample(t, (int)train_size, t->cfg.seed);
+        subsample(&t->set, (int)train_size, t->cfg.seed);
 
     /* Checked before inserting the row, so the common refusal leaves no
      * failed row behind.  Two submits can still race past it; submit
@@ -477,9 +385,8 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     json_t *params = ctnas_nac_json_write(&t->cfg);
     json_object_set_new(params, "space", json_string(space->name));
     json_object_set_new(params, "dataset", json_string(dataset));
-    json_object_set_new(params, "metric",
-                        metric ? json_string(metric) : json_null());
-    json_object_set_new(params, "n_train", json_integer(t->n));
+    json_object_set_new(params, "metric", json_string(t->metric));
+    json_object_set_new(params, "n_train", json_integer(t->set.n));
     json_object_set_new(params, "train_size",
                         train_size ? json_integer(train_size) : json_null());
     json_object_set_new(params, "publish", json_boolean(publish));

@@ -323,3 +323,8 @@ json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
     }
     return o;
 }
+
+json_t *ctnas_jsonv_real_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}

@@ -80,6 +80,10 @@ int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
 json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
                                  size_t n, const void *base);
 
+/* v as a JSON number, or null when it is NaN or infinite (JSON has
+ * neither: a figure not computed yet, say). */
+json_t *ctnas_jsonv_real_or_null(double v);
+
 /* Parse a decimal integer from text (query strings): whole string. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
                           int64_t max, int64_t *out, struct ctnas_err *err);

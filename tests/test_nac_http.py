@@ -223,7 +223,9 @@ def bad_training_options_name_the_field():
                          ({"epochs": 0}, "epochs"), ({"epoch": 3}, "epoch"),
                          ({"train_size": 1000}, "train_size"),
                          ({"layers": 1.5}, "layers"),
-                         ({"ids": [1]}, "ids"), ({"seed": -3}, "seed"),
+                         ({"ids": [1]}, "ids"), ({"ids": [1, 2, 1]}, "ids"),
+                         ({"ids": [1, 999999]}, "ids"),
+                         ({"seed": -3}, "seed"),
                          ({"readout": "max"}, "readout"),
                          ({"top_weight": -1}, "top_weight"),
                          ({"top_scale": 0}, "top_scale")):
@@ -234,6 +236,12 @@ def bad_training_options_name_the_field():
                 field="dataset")
     check_error(d.post("/v1/nac/train", {"dataset": "synth"}), 400,
                 field="space")
+    # A training job keeps the metric it learnt from, resolved when the
+    # request named none.
+    _, _, jobs = d.get("/v1/jobs?kind=train")
+    check(jobs["items"] and
+          all(j["params"]["metric"] == "acc" for j in jobs["items"]),
+          "metric resolved in params")
 
 
 @test

@@ -1,0 +1,138 @@
+/*
+ * dataset_store.c - the measured set a job learns from, read from the
+ * store: the half of dataset.h that reads SQLite rather than files (the
+ * training jobs, the search jobs and their resume share it).
+ */
+#include "config.h"
+#include "dataset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "store.h"
+#include "store_ml.h"
+
+int ctnas_dataset_store_metric(struct ctnas_store *st,
+                               const struct ctnas_space *sp,
+                               const char *dataset, const char *metric,
+                               char *out, size_t cap, struct ctnas_err *err)
+{
+    if (metric != NULL) {
+        snprintf(out, cap, "%s", metric);
+        return 0;
+    }
+    json_t *ms;
+    int rc = ctnas_store_metrics(st, sp->name, dataset, &ms, err);
+    if (rc < 0)
+        return rc;
+    size_t k = json_array_size(ms);
+    if (k == 1) {
+        snprintf(out, cap, "%s", json_string_value(json_array_get(ms, 0)));
+    } else if (k == 0) {
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "dataset",
+                           "no %s architecture is measured on %s: upload "
+                           "measurements first (POST /v1/architectures)",
+                           sp->name, dataset);
+    } else {
+        /* Averaging accuracy with loss would be nonsense: the caller
+         * must choose. */
+        char list[256] = "";
+        for (size_t i = 0; i < k; i++) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                     json_string_value(json_array_get(ms, i)));
+        }
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "metric",
+                           "%s has several metrics (%s): name one", dataset,
+                           list);
+    }
+    json_decref(ms);
+    return rc;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The state of the store scan. */
+struct scan {
+    struct ctnas_dataset *ds;
+    int cap;
+    const int64_t *want;     /* sorted, or NULL */
+    size_t n_want;
+};
+
+/* One measured architecture.  The arrays grow one by one and cap moves
+ * only when all three grew, so a failed realloc never leaves an array
+ * shorter than cap; ctnas_dataset_destroy frees them all. */
+static int scan_one(void *cls, int64_t id, const char *enc, double value)
+{
+    struct scan *sc = cls;
+    struct ctnas_dataset *ds = sc->ds;
+    if (sc->want &&
+        !bsearch(&id, sc->want, sc->n_want, sizeof *sc->want, cmp_i64))
+        return 0;
+    if (ds->n == sc->cap) {
+        int cap = sc->cap ? 2 * sc->cap : 256;
+        struct ctnas_arch *a = realloc(ds->archs, (size_t)cap * sizeof *a);
+        if (a)
+            ds->archs = a;
+        double *v = realloc(ds->values, (size_t)cap * sizeof *v);
+        if (v)
+            ds->values = v;
+        int64_t *ids = realloc(ds->ids, (size_t)cap * sizeof *ids);
+        if (ids)
+            ds->ids = ids;
+        if (!a || !v || !ids)
+            return CTNAS_ENOMEM;
+        sc->cap = cap;
+    }
+    if (ds->space->parse_string(enc, &ds->archs[ds->n], NULL) < 0)
+        return 0; /* a row this build cannot read: not learnable, skip */
+    ds->values[ds->n] = value;
+    ds->ids[ds->n++] = id;
+    return 0;
+}
+
+int ctnas_dataset_from_store(struct ctnas_dataset *ds,
+                             struct ctnas_store *st,
+                             const struct ctnas_space *sp,
+                             const char *dataset, const char *metric,
+                             const int64_t *want, size_t n_want,
+                             struct ctnas_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->space = sp;
+    struct scan sc = {ds, 0, NULL, 0};
+    int64_t *sorted = NULL;
+    if (want != NULL) {
+        sorted = malloc((n_want ? n_want : 1) * sizeof *sorted);
+        if (sorted == NULL)
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        memcpy(sorted, want, n_want * sizeof *sorted);
+        qsort(sorted, n_want, sizeof *sorted, cmp_i64);
+        for (size_t i = 1; i < n_want; i++)
+            if (sorted[i] == sorted[i - 1]) {
+                long long dup = (long long)sorted[i];
+                free(sorted);
+                return ctnas_err_set(err, CTNAS_EINVAL, "ids",
+                                     "ids lists architecture %lld twice",
+                                     dup);
+            }
+        sc.want = sorted;
+        sc.n_want = n_want;
+    }
+    int rc = ctnas_store_arch_measured(st, sp->name, dataset, metric,
+                                       scan_one, &sc, err);
+    free(sorted);
+    if (rc == CTNAS_ENOMEM)
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    if (rc < 0)
+        ctnas_dataset_destroy(ds);
+    return rc < 0 ? rc : 0;
+}
