@@ -78,6 +78,20 @@ typedef int (*ctnas_api_submit_fn)(struct ctnas_app *app,
 int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
                          json_t **out, struct ctnas_err *err);
 
+/* For submit functions: insert the row of job (kind; label_ids may be
+ * NULL) and hand job, its ops and data set, to the runner.  Takes job in
+ * every case: on an error before the runner has it, drop(job) frees it.
+ * The --max-jobs limit is checked before the row exists, so the common
+ * refusal (CTNAS_ELIMIT) leaves no row; the runner checks again, and the
+ * loser of a race gets its row marked failed.  *out: the new row (new
+ * reference). */
+struct ctnas_job;
+int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
+                        struct ctnas_job *job,
+                        void (*drop)(struct ctnas_job *job), const char *kind,
+                        const json_t *params, const json_t *label_ids,
+                        json_t **out, struct ctnas_err *err);
+
 /* The GET of a job list route, ?state=&limit= (and ?kind= when kind is
  * NULL; else only jobs of that kind). */
 int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,

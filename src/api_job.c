@@ -99,6 +99,43 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
     return 202;
 }
 
+static int too_many(struct ctnas_app *app, struct ctnas_err *err)
+{
+    return ctnas_err_set(err, CTNAS_ELIMIT, "",
+                         "%d jobs are already queued or running (the "
+                         "limit, --max-jobs): wait for one to finish",
+                         app->conf->max_jobs);
+}
+
+int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
+                        struct ctnas_job *job,
+                        void (*drop)(struct ctnas_job *job), const char *kind,
+                        const json_t *params, const json_t *label_ids,
+                        json_t **out, struct ctnas_err *err)
+{
+    int64_t id = 0;
+    int rc;
+    if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
+        rc = too_many(app, err);
+    } else if ((rc = ctnas_store_job_insert(st, kind, params, label_ids,
+                                            &id, err)) == 0) {
+        job->id = id;
+        if (ctnas_runner_submit(app->runner, job) < 0) {
+            struct ctnas_err e2;
+            ctnas_store_job_finish(st, id, "failed", NULL,
+                                   "too many jobs at once", &e2);
+            rc = too_many(app, err);
+        }
+    }
+    if (rc < 0) {
+        drop(job);
+        return rc;
+    }
+    /* the runner has job, which may be done and gone already: only its id
+     * from here on */
+    return ctnas_store_job_get(st, id, out, err);
+}
+
 int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
                             json_t **out, struct ctnas_err *err)
 {

@@ -124,6 +124,12 @@ static void search_job_free(struct search_job *j)
     free(j);
 }
 
+/* For ctnas_api_job_start. */
+static void search_drop(struct ctnas_job *job)
+{
+    search_job_free(job->data);
+}
+
 static struct search_job *search_job_new(struct ctnas_app *app)
 {
     struct search_job *j = calloc(1, sizeof *j);
@@ -672,33 +678,16 @@ int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     json_t *params = NULL, *label_ids = NULL;
     int rc = build_job(j, st, req, 0, NULL, &params, &label_ids, err);
-    if (rc == 0 && ctnas_runner_active(app->runner) >= app->conf->max_jobs)
-        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
-                           "%d jobs are already queued or running (the "
-                           "limit, --max-jobs): wait for one to finish",
-                           app->conf->max_jobs);
-    if (rc == 0)
-        rc = ctnas_store_job_insert(st, "search", params, label_ids,
-                                    &j->job.id, err);
-    json_decref(params);
-    json_decref(label_ids);
-    if (rc < 0) {
-        search_job_free(j);
-        return rc;
-    }
     j->job.ops = &search_ops;
     j->job.data = j;
-    int64_t id = j->job.id;
-    if ((rc = ctnas_runner_submit(app->runner, &j->job)) < 0) {
-        struct ctnas_err e2;
-        ctnas_store_job_finish(st, id, "failed", NULL,
-                               "too many jobs at once", &e2);
+    if (rc == 0)
+        rc = ctnas_api_job_start(app, st, &j->job, search_drop, "search",
+                                 params, label_ids, out, err);
+    else
         search_job_free(j);
-        return ctnas_err_set(err, CTNAS_ELIMIT, "",
-                             "%d jobs are already queued or running (the "
-                             "limit, --max-jobs)", app->conf->max_jobs);
-    }
-    return ctnas_store_job_get(st, id, out, err);
+    json_decref(params);
+    json_decref(label_ids);
+    return rc;
 }
 
 int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,

@@ -53,6 +53,12 @@ static void train_job_free(struct train_job *t)
     free(t);
 }
 
+/* For ctnas_api_job_start. */
+static void train_drop(struct ctnas_job *job)
+{
+    train_job_free(job->data);
+}
+
 /* Pool thread, from inside ctnas_nac_train.  Mid-epoch calls exist only
  * so cancellation is noticed promptly; just epoch ends are snapshotted.
  * A non-zero return (the cancel flag) makes the training stop with
@@ -371,16 +377,6 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     if (train_size)
         subsample(&t->set, (int)train_size, t->cfg.seed);
 
-    /* Checked before inserting the row, so the common refusal leaves no
-     * failed row behind.  Two submits can still race past it; submit
-     * below is the real check, and its loser's row is marked failed. */
-    if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
-        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
-                           "%d jobs are already queued or running (the "
-                           "limit, --max-jobs): wait for one to finish",
-                           app->conf->max_jobs);
-        goto fail;
-    }
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);
     json_object_set_new(params, "space", json_string(space->name));
@@ -390,26 +386,12 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     json_object_set_new(params, "train_size",
                         train_size ? json_integer(train_size) : json_null());
     json_object_set_new(params, "publish", json_boolean(publish));
-    rc = ctnas_store_job_insert(st, "train", params, NULL, &t->job.id,
-                                err);
-    json_decref(params);
-    if (rc < 0)
-        goto fail;
     t->job.ops = &train_ops;
     t->job.data = t;
-    int64_t id = t->job.id;
-    if ((rc = ctnas_runner_submit(app->runner, &t->job)) < 0) {
-        struct ctnas_err e2;
-        ctnas_store_job_finish(st, id, "failed", NULL,
-                               "too many jobs at once", &e2);
-        rc = ctnas_err_set(err, CTNAS_ELIMIT, "",
-                           "%d jobs are already queued or running (the "
-                           "limit, --max-jobs): wait for one to finish",
-                           app->conf->max_jobs);
-        goto fail;
-    }
-    /* t belongs to the runner now. */
-    return ctnas_store_job_get(st, id, out, err);
+    rc = ctnas_api_job_start(app, st, &t->job, train_drop, "train", params,
+                             NULL, out, err);
+    json_decref(params);
+    return rc;
 fail:
     train_job_free(t);
     return rc;
