@@ -70,14 +70,10 @@ static const struct ctnas_jsonv_field fields[] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-const char *const ctnas_job_search_keys[] = {
+/* The request's keys besides the search settings of fields. */
+static const char *const route_keys[] = {
     "space", "dataset", "metric", "comparator", "train", "suggestions",
-    "publish", "steps", "rounds", "batch", "lr", "entropy_weight",
-    "grad_clip", "advantage", "ema_decay", "baseline", "update_every",
-    "h_size", "h_keep", "pseudo_ratio", "pseudo_k", "explore_every",
-    "ft_iters", "ft_pairs", "ft_lr", "ft_top_weight", "ft_top_scale",
-    "polish", "polish_tries", "pool_cap", "top_n", "hidden",
-    "temperature", "tanh_c", "seed", NULL};
+    "publish", NULL};
 
 /* ---- the job ---- */
 
@@ -526,7 +522,8 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     int64_t suggestions = j->suggestions;
     int publish = 0;
     if ((!resume &&
-         (rc = ctnas_jsonv_only(req, "", ctnas_job_search_keys, err)) < 0) ||
+         (rc = ctnas_jsonv_only_fields(req, "", fields, N_FIELDS, route_keys,
+                                       err)) < 0) ||
         (rc = ctnas_jsonv_string(req, "", "space", 1, &space_name, 31,
                                  err)) < 0 ||
         (rc = ctnas_jsonv_string(req, "", "dataset", 1, &dataset, 63,
@@ -549,8 +546,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     const json_t *train = json_object_get(req, "train");
     if (train != NULL) {
         if ((rc = ctnas_jsonv_object(train, "train", err)) < 0 ||
-            (rc = ctnas_jsonv_only(train, "train", ctnas_nac_json_keys,
-                                   err)) < 0 ||
+            (rc = ctnas_nac_json_only(train, "train", NULL, err)) < 0 ||
             (rc = ctnas_nac_json_read(train, "train", &j->tc, err)) < 0)
             return rc;
     }

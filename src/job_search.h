@@ -24,8 +24,4 @@ int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
 int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
                             int *n, struct ctnas_err *err);
 
-/* The request keys a search accepts, NULL-terminated (for the docs and
- * tests). */
-extern const char *const ctnas_job_search_keys[];
-
 #endif

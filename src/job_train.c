@@ -249,7 +249,7 @@ static const struct ctnas_job_ops train_ops = {train_work, train_tick,
 
 /* Every key a training request may carry, with the training settings of
  * nac_json.c: anything else is a typo the client should hear about
- * (ctnas_jsonv_only2), not a silent default. */
+ * (ctnas_nac_json_only), not a silent default. */
 static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", NULL};
 
@@ -287,8 +287,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     const char *space_name, *dataset, *metric = NULL;
     int64_t train_size = 0;
     int publish = 1;
-    if ((rc = ctnas_jsonv_only2(req, "", train_keys, ctnas_nac_json_keys,
-                                err)) < 0 ||
+    if ((rc = ctnas_nac_json_only(req, "", train_keys, err)) < 0 ||
         (rc = ctnas_jsonv_string(req, "", "space", 1, &space_name, 31,
                                  err)) < 0 ||
         (rc = ctnas_jsonv_string(req, "", "dataset", 1, &dataset, 63,

@@ -181,28 +181,24 @@ static int in_list(const char *const *list, const char *key)
     return 0;
 }
 
+static int unknown_key(const char *prefix, const char *key,
+                       struct ctnas_err *err)
+{
+    char path[128];
+    ctnas_jsonv_path(path, sizeof path, prefix, key);
+    return ctnas_err_set(err, CTNAS_EINVAL, path, "unknown field %s", path);
+}
+
 int ctnas_jsonv_only(const json_t *obj, const char *prefix,
                      const char *const *allowed, struct ctnas_err *err)
 {
-    return ctnas_jsonv_only2(obj, prefix, allowed, NULL, err);
-}
-
-int ctnas_jsonv_only2(const json_t *obj, const char *prefix,
-                      const char *const *allowed, const char *const *more,
-                      struct ctnas_err *err)
-{
     const char *key;
     const json_t *v;
-    /* Linear in both lists; the allowed lists hold at most a few dozen
-     * keys.  The cast is safe: foreach only reads. */
-    json_object_foreach((json_t *)obj, key, v) {
-        if (!in_list(allowed, key) && !in_list(more, key)) {
-            char path[128];
-            ctnas_jsonv_path(path, sizeof path, prefix, key);
-            return ctnas_err_set(err, CTNAS_EINVAL, path,
-                                 "unknown field %s", path);
-        }
-    }
+    /* Linear in the list, which holds at most a few dozen keys.  The cast
+     * is safe: foreach only reads. */
+    json_object_foreach((json_t *)obj, key, v)
+        if (!in_list(allowed, key))
+            return unknown_key(prefix, key, err);
     return 0;
 }
 
@@ -322,6 +318,23 @@ json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
         json_object_set_new(o, f->name, v ? v : json_null());
     }
     return o;
+}
+
+int ctnas_jsonv_only_fields(const json_t *obj, const char *prefix,
+                            const struct ctnas_jsonv_field *fields,
+                            size_t n, const char *const *also,
+                            struct ctnas_err *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int known = in_list(also, key);
+        for (size_t i = 0; i < n && !known; i++)
+            known = strcmp(fields[i].name, key) == 0;
+        if (!known)
+            return unknown_key(prefix, key, err);
+    }
+    return 0;
 }
 
 json_t *ctnas_jsonv_real_or_null(double v)

@@ -44,11 +44,6 @@ int ctnas_jsonv_bool(const json_t *obj, const char *prefix, const char *key,
  * a typo ("measurments") is an error, not silently ignored. */
 int ctnas_jsonv_only(const json_t *obj, const char *prefix,
                      const char *const *allowed, struct ctnas_err *err);
-/* The same with the allowed keys in two lists (more may be NULL): a
- * route's own keys plus a module's settings, without copying the names. */
-int ctnas_jsonv_only2(const json_t *obj, const char *prefix,
-                      const char *const *allowed, const char *const *more,
-                      struct ctnas_err *err);
 
 /* Settings structs read from and written to JSON by one table, so the
  * two cannot drift apart.  Each field names a member at offset off of
@@ -79,6 +74,13 @@ int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
 /* New object with every field of base. */
 json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
                                  size_t n, const void *base);
+/* ctnas_jsonv_only for an object that holds the settings of a table plus
+ * keys of its own (also, NULL-terminated, may be NULL): the names are
+ * read from the table, never copied into a second list. */
+int ctnas_jsonv_only_fields(const json_t *obj, const char *prefix,
+                            const struct ctnas_jsonv_field *fields,
+                            size_t n, const char *const *also,
+                            struct ctnas_err *err);
 
 /* v as a JSON number, or null when it is NaN or infinite (JSON has
  * neither: a figure not computed yet, say). */

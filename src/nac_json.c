@@ -45,11 +45,11 @@ static const struct ctnas_jsonv_field fields[] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-const char *const ctnas_nac_json_keys[] = {
-    "epochs", "batch", "pairing", "lr", "schedule", "lr_min", "beta1",
-    "beta2", "weight_decay", "decoupled", "members", "holdout",
-    "eval_every", "patience", "layers", "dim", "head", "hidden", "norm",
-    "bidir", "readout", "top_weight", "top_scale", "seed", NULL};
+int ctnas_nac_json_only(const json_t *obj, const char *prefix,
+                        const char *const *also, struct ctnas_err *err)
+{
+    return ctnas_jsonv_only_fields(obj, prefix, fields, N_FIELDS, also, err);
+}
 
 int ctnas_nac_json_read(const json_t *obj, const char *prefix,
                         struct ctnas_nac_train_config *cfg,

@@ -18,7 +18,10 @@ int ctnas_nac_json_read(const json_t *obj, const char *prefix,
                         struct ctnas_err *err);
 /* New reference: every setting of cfg under the same keys. */
 json_t *ctnas_nac_json_write(const struct ctnas_nac_train_config *cfg);
-/* The keys ctnas_nac_json_read understands, NULL-terminated. */
-extern const char *const ctnas_nac_json_keys[];
+/* Reject keys of obj that are neither settings ctnas_nac_json_read
+ * understands nor in also (a route's own keys, NULL-terminated; may be
+ * NULL): a typo is an error naming prefix.key, not a silent default. */
+int ctnas_nac_json_only(const json_t *obj, const char *prefix,
+                        const char *const *also, struct ctnas_err *err);
 
 #endif

@@ -128,6 +128,9 @@ def search_errors_name_the_field():
                          ({"comparator": [1]}, "comparator"),
                          ({"train": {"lr": -1}}, "train.lr"),
                          ({"train": {"top_scale": 0}}, "train.top_scale"),
+                         ({"train": {"epoch": 3}}, "train.epoch"),
+                         ({"train": {"steps": 3}}, "train.steps"),
+                         ({"epochs": 3}, "epochs"),
                          ({"polish": -1}, "polish"),
                          ({"ft_top_weight": 1e300}, "ft_top_weight"),
                          ({"space": "nb999"}, "space")):
