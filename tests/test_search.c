@@ -506,6 +506,14 @@ static int synth_init(struct synth *sy, int n, uint64_t seed)
                            NULL);
 }
 
+/* A search of the synthetic benchmark's labelled set with config c. */
+static struct ctnas_search *synth_search(const struct synth *sy,
+                                         const struct ctnas_search_config *c)
+{
+    return ctnas_search_new(&ctnas_space_nb201, c, sy->nac, sy->lab,
+                            sy->val, sy->n, NULL);
+}
+
 static void small_config(struct ctnas_search_config *c, uint64_t seed)
 {
     ctnas_search_config_default(c);
@@ -537,10 +545,8 @@ static void test_search_determinism(void)
     ASSERT_EQ(synth_init(&sy, 40, 1), 0);
     struct ctnas_search_config c;
     small_config(&c, 7);
-    struct ctnas_search *a = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
-    struct ctnas_search *b = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *a = synth_search(&sy, &c);
+    struct ctnas_search *b = synth_search(&sy, &c);
     ASSERT(a != NULL && b != NULL);
     ASSERT_EQ(ctnas_search_run(a, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
     /* b in uneven slices: the same work in the same order */
@@ -588,12 +594,10 @@ static void test_polish_answer(void)
     small_config(&c, 9);
     c.steps = 30;   /* short: the unpolished answer is no local optimum */
     c.polish = 0;
-    struct ctnas_search *a = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *a = synth_search(&sy, &c);
     c.polish = 3;
     c.polish_tries = 200;
-    struct ctnas_search *b = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *b = synth_search(&sy, &c);
     ASSERT(a != NULL && b != NULL);
     ASSERT_EQ(ctnas_search_run(a, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
     ASSERT_EQ(ctnas_search_run(b, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
@@ -649,8 +653,7 @@ static void test_pseudo_labels_match_comparator(void)
     small_config(&c, 3);
     c.ft_iters = 0;
     c.steps = 61;
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
     int np;
@@ -829,9 +832,7 @@ static void test_polish_resumable(void)
     c.steps = 30;
     c.polish = 4;
     c.polish_tries = 100;
-    struct ctnas_search *ref = ctnas_search_new(&ctnas_space_nb201, &c,
-                                                sy.nac, sy.lab, sy.val, sy.n,
-                                                NULL);
+    struct ctnas_search *ref = synth_search(&sy, &c);
     ASSERT(ref != NULL);
     struct polish_watch all = {0, 0};
     ASSERT_EQ(ctnas_search_run(ref, 0, 0, polish_cb, &all),
@@ -844,9 +845,7 @@ static void test_polish_resumable(void)
     ASSERT_EQ(ctnas_search_save(ref, &rb, &rn), 0);
     const int stops[] = {1, 2, all.units / 2, all.units};
     for (int k = 0; k < 4; k++) {
-        struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c,
-                                                  sy.nac, sy.lab, sy.val,
-                                                  sy.n, NULL);
+        struct ctnas_search *s = synth_search(&sy, &c);
         struct polish_watch w = {0, stops[k]};
         ASSERT_EQ(ctnas_search_run(s, 0, 0, polish_cb, &w), CTNAS_ECANCELED);
         struct ctnas_search_progress p;
@@ -883,8 +882,7 @@ static void test_search_rounds(void)
     small_config(&c, 2);
     c.rounds = 2;
     c.steps = 60;
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_WAITING);
     ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_WAITING);
@@ -951,8 +949,7 @@ static void test_ranking_while_running(void)
     small_config(&c, 1);
     c.baseline_mode = CTNAS_SEARCH_BASELINE_FIXED;
     c.pseudo_ratio = 0;
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     struct ctnas_search_entry e[3];
     ASSERT_EQ(ctnas_search_run(s, 39, 0, NULL, NULL), CTNAS_SEARCH_RUNNING);
@@ -974,8 +971,7 @@ static void test_checkpoint_rejects_damage(void)
     ASSERT_EQ(synth_init(&sy, 20, 9), 0);
     struct ctnas_search_config c;
     small_config(&c, 1);
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ctnas_search_run(s, 10, 0, NULL, NULL);
     void *b;
@@ -1042,8 +1038,7 @@ static void test_checkpoint_older_loads(void)
     c.ft_top_scale = 0.05;
     c.polish = 0;
     c.polish_tries = 32;
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ctnas_search_run(s, 35, 0, NULL, NULL);
     void *b;
@@ -1144,8 +1139,7 @@ static void test_search_beats_random(void)
     small_config(&c, 4);
     c.steps = 300;
     c.batch = 8;
-    struct ctnas_search *s = ctnas_search_new(&ctnas_space_nb201, &c, sy.nac,
-                                              sy.lab, sy.val, sy.n, NULL);
+    struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
     struct ctnas_search_entry e;

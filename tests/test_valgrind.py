@@ -15,6 +15,16 @@ def sanitized():
     return "libasan" in out.stdout or "libubsan" in out.stdout
 
 
+def finished(d, path, deadline):
+    """Poll a job until it leaves queued/running; its last state."""
+    while time.time() < deadline:
+        _, _, j = d.get(path, timeout=120)
+        if j["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    return j["state"]
+
+
 @test
 def daemon_is_memcheck_clean():
     if shutil.which("valgrind") is None:
@@ -42,12 +52,8 @@ def daemon_is_memcheck_clean():
             "dim": 16, "layers": 1}, timeout=120)
         check_eq(st, 202, "train")
         deadline = time.time() + 300
-        while time.time() < deadline:
-            _, _, j = d.get("/v1/jobs/%d" % job["id"], timeout=120)
-            if j["state"] not in ("queued", "running"):
-                break
-            time.sleep(0.5)
-        check_eq(j["state"], "succeeded", "trained under valgrind")
+        check_eq(finished(d, "/v1/jobs/%d" % job["id"], deadline),
+                 "succeeded", "trained under valgrind")
         st, _, _ = d.post("/v1/compare", {"a": cells[0], "b": cells[1]},
                           timeout=120)
         check_eq(st, 200, "compare")
@@ -58,12 +64,8 @@ def daemon_is_memcheck_clean():
             "space": "nasbench201", "dataset": "v", "steps": 20,
             "explore_every": 10, "update_every": 10}, timeout=120)
         check_eq(st, 202, "search")
-        while time.time() < deadline:
-            _, _, j = d.get("/v1/searches/%d" % s["id"], timeout=120)
-            if j["state"] not in ("queued", "running"):
-                break
-            time.sleep(0.5)
-        check_eq(j["state"], "succeeded", "searched under valgrind")
+        check_eq(finished(d, "/v1/searches/%d" % s["id"], deadline),
+                 "succeeded", "searched under valgrind")
         st, _, _ = d.get("/v1/nothing", timeout=120)
         check_eq(st, 404, "error path")
     finally:
