@@ -1217,9 +1217,9 @@ int ctnas_nac_feature_width(const struct ctnas_nac *m)
  * (about 9 KB per graph at d 128 with bidir 2). */
 #define FEATURE_CHUNK 256
 
-int ctnas_nac_features(const struct ctnas_nac *m,
-                       const struct ctnas_graph *graphs, int n,
-                       ctnas_real *feat)
+static int features_serial(const struct ctnas_nac *m,
+                           const struct ctnas_graph *graphs, int n,
+                           ctnas_real *feat)
 {
     int width = ctnas_nac_feature_width(m), fw = m->lay.feat_width;
     int chunk = n < FEATURE_CHUNK ? (n > 0 ? n : 1) : FEATURE_CHUNK;
@@ -1257,6 +1257,70 @@ int ctnas_nac_features(const struct ctnas_nac *m,
     ctnas_nac_cache_destroy(&c);
     ctnas_nac_batch_destroy(&b);
     return 0;
+}
+
+/* Graphs [i0, i1) of a features call, for one thread. */
+struct feat_range {
+    const struct ctnas_nac *m;
+    const struct ctnas_graph *graphs;
+    int i0, i1, rc;
+    ctnas_real *feat;
+};
+
+static void *features_range(void *arg)
+{
+    struct feat_range *w = arg;
+    int width = ctnas_nac_feature_width(w->m);
+    w->rc = features_serial(w->m, w->graphs + w->i0, w->i1 - w->i0,
+                            w->feat + (size_t)w->i0 * width);
+    return NULL;
+}
+
+/* Chunks are independent, so a large call splits whole chunks over a few
+ * threads (as the mean win splits rows): every chunk holds the graphs it
+ * would hold in one thread, so the features are the same bit for bit. */
+#define FEATURE_THREADS_MAX 4
+
+int ctnas_nac_features(const struct ctnas_nac *m,
+                       const struct ctnas_graph *graphs, int n,
+                       ctnas_real *feat)
+{
+    int chunks = (n + FEATURE_CHUNK - 1) / FEATURE_CHUNK;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = chunks >= 2 && cpus > 1
+                 ? (int)(cpus < FEATURE_THREADS_MAX ? cpus
+                                                    : FEATURE_THREADS_MAX)
+                 : 1;
+    if (nt > chunks)
+        nt = chunks;
+    if (nt == 1)
+        return features_serial(m, graphs, n, feat);
+    struct feat_range w[FEATURE_THREADS_MAX];
+    pthread_t th[FEATURE_THREADS_MAX];
+    int started[FEATURE_THREADS_MAX] = {0};
+    for (int t = 0; t < nt; t++) {
+        int c0 = (int)((long)chunks * t / nt);
+        int c1 = (int)((long)chunks * (t + 1) / nt);
+        int i1 = c1 * FEATURE_CHUNK;
+        w[t] = (struct feat_range){m, graphs, c0 * FEATURE_CHUNK,
+                                   i1 < n ? i1 : n, 0, feat};
+        /* Thread 0 is this one; if a thread cannot start, do its graphs
+         * here. */
+        if (t > 0)
+            started[t] = pthread_create(&th[t], NULL, features_range,
+                                        &w[t]) == 0;
+    }
+    features_range(&w[0]);
+    int rc = w[0].rc;
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            features_range(&w[t]);
+        if (w[t].rc != 0)
+            rc = w[t].rc;
+    }
+    return rc;
 }
 
 double ctnas_nac_feature_logit(const struct ctnas_nac *m,

@@ -353,8 +353,10 @@ void ctnas_nac_free(struct ctnas_nac *m);
  * linear heads (their members collapse to one logit = fa[0] + fb[1]), and
  * n_members * hidden for MLP. */
 int ctnas_nac_feature_width(const struct ctnas_nac *m);
-/* Features of n graphs into feat (n x width).  Allocates scratch for at
- * most chunk graphs at a time; CTNAS_ENOMEM on failure. */
+/* Features of n graphs into feat (n x width).  Works in chunks of a few
+ * hundred graphs (bounded scratch); a call of several chunks spreads them
+ * over up to 4 threads, with the same result bit for bit.  CTNAS_ENOMEM
+ * on failure. */
 int ctnas_nac_features(const struct ctnas_nac *m,
                        const struct ctnas_graph *graphs, int n,
                        ctnas_real *feat);

@@ -862,6 +862,37 @@ static void test_feature_cache_scoring(void)
     }
 }
 
+/* A call of many chunks (split over threads where there are several
+ * CPUs) gives the features that one-chunk calls give, bit for bit. */
+static void test_features_split_same(void)
+{
+    enum { N = 1300, CH = 256 };
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 72);
+    struct ctnas_graph *g = malloc(sizeof *g * N);
+    random_graphs(&rng, g, N);
+    for (int head = 0; head <= CTNAS_NAC_HEAD_MLP; head++) {
+        struct ctnas_nac_config cfg = {.n_types = NT, .dim = 16,
+                                       .layers = 2, .head = head,
+                                       .hidden = 4, .bidir = 2};
+        struct ctnas_nac *m = ctnas_nac_new(&cfg, 2, &rng);
+        ASSERT(m != NULL);
+        int w = ctnas_nac_feature_width(m);
+        ctnas_real *all = malloc(sizeof *all * N * w);
+        ctnas_real *one = malloc(sizeof *one * N * w);
+        ASSERT_EQ(ctnas_nac_features(m, g, N, all), 0);
+        for (int i0 = 0; i0 < N; i0 += CH)
+            ASSERT_EQ(ctnas_nac_features(m, g + i0, N - i0 < CH ? N - i0 : CH,
+                                         one + (size_t)i0 * w), 0);
+        ASSERT_MSG(memcmp(all, one, sizeof *all * N * w) == 0,
+                   "%s: features differ", ctnas_nac_head_name(head));
+        free(all);
+        free(one);
+        ctnas_nac_free(m);
+    }
+    free(g);
+}
+
 static void test_kendall(void)
 {
     const double x[6] = {1, 2, 3, 4, 5, 6};
@@ -992,6 +1023,7 @@ int main(void)
     TEST_RUN(test_serialise_round_trip);
     TEST_RUN(test_antisymmetric_heads);
     TEST_RUN(test_feature_cache_scoring);
+    TEST_RUN(test_features_split_same);
     TEST_RUN(test_kendall);
     TEST_RUN(test_cancel);
     TEST_RUN(test_learns_synthetic);
