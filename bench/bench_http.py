@@ -41,15 +41,18 @@ def main():
     with served_nb201(a.ctnasd, a.data, 424) as (c, d, port, j):
         rss_idle = rss_mb(d.pid)
 
-        rank_med, rank_all = timed(lambda: c.call(
-            "POST", "/v1/rank", {"all": True, "space": "nasbench201",
-                                 "top_k": 10}), a.reps)
         cells = [l.split(",")[0] for l in open(a.data).read().split()[1:]]
         r = random.Random(1)
         pairs = [[r.choice(cells), r.choice(cells)] for _ in range(10000)]
         body = {"pairs": pairs}
+        # The first compare meets a cold feature cache (~12k unseen cells:
+        # the GCN runs over each once); the rest find them cached.
+        cold, _ = timed(lambda: c.call("POST", "/v1/compare", body), 1)
         cmp_med, cmp_all = timed(lambda: c.call("POST", "/v1/compare", body),
                                  a.reps)
+        rank_med, rank_all = timed(lambda: c.call(
+            "POST", "/v1/rank", {"all": True, "space": "nasbench201",
+                                 "top_k": 10}), a.reps)
 
         # Small requests from concurrent keep-alive clients.
         stop = time.time() + a.seconds
@@ -78,14 +81,15 @@ def main():
         res = {
             "rank_all_15625_s_median": rank_med, "rank_all_s": rank_all,
             "compare_10000_pairs_s_median": cmp_med, "compare_10000_s": cmp_all,
+            "compare_10000_pairs_cold_s": cold,
             "single_compare_rps": rps,
             "single_compare_p50_ms": 1e3 * all_lat[len(all_lat) // 2],
             "single_compare_p99_ms": 1e3 * all_lat[int(len(all_lat) * .99)],
             "rss_mb_after_training": rss_idle, "rss_mb_after_bench": rss_after,
             "model_train_seconds": j["result"]["figures"]["train_seconds"]}
         print("rank all 15,625: %.3f s median (target < 1 s); compare 10,000 "
-              "pairs: %.1f ms median (target < 100 ms)"
-              % (rank_med, 1e3 * cmp_med))
+              "pairs: %.1f ms median, %.1f ms the first (cold) time (target "
+              "< 100 ms)" % (rank_med, 1e3 * cmp_med, 1e3 * cold))
         print("single compares, %d clients: %.0f req/s, p50 %.2f ms, p99 %.2f"
               " ms; RSS %.1f MB after training, %.1f MB after the benchmark "
               "(target < 100 MB)" % (a.clients, rps,
