@@ -219,10 +219,11 @@ static json_t *entry_json(const struct ctnas_space *sp,
     sp->hash(&e->arch, hash);
     return json_pack("{s:o, s:s, s:o, s:i, s:I, s:o}", "arch",
                      sp->to_json(&e->arch), "hash", hash, "score",
-                     ctnas_jsonv_real_or_null(e->score), "samples", e->count,
-                     "first_step", (json_int_t)e->first_step,
-                     "label", e->measured ? ctnas_jsonv_real_or_null(e->value)
-                                          : json_null());
+                     ctnas_jsonv_real_or_null(e->score), "samples",
+                     e->count, "first_step", (json_int_t)e->first_step,
+                     "label",
+                     e->measured ? ctnas_jsonv_real_or_null(e->value)
+                                 : json_null());
 }
 
 /* The job row's progress document. */
@@ -242,10 +243,12 @@ static json_t *progress_json(struct search_job *j)
                : p.polish_left > 0 ? "polishing" : "searching", "step",
         (json_int_t)p.step, "steps", (json_int_t)total, "fraction",
         total > 0 ? (double)p.step / (double)total : 0.0, "round", p.round,
-        "rounds", p.rounds, "reward_avg", ctnas_jsonv_real_or_null(p.reward_avg),
-        "entropy_avg", ctnas_jsonv_real_or_null(p.entropy_avg), "baseline_score",
-        ctnas_jsonv_real_or_null(p.baseline_score), "pseudo_labels", p.n_pseudo,
-        "pool_size", p.pool_size, "explorations", p.explorations,
+        "rounds", p.rounds,
+        "reward_avg", ctnas_jsonv_real_or_null(p.reward_avg),
+        "entropy_avg", ctnas_jsonv_real_or_null(p.entropy_avg),
+        "baseline_score", ctnas_jsonv_real_or_null(p.baseline_score),
+        "pseudo_labels", p.n_pseudo, "pool_size", p.pool_size,
+        "explorations", p.explorations,
         "baseline_updates", p.baseline_updates);
     if (j->s != NULL) {
         const struct ctnas_arch *b = ctnas_search_baseline(j->s);

@@ -101,9 +101,11 @@ static json_t *progress_json(const struct ctnas_nac_progress *p)
                             : 0;
     return json_pack("{s:i, s:i, s:i, s:i, s:f, s:o, s:o, s:o}", "member",
                      p->member + 1, "members", p->members, "epoch", p->epoch,
-                     "epochs", p->epochs, "fraction", frac, "loss",
-                     ctnas_jsonv_real_or_null(p->loss), "train_pair_accuracy",
-                     ctnas_jsonv_real_or_null(p->pair_acc), "holdout_kendall_tau",
+                     "epochs", p->epochs, "fraction", frac,
+                     "loss", ctnas_jsonv_real_or_null(p->loss),
+                     "train_pair_accuracy",
+                     ctnas_jsonv_real_or_null(p->pair_acc),
+                     "holdout_kendall_tau",
                      ctnas_jsonv_real_or_null(p->holdout_tau));
 }
 
@@ -155,10 +157,10 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
         json_array_append_new(ids, json_integer(t->set.ids[i]));
     json_t *figures = json_pack(
         "{s:f, s:o, s:o, s:o, s:I, s:i}", "train_seconds", t->res.seconds,
-        "loss", ctnas_jsonv_real_or_null(t->res.loss), "train_pair_accuracy",
-        ctnas_jsonv_real_or_null(t->res.pair_acc),
-        "holdout_kendall_tau", ctnas_jsonv_real_or_null(t->res.holdout_tau), "steps",
-        (json_int_t)t->res.steps, "n_train", t->set.n);
+        "loss", ctnas_jsonv_real_or_null(t->res.loss),
+        "train_pair_accuracy", ctnas_jsonv_real_or_null(t->res.pair_acc),
+        "holdout_kendall_tau", ctnas_jsonv_real_or_null(t->res.holdout_tau),
+        "steps", (json_int_t)t->res.steps, "n_train", t->set.n);
     json_t *cfg = ctnas_nac_json_write(&t->cfg);
     struct ctnas_model_meta meta = {t->space->name, t->dataset,
                                     t->metric,

@@ -2085,7 +2085,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     r_raw(&r, rng.s, sizeof rng.s);
     int state = r_int(&r, 0, CTNAS_SEARCH_FINISHED);
     long step = (long)r_i64(&r), round_end = (long)r_i64(&r);
-    int round = r_int(&r, 1, 1000000), stage = r_int(&r, 0, version >= 3 ? STAGE_POLISH : STAGE_CONTROLLER);
+    int round = r_int(&r, 1, 1000000);
+    int stage = r_int(&r, 0, version >= 3 ? STAGE_POLISH : STAGE_CONTROLLER);
     int ft_left = r_int(&r, 0, INT32_MAX);
     int explorations = r_int(&r, 0, INT32_MAX);
     int updates = r_int(&r, 0, INT32_MAX);
