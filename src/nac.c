@@ -1213,6 +1213,40 @@ int ctnas_nac_feature_width(const struct ctnas_nac *m)
     return 2;
 }
 
+/* ---- splitting independent work over a few threads ---- */
+
+/* Threads for one call at most, the caller's among them. */
+#define SPLIT_MAX_THREADS 4
+
+/* Threads for a call worth splitting: the CPUs online, at most
+ * SPLIT_MAX_THREADS. */
+static int split_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus <= 1 ? 1
+                     : (int)(cpus < SPLIT_MAX_THREADS ? cpus
+                                                      : SPLIT_MAX_THREADS);
+}
+
+/* fn on each of nt argument blocks (args, size bytes apart): the first on
+ * this thread, the others on threads of their own; a block whose thread
+ * cannot start runs here. */
+static void split_run(void *(*fn)(void *), void *args, size_t size, int nt)
+{
+    pthread_t th[SPLIT_MAX_THREADS];
+    int started[SPLIT_MAX_THREADS] = {0};
+    char *a = args;
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, fn, a + t * size) == 0;
+    fn(a);
+    for (int t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            fn(a + t * size);
+    }
+}
+
 /* Graphs per forward pass when computing features: bounds the scratch
  * (about 9 KB per graph at d 128 with bidir 2). */
 #define FEATURE_CHUNK 256
@@ -1279,48 +1313,29 @@ static void *features_range(void *arg)
 /* Chunks are independent, so a large call splits whole chunks over a few
  * threads (as the mean win splits rows): every chunk holds the graphs it
  * would hold in one thread, so the features are the same bit for bit. */
-#define FEATURE_THREADS_MAX 4
-
 int ctnas_nac_features(const struct ctnas_nac *m,
                        const struct ctnas_graph *graphs, int n,
                        ctnas_real *feat)
 {
     int chunks = (n + FEATURE_CHUNK - 1) / FEATURE_CHUNK;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = chunks >= 2 && cpus > 1
-                 ? (int)(cpus < FEATURE_THREADS_MAX ? cpus
-                                                    : FEATURE_THREADS_MAX)
-                 : 1;
+    int nt = chunks >= 2 ? split_threads() : 1;
     if (nt > chunks)
         nt = chunks;
     if (nt == 1)
         return features_serial(m, graphs, n, feat);
-    struct feat_range w[FEATURE_THREADS_MAX];
-    pthread_t th[FEATURE_THREADS_MAX];
-    int started[FEATURE_THREADS_MAX] = {0};
+    struct feat_range w[SPLIT_MAX_THREADS];
     for (int t = 0; t < nt; t++) {
         int c0 = (int)((long)chunks * t / nt);
         int c1 = (int)((long)chunks * (t + 1) / nt);
         int i1 = c1 * FEATURE_CHUNK;
         w[t] = (struct feat_range){m, graphs, c0 * FEATURE_CHUNK,
                                    i1 < n ? i1 : n, 0, feat};
-        /* Thread 0 is this one; if a thread cannot start, do its graphs
-         * here. */
-        if (t > 0)
-            started[t] = pthread_create(&th[t], NULL, features_range,
-                                        &w[t]) == 0;
     }
-    features_range(&w[0]);
-    int rc = w[0].rc;
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else
-            features_range(&w[t]);
+    split_run(features_range, w, sizeof w[0], nt);
+    for (int t = 0; t < nt; t++)
         if (w[t].rc != 0)
-            rc = w[t].rc;
-    }
-    return rc;
+            return w[t].rc;
+    return 0;
 }
 
 double ctnas_nac_feature_logit(const struct ctnas_nac *m,
@@ -1421,7 +1436,6 @@ MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
 /* Rows are independent, so a large ranking splits them over a few
  * threads; each row's sum is the same whichever thread computes it. */
 #define MW_PARALLEL_MIN 4096
-#define MW_MAX_THREADS 4
 
 static int mean_win_linear(const ctnas_real *feat, int n, double *score)
 {
@@ -1431,29 +1445,12 @@ static int mean_win_linear(const ctnas_real *feat, int n, double *score)
         return CTNAS_ENOMEM;
     for (int j = 0; j < nb; j++)
         r[j] = j < n ? (float)feat[(size_t)j * 2 + 1] : -1e30f;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = n >= MW_PARALLEL_MIN && cpus > 1
-                 ? (int)(cpus < MW_MAX_THREADS ? cpus : MW_MAX_THREADS)
-                 : 1;
-    struct mw_rows w[MW_MAX_THREADS];
-    pthread_t th[MW_MAX_THREADS];
-    int started[MW_MAX_THREADS] = {0};
-    for (int t = 0; t < nt; t++) {
+    int nt = n >= MW_PARALLEL_MIN ? split_threads() : 1;
+    struct mw_rows w[SPLIT_MAX_THREADS];
+    for (int t = 0; t < nt; t++)
         w[t] = (struct mw_rows){feat, r, n, nb, (int)((long)n * t / nt),
                                 (int)((long)n * (t + 1) / nt), score};
-        /* Thread 0 is this one; if a thread cannot start, do its rows
-         * here. */
-        if (t > 0)
-            started[t] = pthread_create(&th[t], NULL, mean_win_rows,
-                                        &w[t]) == 0;
-    }
-    mean_win_rows(&w[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else
-            mean_win_rows(&w[t]);
-    }
+    split_run(mean_win_rows, w, sizeof w[0], nt);
     free(r);
     return 0;
 }
