@@ -1432,12 +1432,11 @@ static int polish_step(struct ctnas_search *s, int *done)
             best = i;
         }
     }
-    if (best >= 0) {
-        s->pol_cur = a[best];
-        if (++s->pol_step < POLISH_MAX_STEPS)
-            goto out;
-    }
-    if ((rc = pool_add(s, &s->pol_cur, arch_key(s->space, &s->pol_cur))) != 0)
+    int end = best < 0 ? t : best;  /* where the climb stands now */
+    s->pol_cur = a[end];
+    if (best >= 0 && ++s->pol_step < POLISH_MAX_STEPS)
+        goto out;
+    if ((rc = pool_add(s, &a[end], k[end])) != 0)
         goto out;
     s->pol_step = 0;
     if (++s->pol_i < s->pol_n)
