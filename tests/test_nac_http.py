@@ -178,6 +178,24 @@ def compare_errors_name_the_field():
                 field="model")
     check_error(d.post("/v1/compare", {"pairs": [[BEST]]}), 400,
                 field="pairs[0]")
+    # A bad reference deep in a batch is named by its place in the batch.
+    bad_op = {"ops": ["skip_connect"] * 3 + ["conv9"] + ["none"] * 2}
+    e = check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST],
+                                                     [BEST, bad_op]]}), 400,
+                    field="pairs[1][1].ops[3]")
+    check("conv9" in e["message"], "names the op: %r" % e["message"])
+    e = check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST]] * 3 +
+                                           [[99999999, BEST]]}), 400,
+                    field="pairs[3][0]")
+    check("pairs[3][0]" in e["message"], "message: %r" % e["message"])
+    check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST],
+                                                 [BEST, "|x~0|"]]}), 400,
+                field="pairs[1][1].ops[0]")
+    nb101_in_batch = {"adjacency": [[0, 1], [0, 0]],
+                      "ops": ["input", "output"]}
+    check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST],
+                                                 [nb101_in_batch, BEST]]}),
+                400, field="pairs[1][0].ops")
     check_error(d.post("/v1/compare", {"a": BEST, "b": WORST, "model": 1,
                                        "dataset": "synth"}), 400,
                 field="dataset")
@@ -210,6 +228,11 @@ def rank_sorts_by_mean_win_probability():
           "ids of stored architectures")
     check_error(d.post("/v1/rank", {"architectures": [BEST]}), 400,
                 field="architectures")
+    check_error(d.post("/v1/rank", {"architectures": [BEST, MID, "|x~0|"]}),
+                400, field="architectures[2].ops[0]")
+    check_error(d.post("/v1/rank", {"architectures": [
+        {"ops": ["none"] * 4 + [7, "none"]}, BEST]}), 400,
+        field="architectures[0].ops[4]")
     check_error(d.post("/v1/rank", {"architectures": [BEST] * 201}), 400,
                 field="architectures")
     check_error(d.post("/v1/rank", {"all": True}), 400, field="space")
