@@ -14,11 +14,17 @@ struct ctnas_runner {
     pthread_mutex_t mu;
     struct ctnas_job *inbox;   /* submitted, not yet queued (mu) */
     struct ctnas_job *active;  /* queued on the pool or running (mu) */
-    int n_active;              /* inbox + active (mu) */
+    int n_active;              /* inbox + active, uncounted not (mu) */
     /* n_active counts parked jobs too: a parked search still holds its
      * memory, so it still takes one of the max_active places. */
     int max_active;
+    int stopping;              /* ctnas_runner_free has begun (mu) */
 };
+
+/* The runner whose done callback this thread is running, under its
+ * mutex: a done may then submit a follow-up job (a published model's
+ * warm-up) without taking the mutex it already holds. */
+static _Thread_local struct ctnas_runner *in_done;
 
 /* Pool thread.  started is set even for a job cancelled while queued, so
  * that its done runs like any other; its work function never runs. */
@@ -48,8 +54,11 @@ static void on_after_work(uv_work_t *w, int status)
             break;
         }
     job->next = NULL;
+    int counted = !job->uncounted; /* read now: done may free the job */
+    in_done = r;
     int next = job->ops->done(job, status == UV_ECANCELED ? CTNAS_ECANCELED
                                                           : job->rc);
+    in_done = NULL;
     if (next == CTNAS_JOB_REQUEUE || next == CTNAS_JOB_PARK) {
         job->next = r->active;
         r->active = job;
@@ -58,7 +67,7 @@ static void on_after_work(uv_work_t *w, int status)
             job->work.data = job;
             uv_queue_work(r->loop, &job->work, on_work, on_after_work);
         }
-    } else {
+    } else if (counted) {
         r->n_active--;
     }
     pthread_mutex_unlock(&r->mu);
@@ -142,9 +151,15 @@ int ctnas_runner_new(uv_loop_t *loop, int max_active,
  * are reset before the job becomes visible to any other thread. */
 int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job)
 {
-    pthread_mutex_lock(&r->mu);
-    if (r->n_active >= r->max_active) {
-        pthread_mutex_unlock(&r->mu);
+    int locked = in_done == r;
+    if (!locked)
+        pthread_mutex_lock(&r->mu);
+    /* Once stopping, nothing new: the async handle that would queue it
+     * is closing, so it would sit in the inbox for ever. */
+    if (r->stopping ||
+        (!job->uncounted && r->n_active >= r->max_active)) {
+        if (!locked)
+            pthread_mutex_unlock(&r->mu);
         return CTNAS_ELIMIT;
     }
     job->runner = r;
@@ -152,8 +167,10 @@ int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job)
     atomic_store(&job->started, 0);
     job->next = r->inbox;
     r->inbox = job;
-    r->n_active++;
-    pthread_mutex_unlock(&r->mu);
+    if (!job->uncounted)
+        r->n_active++;
+    if (!locked)
+        pthread_mutex_unlock(&r->mu);
     /* After unlocking: uv_async_send is the one libuv call safe from any
      * thread, and it needs no lock of ours. */
     uv_async_send(&r->async);
@@ -196,6 +213,7 @@ void ctnas_runner_free(struct ctnas_runner *r)
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
     for (int pass = 0; pass < 2; pass++)
         for (struct ctnas_job *job = pass ? r->active : r->inbox; job;
              job = job->next)

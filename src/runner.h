@@ -55,7 +55,7 @@ struct ctnas_job_ops {
      * CTNAS_ECANCELED when cancelled before it started.  Returns an enum
      * ctnas_job_next; with CTNAS_JOB_FINISHED it must have freed the job.
      * Runs under the runner's mutex: it must not call back into the
-     * runner. */
+     * runner, but for ctnas_runner_submit (a follow-up job). */
     int (*done)(struct ctnas_job *job, int status);
 };
 
@@ -65,6 +65,10 @@ struct ctnas_job {
     void *data;                  /* the job kind's own state */
     atomic_int cancel;           /* CTNAS_RUNNER_CANCELLED / _SHUTDOWN */
     atomic_int started;          /* work has begun on a pool thread */
+    /* Set before submit for the daemon's own housekeeping (a model's
+     * feature warm-up): it takes no max_active place, so it never makes
+     * a client's job answer 429, and ctnas_runner_active skips it. */
+    int uncounted;
     int parked;                  /* for the runner: waiting for its tick */
     struct ctnas_runner *runner; /* set by submit */
     uv_work_t work;              /* for the runner */
@@ -77,7 +81,8 @@ struct ctnas_job {
 int ctnas_runner_new(uv_loop_t *loop, int max_active,
                      struct ctnas_runner **out);
 /* Any thread.  The runner takes job (it reaches ops->done in every case
- * but CTNAS_ELIMIT, when the caller keeps it). */
+ * but CTNAS_ELIMIT, when the caller keeps it: over max_active, or the
+ * runner is stopping). */
 int ctnas_runner_submit(struct ctnas_runner *r, struct ctnas_job *job);
 /* Any thread: flag job id for cancellation.  CTNAS_ENOTFOUND when it is
  * not queued or running here. */

@@ -1,6 +1,6 @@
 /*
  * test_core.c - the small shared modules: error table, rng, jsonv, conf,
- * and the catalogue item shape of arch_json.c.
+ * the catalogue item shape of arch_json.c, and the runner's accounting.
  */
 #include "config.h"
 
@@ -11,6 +11,7 @@
 #include "ctnas.h"
 #include "jsonv.h"
 #include "rng.h"
+#include "runner.h"
 #include "test.h"
 
 static void err_table_maps_codes(void)
@@ -185,6 +186,80 @@ static void item_shape_round_trips(void)
     json_decref(out);
 }
 
+/* ---- runner: uncounted jobs and submits from a done ---- */
+
+struct rjob {
+    struct ctnas_job job;
+    int ran, done_status, follow_rc;
+    struct rjob *follow;  /* submitted by done when set */
+};
+
+static int rjob_work(struct ctnas_job *job)
+{
+    ((struct rjob *)job->data)->ran++;
+    return 0;
+}
+
+static int rjob_done(struct ctnas_job *job, int status)
+{
+    struct rjob *j = job->data;
+    j->done_status = status;
+    if (j->follow)
+        j->follow_rc = ctnas_runner_submit(job->runner, &j->follow->job);
+    return CTNAS_JOB_FINISHED;
+}
+
+static const struct ctnas_job_ops rjob_ops = {rjob_work, NULL, rjob_done};
+
+static void rjob_init(struct rjob *j, int64_t id, int uncounted)
+{
+    memset(j, 0, sizeof *j);
+    j->job.id = id;
+    j->job.ops = &rjob_ops;
+    j->job.data = j;
+    j->job.uncounted = uncounted;
+    j->done_status = 1;
+}
+
+static void runner_counts_only_client_jobs(void)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct ctnas_runner *r;
+    ASSERT_EQ(ctnas_runner_new(&loop, 1, &r), 0);
+    struct rjob a, b, c, d, later;
+    rjob_init(&a, 1, 0);
+    rjob_init(&b, 0, 1);  /* a's follow-up, submitted from its done */
+    rjob_init(&c, 0, 1);
+    rjob_init(&d, 2, 0);
+    a.follow = &b;
+    ASSERT_EQ(ctnas_runner_submit(r, &a.job), 0);
+    /* The one place is a's: an uncounted job still goes in, a counted
+     * one does not, and the count shows only a. */
+    ASSERT_EQ(ctnas_runner_submit(r, &c.job), 0);
+    ASSERT_EQ(ctnas_runner_submit(r, &d.job), CTNAS_ELIMIT);
+    ASSERT_EQ(ctnas_runner_active(r), 1);
+    while (b.done_status || c.done_status)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(a.ran, 1);
+    ASSERT_EQ(a.follow_rc, 0);
+    ASSERT_EQ(b.ran, 1);
+    ASSERT_EQ(c.ran, 1);
+    ASSERT_EQ(ctnas_runner_active(r), 0);
+    /* The place is free again. */
+    ASSERT_EQ(ctnas_runner_submit(r, &d.job), 0);
+    ASSERT_EQ(ctnas_runner_active(r), 1);
+    /* A done that runs while the runner stops cannot start anything,
+     * not even an uncounted job: it is refused and stays the caller's. */
+    rjob_init(&later, 0, 1);
+    d.follow = &later;
+    ctnas_runner_free(r);
+    ASSERT_EQ(d.done_status == 0 || d.done_status == CTNAS_ECANCELED, 1);
+    ASSERT_EQ(d.follow_rc, CTNAS_ELIMIT);
+    ASSERT_EQ(later.ran, 0);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     TEST_RUN(err_table_maps_codes);
@@ -192,5 +267,6 @@ int main(void)
     TEST_RUN(jsonv_names_fields);
     TEST_RUN(conf_flags_override_environment);
     TEST_RUN(item_shape_round_trips);
+    TEST_RUN(runner_counts_only_client_jobs);
     return test_done();
 }
