@@ -53,10 +53,13 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
             req->app->registry,
             json_string_value(json_object_get(row, "space")),
             json_string_value(json_object_get(row, "dataset")), NULL);
-        json_object_set_new(
-            row, "serving",
-            json_boolean(s && s->id == json_integer_value(
-                                           json_object_get(row, "id"))));
+        int serving = s && s->id == json_integer_value(
+                                        json_object_get(row, "id"));
+        json_object_set_new(row, "serving", json_boolean(serving));
+        /* How far the warm-up (then requests) filled its feature cache. */
+        if (serving)
+            json_object_set_new(row, "cached_features",
+                                json_integer(ctnas_served_cached(s)));
         ctnas_served_release(s);
     }
     *out = json_pack("{s:o}", "items", rows);

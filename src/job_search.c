@@ -23,6 +23,7 @@
 #include "search.h"
 #include "space.h"
 #include "store_ml.h"
+#include "warmup.h"
 
 #define SLICE_SECONDS 0.5       /* one work call */
 #define CHECKPOINT_SECONDS 2.0  /* between checkpoints of a running job */
@@ -380,7 +381,9 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
                                 ctnas_store_now(), copy)
              : NULL;
     if (sv) {
-        ctnas_registry_publish(j->app->registry, sv);
+        struct ctnas_err werr = {0};
+        if (ctnas_warmup_publish(j->app, st, sv, &werr) < 0)
+            ctnas_log_warn("model %lld: %s", (long long)id, werr.msg);
         ctnas_served_release(sv);
     }
     return 0;

@@ -17,6 +17,7 @@
 #include "runner.h"
 #include "space.h"
 #include "store_ml.h"
+#include "warmup.h"
 
 /* One training job.  Built on the HTTP thread by submit, then owned by
  * the runner: the training set is read by the pool thread only while
@@ -217,7 +218,9 @@ static int train_done(struct ctnas_job *job, int status)
             /* served_new took the model, even if it failed. */
             t->model = NULL;
             if (s) {
-                ctnas_registry_publish(t->app->registry, s);
+                if (ctnas_warmup_publish(t->app, st, s, &err) < 0)
+                    ctnas_log_warn("model %lld: %s", (long long)model_id,
+                                   err.msg);
                 ctnas_served_release(s);
             }
         }
@@ -441,7 +444,9 @@ int ctnas_job_train_load_serving(struct ctnas_app *app,
         struct ctnas_served *s;
         if ((rc = ctnas_job_train_load_model(st, ids[i], &s, err)) < 0)
             break;
-        ctnas_registry_publish(app->registry, s);
+        struct ctnas_err werr = {0};
+        if (ctnas_warmup_publish(app, st, s, &werr) < 0)
+            ctnas_log_warn("model %lld: %s", (long long)ids[i], werr.msg);
         ctnas_served_release(s);
         ++*n;
     }

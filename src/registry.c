@@ -153,6 +153,14 @@ int ctnas_served_features(struct ctnas_served *s,
     return rc;
 }
 
+int ctnas_served_cached(struct ctnas_served *s)
+{
+    pthread_mutex_lock(&s->cache->mu);
+    int n = s->cache->n;
+    pthread_mutex_unlock(&s->cache->mu);
+    return n;
+}
+
 /* The served models, at most one per (space, dataset).  The registry
  * holds one reference on each item; mu guards n, cap and items, never
  * the models themselves, which are immutable once published. */

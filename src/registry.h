@@ -38,6 +38,9 @@ int ctnas_served_features(struct ctnas_served *s,
                           const struct ctnas_arch *archs, int n,
                           ctnas_real *feat);
 
+/* Architectures whose features s has cached; any thread. */
+int ctnas_served_cached(struct ctnas_served *s);
+
 /* New served model taking nac (freed with the last reference, and on
  * failure); one reference for the caller. */
 struct ctnas_served *ctnas_served_new(int64_t id, const char *space,

@@ -107,6 +107,14 @@ def training_job_reports_progress_and_publishes_a_model():
     STATE["model"] = mid
     _, _, jobs = d.get("/v1/jobs?kind=train")
     check(any(x["id"] == job["id"] for x in jobs["items"]), "job listed")
+    # Published, the model's features of every stored cell are computed
+    # in the background, so the first compare or rank finds them cached.
+    for _ in range(100):
+        m = [x for x in d.get("/v1/nac")[2]["items"] if x["id"] == mid][0]
+        if m["cached_features"] == 150:
+            break
+        time.sleep(0.05)
+    check_eq(m["cached_features"], 150, "stored cells warmed")
 
 
 @test
@@ -119,6 +127,7 @@ def training_options_readout_and_top_weight_are_used_and_kept():
     _, _, doc = d.get("/v1/nac")
     m = [x for x in doc["items"] if x["id"] == j["result"]["model_id"]][0]
     check_eq(m["serving"], False, "not published")
+    check("cached_features" not in m, "no cache when not serving: %r" % m)
     check_eq((m["config"]["readout"], m["config"]["top_weight"],
               m["config"]["top_scale"]), ("mean_output", 30, 0.1),
              "config kept")
@@ -316,6 +325,14 @@ def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     # float32 features: computed in another batch, the last digits move.
     check(abs(after["p"] - before["p"]) < 1e-5, "same answer: %r vs %r" %
           (after["p"], before["p"]))
+    # The model loaded at start-up is warmed like a newly published one
+    # (the cache also holds the two unstored cells just compared).
+    for _ in range(100):
+        served = [x for x in d2.get("/v1/nac")[2]["items"] if x["serving"]]
+        if served and served[0]["cached_features"] >= 152:
+            break
+        time.sleep(0.05)
+    check_eq(served[0]["cached_features"], 152, "warmed after a restart")
     _, _, j = d2.get("/v1/jobs/%d" % job["id"])
     check_eq(j["state"], "failed", "interrupted job ends failed")
     check("interrupted" in j["error"], "with the reason: %r" % j["error"])
