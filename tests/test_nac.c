@@ -1,7 +1,8 @@
 /*
  * test_nac.c - the comparator: gradients against central finite
  * differences, overfitting, determinism, serialisation, the heads'
- * properties, feature-cache scoring, and a real-data Kendall tau.
+ * properties, feature-cache scoring, the served model's feature cache,
+ * and a real-data Kendall tau.
  *
  * Built twice (see Makefile.am):
  *   tests/test_nac_grad  with -DCTNAS_REAL_DOUBLE and its own double
@@ -15,6 +16,7 @@
  *                        under ASan/UBSan).
  */
 #include "config.h"
+#include <pthread.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include "nac.h"
 #include "nac_train.h"
 #include "optim.h"
+#include "registry.h"
 #include "rng.h"
 #include "space.h"
 #include "test.h"
@@ -893,6 +896,95 @@ static void test_features_split_same(void)
     free(g);
 }
 
+/* ---- the served model's feature cache (registry.c) ---- */
+
+/* Float build only: registry.c comes from libctnas.a, built with floats,
+ * which the double objects of test_nac_grad do not match. */
+#ifndef CTNAS_REAL_DOUBLE
+
+struct served_call {
+    struct ctnas_served *s;
+    const struct ctnas_space *sp;
+    const struct ctnas_arch *archs;
+    int n, rc;
+    ctnas_real *out;
+};
+
+static void *served_call_run(void *p)
+{
+    struct served_call *c = p;
+    c->rc = ctnas_served_features(c->s, c->sp, c->archs, c->n, c->out);
+    return NULL;
+}
+
+/* Cached features are the model's features: for cells cached before,
+ * cells repeated in a request, and two requests racing over the same
+ * cells in blocks; each cell is cached once. */
+static void test_served_features_cache(void)
+{
+    enum { U = 2600, N = 2800 };
+    const struct ctnas_space *sp = ctnas_space_find("nasbench201");
+    ASSERT(sp != NULL);
+    struct ctnas_arch *archs = calloc(N, sizeof *archs);
+    struct ctnas_graph *g = malloc(sizeof *g * N);
+    for (int i = 0; i < N; i++) {
+        /* 7919 is prime to 5^6, so the first U cells are distinct; the
+         * rest repeat some of them. */
+        int code = (int)((i < U ? i : (i * 13) % U) * 7919L % 15625);
+        archs[i].n = 6;
+        for (int e = 0; e < 6; e++, code /= 5)
+            archs[i].ops[e] = (uint8_t)(code % 5);
+        sp->to_graph(&archs[i], &g[i]);
+    }
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 5);
+    struct ctnas_nac_config cfg = {.n_types = sp->n_node_types, .dim = 16,
+                                   .layers = 2, .head = CTNAS_NAC_HEAD_DIFF,
+                                   .bidir = 2};
+    struct ctnas_nac *m = ctnas_nac_new(&cfg, 2, &rng);
+    ASSERT(m != NULL);
+    int w = ctnas_nac_feature_width(m);
+    ctnas_real *ref = malloc(sizeof *ref * N * w);
+    ctnas_real *out[3];
+    for (int k = 0; k < 3; k++)
+        out[k] = malloc(sizeof *out[k] * N * w);
+    ASSERT_EQ(ctnas_nac_features(m, g, N, ref), 0);
+    struct ctnas_served *s = ctnas_served_new(1, "nasbench201", "d", "", 0,
+                                              m);
+    ASSERT(s != NULL);
+    ASSERT_EQ(ctnas_served_cached(s), 0);
+    ASSERT_EQ(ctnas_served_features(s, sp, archs + 500, 300, out[2]), 0);
+    ASSERT_EQ(ctnas_served_cached(s), 300);
+
+    struct served_call c[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        c[k] = (struct served_call){s, sp, archs, N, 1, out[k]};
+        ASSERT_EQ(pthread_create(&t[k], NULL, served_call_run, &c[k]), 0);
+    }
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    ASSERT_EQ(ctnas_served_cached(s), U);
+    /* And once more, all from the cache. */
+    ASSERT_EQ(ctnas_served_features(s, sp, archs, N, out[2]), 0);
+    ASSERT_EQ(ctnas_served_cached(s), U);
+    for (int k = 0; k < 3; k++) {
+        ASSERT_EQ(k < 2 ? c[k].rc : 0, 0);
+        /* Batches of other make-up round the last float digits apart. */
+        for (int i = 0; i < N * w; i++)
+            ASSERT_MSG(fabs((double)out[k][i] - (double)ref[i]) < 1e-5,
+                       "call %d, value %d: %g vs %g", k, i,
+                       (double)out[k][i], (double)ref[i]);
+    }
+    ctnas_served_release(s);
+    for (int k = 0; k < 3; k++)
+        free(out[k]);
+    free(ref);
+    free(g);
+    free(archs);
+}
+#endif
+
 static void test_kendall(void)
 {
     const double x[6] = {1, 2, 3, 4, 5, 6};
@@ -1024,6 +1116,9 @@ int main(void)
     TEST_RUN(test_antisymmetric_heads);
     TEST_RUN(test_feature_cache_scoring);
     TEST_RUN(test_features_split_same);
+#ifndef CTNAS_REAL_DOUBLE
+    TEST_RUN(test_served_features_cache);
+#endif
     TEST_RUN(test_kendall);
     TEST_RUN(test_cancel);
     TEST_RUN(test_learns_synthetic);
