@@ -34,7 +34,7 @@ struct ctnas_arch {
     uint8_t ops[CTNAS_GRAPH_MAX];
 };
 
-/* 64-bit FNV-1a over the struct's bytes, for in-memory hash tables of
+/* A 64-bit hash of the struct's bytes, for in-memory hash tables of
  * architectures.  Parsed and canonical archs are zero outside their n
  * nodes, so equal cells hash (and memcmp) equal. */
 uint64_t ctnas_arch_hash64(const struct ctnas_arch *a);
