@@ -42,6 +42,13 @@ struct train_job {
     struct ctnas_nac *model;
     struct ctnas_nac_train_result res;
     struct ctnas_err err;
+    /* A model to publish first gets the features of the stored cells, so
+     * its first requests find them cached: done reads the cells after
+     * training and queues a second slice of work that computes them. */
+    int warming;
+    struct ctnas_arch *warm;
+    ctnas_real *warm_feat;
+    int n_warm;
 };
 
 static void train_job_free(struct train_job *t)
@@ -49,6 +56,8 @@ static void train_job_free(struct train_job *t)
     if (t == NULL)
         return;
     pthread_mutex_destroy(&t->mu);
+    free(t->warm);
+    free(t->warm_feat);
     ctnas_nac_free(t->model);
     ctnas_dataset_destroy(&t->set);
     free(t);
@@ -76,10 +85,33 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
     return atomic_load(&t->job.cancel);
 }
 
-/* Pool thread: the whole training in one slice (no checkpoints). */
+/* Pool thread, the second slice: the warm-up features.  Failing for
+ * want of memory only drops them (the model serves without), but a
+ * cancel cancels the job. */
+static int warm_work(struct train_job *t)
+{
+    int w = ctnas_nac_feature_width(t->model);
+    t->warm_feat = malloc((size_t)t->n_warm * (size_t)w *
+                          sizeof *t->warm_feat);
+    int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
+                                                  t->warm, t->n_warm,
+                                                  t->warm_feat,
+                                                  &t->job.cancel)
+                          : CTNAS_ENOMEM;
+    if (rc == CTNAS_ECANCELED)
+        return rc;
+    if (rc < 0)
+        t->n_warm = 0;
+    return 0;
+}
+
+/* Pool thread: the whole training in one slice (no checkpoints), then,
+ * for a model to publish, the warm-up in a second. */
 static int train_work(struct ctnas_job *job)
 {
     struct train_job *t = job->data;
+    if (t->warming)
+        return warm_work(t);
     const struct ctnas_dataset *set = &t->set;
     struct ctnas_graph *g = malloc((size_t)set->n * sizeof *g);
     if (g == NULL)
@@ -189,10 +221,11 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
     return rc;
 }
 
-/* Loop thread, under the runner's mutex: writes the job's final row,
- * publishes the model when asked, and frees t in every case (the job is
- * never requeued).  A shutdown is recorded as "failed: interrupted"
- * rather than "cancelled", since nobody asked for it. */
+/* Loop thread, under the runner's mutex.  After training a model to
+ * publish, reads the stored cells and requeues the job for their
+ * features; otherwise writes the job's final row, publishes the model
+ * when asked, and frees t.  A shutdown is recorded as "failed:
+ * interrupted" rather than "cancelled", since nobody asked for it. */
 static int train_done(struct ctnas_job *job, int status)
 {
     struct train_job *t = job->data;
@@ -206,6 +239,18 @@ static int train_done(struct ctnas_job *job, int status)
     }
     if (atomic_load(&job->started))
         train_tick(job); /* the last progress, so polls see 100% */
+    if (status == 0 && t->publish && !t->warming) {
+        /* Read here, on the loop thread, as work may not touch the
+         * store; without them the model serves all the same. */
+        t->warming = 1;
+        if (ctnas_warmup_collect(st, t->space, &t->warm, &t->n_warm,
+                                 &err) < 0)
+            ctnas_log_warn("job %lld: no warm-up: %s", (long long)job->id,
+                           err.msg);
+        else if (t->n_warm > 0)
+            return CTNAS_JOB_REQUEUE;
+        ctnas_err_clear(&err);
+    }
     int64_t model_id = 0;
     if (status == 0 && store_result(t, st, &model_id, &err) == 0) {
         ctnas_log_info("job %lld: model %lld trained on %d architectures "
@@ -218,9 +263,8 @@ static int train_done(struct ctnas_job *job, int status)
             /* served_new took the model, even if it failed. */
             t->model = NULL;
             if (s) {
-                if (ctnas_warmup_publish(t->app, st, s, &err) < 0)
-                    ctnas_log_warn("model %lld: %s", (long long)model_id,
-                                   err.msg);
+                ctnas_served_prime(s, t->warm, t->warm_feat, t->n_warm);
+                ctnas_registry_publish(t->app->registry, s);
                 ctnas_served_release(s);
             }
         }

@@ -2,7 +2,9 @@
  * job_train.h - the comparator-training job: POST /v1/nac/train builds it
  * (reading the training set from the store on the HTTP thread), the
  * runner trains it on a pool thread, and its done callback stores the
- * model and publishes it for serving on the loop thread.
+ * model and publishes it for serving on the loop thread, after a second
+ * slice on the pool has computed its features of the stored cells (see
+ * warmup.h).
  */
 #ifndef CTNAS_JOB_TRAIN_H
 #define CTNAS_JOB_TRAIN_H

@@ -106,9 +106,9 @@ static int cache_take(struct ctnas_feat_cache *c,
     return n_miss;
 }
 
-/* Cache f[k], the features of archs[idx[k]], k < n; with c->mu held.  An
- * entry another thread stored meanwhile is kept; at CACHE_MAX, or out of
- * memory, the rest are simply not cached. */
+/* Cache f[k], the features of archs[idx[k]] (archs[k] when idx is NULL),
+ * k < n; with c->mu held.  An entry another thread stored meanwhile is
+ * kept; at CACHE_MAX, or out of memory, the rest are simply not cached. */
 static void cache_put(struct ctnas_feat_cache *c,
                       const struct ctnas_arch *archs, const int *idx, int n,
                       const ctnas_real *f)
@@ -119,20 +119,17 @@ static void cache_put(struct ctnas_feat_cache *c,
             return;
         if (2 * (c->n + 1) > c->cap && cache_grow(c) < 0)
             return;
-        size_t h = cache_slot(c, &archs[idx[k]]);
+        const struct ctnas_arch *a = &archs[idx ? idx[k] : k];
+        size_t h = cache_slot(c, a);
         if (c->used[h])
             continue;
         c->used[h] = 1;
-        c->keys[h] = archs[idx[k]];
+        c->keys[h] = *a;
         memcpy(c->feat + h * (size_t)w, f + (size_t)k * w,
                (size_t)w * sizeof *f);
         c->n++;
     }
 }
-
-/* Misses computed per lock-free stretch: four of the GCN's 256-graph
- * chunks, so a block still spreads over the feature threads. */
-#define MISS_BLOCK 1024
 
 int ctnas_served_features(struct ctnas_served *s,
                           const struct ctnas_space *sp,
@@ -141,12 +138,14 @@ int ctnas_served_features(struct ctnas_served *s,
 {
     struct ctnas_feat_cache *c = s->cache;
     int w = c->width;
-    /* Short critical sections around the long computations: lookups copy
-     * out hits, the misses are computed unlocked (the GCN forward is the
-     * slow part), then stored.  Misses go in blocks, each looked up again
-     * first, so a request racing the model's warm-up (or another request
-     * over the same cells) takes what the other has computed meanwhile
-     * rather than computing everything twice. */
+    /* Two short critical sections around one long computation: lookups
+     * copy out hits, the misses are computed unlocked (the GCN forward is
+     * the slow part), then stored.  Concurrent requests may compute the
+     * same miss twice; the second store is skipped, which is harmless as
+     * both results are equal.  (Computing the misses in blocks, each
+     * looked up again, would let a request share a racing warm-up's work,
+     * but made the cold path ~20% slower: a training job warms its model
+     * before publishing it, so such races are rare.) */
     int *miss = malloc((size_t)(n ? n : 1) * sizeof *miss);
     if (miss == NULL)
         return CTNAS_ENOMEM;
@@ -155,40 +154,40 @@ int ctnas_served_features(struct ctnas_served *s,
     pthread_mutex_lock(&c->mu);
     int n_miss = cache_take(c, archs, miss, n, feat);
     pthread_mutex_unlock(&c->mu);
-    int rc = 0, cap = n_miss < MISS_BLOCK ? n_miss : MISS_BLOCK;
-    struct ctnas_graph *g = NULL;
-    ctnas_real *f = NULL;
+    int rc = 0;
     if (n_miss > 0) {
-        g = malloc((size_t)cap * sizeof *g);
-        f = malloc((size_t)cap * (size_t)w * sizeof *f);
+        struct ctnas_graph *g = malloc((size_t)n_miss * sizeof *g);
+        ctnas_real *f = malloc((size_t)n_miss * (size_t)w * sizeof *f);
         if (g == NULL || f == NULL)
             rc = CTNAS_ENOMEM;
-    }
-    for (int at = 0; rc == 0 && at < n_miss; at += MISS_BLOCK) {
-        int *blk = miss + at;
-        int k = n_miss - at < MISS_BLOCK ? n_miss - at : MISS_BLOCK;
-        if (at > 0) {
+        for (int k = 0; rc == 0 && k < n_miss; k++)
+            sp->to_graph(&archs[miss[k]], &g[k]);
+        if (rc == 0)
+            rc = ctnas_nac_features(s->nac, g, n_miss, f);
+        if (rc == 0) {
+            /* The caller's feat is filled before the cache is touched:
+             * whatever happens to the cache, the answer is complete. */
+            for (int k = 0; k < n_miss; k++)
+                memcpy(feat + (size_t)miss[k] * w, f + (size_t)k * w,
+                       (size_t)w * sizeof *feat);
             pthread_mutex_lock(&c->mu);
-            k = cache_take(c, archs, blk, k, feat);
+            cache_put(c, archs, miss, n_miss, f);
             pthread_mutex_unlock(&c->mu);
         }
-        for (int j = 0; j < k; j++)
-            sp->to_graph(&archs[blk[j]], &g[j]);
-        if (k > 0 && (rc = ctnas_nac_features(s->nac, g, k, f)) < 0)
-            break;
-        /* The caller's feat is filled before the cache is touched:
-         * whatever happens to the cache, the answer is complete. */
-        for (int j = 0; j < k; j++)
-            memcpy(feat + (size_t)blk[j] * w, f + (size_t)j * w,
-                   (size_t)w * sizeof *feat);
-        pthread_mutex_lock(&c->mu);
-        cache_put(c, archs, blk, k, f);
-        pthread_mutex_unlock(&c->mu);
+        free(g);
+        free(f);
     }
-    free(g);
-    free(f);
     free(miss);
     return rc;
+}
+
+void ctnas_served_prime(struct ctnas_served *s,
+                        const struct ctnas_arch *archs,
+                        const ctnas_real *feat, int n)
+{
+    pthread_mutex_lock(&s->cache->mu);
+    cache_put(s->cache, archs, NULL, n, feat);
+    pthread_mutex_unlock(&s->cache->mu);
 }
 
 int ctnas_served_cached(struct ctnas_served *s)

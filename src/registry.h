@@ -38,6 +38,12 @@ int ctnas_served_features(struct ctnas_served *s,
                           const struct ctnas_arch *archs, int n,
                           ctnas_real *feat);
 
+/* Cache feat (n x width), the features of archs computed with s's model,
+ * before s is published; as far as the cache's bound allows. */
+void ctnas_served_prime(struct ctnas_served *s,
+                        const struct ctnas_arch *archs,
+                        const ctnas_real *feat, int n);
+
 /* Architectures whose features s has cached; any thread. */
 int ctnas_served_cached(struct ctnas_served *s);
 

@@ -1,7 +1,7 @@
 /*
- * warmup.c - see warmup.h.  The warm-up is an uncounted runner job: it
- * takes no --max-jobs place and has no row, and it holds a reference on
- * the model it warms.
+ * warmup.c - see warmup.h.  The background warm-up is an uncounted runner
+ * job: it takes no --max-jobs place and has no row, and it holds a
+ * reference on the model it warms.
  */
 #include "config.h"
 #include "warmup.h"
@@ -10,19 +10,87 @@
 
 #include "log.h"
 #include "runner.h"
-#include "space.h"
 #include "store_ml.h"
 
-/* Archs per ctnas_served_features call: between two calls the job checks
- * for shutdown, and whether anyone but itself still holds the model. */
+/* Archs per step: between two the warm-up checks for cancellation (and
+ * the background job whether anyone else still holds its model); four
+ * of the GCN's 256-graph chunks, so a step spreads over its threads. */
 #define WARMUP_CHUNK 1024
+
+struct collect {
+    const struct ctnas_space *space;
+    struct ctnas_arch *archs;
+    int n, cap;
+};
+
+static int collect_one(void *cls, int64_t id, const char *enc)
+{
+    (void)id;
+    struct collect *c = cls;
+    if (c->n == CTNAS_WARMUP_MAX)
+        return 1; /* enough: stop the scan */
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 1024;
+        struct ctnas_arch *a = realloc(c->archs, (size_t)cap * sizeof *a);
+        if (a == NULL)
+            return CTNAS_ENOMEM;
+        c->archs = a;
+        c->cap = cap;
+    }
+    if (c->space->parse_string(enc, &c->archs[c->n], NULL) == 0)
+        c->n++;
+    return 0;
+}
+
+int ctnas_warmup_collect(struct ctnas_store *st,
+                         const struct ctnas_space *space,
+                         struct ctnas_arch **archs, int *n,
+                         struct ctnas_err *err)
+{
+    struct collect c = {space, NULL, 0, 0};
+    int rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
+    if (rc < 0) {
+        free(c.archs);
+        return rc == CTNAS_ENOMEM
+                   ? ctnas_err_set(err, rc, "", "out of memory")
+                   : rc;
+    }
+    *archs = c.archs;
+    *n = c.n;
+    return 0;
+}
+
+int ctnas_warmup_features(const struct ctnas_nac *m,
+                          const struct ctnas_space *space,
+                          const struct ctnas_arch *archs, int n,
+                          ctnas_real *feat, atomic_int *cancel)
+{
+    int w = ctnas_nac_feature_width(m), rc = 0;
+    struct ctnas_graph *g = malloc(WARMUP_CHUNK * sizeof *g);
+    if (g == NULL)
+        return CTNAS_ENOMEM;
+    for (int i = 0; i < n && rc == 0; i += WARMUP_CHUNK) {
+        if (atomic_load(cancel)) {
+            rc = CTNAS_ECANCELED;
+            break;
+        }
+        int k = n - i < WARMUP_CHUNK ? n - i : WARMUP_CHUNK;
+        for (int j = 0; j < k; j++)
+            space->to_graph(&archs[i + j], &g[j]);
+        rc = ctnas_nac_features(m, g, k, feat + (size_t)i * w);
+    }
+    free(g);
+    return rc;
+}
+
+/* ---- the background warm-up ---- */
 
 struct warmup {
     struct ctnas_job job;
     struct ctnas_served *s;          /* one reference, the job's */
     const struct ctnas_space *space;
     struct ctnas_arch *archs;
-    int n, cap, done;
+    int n, done;
     double seconds;
 };
 
@@ -33,7 +101,9 @@ static void warmup_free(struct warmup *w)
     free(w);
 }
 
-/* Pool thread: only the model and the job's own copy of the archs. */
+/* Pool thread: only the model and the job's own copy of the archs.
+ * Through the model's cache, so requests meanwhile find each step's
+ * cells, and the job skips the cells they computed. */
 static int warmup_work(struct ctnas_job *job)
 {
     struct warmup *w = job->data;
@@ -84,26 +154,6 @@ static const struct ctnas_job_ops warmup_ops = {
     .done = warmup_done,
 };
 
-/* A stored row; one that does not parse is left to requests to report. */
-static int add_stored(void *cls, int64_t id, const char *enc)
-{
-    (void)id;
-    struct warmup *w = cls;
-    if (w->n == CTNAS_WARMUP_MAX)
-        return 1; /* enough: stop the scan */
-    if (w->n == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 1024;
-        struct ctnas_arch *a = realloc(w->archs, (size_t)cap * sizeof *a);
-        if (a == NULL)
-            return CTNAS_ENOMEM;
-        w->archs = a;
-        w->cap = cap;
-    }
-    if (w->space->parse_string(enc, &w->archs[w->n], NULL) == 0)
-        w->n++;
-    return 0;
-}
-
 int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
                          struct ctnas_served *s, struct ctnas_err *err)
 {
@@ -117,16 +167,10 @@ int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
     w->space = space;
     ctnas_served_ref(s);
     w->s = s;
-    int rc = ctnas_store_arch_scan(st, space->name, add_stored, w, err);
-    if (rc < 0) {
-        if (rc == CTNAS_ENOMEM)
-            ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    int rc = ctnas_warmup_collect(st, space, &w->archs, &w->n, err);
+    if (rc < 0 || w->n == 0) {
         warmup_free(w);
-        return rc;
-    }
-    if (w->n == 0) {
-        warmup_free(w);
-        return 0;
+        return rc < 0 ? rc : 0;
     }
     w->job.ops = &warmup_ops;
     w->job.data = w;

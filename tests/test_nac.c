@@ -919,7 +919,7 @@ static void *served_call_run(void *p)
 
 /* Cached features are the model's features: for cells cached before,
  * cells repeated in a request, and two requests racing over the same
- * cells in blocks; each cell is cached once. */
+ * cells; each cell is cached once. */
 static void test_served_features_cache(void)
 {
     enum { U = 2600, N = 2800 };
