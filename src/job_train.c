@@ -49,6 +49,7 @@ struct train_job {
     struct ctnas_arch *warm;
     ctnas_real *warm_feat;
     int n_warm;
+    double warm_seconds;
 };
 
 static void train_job_free(struct train_job *t)
@@ -91,6 +92,7 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
 static int warm_work(struct train_job *t)
 {
     int w = ctnas_nac_feature_width(t->model);
+    double t0 = ctnas_now_seconds();
     t->warm_feat = malloc((size_t)t->n_warm * (size_t)w *
                           sizeof *t->warm_feat);
     int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
@@ -102,6 +104,7 @@ static int warm_work(struct train_job *t)
         return rc;
     if (rc < 0)
         t->n_warm = 0;
+    t->warm_seconds = ctnas_now_seconds() - t0;
     return 0;
 }
 
@@ -189,11 +192,12 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
     for (int i = 0; i < t->set.n; i++)
         json_array_append_new(ids, json_integer(t->set.ids[i]));
     json_t *figures = json_pack(
-        "{s:f, s:o, s:o, s:o, s:I, s:i}", "train_seconds", t->res.seconds,
-        "loss", ctnas_jsonv_real_or_null(t->res.loss),
+        "{s:f, s:o, s:o, s:o, s:I, s:i, s:i, s:f}", "train_seconds",
+        t->res.seconds, "loss", ctnas_jsonv_real_or_null(t->res.loss),
         "train_pair_accuracy", ctnas_jsonv_real_or_null(t->res.pair_acc),
         "holdout_kendall_tau", ctnas_jsonv_real_or_null(t->res.holdout_tau),
-        "steps", (json_int_t)t->res.steps, "n_train", t->set.n);
+        "steps", (json_int_t)t->res.steps, "n_train", t->set.n,
+        "warmed", t->n_warm, "warm_seconds", t->warm_seconds);
     json_t *cfg = ctnas_nac_json_write(&t->cfg);
     struct ctnas_model_meta meta = {t->space->name, t->dataset,
                                     t->metric,

@@ -110,6 +110,7 @@ def training_job_reports_progress_and_publishes_a_model():
     # The job computed the model's features of every stored cell before
     # publishing it, so the first compare or rank finds them cached.
     check_eq(m["cached_features"], 150, "stored cells warmed")
+    check_eq(j["result"]["figures"]["warmed"], 150, "figures say so")
 
 
 @test
@@ -123,6 +124,7 @@ def training_options_readout_and_top_weight_are_used_and_kept():
     m = [x for x in doc["items"] if x["id"] == j["result"]["model_id"]][0]
     check_eq(m["serving"], False, "not published")
     check("cached_features" not in m, "no cache when not serving: %r" % m)
+    check_eq(j["result"]["figures"]["warmed"], 0, "no warm-up unpublished")
     check_eq((m["config"]["readout"], m["config"]["top_weight"],
               m["config"]["top_scale"]), ("mean_output", 30, 0.1),
              "config kept")
