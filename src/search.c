@@ -9,6 +9,17 @@
  * from s->rng, all work happens in an order fixed by (state, config), and
  * the feature cache is part of the saved state, so a resumed search does
  * exactly the computations the uninterrupted one would have done.
+ *
+ * Must not touch: the comparator and the labelled arrays handed to
+ * ctnas_search_new (both are copied), the store, HTTP and the runner.
+ * job_search.c and eval_search.c drive a search through search.h; what
+ * reaches the store (checkpoints, pseudo-labels) goes through
+ * job_search.c.
+ *
+ * Layout: names and configuration; cell keys and their hash index; the
+ * struct; the feature cache; the pool and its ranking; pseudo-labels and
+ * fine-tuning; the baseline; the controller step; the polish; the run
+ * loop; accessors; the checkpoint blob.
  */
 #include "config.h"
 #include "search.h"
@@ -127,6 +138,12 @@ void ctnas_search_config_default(struct ctnas_search_config *cfg)
     cfg->top_n = 100;
 }
 
+/* The bounds are sanity limits, not tuned values: they keep the sizes
+ * derived from the config (2 * pseudo_k samples, h_size + h_keep
+ * candidates, an index of at least 2 * pool_cap slots) well inside int.
+ * h_size is at least 2 because a candidate's s_i is its mean against the
+ * others; top_n cannot exceed pool_cap because the ranking is a prefix of
+ * the ranked pool. */
 int ctnas_search_config_check(const struct ctnas_search_config *cfg,
                               struct ctnas_err *err)
 {
@@ -156,6 +173,7 @@ int ctnas_search_config_check(const struct ctnas_search_config *cfg,
     int rc = ctnas_ctrl_config_check(&cfg->ctrl, err);
     if (rc != 0)
         return rc;
+    /* The API calls baseline_mode "baseline" (job_search.c). */
     if (cfg->baseline_mode < 0 ||
         cfg->baseline_mode > CTNAS_SEARCH_BASELINE_RANDOM)
         return ctnas_err_set(err, CTNAS_EINVAL, "baseline",
@@ -224,6 +242,8 @@ static int key_eq(struct key x, struct key y)
     return x.a == y.a && x.b == y.b;
 }
 
+/* The first 16 hex digits of h as a number (a non-hex character counts
+ * as 0; a space's hash never produces one). */
 static uint64_t hex64(const char *h)
 {
     uint64_t v = 0;
@@ -238,6 +258,8 @@ static uint64_t hex64(const char *h)
     return v;
 }
 
+/* The key of a cell: its hash split into two words, so comparing cells
+ * is two integer compares and no hash strings are kept. */
 static struct key arch_key(const struct ctnas_space *sp,
                            const struct ctnas_arch *a)
 {
@@ -261,6 +283,9 @@ static void kindex_destroy(struct kindex *x)
     x->cap = 0;
 }
 
+/* The index in keys of k, or -1.  Linear probing; a probe always reaches
+ * an empty slot because the table is at most half full.  Keys are MD5
+ * output, already well mixed, so folding the two words is hash enough. */
 static int kindex_find(const struct kindex *x, const struct key *keys,
                        struct key k)
 {
@@ -276,6 +301,8 @@ static int kindex_find(const struct kindex *x, const struct key *keys,
     }
 }
 
+/* Put idx in the first free slot of its probe sequence.  No duplicate
+ * check and no growth: callers find first and keep the load at half. */
 static void kindex_put(struct kindex *x, const struct key *keys, int idx)
 {
     struct key k = keys[idx];
@@ -286,7 +313,9 @@ static void kindex_put(struct kindex *x, const struct key *keys, int idx)
     x->slot[i] = idx + 1;
 }
 
-/* Rebuild for keys[0 .. n) with room for at least want keys. */
+/* Rebuild for keys[0 .. n) with room for at least want keys (capacity
+ * at least twice the larger of n and want, for the half load).  On
+ * CTNAS_ENOMEM the old index is left as it was. */
 static int kindex_rebuild(struct kindex *x, const struct key *keys, int n,
                           int want)
 {
@@ -307,7 +336,8 @@ static int kindex_rebuild(struct kindex *x, const struct key *keys, int n,
     return 0;
 }
 
-/* Add keys[idx] (idx == the new count - 1), growing when needed. */
+/* Add keys[idx] (idx == the new count - 1), growing when needed.  Growth
+ * asks for twice the keys held, so n adds rebuild only O(log n) times. */
 static int kindex_add(struct kindex *x, const struct key *keys, int idx)
 {
     if (2 * (idx + 1) > x->cap) {
@@ -322,6 +352,11 @@ static int kindex_add(struct kindex *x, const struct key *keys, int idx)
 /* ------------------------------------------------------------------ */
 /* The search */
 
+/* A distinct architecture the search has met.  first_step is the value
+ * of step when it was first pooled (exploration, baseline update and
+ * controller step of step t all record t); count is how often it was
+ * sampled or a climb ended on it; score is its mean win probability
+ * against the pool at the last scoring (0.5 until then). */
 struct pool_entry {
     struct ctnas_arch arch;
     long first_step;
@@ -329,7 +364,9 @@ struct pool_entry {
     double score;
 };
 
-/* Where in a step the machine is. */
+/* Where in a step the machine is: advance() runs a step's stages in this
+ * order, and the polish after a round's last step.  The values are saved
+ * in checkpoints (ctnas_search_load checks the range), so only append. */
 enum {
     STAGE_EXPLORE,
     STAGE_FINETUNE,
@@ -341,22 +378,34 @@ enum {
 struct ctnas_search {
     const struct ctnas_space *space;
     struct ctnas_search_config cfg;
+    /* The search's only source of randomness (saved in the checkpoint). */
     struct ctnas_rng rng;
 
     int state;            /* enum ctnas_search_state */
     long step;            /* controller steps done */
+    /* round_end: the value of step at which the current round ends;
+     * round: 1-based */
     long round_end;
     int round;
+    /* stage: the STAGE_* the next unit of work runs; ft_left: fine-tuning
+     * steps still to run while stage is STAGE_FINETUNE. */
     int stage, ft_left;
     int explorations, baseline_updates;
+    /* reward_avg, entropy_avg: batch means smoothed for progress only;
+     * adv_b: the reward baseline b of the ema advantage.  have_avg is 0
+     * until the first controller step, whose batch means seed them. */
     double reward_avg, entropy_avg, adv_b;
     int have_avg;
 
     struct ctnas_ctrl *ctrl;
+    /* nac: the search's own copy, fine-tuned; adam: its fine-tuning
+     * state, over all of nac's members */
     struct ctnas_nac *nac;
     struct ctnas_adam adam;
 
-    /* labelled set */
+    /* labelled set: lab_val[i] is lab[i]'s measurement (greater is
+     * better); lab_graph holds each cell's graph for fine-tuning batches;
+     * lab_ix indexes lab_key */
     int n_lab, cap_lab;
     struct ctnas_arch *lab;
     double *lab_val;
@@ -364,7 +413,9 @@ struct ctnas_search {
     struct ctnas_graph *lab_graph;
     struct kindex lab_ix;
 
-    /* baseline and candidate set H */
+    /* baseline and candidate set H: base_score is the baseline's s_i in
+     * its H (0.5 before the first update); H holds at most cap_h =
+     * h_size + h_keep cells, sorted by h_score, best first */
     struct ctnas_arch base;
     struct key base_key;
     double base_score;
@@ -373,17 +424,20 @@ struct ctnas_search {
     struct key *h_key;
     double *h_score;
 
-    /* pool of distinct sampled architectures */
+    /* pool of distinct sampled architectures: at most pool_cap, in
+     * insertion order since the last trim; pool_ix is sized for pool_cap
+     * keys from the start */
     int n_pool;
     struct pool_entry *pool;
     struct key *pool_key;
     struct kindex pool_ix;
 
-    /* ranking as last refreshed */
+    /* ranking as last refreshed: at most top_n copies, best first, so it
+     * stays put while the pool changes; entry 0 is the answer */
     int n_top;
     struct ctnas_search_entry *top;
 
-    /* pseudo-labels */
+    /* pseudo-labels: every one produced, in order; none is dropped */
     int n_pseudo, cap_pseudo;
     struct ctnas_search_pseudo *pseudo;
 
@@ -393,13 +447,19 @@ struct ctnas_search {
     struct ctnas_arch pol_cur;
     struct ctnas_arch *pol_start;
 
-    /* feature cache of the current comparator */
+    /* feature cache of the current comparator: fc_n rows in use, each
+     * fc_width (ctnas_nac_feature_width) numbers; see fc_get */
     int fc_n, fc_cap, fc_width;
     struct key *fc_key;
     ctnas_real *fc_feat;
     struct kindex fc_ix;
 
-    /* scratch: not state */
+    /* scratch: not state (rebuilt by search_alloc, never saved).  smp and
+     * smp_key hold the last draw of samples; rows has one slot more, for
+     * the baseline in controller_step; work, grad (controller parameters),
+     * adv and rew (batch) serve the controller step; the ft* buffers hold
+     * one fine-tuning batch of ft_pairs pairs, ft_cap = 2 * ft_pairs
+     * graphs */
     int cap_smp;
     struct ctnas_ctrl_sample *smp;
     struct key *smp_key;
@@ -426,6 +486,8 @@ struct ctnas_search {
  * floats the uninterrupted one would have (a feature computed in another
  * batch could differ in its last bits). */
 
+/* Forget every row and keep the allocations: for a changed comparator,
+ * or when the cache reaches FC_MAX_ROWS. */
 static void fc_clear(struct ctnas_search *s)
 {
     s->fc_n = 0;
@@ -470,7 +532,11 @@ static const ctnas_real *fc_row(const struct ctnas_search *s, int r)
 
 /* Rows of the cache holding the features of archs[0 .. n) (keys given),
  * computing the missing ones in one batch.  Rows from earlier calls stay
- * valid only until the next call (the cache may start afresh). */
+ * valid only until the next call (the cache may start afresh).  Misses
+ * take the next rows in the order of archs, and a cell repeated in archs
+ * is computed once (its first occurrence is indexed at once).  The cache
+ * starts afresh before a call, never during one, so the rows a call
+ * returns are all valid together. */
 static int fc_get(struct ctnas_search *s, const struct ctnas_arch *archs,
                   const struct key *keys, int n, int *row)
 {
@@ -511,7 +577,8 @@ static int fc_get(struct ctnas_search *s, const struct ctnas_arch *archs,
     return 0;
 }
 
-/* p(a beats b) for cached rows ra and rb. */
+/* p(a beats b) for cached rows ra and rb.  Argument order matters: only
+ * the antisymmetric heads (nac.h) guarantee p(a, b) = 1 - p(b, a). */
 static double prob(const struct ctnas_search *s, int ra, int rb)
 {
     return ctnas_nac_feature_prob(s->nac, fc_row(s, ra), fc_row(s, rb));
@@ -519,7 +586,8 @@ static double prob(const struct ctnas_search *s, int ra, int rb)
 
 /* ---- scratch ---- */
 
-/* Sample, key and row buffers for at least n architectures. */
+/* Sample, key and row buffers for at least n architectures.  rows gets
+ * n + 1 slots: controller_step puts the baseline after its batch. */
 static int ensure_samples(struct ctnas_search *s, int n)
 {
     if (n <= s->cap_smp)
@@ -540,6 +608,8 @@ static int ensure_samples(struct ctnas_search *s, int n)
     return 0;
 }
 
+/* Free the fine-tuning scratch; safe on zeroed or already freed scratch
+ * (search_alloc starts from calloc). */
 static void ft_scratch_destroy(struct ctnas_search *s)
 {
     ctnas_nac_batch_destroy(&s->ftb);
@@ -554,7 +624,10 @@ static void ft_scratch_destroy(struct ctnas_search *s)
     s->ft_cap = 0;
 }
 
-/* Fine-tuning scratch and Adam for the current comparator. */
+/* Fine-tuning scratch and Adam for the current comparator, run for the
+ * first one and whenever it is replaced: Adam restarts from zero moments,
+ * and the feature cache is cleared (and dropped when the feature width
+ * changes).  Two graphs per pair, hence 2 * ft_pairs. */
 static int nac_scratch_init(struct ctnas_search *s)
 {
     ft_scratch_destroy(s);
@@ -590,7 +663,9 @@ static int nac_scratch_init(struct ctnas_search *s)
     return 0;
 }
 
-/* A deep copy of a comparator (config, members, weights). */
+/* A deep copy of a comparator (config, members, weights).  The rng only
+ * seeds initial weights that the copy then overwrites, so a local one
+ * serves and the search's own stream is not touched. */
 static struct ctnas_nac *nac_dup(const struct ctnas_nac *m)
 {
     struct ctnas_rng r;
@@ -639,7 +714,10 @@ void ctnas_search_free(struct ctnas_search *s)
 }
 
 /* Everything sized by the config; the comparator is taken (owned) even
- * on failure.  The controller gets fresh weights from rng. */
+ * on failure, and a NULL one (a failed copy) is reported as out of
+ * memory.  The controller gets fresh weights from rng.  The search is
+ * left RUNNING at step 0 of round 1; the caller sets the labels and the
+ * first baseline (ctnas_search_new) or the saved state (load). */
 static struct ctnas_search *search_alloc(const struct ctnas_space *sp,
                                          const struct ctnas_search_config *c,
                                          struct ctnas_nac *nac_take,
@@ -660,6 +738,8 @@ static struct ctnas_search *search_alloc(const struct ctnas_space *sp,
         ctnas_search_free(s);
         return NULL;
     }
+    /* The sample buffers serve the largest single draw: a controller
+     * batch, an exploration's 2K or a baseline update's h_size. */
     s->cap_h = c->h_size + c->h_keep;
     int n_smp = c->batch;
     if (2 * c->pseudo_k > n_smp)
@@ -732,6 +812,9 @@ int ctnas_search_add_labels(struct ctnas_search *s,
     int rc = labels_reserve(s, n);
     if (rc != 0)
         return rc;
+    /* Each cell is indexed as it is added, so a cell repeated within
+     * archs takes its last value instead of entering twice.  Its graph is
+     * made once here for every later fine-tuning batch. */
     for (int i = 0; i < n; i++) {
         struct key k = arch_key(s->space, &archs[i]);
         int j = kindex_find(&s->lab_ix, s->lab_key, k);
@@ -778,6 +861,9 @@ struct ctnas_search *ctnas_search_new(const struct ctnas_space *sp,
                       nac->cfg.n_types, sp->name, sp->n_node_types);
         return NULL;
     }
+    /* The draws from the seed come in a fixed order: the controller's
+     * weights (search_alloc), then the first baseline, then s->rng goes on
+     * from there.  Reordering them changes every seeded search. */
     struct ctnas_rng rng;
     ctnas_rng_seed(&rng, cfg->seed);
     struct ctnas_nac *copy = nac_dup(nac);
@@ -814,8 +900,9 @@ static int cmp_score_desc(const void *x, const void *y, const double *score)
     return (i > j) - (i < j);
 }
 
-/* Indices 0..n-1 ordered by score, best first, ties by index (insertion
- * sort for small n, merge sort otherwise: stable and reentrant). */
+/* Indices 0..n-1 ordered by score, best first, ties by index: a
+ * bottom-up merge sort, stable and reentrant (qsort is neither stable nor
+ * able to see score without a global).  tmp has room for n indices. */
 static void order_by_score(const double *score, int n, int *idx, int *tmp)
 {
     for (int i = 0; i < n; i++)
@@ -839,7 +926,10 @@ static void order_by_score(const double *score, int n, int *idx, int *tmp)
 }
 
 /* Score every pool entry by its mean win probability against the rest
- * under the current comparator. */
+ * under the current comparator: O(n^2) pair evaluations from cached
+ * features, copied into one block because ctnas_nac_mean_win reads
+ * contiguous rows.  It goes through fc_get, so cache rows a caller holds
+ * are stale afterwards. */
 static int pool_score(struct ctnas_search *s)
 {
     int n = s->n_pool;
@@ -888,7 +978,8 @@ static void fill_entry(const struct ctnas_search *s, int i,
     e->value = j >= 0 ? s->lab_val[j] : 0;
 }
 
-/* Rescore the pool and keep the top entries. */
+/* Rescore the pool and keep the top entries (copies, with their
+ * measurements as of now; ctnas_search_add_labels updates the marks). */
 static int refresh_ranking(struct ctnas_search *s)
 {
     int n = s->n_pool, rc = pool_score(s);
@@ -915,7 +1006,10 @@ static int refresh_ranking(struct ctnas_search *s)
     return 0;
 }
 
-/* A full pool keeps its better half (by a fresh ranking), in rank order. */
+/* A full pool keeps its better half (by a fresh ranking), in rank order.
+ * Dropping half at once rather than one entry means a trim (an O(n^2)
+ * rescoring) comes once per pool_cap / 2 new cells.  The pool's scores
+ * are fresh afterwards; the ranking (top) is not refreshed. */
 static int pool_trim(struct ctnas_search *s)
 {
     int n = s->n_pool, rc = pool_score(s);
@@ -953,7 +1047,10 @@ out:
 
 /* Count a sampled architecture: a known one is counted again, a new one
  * joins the pool (trimming it first when full).  The index has room for
- * pool_cap keys at half load, so kindex_put never needs to grow it. */
+ * pool_cap keys at half load, so kindex_put never needs to grow it.  A
+ * caller uses any cache rows it holds before pooling, since a trim
+ * rescores through fc_get.  A new entry scores 0.5 until the next
+ * scoring. */
 static int pool_add(struct ctnas_search *s, const struct ctnas_arch *a,
                     struct key k)
 {
@@ -977,7 +1074,9 @@ static int pool_add(struct ctnas_search *s, const struct ctnas_arch *a,
     return 0;
 }
 
-/* Sample n architectures with no gradient kept, key them and pool them. */
+/* Sample n architectures with no gradient kept, key them and pool them.
+ * These samples (exploration, baseline candidates) do not train the
+ * controller, but they draw on s->rng and count in the pool. */
 static int sample_plain(struct ctnas_search *s, int n)
 {
     int rc = ensure_samples(s, n);
@@ -1008,6 +1107,8 @@ int ctnas_search_select_pseudo(const double *p, int n, int k, int *idx,
         free(conf);
         return CTNAS_ENOMEM;
     }
+    /* A NaN pair gets confidence -1, below every real one (>= 0.5), so
+     * it sorts last and the loop below stops at the first. */
     for (int i = 0; i < n; i++)
         conf[i] = isnan(p[i]) ? -1.0 : (p[i] >= 0.5 ? p[i] : 1.0 - p[i]);
     order_by_score(conf, n, all, tmp);
@@ -1069,6 +1170,8 @@ static int explore(struct ctnas_search *s)
     }
     if ((rc = fc_get(s, a, s->smp_key, n, row)) != 0)
         goto out;
+    /* perm may pair a sample with itself or with another draw of the
+     * same cell: such pairs get NaN, which select_pseudo skips. */
     ctnas_rng_shuffle(&s->rng, perm, n);
     for (int i = 0; i < n; i++) {
         int j = perm[i];
@@ -1080,6 +1183,7 @@ static int explore(struct ctnas_search *s)
         rc = m;
         goto out;
     }
+    /* pseudo_reserve made room for k, and m <= k. */
     for (int t = 0; t < m; t++) {
         int i = sel[t];
         struct ctnas_search_pseudo *q = &s->pseudo[s->n_pseudo++];
@@ -1111,6 +1215,10 @@ static int finetune_step(struct ctnas_search *s)
 {
     const struct ctnas_search_config *c = &s->cfg;
     struct ctnas_nac *m = s->nac;
+    /* With fewer than 2 labels there is no labelled pair, so pseudo-labels
+     * fill the batch; with no pseudo-labels yet, labelled pairs do.  Either
+     * way n_l + n_p <= ft_pairs: the batch fits the 2 * ft_pairs graphs of
+     * the scratch. */
     int n_p = 0, n_l = 0;
     if (s->n_pseudo > 0)
         n_p = s->n_lab >= 2 ? (int)lround(c->pseudo_ratio * c->ft_pairs)
@@ -1118,6 +1226,8 @@ static int finetune_step(struct ctnas_search *s)
     if (s->n_lab >= 2)
         n_l = c->ft_pairs - n_p;
     struct ctnas_nac_pairs *pr = &s->ftp;
+    /* An explicit list of pairs (not nac.h's dense form), refilled for
+     * every step. */
     pr->n = 0;
     pr->dense = 0;
     int g = 0, n_best = 0, *best = NULL;
@@ -1137,7 +1247,8 @@ static int finetune_step(struct ctnas_search *s)
         }
     }
     if (n_l > 0 && c->ft_top > 0) {
-        /* the best quarter of the labelled set, by value */
+        /* the best quarter of the labelled set, by value, rounded up so
+         * it is never empty */
         int *tmp = malloc((size_t)s->n_lab * sizeof *tmp);
         best = malloc((size_t)s->n_lab * sizeof *best);
         if (tmp == NULL || best == NULL) {
@@ -1154,6 +1265,8 @@ static int finetune_step(struct ctnas_search *s)
         int i = (int)ctnas_rng_below(&s->rng, (uint32_t)s->n_lab);
         if (n_best > 0 && ctnas_rng_uniform(&s->rng) < c->ft_top)
             i = best[ctnas_rng_below(&s->rng, (uint32_t)n_best)];
+        /* j uniform over the other n_lab - 1 cells: draw below n_lab - 1
+         * and step over i */
         int j = (int)ctnas_rng_below(&s->rng, (uint32_t)s->n_lab - 1);
         j += j >= i;
         s->ft_graphs[g] = s->lab_graph[i];
@@ -1172,7 +1285,8 @@ static int finetune_step(struct ctnas_search *s)
         const struct ctnas_search_pseudo *ps = &s->pseudo[i];
         s->space->to_graph(&ps->a, &s->ft_graphs[g]);
         s->space->to_graph(&ps->b, &s->ft_graphs[g + 1]);
-        /* pseudo-labels carry no measured rank: plain weight */
+        /* pseudo-labels carry no measured rank: weight 1, the floor of
+         * ctnas_nac_top_weights, as for a pair of poor measured cells */
         s->ft_w[g] = 1;
         s->ft_w[g + 1] = 1;
         pr->a[pr->n] = g;
@@ -1186,6 +1300,8 @@ static int finetune_step(struct ctnas_search *s)
     free(lw);
     if (pr->n == 0)
         return 0;
+    /* ctnas_nac_loss adds into the gradient, hence the zeroing; theta
+     * holds the members one after another, and so does ft_grad. */
     size_t np = m->lay.n_params;
     memset(s->ft_grad, 0, (size_t)m->n_members * np * sizeof *s->ft_grad);
     ctnas_nac_batch_build(&s->ftb, &m->cfg, s->ft_graphs, NULL, g);
@@ -1203,6 +1319,7 @@ int ctnas_search_pick_baseline(const struct ctnas_nac *nac,
 {
     ctnas_nac_mean_win(nac, feat, n, score);
     int best = 0;
+    /* strict: a tie goes to the lower index (in H, kept cells come first) */
     for (int i = 1; i < n; i++)
         if (score[i] > score[best])
             best = i;
@@ -1239,6 +1356,8 @@ static int baseline_update(struct ctnas_search *s)
         k[n] = s->h_key[i];
         isnew[n++] = 0;
     }
+    /* A cell already in H (kept, or drawn twice) enters once: a copy
+     * would play against itself in s_i. */
     for (int i = 0; i < c->h_size; i++) {
         int dup = 0;
         for (int j = 0; j < n && !dup; j++)
@@ -1258,6 +1377,9 @@ static int baseline_update(struct ctnas_search *s)
     for (int i = 0; i < n; i++)
         memcpy(feat + (size_t)i * w, fc_row(s, row[i]), w * sizeof *feat);
     int best = ctnas_search_pick_baseline(s->nac, feat, n, score);
+    /* Mode random still scores all of H, so h_keep and base_score mean
+     * the same in every mode; it then draws among the new candidates only
+     * (none new: the argmax stays). */
     if (c->baseline_mode == CTNAS_SEARCH_BASELINE_RANDOM) {
         int n_new = 0;
         for (int i = 0; i < n; i++)
@@ -1306,6 +1428,7 @@ static int controller_step(struct ctnas_search *s)
 {
     const struct ctnas_search_config *c = &s->cfg;
     int B = c->batch, rc;
+    /* With work it cannot fail (controller.h), hence no check. */
     ctnas_ctrl_sample(s->ctrl, &s->rng, B, s->smp, &s->work);
     struct ctnas_arch *a = malloc((size_t)(B + 1) * sizeof *a);
     struct key *k = malloc((size_t)(B + 1) * sizeof *k);
@@ -1318,6 +1441,7 @@ static int controller_step(struct ctnas_search *s)
         a[i] = s->smp[i].arch;
         k[i] = s->smp_key[i] = arch_key(s->space, &a[i]);
     }
+    /* The baseline rides in the same fc_get call, in slot B. */
     a[B] = s->base;
     k[B] = s->base_key;
     rc = fc_get(s, a, k, B + 1, s->rows);
@@ -1331,6 +1455,11 @@ static int controller_step(struct ctnas_search *s)
         mean_r += s->rew[i] / B;
         mean_h += s->smp[i].entropy / B;
     }
+    /* Rewards are probabilities in (0, 1): without a baseline (advantage
+     * none) every sample is reinforced, the better ones more; the EMA b
+     * centres them.  b is updated after use, so a batch is measured
+     * against earlier batches only, except the first, which seeds b (its
+     * advantages then sum to zero). */
     if (c->advantage == CTNAS_SEARCH_ADV_EMA) {
         if (!s->have_avg)
             s->adv_b = mean_r;
@@ -1345,6 +1474,7 @@ static int controller_step(struct ctnas_search *s)
     ctnas_ctrl_backward(s->ctrl, B, s->smp, s->adv, c->entropy_weight,
                         &s->work, s->grad);
     ctnas_ctrl_update(s->ctrl, s->grad, c->lr, c->grad_clip);
+    /* 0.95: smoothing over about 20 steps, for progress only. */
     if (!s->have_avg) {
         s->reward_avg = mean_r;
         s->entropy_avg = mean_h;
@@ -1353,6 +1483,9 @@ static int controller_step(struct ctnas_search *s)
         s->reward_avg = 0.95 * s->reward_avg + 0.05 * mean_r;
         s->entropy_avg = 0.95 * s->entropy_avg + 0.05 * mean_h;
     }
+    /* The rows are used up: pooling may rescore and clear the cache.
+     * step moves last, so everything recorded in this step (first_step)
+     * carries the number of steps done before it. */
     for (int i = 0; i < B; i++)
         if ((rc = pool_add(s, &s->smp[i].arch, s->smp_key[i])) != 0)
             return rc;
@@ -1434,6 +1567,8 @@ static int polish_step(struct ctnas_search *s, int *done)
     }
     int end = best < 0 ? t : best;  /* where the climb stands now */
     s->pol_cur = a[end];
+    /* The climb goes on while it improves and is under POLISH_MAX_STEPS;
+     * otherwise its cell joins the pool and the next climb starts. */
     if (best >= 0 && ++s->pol_step < POLISH_MAX_STEPS)
         goto out;
     if ((rc = pool_add(s, &a[end], k[end])) != 0)
@@ -1450,7 +1585,9 @@ out:
     return rc;
 }
 
-/* The round is over: wait for labels or stop, on a fresh ranking. */
+/* The round is over: wait for labels or stop, on a fresh ranking.  The
+ * stage goes back to STAGE_EXPLORE so the next round starts on a step
+ * boundary, and the polish position is emptied. */
 static int round_end(struct ctnas_search *s)
 {
     s->state = s->round < s->cfg.rounds ? CTNAS_SEARCH_WAITING
@@ -1495,11 +1632,14 @@ static int advance(struct ctnas_search *s)
     int rc = 0;
     switch (s->stage) {
     case STAGE_EXPLORE:
+        /* true at step 0 too: the first exploration (and fine-tuning)
+         * comes before the first controller step */
         if (c->pseudo_ratio > 0 && s->step % c->explore_every == 0) {
             if ((rc = explore(s)) != 0)
                 return rc;
             s->ft_left = c->ft_iters;
             s->stage = STAGE_FINETUNE;
+            /* no fine-tuning: the ranking still follows the exploration */
             if (s->ft_left == 0) {
                 s->stage = STAGE_BASELINE;
                 return refresh_ranking(s);
@@ -1512,7 +1652,9 @@ static int advance(struct ctnas_search *s)
         if ((rc = finetune_step(s)) != 0)
             return rc;
         if (--s->ft_left <= 0) {
-            /* the comparator changed: old features are stale */
+            /* the comparator changed: old features are stale (one clear
+             * after the last step is enough, as finetune_step reads no
+             * features) */
             fc_clear(s);
             s->stage = STAGE_BASELINE;
             return refresh_ranking(s);
@@ -1520,6 +1662,7 @@ static int advance(struct ctnas_search *s)
         return 0;
     case STAGE_BASELINE:
         s->stage = STAGE_CONTROLLER;
+        /* not at step 0: ctnas_search_new drew the first baseline */
         if (s->step > 0 && s->step % c->update_every == 0) {
             /* the ranking follows every update_every steps in every mode,
              * so a fixed baseline without exploration still shows one */
@@ -1559,11 +1702,15 @@ int ctnas_search_run(struct ctnas_search *s, long max_steps,
                      double max_seconds, ctnas_search_progress_fn progress,
                      void *user)
 {
+    /* max_steps counts controller steps and stops a call only on a step
+     * boundary; max_seconds and a cancel act between any two units, each
+     * well under a second (search.h). */
     double t0 = max_seconds > 0 ? ctnas_now_seconds() : 0;
     long done = 0;
     while (s->state == CTNAS_SEARCH_RUNNING) {
         if (s->stage == STAGE_EXPLORE && max_steps > 0 && done >= max_steps)
             break;
+        /* read before advance, which moves the stage on */
         int was_ctrl = s->stage == STAGE_CONTROLLER;
         int rc = advance(s);
         if (rc != 0)
@@ -1677,6 +1824,8 @@ int ctnas_search_set_comparator(struct ctnas_search *s,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_free(s->nac);
     s->nac = copy;
+    /* New weights: Adam restarts, the cache is cleared, and the ranking
+     * follows at once so the answer is the new comparator's. */
     if (nac_scratch_init(s) != 0 || refresh_ranking(s) != 0)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     return 0;
@@ -1688,11 +1837,14 @@ int ctnas_search_retrain(struct ctnas_search *s,
                          struct ctnas_err *err)
 {
     struct ctnas_nac_train_config cfg = *tc;
+    /* the space decides the vocabulary, whatever tc says */
     cfg.model.n_types = s->space->n_node_types;
     if (s->n_lab < 2)
         return ctnas_err_set(err, CTNAS_EINVAL, "labels",
                              "need at least 2 measured architectures, have "
                              "%d", s->n_lab);
+    /* The new comparator is adopted only once training succeeds, so a
+     * cancel or a failed training leaves the old one in place. */
     struct ctnas_nac *m = NULL;
     int rc = ctnas_nac_train(&cfg, s->lab_graph, s->lab_val, s->n_lab,
                              progress, user, &m, NULL, err);
@@ -1707,6 +1859,8 @@ int ctnas_search_next_round(struct ctnas_search *s)
 {
     if (s->state != CTNAS_SEARCH_WAITING)
         return CTNAS_ECONFLICT;
+    /* The controller, comparator, baseline, H, pool and pseudo-labels all
+     * carry over; only the round and its step budget change. */
     s->round++;
     s->round_end = s->step + s->cfg.steps;
     s->state = CTNAS_SEARCH_RUNNING;
@@ -1727,6 +1881,9 @@ int ctnas_search_next_round(struct ctnas_search *s)
 #define BLOB_VERSION 3
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'S', 'R', 'C'};
 
+/* A writer.  serialise runs twice, first with p NULL to count the bytes,
+ * then into a buffer of that size, so both passes must write the same
+ * sequence. */
 struct wr {
     unsigned char *p; /* NULL: only count */
     size_t n;
@@ -1749,6 +1906,8 @@ static void w_f64(struct wr *w, double v)
     w_raw(w, &v, sizeof v);
 }
 
+/* n, then the whole fixed-size arrays: canonical cells are zero beyond n
+ * (space.h), so the bytes are the cell's and every record has one size. */
 static void w_arch(struct wr *w, const struct ctnas_arch *a)
 {
     w_i64(w, a->n);
@@ -1762,6 +1921,8 @@ static void w_key(struct wr *w, struct key k)
     w_raw(w, &k.b, 8);
 }
 
+/* A reader over [p + n, p + len).  A read past the end or out of range
+ * sets bad and yields zeros, so a section reads on and checks bad once. */
 struct rd {
     const unsigned char *p;
     size_t n, len;
@@ -1795,6 +1956,8 @@ static double r_f64(struct rd *r)
     return v;
 }
 
+/* An int64 that must lie in [lo, hi]; outside, bad is set and lo is
+ * returned, so the value returned always lies in the range. */
 static int r_int(struct rd *r, int64_t lo, int64_t hi)
 {
     int64_t v = r_i64(r);
@@ -1821,6 +1984,8 @@ static struct key r_key(struct rd *r)
     return k;
 }
 
+/* FNV-1a 64 (the standard offset basis and prime): it catches a
+ * truncated or damaged blob, not a forged one. */
 static uint64_t fnv1a64(const unsigned char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -1831,6 +1996,8 @@ static uint64_t fnv1a64(const unsigned char *p, size_t n)
     return h;
 }
 
+/* The order of the fields is the blob format: a new field needs a
+ * version bump and, in r_config, a default for older blobs. */
 static void w_config(struct wr *w, const struct ctnas_search_config *c)
 {
     w_i64(w, (int64_t)c->seed);
@@ -1865,6 +2032,10 @@ static void w_config(struct wr *w, const struct ctnas_search_config *c)
     w_i64(w, c->top_n);
 }
 
+/* The ranges here only keep the ints sane while reading;
+ * ctnas_search_config_check judges the values afterwards (see
+ * ctnas_search_load).  Fields older versions lack get the values their
+ * blobs were saved under (BLOB_VERSION). */
 static void r_config(struct rd *r, struct ctnas_search_config *c,
                      int version)
 {
@@ -2019,6 +2190,8 @@ static int serialise(const struct ctnas_search *s, struct wr *w)
 
 int ctnas_search_save(const struct ctnas_search *s, void **blob, size_t *len)
 {
+    /* The counting pass sizes the buffer; 8 more bytes for the
+     * checksum. */
     struct wr w = {NULL, 0};
     serialise(s, &w);
     size_t n = w.n + 8;
@@ -2039,6 +2212,8 @@ int ctnas_search_save(const struct ctnas_search *s, void **blob, size_t *len)
     return 0;
 }
 
+/* Free s (NULL before the search exists), report code with msg under
+ * the field "checkpoint" and return NULL. */
 static struct ctnas_search *load_fail(struct ctnas_search *s,
                                       struct ctnas_err *err, int code,
                                       const char *msg)
@@ -2053,12 +2228,15 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
 {
     const unsigned char *p = blob;
     uint64_t h;
+    /* The smallest blob: magic, version and sizeof(ctnas_real), the space
+     * name, the checksum. */
     if (len < 8 + 16 + 32 + 8 || memcmp(p, blob_magic, 8) != 0)
         return load_fail(NULL, err, CTNAS_EINVAL, "not a search checkpoint");
     memcpy(&h, p + len - 8, 8);
     if (h != fnv1a64(p, len - 8))
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint checksum mismatch");
+    /* read on after the magic, up to the checksum */
     struct rd r = {p, 8, len - 8, 0};
     /* older versions are accepted (r_config fills what they lack), newer
      * ones are not: we cannot know what their extra bytes mean */
@@ -2115,6 +2293,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
         return load_fail(NULL, err, CTNAS_EINVAL,
                          "search checkpoint with a bad comparator");
     }
+    /* ctnas_ctrl_load overwrites the controller's fresh weights, so any
+     * seed serves here; s->rng itself comes from the blob. */
     struct ctnas_rng tmp_rng;
     ctnas_rng_seed(&tmp_rng, 0);
     struct ctnas_search *s = search_alloc(sp, &cfg, m, &tmp_rng, err);
@@ -2145,6 +2325,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     if (r.bad || labels_reserve(s, n_lab) != 0)
         return load_fail(s, err, r.bad ? CTNAS_EINVAL : CTNAS_ENOMEM,
                          "cannot read the labelled set");
+    /* graphs are not stored: to_graph rebuilds them from the cells */
     for (int i = 0; i < n_lab && !r.bad; i++) {
         r_arch(&r, &s->lab[i]);
         s->lab_val[i] = r_f64(&r);
@@ -2174,6 +2355,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
         s->pool[i].score = r_f64(&r);
         s->pool_key[i] = r_key(&r);
     }
+    /* room for pool_cap keys, as search_alloc gives it: pool_add relies on
+     * it */
     if (r.bad ||
         kindex_rebuild(&s->pool_ix, s->pool_key, s->n_pool, cfg.pool_cap))
         return load_fail(s, err, CTNAS_EINVAL, "cannot read the pool");
@@ -2202,6 +2385,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     }
     s->n_pseudo = r.bad ? 0 : n_pseudo;
 
+    /* The width is the comparator's: another one means a foreign blob. */
     int width = r_int(&r, 1, 1 << 20), fc_n = r_int(&r, 0, INT32_MAX / 2);
     if (r.bad || width != s->fc_width || fc_reserve(s, fc_n) != 0)
         return load_fail(s, err, CTNAS_EINVAL,
@@ -2213,6 +2397,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     if (kindex_rebuild(&s->fc_ix, s->fc_key, s->fc_n, s->fc_cap) != 0)
         return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
 
+    /* Older blobs cannot stop inside a polish (the stage range above), so
+     * their polish position stays empty, as search_alloc left it. */
     if (version >= 3) {
         int n = r_int(&r, 0, cfg.polish);
         s->pol_start = malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
