@@ -7,6 +7,11 @@
  * Owns only the memory of its batches, caches and models.  Reaches BLAS
  * through blas.h; randomness only through a passed struct ctnas_rng.
  * Written over ctnas_real so the gradient tests can build it in double.
+ *
+ * Threads: a model is read-only once built or loaded.  ctnas_nac_features
+ * and ctnas_nac_mean_win start short-lived threads of their own, which
+ * share only read-only inputs and write disjoint rows of the output.
+ * Batches and caches have no lock: each serves one thread at a time.
  */
 #include "config.h"
 #include "nac.h"
@@ -88,6 +93,9 @@ int ctnas_nac_config_check(const struct ctnas_nac_config *cfg,
     return 0;
 }
 
+/* Order in theta: the embedding, then W(l) and b(l) per layer, then the
+ * head's parameters.  Saved blobs keep theta in this order, so changing it
+ * changes the meaning of every stored model. */
 void ctnas_nac_layout_init(const struct ctnas_nac_config *cfg,
                            struct ctnas_nac_layout *lay)
 {
@@ -130,6 +138,7 @@ void ctnas_nac_layout_init(const struct ctnas_nac_config *cfg,
     lay->n_params = o;
 }
 
+/* x[0 .. n) uniform in [-bound, bound). */
 static void fill_uniform(ctnas_real *x, size_t n, double bound,
                          struct ctnas_rng *rng)
 {
@@ -137,6 +146,11 @@ static void fill_uniform(ctnas_real *x, size_t n, double bound,
         x[i] = (ctnas_real)((2.0 * ctnas_rng_uniform(rng) - 1.0) * bound);
 }
 
+/* Bounds are PyTorch's 1/sqrt(fan_in).  W(l) takes 1/sqrt(kw d): with
+ * bidir = 2 its halves act as one linear map of the concatenated
+ * predecessor and successor sums, fan-in 2d.  The CONCAT head reads
+ * [z_a ; z_b], fan-in 2d as well.  The draw order fixes which weights a
+ * seed gives, so keep it. */
 void ctnas_nac_init_params(const struct ctnas_nac_config *cfg,
                            const struct ctnas_nac_layout *lay,
                            ctnas_real *theta, struct ctnas_rng *rng)
@@ -173,8 +187,13 @@ void ctnas_nac_init_params(const struct ctnas_nac_config *cfg,
 /* ------------------------------------------------------------------ */
 /* Batches */
 
+/* Longest neighbour list of a node: every other node at most once (in a
+ * DAG no node is both a predecessor and a successor of the same node). */
 #define MAX_PRED (CTNAS_GRAPH_MAX - 1)
 
+/* Everything is sized for the worst case, cap_graphs graphs of
+ * CTNAS_GRAPH_MAX rows sharing no state, so building never allocates.
+ * Layer 0 has no self, pred or scale arrays: its states are node types. */
 int ctnas_nac_batch_init(struct ctnas_nac_batch *b, int cap_graphs,
                          int layers, int dedupe)
 {
@@ -204,6 +223,9 @@ int ctnas_nac_batch_init(struct ctnas_nac_batch *b, int cap_graphs,
         ok = b->self[l] && b->pred_off[l] && b->pred[l] && b->scale[l] &&
              b->nfwd[l] && b->scale_b[l];
     }
+    /* A power of two (indexed by mask) with at least two slots per row: a
+     * layer adds at most one entry per row, so the load stays at most 1/2
+     * and every probe ends at a free slot. */
     int hcap = 16;
     while ((size_t)hcap < 2 * rows)
         hcap *= 2;
@@ -243,6 +265,12 @@ void ctnas_nac_batch_destroy(struct ctnas_nac_batch *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Hash of a state's key: its own previous state, then np neighbour states
+ * of which the first nf are predecessors.  FNV-1a steps with extra shifts,
+ * and a final multiply and shift that bring the high bits down to the low
+ * ones the table's mask keeps.  np and nf enter the seed so that one list
+ * split differently between predecessors and successors hashes apart.
+ * Collisions only cost probes: build_layer compares whole keys. */
 static uint32_t hash_key(int self, const int *p, int np, int nf)
 {
     uint32_t h = (2166136261u ^ (uint32_t)np) + 977u * (uint32_t)nf;
@@ -271,7 +299,11 @@ static void sorted_insert(int *key, int n, int v)
 /* Build layer l's states from layer l-1's row states.  A state's key is
  * its own previous state, its predecessors' (sorted: the sum is
  * order-free) and, with separate successor weights, its successors'
- * (sorted, after them). */
+ * (sorted, after them).  Rows with equal keys get one state.  self, pred
+ * and pred_off describe each new state by layer l-1's states, not rows,
+ * so the aggregation works on states alone.  Without dedupe every row is
+ * its own state (uid[l][r] = r).  Bumping the stamp empties the table: a
+ * slot is live only while it carries the current stamp. */
 static void build_layer(struct ctnas_nac_batch *b, int l, int norm)
 {
     int *uid = b->uid[l], *uprev = b->uid[l - 1];
@@ -289,6 +321,8 @@ static void build_layer(struct ctnas_nac_batch *b, int l, int norm)
     for (int r = 0; r < b->n_rows; r++) {
         int key[MAX_PRED], np = 0, nf = b->rnpred[r];
         int sp = uprev[r];
+        /* key[0 .. nf): the predecessors' states, key[nf .. np): the
+         * successors', each part kept sorted as it fills. */
         for (int e = b->rpred_off[r]; e < b->rpred_off[r + 1]; e++, np++)
             sorted_insert(np < nf ? key : key + nf, np < nf ? np : np - nf,
                           uprev[b->rpred[e]]);
@@ -318,6 +352,8 @@ static void build_layer(struct ctnas_nac_batch *b, int l, int norm)
         npred_total += np;
         poff[nu + 1] = npred_total;
         nfwd[nu] = nf;
+        /* With norm the self-loop and the nf predecessors share
+         * 1 / (1 + nf), the successors 1 / out-degree (1 if none). */
         scale[nu] = norm ? (ctnas_real)(1.0 / (1.0 + nf)) : (ctnas_real)1;
         scale_b[nu] = norm && np > nf ? (ctnas_real)(1.0 / (np - nf))
                                       : (ctnas_real)1;
@@ -341,6 +377,10 @@ void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
         type_state[t] = -1;
     b->n_graphs = n;
     b->rpred_off[0] = 0;
+    /* Graph k's node i is row row_off[k] + i, so the output node (the last,
+     * space.h) is the graph's last row.  Layer-0 states are node types:
+     * with dedupe one per type present, numbered in order of first
+     * appearance; without, one per row. */
     for (int k = 0; k < n; k++) {
         const struct ctnas_graph *g = &graphs[idx ? idx[k] : k];
         assert(g->n >= 1 && g->n <= CTNAS_GRAPH_MAX);
@@ -381,6 +421,10 @@ void ctnas_nac_batch_build(struct ctnas_nac_batch *b,
 /* ------------------------------------------------------------------ */
 /* Cache */
 
+/* Buffers are sized by rows, not states: without dedupe every row is a
+ * state, so the capacity fits any batch of cap_graphs graphs.  with_grad =
+ * 0 leaves the backward buffers NULL, which ctnas_nac_backward asserts
+ * against. */
 static int cache_alloc(struct ctnas_nac_cache *c,
                        const struct ctnas_nac_config *cfg, int cap_graphs,
                        int with_grad)
@@ -408,6 +452,7 @@ static int cache_alloc(struct ctnas_nac_cache *c,
         c->z[l] = malloc(rows * d * sizeof(ctnas_real));
         ok = c->g[l] && c->z[l];
     }
+    /* scratch: q, r and dr of linear_dense, cap_graphs each. */
     if (ok) {
         c->pool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
         c->feat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
@@ -469,6 +514,7 @@ void ctnas_nac_cache_destroy(struct ctnas_nac_cache *c)
  * no branches, so GCC's -O2 (whose cost model refuses loops of unknown
  * length) still vectorises them; a scalar tail handles d % 8. */
 
+/* 8 floats fill one 256-bit AVX register. */
 #define VB 8
 
 /* y += x */
@@ -555,6 +601,7 @@ void ctnas_nac_op_aggregate_fwd(const struct ctnas_nac_batch *b, int l,
     for (int s = 0; s < b->n_u[l]; s++) {
         ctnas_real *zs = z + (size_t)s * d;
         int e = poff[s], ef = poff[s] + nfwd[s];
+        /* The state's own row first: the I of A^T + I. */
         memcpy(zs, p + self[s] * kd, (size_t)d * sizeof *zs);
         for (; e < ef; e++)
             row_add(zs, p + pred[e] * kd, d);
@@ -611,6 +658,9 @@ void ctnas_nac_op_linear_bwd(int m, int din, int dout, const ctnas_real *h,
         ctnas_gemm(0, 1, m, din, dout, 1, dp, dout, w, dout, 1, dh, din);
 }
 
+/* H(l)[s] = ReLU(Z[s]) + H(l-1)[self[s]]: the residual is the state's own
+ * previous state, reached through self because every layer numbers its
+ * states afresh. */
 void ctnas_nac_op_relu_res_fwd(const struct ctnas_nac_batch *b, int l,
                                int d, const ctnas_real *z,
                                const ctnas_real *h, ctnas_real *hn)
@@ -633,6 +683,8 @@ void ctnas_nac_op_relu_res_bwd(const struct ctnas_nac_batch *b, int l,
                          z + (size_t)s * d, dhn + (size_t)s * d, d);
 }
 
+/* z_g is a mean over graph g's rows, not its states: rows that share a
+ * state each count once, so dedupe leaves the mean unchanged. */
 void ctnas_nac_op_pool_fwd(const struct ctnas_nac_batch *b, int d,
                            int readout, const ctnas_real *h,
                            ctnas_real *pool)
@@ -677,7 +729,9 @@ void ctnas_nac_op_pool_bwd(const struct ctnas_nac_batch *b, int d,
 
 /* Layer l: P = H(l-1) W(l) (transform first: H(l-1) has no more rows
  * than H(l), often far fewer after dedupe), Z = aggregate(P) + b(l),
- * H(l) = ReLU(Z) + H(l-1)[self]. */
+ * H(l) = ReLU(Z) + H(l-1)[self].  The aggregation only sums and scales
+ * rows, so it commutes with W: either order is the same function.  Each
+ * state's key holds its previous state, hence n_u[l-1] <= n_u[l]. */
 void ctnas_nac_forward(const struct ctnas_nac_config *cfg,
                        const struct ctnas_nac_layout *lay,
                        const ctnas_real *theta,
@@ -689,6 +743,8 @@ void ctnas_nac_forward(const struct ctnas_nac_config *cfg,
     assert(b->kw == (cfg->bidir == 2 ? 2 : 1) && c->kw >= b->kw);
     assert(b->n_graphs <= c->cap_graphs);
     int kd = b->kw * d;
+    /* H0 = X E: a layer-0 state is a node type, its row that type's row
+     * of E. */
     const ctnas_real *emb = theta + lay->emb;
     for (int s = 0; s < b->n_u[0]; s++)
         memcpy(c->h[0] + (size_t)s * d, emb + (size_t)b->type0[s] * d,
@@ -703,6 +759,11 @@ void ctnas_nac_forward(const struct ctnas_nac_config *cfg,
     ctnas_nac_op_pool_fwd(b, d, cfg->readout, c->h[L], c->pool);
 }
 
+/* H(l) = ReLU(Z) + H(l-1)[self], Z = aggregate(H(l-1) W) + b  =>
+ *   dZ = dH(l) [Z > 0],  dP = aggregate^T(dZ),  db += sum dZ,
+ *   dW += H(l-1)^T dP,   dH(l-1) = dH(l) summed into self + dP W^T,
+ * from the pooling's dH(L) down to dH(0), which feeds the embedding.
+ * dh_a and dh_b take turns as dH(l) and dH(l-1). */
 void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
                         const struct ctnas_nac_layout *lay,
                         const ctnas_real *theta,
@@ -712,6 +773,8 @@ void ctnas_nac_backward(const struct ctnas_nac_config *cfg,
     int d = cfg->dim, L = cfg->layers, kd = b->kw * d;
     ctnas_real *dh = c->dh_a, *dh_prev = c->dh_b, *dp = c->dp;
     assert(dh != NULL); /* a forward-only cache cannot run backward */
+    /* The bwd ops add into dH and dP, so those start at zero each layer;
+     * dz needs no clearing, as relu_res_bwd writes it whole. */
     memset(dh, 0, (size_t)b->n_u[L] * d * sizeof *dh);
     ctnas_nac_op_pool_bwd(b, d, cfg->readout, c->dpool, dh);
     for (int l = L; l >= 1; l--) {
@@ -758,7 +821,8 @@ void ctnas_nac_head_prep(const struct ctnas_nac_config *cfg,
         }
         break;
     default:
-        /* F = Z W1^T */
+        /* F = Z W1^T, without b1: the pair adds b1 to f_a - f_b, which
+         * is W1 (z_a - z_b). */
         ctnas_gemm(0, 1, n, cfg->hidden, d, 1, z, d, theta + lay->w1, d, 0,
                    feat, cfg->hidden);
         break;
@@ -805,6 +869,8 @@ void ctnas_nac_head_prep_bwd(const struct ctnas_nac_config *cfg,
     }
 }
 
+/* Linear heads: fa[0] + fb[1].  MLP: swapping a and b negates x and swaps
+ * r1 and r2, so the logit changes sign and p(b, a) = 1 - p(a, b). */
 ctnas_real ctnas_nac_head_pair(const struct ctnas_nac_config *cfg,
                                const struct ctnas_nac_layout *lay,
                                const ctnas_real *theta,
@@ -822,7 +888,8 @@ ctnas_real ctnas_nac_head_pair(const struct ctnas_nac_config *cfg,
     return s;
 }
 
-/* MLP: s = sum_k w2 (ReLU(x + b1) - ReLU(b1 - x)), x = fa - fb.
+/* Linear heads: s = fa[0] + fb[1]  =>  dfa[0] += ds, dfb[1] += ds.
+ * MLP: s = sum_k w2 (ReLU(x + b1) - ReLU(b1 - x)), x = fa - fb.
  * ds/dw2 = ReLU(x + b1) - ReLU(b1 - x); with m1 = w2 [x + b1 > 0] and
  * m2 = w2 [b1 - x > 0]: ds/dx = m1 + m2, ds/db1 = m1 - m2; dfa = dx,
  * dfb = -dx. */
@@ -853,6 +920,7 @@ void ctnas_nac_head_pair_bwd(const struct ctnas_nac_config *cfg,
     }
 }
 
+/* Each branch takes exp of a non-positive number, so nothing overflows. */
 ctnas_real ctnas_nac_sigmoid(ctnas_real s)
 {
     if (s >= 0)
@@ -875,6 +943,8 @@ ctnas_real ctnas_nac_bce(ctnas_real s, ctnas_real y, ctnas_real *ds)
 /* ------------------------------------------------------------------ */
 /* Pairs and loss */
 
+/* At least one element each: malloc(0) may return NULL, which would read
+ * as out of memory for cap 0. */
 int ctnas_nac_pairs_init(struct ctnas_nac_pairs *p, int cap)
 {
     memset(p, 0, sizeof *p);
@@ -899,12 +969,15 @@ void ctnas_nac_pairs_destroy(struct ctnas_nac_pairs *p)
     memset(p, 0, sizeof *p);
 }
 
+/* Target of a pair from measured values (greater is better): 1 when a is
+ * better, 0 when b is, 0.5 on a tie. */
 static ctnas_real target(double va, double vb)
 {
     return va > vb ? 1 : (va < vb ? 0 : (ctnas_real)0.5);
 }
 
-/* BCE of a block of logits s with targets y and weights w (0 or 1):
+/* BCE of a block of logits s with targets y and pair weights w (0 for
+ * the padding past the last pair):
  *   loss = w (max(s, 0) - y s + log1p(exp(-|s|))),
  *   ds   = w (sigmoid(s) - y) * inv,  sigmoid(s) = exp(min(s, 0)) /
  *                                      (1 + exp(-|s|)),
@@ -918,7 +991,11 @@ static ctnas_real target(double va, double vb)
 /* exp(x) in float for |x| <= 87, branch-free so loops over it vectorise:
  * x = n ln2 + r with n = round(x / ln2) (floor(y + 0.5) via a positive
  * shift, so truncation is floor), |r| <= ln2 / 2, e^r by Cephes'
- * polynomial, 2^n through the exponent bits.  Relative error ~1 ulp. */
+ * polynomial, 2^n through the exponent bits.  Relative error ~1 ulp.
+ * ln2 is taken off in two parts (Cody-Waite): 0.693359375 has 9
+ * significant bits, so fn times it is exact, and the small second part
+ * restores the rest.  |x| <= 87 keeps n in [-126, 126], where n + 127 is
+ * a normal float's exponent field. */
 static inline float exp_f32(float x)
 {
     int ni = (int)(x * 1.44269504088896341f + 128.5f) - 128;
@@ -955,6 +1032,8 @@ static inline float log1p_unit(float e)
 }
 #endif
 
+/* One block of PAIR_BLOCK entries by the formulas above PAIR_BLOCK;
+ * loss and ds are written, not added. */
 static void bce_block(const ctnas_real *restrict s,
                       const ctnas_real *restrict sc,
                       const ctnas_real *restrict y,
@@ -977,7 +1056,9 @@ static void bce_block(const ctnas_real *restrict s,
     }
 }
 
-/* Clamp for the exponentials' arguments. */
+/* Clamp for the exponentials' arguments.  87 is the largest whole bound
+ * exp_f32 takes: at -87 its n is -126, at -88 it would be -127, which has
+ * no normal exponent. */
 static inline ctnas_real clamp87(ctnas_real s)
 {
     return s > 87 ? 87 : (s < -87 ? -87 : s);
@@ -996,7 +1077,6 @@ static void block_stats(const ctnas_real *s, const ctnas_real *y,
         }
 }
 
-/* Linear heads, listed pairs: s = q_a + r_b with feat = (q, r) rows. */
 /* The weight of the pair (a, b) with target y: 1 without weights, else
  * the weight of the better member, the larger one on a tie (a tie has
  * no better member, and the pair should not count less than either of
@@ -1014,6 +1094,9 @@ static ctnas_real pair_weight(const struct ctnas_nac_pairs *pairs, int a,
     return g[a] > g[b] ? g[a] : g[b];
 }
 
+/* Linear heads, listed pairs: s = q_a + r_b with feat = (q, r) rows.
+ * Entries past the last pair get weight 0, so every block runs the full
+ * PAIR_BLOCK; inv = 1 / npairs makes ds the gradient of the mean. */
 static double linear_list(const struct ctnas_nac_pairs *pairs,
                           const ctnas_real *feat, ctnas_real *dfeat,
                           ctnas_real inv, int *correct, int *decided)
@@ -1047,7 +1130,9 @@ static double linear_list(const struct ctnas_nac_pairs *pairs,
 /* Linear heads, dense pairs: every (i, j), i != j, in row blocks, with q
  * and r gathered into contiguous scratch.  With the antisymmetric head
  * (r = -q) the pair (j, i) has logit -s and target 1 - y, so the same
- * loss and the mirrored gradient: only i < j are computed, weighted 2. */
+ * loss and the mirrored gradient: only i < j are computed, weighted 2.
+ * scratch (3 x nb) holds q, r and the column gradients dr; dqi gathers
+ * row i's, so each dfeat entry is written once per call. */
 static double linear_dense(const struct ctnas_nac_pairs *pairs, int nb,
                            int antisym, const ctnas_real *feat,
                            ctnas_real *scratch, ctnas_real *dfeat,
@@ -1068,6 +1153,7 @@ static double linear_dense(const struct ctnas_nac_pairs *pairs, int nb,
         ctnas_real dqi = 0;
         for (int j0 = antisym ? i + 1 : 0; j0 < nb; j0 += PAIR_BLOCK) {
             int n = nb - j0 < PAIR_BLOCK ? nb - j0 : PAIR_BLOCK;
+            /* The diagonal j = i and the padding past nb get weight 0. */
             for (int k = 0; k < PAIR_BLOCK; k++) {
                 int j = j0 + k, in = k < n && j != i;
                 s[k] = k < n ? q[i] + r[j] : 0;
@@ -1117,6 +1203,9 @@ double ctnas_nac_loss(const struct ctnas_nac_config *cfg,
     int correct = 0, decided = 0;
     ctnas_real inv = npairs > 0 ? (ctnas_real)1 / (ctnas_real)npairs : 0;
     ctnas_real *dfeat = grad != NULL ? c->dfeat : NULL;
+    /* Linear heads stream the pairs in vectorised blocks; the MLP head's
+     * pair term is not a sum of per-graph numbers, so it goes pair by
+     * pair. */
     if (cfg->head != CTNAS_NAC_HEAD_MLP) {
         if (pairs->dense)
             sum = linear_dense(pairs, n, cfg->head == CTNAS_NAC_HEAD_DIFF,
@@ -1130,6 +1219,8 @@ double ctnas_nac_loss(const struct ctnas_nac_config *cfg,
             int a, bb;
             ctnas_real y;
             if (pairs->dense) {
+                /* Dense pair k: a = k / (n - 1), and b the (k % (n - 1))-th
+                 * graph other than a. */
                 a = k / (n - 1);
                 bb = k % (n - 1);
                 bb += bb >= a;
@@ -1192,6 +1283,8 @@ struct ctnas_nac *ctnas_nac_new(const struct ctnas_nac_config *cfg,
         free(m);
         return NULL;
     }
+    /* Members draw from rng in turn, so one seed fixes the whole ensemble
+     * and its members differ. */
     for (int k = 0; k < n_members; k++)
         ctnas_nac_init_params(cfg, &m->lay, m->theta + k * m->lay.n_params,
                               rng);
@@ -1248,9 +1341,15 @@ static void split_run(void *(*fn)(void *), void *args, size_t size, int nt)
 }
 
 /* Graphs per forward pass when computing features: bounds the scratch
- * (about 9 KB per graph at d 128 with bidir 2). */
+ * (the forward cache alone holds about 70 KB per graph at d 128, L 4,
+ * bidir 2 in float: H, P and Z of every layer over 8 rows). */
 #define FEATURE_CHUNK 256
 
+/* Features of graphs[0 .. n) on the calling thread, one forward pass per
+ * chunk and member, with a batch and cache of its own.  Linear heads
+ * average the members' two numbers (the logit fa[0] + fb[1] is linear, so
+ * this gives the members' mean logit); MLP keeps each member's hidden
+ * vector side by side, as its head is not linear. */
 static int features_serial(const struct ctnas_nac *m,
                            const struct ctnas_graph *graphs, int n,
                            ctnas_real *feat)
@@ -1301,6 +1400,7 @@ struct feat_range {
     ctnas_real *feat;
 };
 
+/* Thread body: features_serial over [i0, i1), its status in rc. */
 static void *features_range(void *arg)
 {
     struct feat_range *w = arg;
@@ -1312,7 +1412,10 @@ static void *features_range(void *arg)
 
 /* Chunks are independent, so a large call splits whole chunks over a few
  * threads (as the mean win splits rows): every chunk holds the graphs it
- * would hold in one thread, so the features are the same bit for bit. */
+ * would hold in one thread, so the features are the same bit for bit.
+ * Whole chunks matter: dedupe numbers states within a batch, and that
+ * numbering orders each sum, so a batch of other graphs could round
+ * differently.  test_features_split_same (test_nac.c) checks it. */
 int ctnas_nac_features(const struct ctnas_nac *m,
                        const struct ctnas_graph *graphs, int n,
                        ctnas_real *feat)
@@ -1323,6 +1426,8 @@ int ctnas_nac_features(const struct ctnas_nac *m,
         nt = chunks;
     if (nt == 1)
         return features_serial(m, graphs, n, feat);
+    /* Thread t takes chunks [c0, c1), the counts differing by at most one;
+     * only the last range may end inside a chunk, at n. */
     struct feat_range w[SPLIT_MAX_THREADS];
     for (int t = 0; t < nt; t++) {
         int c0 = (int)((long)chunks * t / nt);
@@ -1332,12 +1437,16 @@ int ctnas_nac_features(const struct ctnas_nac *m,
                                    i1 < n ? i1 : n, 0, feat};
     }
     split_run(features_range, w, sizeof w[0], nt);
+    /* Any failure fails the call (the lowest thread's code wins); feat is
+     * then incomplete. */
     for (int t = 0; t < nt; t++)
         if (w[t].rc != 0)
             return w[t].rc;
     return 0;
 }
 
+/* The members' mean logit: linear heads' features already hold the mean
+ * (features_serial); MLP runs each member's head on its own slice. */
 double ctnas_nac_feature_logit(const struct ctnas_nac *m,
                                const ctnas_real *fa, const ctnas_real *fb)
 {
@@ -1387,6 +1496,7 @@ MW_VECTORISE static inline void sigmoid_block(float q,
         float a = s < 0 ? -s : s;
         int32_t u; /* min(a, 87) on the bits: a >= 0 orders as an int */
         memcpy(&u, &a, sizeof u);
+        /* 0x42ae0000 is the bit pattern of 87.0f. */
         u = u < 0x42ae0000 ? u : 0x42ae0000;
         memcpy(&a, &u, sizeof a);
         float e = exp_f32(-a);
@@ -1395,10 +1505,6 @@ MW_VECTORISE static inline void sigmoid_block(float q,
     }
 }
 
-/* Linear heads: p(i, j) = sigmoid(q_i + r_j).  Rows of blocks over a
- * contiguous r padded with -1e30 (whose sigmoid is 0), summed into 8 lanes
- * (a fixed-width reduction the compiler vectorises), then p(i, i) is
- * taken out. */
 /* Rows [i0, i1) of the linear-head mean win (see mean_win_linear). */
 struct mw_rows {
     const ctnas_real *feat;
@@ -1407,6 +1513,10 @@ struct mw_rows {
     double *score;
 };
 
+/* Linear heads: p(i, j) = sigmoid(q_i + r_j).  Rows of blocks over a
+ * contiguous r padded with -1e30 (whose sigmoid is 0), summed into 8 lanes
+ * (a fixed-width reduction the compiler vectorises), then p(i, i) is
+ * taken out. */
 MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
 {
     const struct mw_rows *w = arg;
@@ -1437,6 +1547,9 @@ MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
  * threads; each row's sum is the same whichever thread computes it. */
 #define MW_PARALLEL_MIN 4096
 
+/* Gathers r into floats padded to whole blocks and runs the rows on up to
+ * split_threads() threads.  CTNAS_ENOMEM leaves score untouched, and the
+ * caller falls back to the pair loop. */
 static int mean_win_linear(const ctnas_real *feat, int n, double *score)
 {
     int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
@@ -1518,19 +1631,30 @@ int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,
  *  56  FNV-1a 32 of the parameter bytes   u32
  *  60  parameters           n_members * n_params IEEE float32
  * Format 2 is the same without readout (8 x u32, parameters at 56): those
- * models predate the option and read the mean, so they still load. */
+ * models predate the option and read the mean, so they still load.
+ * Blobs outlive the build that wrote them (stored models, search
+ * checkpoints), hence the version and the old readers.  n_params is
+ * implied by the config but stored anyway: load recomputes the layout and
+ * refuses a blob whose count differs rather than misread its weights.
+ * The checksum covers the parameters; the header is checked by range, by
+ * ctnas_nac_config_check and by the exact length.  Weights are float32
+ * whatever ctnas_real is, so double (test) builds share the format. */
 #define BLOB_NHDR_MAX 9
+/* Config fields (u32) in a header of format ver: format 2 lacks readout. */
 static int blob_nhdr(uint32_t ver)
 {
     return ver == 2 ? 8 : BLOB_NHDR_MAX;
 }
-/* Header bytes before the parameters. */
+/* Header bytes before the parameters: magic and version (12), the
+ * config fields, then n_params and the checksum (12). */
 static size_t blob_header(uint32_t ver)
 {
     return 12 + 4 * (size_t)blob_nhdr(ver) + 12;
 }
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'N', 'A', 'C'};
 
+/* Little-endian whatever the host's byte order, so blobs move between
+ * machines. */
 static void put_u32(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -1545,6 +1669,7 @@ static uint32_t get_u32(const unsigned char *p)
     return v;
 }
 
+/* A float's IEEE bits and back, through memcpy (no aliasing trouble). */
 static uint32_t float_bits(float f)
 {
     uint32_t u;
@@ -1559,6 +1684,8 @@ static float bits_float(uint32_t u)
     return f;
 }
 
+/* FNV-1a 32: a cheap check against corrupt or truncated bytes, not a
+ * defence against deliberate tampering. */
 static uint32_t fnv1a(const unsigned char *p, size_t n)
 {
     uint32_t h = 2166136261u;
@@ -1590,6 +1717,7 @@ long ctnas_nac_save(const struct ctnas_nac *m, void *buf, size_t cap)
     for (int i = 0; i < BLOB_NHDR_MAX; i++)
         put_u32(p + 12 + 4 * i, hdr[i]);
     unsigned char *tail = p + 12 + 4 * BLOB_NHDR_MAX;
+    /* Always the current format; n_params as a u64, low half first. */
     uint64_t np = m->lay.n_params;
     put_u32(tail, (uint32_t)np);
     put_u32(tail + 4, (uint32_t)(np >> 32));
@@ -1625,6 +1753,8 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
     uint32_t hdr[BLOB_NHDR_MAX] = {0}; /* readout 0 (mean) for format 2 */
     for (int i = 0; i < nhdr; i++)
         hdr[i] = get_u32(p + 12 + 4 * i);
+    /* Every field must be a small non-negative int before the casts below
+     * and ctnas_nac_config_check judge it. */
     for (int i = 0; i < nhdr; i++)
         if (hdr[i] > 1u << 20) {
             ctnas_err_set(err, CTNAS_EINVAL, "model",
@@ -1648,6 +1778,8 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
     const unsigned char *tail = p + 12 + 4 * (size_t)nhdr;
     uint64_t np = (uint64_t)get_u32(tail) | (uint64_t)get_u32(tail + 4) << 32;
     size_t total = (size_t)members * lay.n_params;
+    /* The length must match exactly: trailing bytes mean a damaged or
+     * foreign blob, not room to spare. */
     if (np != lay.n_params || len != header + 4 * total) {
         ctnas_err_set(err, CTNAS_EINVAL, "model",
                       "comparator blob size does not match its header");
@@ -1669,6 +1801,8 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
     }
     for (size_t i = 0; i < total; i++) {
         float f = bits_float(get_u32(q + 4 * i));
+        /* A NaN or infinite weight would spread into every logit it
+         * reaches. */
         if (!isfinite(f)) {
             free(m);
             free(theta);
