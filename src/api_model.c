@@ -14,6 +14,7 @@
 #include "arch_json.h"
 #include "job_train.h"
 #include "jsonv.h"
+#include "mem.h"
 #include "nac.h"
 #include "registry.h"
 #include "space.h"
@@ -90,10 +91,10 @@ struct arch_set {
 
 static void arch_set_destroy(struct arch_set *s)
 {
-    free(s->archs);
-    free(s->ids);
-    free(s->table);
-    free(s->feat);
+    ctnas_free(s->archs);
+    ctnas_free(s->ids);
+    ctnas_free(s->table);
+    ctnas_free(s->feat);
 }
 
 /* On ENOMEM the set is left consistent enough to destroy, not to use:
@@ -101,19 +102,19 @@ static void arch_set_destroy(struct arch_set *s)
 static int arch_set_grow(struct arch_set *s)
 {
     int cap = s->cap ? s->cap * 2 : 64;
-    struct ctnas_arch *a = realloc(s->archs, (size_t)cap * sizeof *a);
+    struct ctnas_arch *a = ctnas_realloc(s->archs, (size_t)cap * sizeof *a);
     if (a == NULL)
         return CTNAS_ENOMEM;
     s->archs = a;
-    int64_t *ids = realloc(s->ids, (size_t)cap * sizeof *ids);
+    int64_t *ids = ctnas_realloc(s->ids, (size_t)cap * sizeof *ids);
     if (ids == NULL)
         return CTNAS_ENOMEM;
     s->ids = ids;
     s->cap = cap;
     /* Rehash into a table twice the capacity. */
-    free(s->table);
+    ctnas_free(s->table);
     s->tcap = cap * 2;
-    s->table = malloc((size_t)s->tcap * sizeof *s->table);
+    s->table = ctnas_malloc((size_t)s->tcap * sizeof *s->table);
     if (s->table == NULL)
         return CTNAS_ENOMEM;
     memset(s->table, -1, (size_t)s->tcap * sizeof *s->table);
@@ -154,7 +155,7 @@ static int arch_set_features(struct arch_set *s, struct ctnas_served *m,
                              struct ctnas_err *err)
 {
     int w = ctnas_nac_feature_width(m->nac);
-    s->feat = malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
+    s->feat = ctnas_malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
                      sizeof *s->feat);
     /* served_features fails only for want of memory, hence one message. */
     if (s->feat == NULL ||
@@ -305,7 +306,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
     struct arch_set set = {0};
     struct ctnas_served *model = NULL;
     /* idx[2k + side]: the set index of pair k's a (side 0) or b. */
-    int *idx = malloc(n_pairs * 2 * sizeof *idx);
+    int *idx = ctnas_malloc(n_pairs * 2 * sizeof *idx);
     if (idx == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if ((rc = body_space(body, &set.space, err)) < 0)
@@ -367,7 +368,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
 out:
     ctnas_served_release(model);
     arch_set_destroy(&set);
-    free(idx);
+    ctnas_free(idx);
     return rc;
 }
 
@@ -486,8 +487,8 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
     if ((rc = pick_model(req, st, body, set.space, &model, err)) < 0 ||
         (rc = arch_set_features(&set, model, err)) < 0)
         goto out;
-    score = malloc((size_t)set.n * sizeof *score);
-    order = malloc((size_t)set.n * sizeof *order);
+    score = ctnas_malloc((size_t)set.n * sizeof *score);
+    order = ctnas_malloc((size_t)set.n * sizeof *order);
     if (score == NULL || order == NULL) {
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         goto out;
@@ -533,7 +534,7 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
 out:
     ctnas_served_release(model);
     arch_set_destroy(&set);
-    free(score);
-    free(order);
+    ctnas_free(score);
+    ctnas_free(order);
     return rc;
 }

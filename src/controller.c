@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 /* Space ids are written into the state bytes (ctnas_ctrl_save), so their
  * values are part of the saved format: never renumber them. */
 enum { SPACE_NB201 = 1, SPACE_NB101 = 2 };
@@ -378,7 +380,7 @@ struct ctnas_ctrl *ctnas_ctrl_new(const struct ctnas_space *space,
     }
     if (ctnas_ctrl_config_check(cfg, err) != 0)
         return NULL;
-    struct ctnas_ctrl *c = calloc(1, sizeof *c);
+    struct ctnas_ctrl *c = ctnas_calloc(1, sizeof *c);
     if (c == NULL)
         goto nomem;
     c->space = space;
@@ -386,9 +388,9 @@ struct ctnas_ctrl *ctnas_ctrl_new(const struct ctnas_space *space,
     c->cfg = *cfg;
     layout_init(id, cfg->hidden, &c->lay);
     size_t n = c->lay.n_params;
-    c->theta = malloc(n * sizeof *c->theta);
-    c->adam_m = calloc(n, sizeof *c->adam_m);
-    c->adam_v = calloc(n, sizeof *c->adam_v);
+    c->theta = ctnas_malloc(n * sizeof *c->theta);
+    c->adam_m = ctnas_calloc(n, sizeof *c->adam_m);
+    c->adam_v = ctnas_calloc(n, sizeof *c->adam_v);
     if (c->theta == NULL || c->adam_m == NULL || c->adam_v == NULL) {
         /* Frees whichever arrays were allocated. */
         ctnas_ctrl_free(c);
@@ -408,10 +410,10 @@ void ctnas_ctrl_free(struct ctnas_ctrl *c)
 {
     if (c == NULL)
         return;
-    free(c->theta);
-    free(c->adam_m);
-    free(c->adam_v);
-    free(c);
+    ctnas_free(c->theta);
+    ctnas_free(c->adam_m);
+    ctnas_free(c->adam_v);
+    ctnas_free(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -437,9 +439,9 @@ int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
     /* At least one sample's room: malloc(0) may return NULL, which would
      * read as ENOMEM.  scratch is backward's dh, dc, dhp, dx (H each) and
      * dz (4H): 8H doubles. */
-    w->buf = malloc((size_t)(cap > 0 ? cap : 1) * CTNAS_CTRL_MAX_STEPS *
+    w->buf = ctnas_malloc((size_t)(cap > 0 ? cap : 1) * CTNAS_CTRL_MAX_STEPS *
                     (size_t)w->stride * sizeof *w->buf);
-    w->scratch = malloc((size_t)8 * c->cfg.hidden * sizeof *w->scratch);
+    w->scratch = ctnas_malloc((size_t)8 * c->cfg.hidden * sizeof *w->scratch);
     if (w->buf == NULL || w->scratch == NULL) {
         ctnas_ctrl_work_destroy(w);
         return CTNAS_ENOMEM;
@@ -451,8 +453,8 @@ void ctnas_ctrl_work_destroy(struct ctnas_ctrl_work *w)
 {
     if (w == NULL)
         return;
-    free(w->buf);
-    free(w->scratch);
+    ctnas_free(w->buf);
+    ctnas_free(w->scratch);
     w->buf = NULL;
     w->scratch = NULL;
     w->cap = 0;
@@ -661,12 +663,12 @@ int ctnas_ctrl_sample(const struct ctnas_ctrl *c, struct ctnas_rng *rng,
                     work->buf + (size_t)i * CTNAS_CTRL_MAX_STEPS * stride, 1);
         return 0;
     }
-    double *scratch = malloc(2 * (size_t)stride * sizeof *scratch);
+    double *scratch = ctnas_malloc(2 * (size_t)stride * sizeof *scratch);
     if (scratch == NULL)
         return CTNAS_ENOMEM;
     for (int i = 0; i < n; i++)
         run_one(c, c->theta, MODE_SAMPLE, rng, &out[i], scratch, 0);
-    free(scratch);
+    ctnas_free(scratch);
     return 0;
 }
 
@@ -686,12 +688,12 @@ void ctnas_ctrl_forward(const struct ctnas_ctrl *c, const double *theta,
 int ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
                       struct ctnas_ctrl_sample *out)
 {
-    double *scratch = malloc(2 * (size_t)STRIDE(c->cfg.hidden) *
+    double *scratch = ctnas_malloc(2 * (size_t)STRIDE(c->cfg.hidden) *
                              sizeof *scratch);
     if (scratch == NULL)
         return CTNAS_ENOMEM;
     run_one(c, c->theta, MODE_GREEDY, NULL, out, scratch, 0);
-    free(scratch);
+    ctnas_free(scratch);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "mem.h"
 #include "rng.h"
 
 /* Make room for one more entry, doubling both arrays.  *cap moves only
@@ -26,11 +27,11 @@ static int grow(struct ctnas_dataset *ds, int *cap)
     if (ds->n < *cap)
         return 0;
     int nc = *cap ? *cap * 2 : 1024;
-    struct ctnas_arch *a = realloc(ds->archs, (size_t)nc * sizeof *a);
+    struct ctnas_arch *a = ctnas_realloc(ds->archs, (size_t)nc * sizeof *a);
     if (a == NULL)
         return CTNAS_ENOMEM;
     ds->archs = a;
-    double *v = realloc(ds->values, (size_t)nc * sizeof *v);
+    double *v = ctnas_realloc(ds->values, (size_t)nc * sizeof *v);
     if (v == NULL)
         return CTNAS_ENOMEM;
     ds->values = v;
@@ -236,7 +237,7 @@ int ctnas_dataset_load(struct ctnas_dataset *ds, const struct ctnas_space *sp,
     if (rc == 0 && ds->n == 0)
         rc = ctnas_err_set(err, CTNAS_EINVAL, "data",
                            "%.100s holds no architectures", path);
-    free(line);
+    free(line); /* getline's buffer: libc's, not ours (mem.h) */
     fclose(f);
         /* On failure nothing is handed out: ds is empty again. */
     if (rc != 0)
@@ -248,9 +249,9 @@ void ctnas_dataset_destroy(struct ctnas_dataset *ds)
 {
     if (ds == NULL)
         return;
-    free(ds->archs);
-    free(ds->values);
-    free(ds->ids);
+    ctnas_free(ds->archs);
+    ctnas_free(ds->values);
+    ctnas_free(ds->ids);
     ds->archs = NULL;
     ds->values = NULL;
     ds->ids = NULL;
@@ -269,13 +270,13 @@ int ctnas_dataset_split(const struct ctnas_dataset *ds, int n_train,
         return ctnas_err_set(err, CTNAS_EINVAL, "train",
                              "%d training + %d test architectures, the data "
                              "has %d", n_train, n_test, ds->n);
-    int *perm = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *perm);
-    int *tr = malloc((size_t)(n_train ? n_train : 1) * sizeof *tr);
-    int *te = malloc((size_t)(n_test ? n_test : 1) * sizeof *te);
+    int *perm = ctnas_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *perm);
+    int *tr = ctnas_malloc((size_t)(n_train ? n_train : 1) * sizeof *tr);
+    int *te = ctnas_malloc((size_t)(n_test ? n_test : 1) * sizeof *te);
     if (perm == NULL || tr == NULL || te == NULL) {
-        free(perm);
-        free(tr);
-        free(te);
+        ctnas_free(perm);
+        ctnas_free(tr);
+        ctnas_free(te);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
     for (int i = 0; i < ds->n; i++)
@@ -285,7 +286,7 @@ int ctnas_dataset_split(const struct ctnas_dataset *ds, int n_train,
     ctnas_rng_shuffle(&rng, perm, ds->n);
     memcpy(tr, perm, (size_t)n_train * sizeof *tr);
     memcpy(te, perm + n_train, (size_t)n_test * sizeof *te);
-    free(perm);
+    ctnas_free(perm);
     *train = tr;
     *test = te;
     return 0;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "mem.h"
 #include "store.h"
 #include "store_ml.h"
 
@@ -79,13 +80,13 @@ static int scan_one(void *cls, int64_t id, const char *enc, double value)
         return 0;
     if (ds->n == sc->cap) {
         int cap = sc->cap ? 2 * sc->cap : 256;
-        struct ctnas_arch *a = realloc(ds->archs, (size_t)cap * sizeof *a);
+        struct ctnas_arch *a = ctnas_realloc(ds->archs, (size_t)cap * sizeof *a);
         if (a)
             ds->archs = a;
-        double *v = realloc(ds->values, (size_t)cap * sizeof *v);
+        double *v = ctnas_realloc(ds->values, (size_t)cap * sizeof *v);
         if (v)
             ds->values = v;
-        int64_t *ids = realloc(ds->ids, (size_t)cap * sizeof *ids);
+        int64_t *ids = ctnas_realloc(ds->ids, (size_t)cap * sizeof *ids);
         if (ids)
             ds->ids = ids;
         if (!a || !v || !ids)
@@ -111,7 +112,7 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
     struct scan sc = {ds, 0, NULL, 0};
     int64_t *sorted = NULL;
     if (want != NULL) {
-        sorted = malloc((n_want ? n_want : 1) * sizeof *sorted);
+        sorted = ctnas_malloc((n_want ? n_want : 1) * sizeof *sorted);
         if (sorted == NULL)
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         memcpy(sorted, want, n_want * sizeof *sorted);
@@ -119,7 +120,7 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
         for (size_t i = 1; i < n_want; i++)
             if (sorted[i] == sorted[i - 1]) {
                 long long dup = (long long)sorted[i];
-                free(sorted);
+                ctnas_free(sorted);
                 return ctnas_err_set(err, CTNAS_EINVAL, "ids",
                                      "ids lists architecture %lld twice",
                                      dup);
@@ -129,7 +130,7 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
     }
     int rc = ctnas_store_arch_measured(st, sp->name, dataset, metric,
                                        scan_one, &sc, err);
-    free(sorted);
+    ctnas_free(sorted);
     if (rc == CTNAS_ENOMEM)
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if (rc < 0)

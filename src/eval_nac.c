@@ -20,6 +20,7 @@
 #include "blas.h"
 #include "conf.h"
 #include "dataset.h"
+#include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
 #include "space.h"
@@ -248,11 +249,11 @@ int ctnas_eval_nac_main(int argc, char **argv)
         goto out;
     }
     int ntr = (int)o.train, nte = (int)o.test;
-    g_tr = malloc((size_t)ntr * sizeof *g_tr);
-    g_te = malloc((size_t)nte * sizeof *g_te);
-    a_tr = malloc((size_t)ntr * sizeof *a_tr);
-    a_te = malloc((size_t)nte * sizeof *a_te);
-    score = malloc((size_t)nte * sizeof *score);
+    g_tr = ctnas_malloc((size_t)ntr * sizeof *g_tr);
+    g_te = ctnas_malloc((size_t)nte * sizeof *g_te);
+    a_tr = ctnas_malloc((size_t)ntr * sizeof *a_tr);
+    a_te = ctnas_malloc((size_t)nte * sizeof *a_te);
+    score = ctnas_malloc((size_t)nte * sizeof *score);
     if (!g_tr || !g_te || !a_tr || !a_te || !score) {
         fprintf(stderr, "ctnasd eval-nac: out of memory\n");
         goto out;
@@ -276,7 +277,7 @@ int ctnas_eval_nac_main(int argc, char **argv)
     /* Features are timed apart: they are the cost of serving a model,
      * whereas training time is paid once. */
     double t0 = ctnas_now_seconds();
-    feat = malloc((size_t)nte * ctnas_nac_feature_width(m) * sizeof *feat);
+    feat = ctnas_malloc((size_t)nte * ctnas_nac_feature_width(m) * sizeof *feat);
     if (feat == NULL || ctnas_nac_features(m, g_te, nte, feat) != 0) {
         fprintf(stderr, "ctnasd eval-nac: out of memory\n");
         goto out;
@@ -338,18 +339,18 @@ int ctnas_eval_nac_main(int argc, char **argv)
     }
     printf("%s\n", line);
     fflush(stdout);
-    free(line);
+    ctnas_free(line);
     rc = 0;
 out:
     ctnas_nac_free(m);
-    free(feat);
-    free(score);
-    free(g_tr);
-    free(g_te);
-    free(a_tr);
-    free(a_te);
-    free(tr);
-    free(te);
+    ctnas_free(feat);
+    ctnas_free(score);
+    ctnas_free(g_tr);
+    ctnas_free(g_te);
+    ctnas_free(a_tr);
+    ctnas_free(a_te);
+    ctnas_free(tr);
+    ctnas_free(te);
     ctnas_dataset_destroy(&ds);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include "blas.h"
 #include "conf.h"
 #include "dataset.h"
+#include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
 #include "search.h"
@@ -135,8 +136,8 @@ static int table_init(struct table *t, const struct ctnas_dataset *ds)
     t->cap = 16;
     while (t->cap < 2 * ds->n)
         t->cap *= 2;
-    t->slot = calloc((size_t)t->cap, sizeof *t->slot);
-    t->hash = malloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof *t->hash);
+    t->slot = ctnas_calloc((size_t)t->cap, sizeof *t->slot);
+    t->hash = ctnas_malloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof *t->hash);
     if (t->slot == NULL || t->hash == NULL)
         return CTNAS_ENOMEM;
     for (int i = 0; i < ds->n; i++) {
@@ -156,8 +157,8 @@ static int table_init(struct table *t, const struct ctnas_dataset *ds)
 
 static void table_destroy(struct table *t)
 {
-    free(t->slot);
-    free(t->hash);
+    ctnas_free(t->slot);
+    ctnas_free(t->hash);
 }
 
 /* Row of a, or -1 when the file does not have it. */
@@ -224,7 +225,7 @@ static void print_json(json_t *o)
     if (line != NULL) {
         printf("%s\n", line);
         fflush(stdout);
-        free(line);
+        ctnas_free(line);
     }
 }
 
@@ -238,8 +239,8 @@ static double comparator_argmax(const struct table *tab,
     const struct ctnas_dataset *ds = tab->ds;
     if (m->cfg.head != CTNAS_NAC_HEAD_DIFF || ds->n == 0)
         return NAN;
-    struct ctnas_graph *g = malloc((size_t)ds->n * sizeof *g);
-    ctnas_real *f = malloc((size_t)ds->n * 2 * sizeof *f);
+    struct ctnas_graph *g = ctnas_malloc((size_t)ds->n * sizeof *g);
+    ctnas_real *f = ctnas_malloc((size_t)ds->n * 2 * sizeof *f);
     double v = NAN;
     if (g != NULL && f != NULL) {
         for (int i = 0; i < ds->n; i++)
@@ -259,8 +260,8 @@ static double comparator_argmax(const struct table *tab,
             }
         }
     }
-    free(g);
-    free(f);
+    ctnas_free(g);
+    ctnas_free(f);
     return v;
 }
 
@@ -294,13 +295,13 @@ static int run_seed(const struct opts *o, const struct table *tab,
     int rc = CTNAS_ENOMEM;
     struct ctnas_search *s = NULL;
     struct ctnas_nac *nac = NULL;
-    char *measured = calloc((size_t)ds->n, 1);
-    int *perm = malloc((size_t)ds->n * sizeof *perm);
-    struct ctnas_arch *ma = malloc((size_t)o->budget * sizeof *ma);
-    double *mv = malloc((size_t)o->budget * sizeof *mv);
-    struct ctnas_graph *mg = malloc((size_t)o->budget * sizeof *mg);
+    char *measured = ctnas_calloc((size_t)ds->n, 1);
+    int *perm = ctnas_malloc((size_t)ds->n * sizeof *perm);
+    struct ctnas_arch *ma = ctnas_malloc((size_t)o->budget * sizeof *ma);
+    double *mv = ctnas_malloc((size_t)o->budget * sizeof *mv);
+    struct ctnas_graph *mg = ctnas_malloc((size_t)o->budget * sizeof *mg);
     int top_cap = scfg0->top_n;
-    struct ctnas_search_entry *sug = malloc((size_t)top_cap * sizeof *sug);
+    struct ctnas_search_entry *sug = ctnas_malloc((size_t)top_cap * sizeof *sug);
     json_t *rounds_json = json_array();
     if (!measured || !perm || !ma || !mv || !mg || !sug || !rounds_json) {
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -455,12 +456,12 @@ out:
     json_decref(rounds_json);
     ctnas_search_free(s);
     ctnas_nac_free(nac);
-    free(measured);
-    free(perm);
-    free(ma);
-    free(mv);
-    free(mg);
-    free(sug);
+    ctnas_free(measured);
+    ctnas_free(perm);
+    ctnas_free(ma);
+    ctnas_free(mv);
+    ctnas_free(mg);
+    ctnas_free(sug);
     return rc;
 }
 
@@ -618,7 +619,7 @@ static int set_flag(const struct flag *f, const char *v,
 
 int ctnas_eval_search_main(int argc, char **argv)
 {
-    struct opts *o = calloc(1, sizeof *o);
+    struct opts *o = ctnas_calloc(1, sizeof *o);
     if (o == NULL) {
         fprintf(stderr, "ctnasd eval-search: out of memory\n");
         return 1;
@@ -731,10 +732,10 @@ int ctnas_eval_search_main(int argc, char **argv)
         goto done;
     }
     /* zeroed only so gcc need not prove each seed's entry is set */
-    double *acc = calloc((size_t)o->n_seeds, sizeof *acc);
-    double *bm = calloc((size_t)o->n_seeds, sizeof *bm);
-    double *meas = calloc((size_t)o->n_seeds, sizeof *meas);
-    double *secs = calloc((size_t)o->n_seeds, sizeof *secs);
+    double *acc = ctnas_calloc((size_t)o->n_seeds, sizeof *acc);
+    double *bm = ctnas_calloc((size_t)o->n_seeds, sizeof *bm);
+    double *meas = ctnas_calloc((size_t)o->n_seeds, sizeof *meas);
+    double *secs = ctnas_calloc((size_t)o->n_seeds, sizeof *secs);
     if (!acc || !bm || !meas || !secs || table_init(&tab, &ds) != 0) {
         fprintf(stderr, "ctnasd eval-search: out of memory\n");
         goto out;
@@ -790,13 +791,13 @@ int ctnas_eval_search_main(int argc, char **argv)
         rc = 0;
     }
 out:
-    free(acc);
-    free(bm);
-    free(meas);
-    free(secs);
+    ctnas_free(acc);
+    ctnas_free(bm);
+    ctnas_free(meas);
+    ctnas_free(secs);
     table_destroy(&tab);
     ctnas_dataset_destroy(&ds);
 done:
-    free(o);
+    ctnas_free(o);
     return rc;
 }

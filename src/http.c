@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mem.h"
 
 struct ctnas_http {
     struct MHD_Daemon *mhd;
@@ -103,17 +104,18 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
         return MHD_NO;
     size_t len = strlen(text);
     /* Terminate the document with a newline: friendlier for curl. */
-    char *buf = realloc(text, len + 2);
+    char *buf = ctnas_realloc(text, len + 2);
     if (buf == NULL) {
-        free(text);
+        ctnas_free(text);
         return MHD_NO;
     }
     buf[len] = '\n';
     buf[len + 1] = '\0';
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len + 1, buf, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len + 1, buf,
+                                                           ctnas_free);
     if (resp == NULL) {
-        free(buf);
+        ctnas_free(buf);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -247,7 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     struct ctnas_err err = {0};
 
     if (cs == NULL) {
-        cs = calloc(1, sizeof *cs);
+        cs = ctnas_calloc(1, sizeof *cs);
         if (cs == NULL)
             return MHD_NO;
         *con_cls = cs;
@@ -304,7 +306,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             /* Answer once the body is read: closing with unread data
              * would reset the connection and lose the answer. */
             cs->too_large = 1;
-            free(cs->body);
+            ctnas_free(cs->body);
             cs->body = NULL;
             cs->len = cs->cap = 0;
             return MHD_YES;
@@ -313,7 +315,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             size_t cap = cs->cap ? cs->cap : 4096;
             while (cap < cs->len + n + 1)
                 cap *= 2;
-            char *b = realloc(cs->body, cap);
+            char *b = ctnas_realloc(cs->body, cap);
             if (b == NULL)
                 return MHD_NO;
             cs->body = b;
@@ -373,8 +375,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     struct conn_state *cs = *con_cls;
     if (cs == NULL)
         return;
-    free(cs->body);
-    free(cs);
+    ctnas_free(cs->body);
+    ctnas_free(cs);
     *con_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
 }
@@ -466,7 +468,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                      struct ctnas_err *err)
 {
     const struct ctnas_conf *conf = app->conf;
-    struct ctnas_http *h = calloc(1, sizeof *h);
+    struct ctnas_http *h = ctnas_calloc(1, sizeof *h);
     if (h == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     h->app = app;
@@ -486,7 +488,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
         sin6->sin6_port = htons((uint16_t)conf->port);
         flags |= MHD_USE_IPv6;
     } else {
-        free(h);
+        ctnas_free(h);
         return ctnas_err_set(err, CTNAS_EINVAL, "--listen",
                              "--listen: '%s' is not an IPv4 or IPv6 address",
                              conf->listen);
@@ -512,7 +514,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
-        free(h);
+        ctnas_free(h);
         return ctnas_err_set(err, CTNAS_EIO, "--port",
                              "cannot listen on %s port %d (in use, or not "
                              "permitted)", conf->listen, conf->port);
@@ -544,6 +546,6 @@ int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
     }
     int left = atomic_load(&h->in_flight);
     MHD_stop_daemon(h->mhd);
-    free(h);
+    ctnas_free(h);
     return left;
 }

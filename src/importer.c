@@ -13,6 +13,7 @@
 
 #include "arch_json.h"
 #include "jsonv.h"
+#include "mem.h"
 
 /* A header wider than this is refused outright rather than read in part:
  * a metric column silently dropped would be data lost. */
@@ -303,7 +304,7 @@ fail:
     /* Rolled back: nothing was stored, whatever the loop counted. */
     stats->stored = stats->new_archs = 0;
 out:
-    free(line);
+    free(line); /* getline's buffer: libc's, not ours (mem.h) */
     fclose(f);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "jsonv.h"
 #include "log.h"
+#include "mem.h"
 #include "nac_json.h"
 #include "registry.h"
 #include "runner.h"
@@ -116,9 +117,9 @@ static void search_job_free(struct search_job *j)
     ctnas_nac_free(j->nac);
     ctnas_search_free(j->s);
     ctnas_dataset_destroy(&j->set);
-    free(j->new_archs);
-    free(j->new_values);
-    free(j);
+    ctnas_free(j->new_archs);
+    ctnas_free(j->new_values);
+    ctnas_free(j);
 }
 
 /* For ctnas_api_job_start. */
@@ -129,7 +130,7 @@ static void search_drop(struct ctnas_job *job)
 
 static struct search_job *search_job_new(struct ctnas_app *app)
 {
-    struct search_job *j = calloc(1, sizeof *j);
+    struct search_job *j = ctnas_calloc(1, sizeof *j);
     if (j == NULL)
         return NULL;
     pthread_mutex_init(&j->mu, NULL);
@@ -172,14 +173,14 @@ static int search_work(struct ctnas_job *job)
         if (nac == NULL) {
             j->tc.model.n_types = j->space->n_node_types;
             struct ctnas_graph *g =
-                malloc((size_t)j->set.n * sizeof *g);
+                ctnas_malloc((size_t)j->set.n * sizeof *g);
             if (g == NULL)
                 return CTNAS_ENOMEM;
             for (int i = 0; i < j->set.n; i++)
                 j->space->to_graph(&j->set.archs[i], &g[i]);
             rc = ctnas_nac_train(&j->tc, g, j->set.values, j->set.n,
                                  on_train_progress, j, &nac, NULL, &j->err);
-            free(g);
+            ctnas_free(g);
             if (rc < 0)
                 return rc;
         }
@@ -204,8 +205,8 @@ static int search_work(struct ctnas_job *job)
             return rc;
         if ((rc = ctnas_search_next_round(j->s)) < 0)
             return rc;
-        free(j->new_archs);
-        free(j->new_values);
+        ctnas_free(j->new_archs);
+        ctnas_free(j->new_values);
         j->new_archs = NULL;
         j->new_values = NULL;
         j->n_new = 0;
@@ -330,7 +331,7 @@ static int flush(struct search_job *j, struct ctnas_store *st, int force,
         rc = ctnas_store_checkpoint_put(st, j->job.id, p.step, blob, len,
                                         extra, err);
         json_decref(extra);
-        free(blob);
+        ctnas_free(blob);
         if (rc == 0)
             j->last_checkpoint = now;
     }
@@ -356,7 +357,7 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
 {
     const struct ctnas_nac *nac = ctnas_search_comparator(j->s);
     size_t len = ctnas_nac_blob_size(nac);
-    void *blob = malloc(len);
+    void *blob = ctnas_malloc(len);
     if (blob == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(nac, blob, len);
@@ -372,7 +373,7 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
     json_decref(figures);
     json_decref(ids);
     struct ctnas_nac *copy = rc == 0 ? ctnas_nac_load(blob, len, err) : NULL;
-    free(blob);
+    ctnas_free(blob);
     if (rc < 0)
         return rc;
     json_object_set_new(result, "model_id", json_integer(id));
@@ -479,8 +480,8 @@ static int search_tick(struct ctnas_job *job)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
     int n = ctnas_search_suggest(j->s, j->suggestions, e);
-    struct ctnas_arch *archs = malloc((size_t)(n ? n : 1) * sizeof *archs);
-    double *values = malloc((size_t)(n ? n : 1) * sizeof *values);
+    struct ctnas_arch *archs = ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
+    double *values = ctnas_malloc((size_t)(n ? n : 1) * sizeof *values);
     int got = 0;
     for (int i = 0; archs && values && i < n; i++) {
         char hash[CTNAS_HASH_LEN];
@@ -497,8 +498,8 @@ static int search_tick(struct ctnas_job *job)
         values[got++] = v;
     }
     if (got < n || n == 0) {
-        free(archs);
-        free(values);
+        ctnas_free(archs);
+        ctnas_free(values);
         return 0;
     }
     j->new_archs = archs;
@@ -575,13 +576,13 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     int64_t *want = NULL;
     size_t n_want = json_is_array(want_ids) ? json_array_size(want_ids) : 0;
     if (json_is_array(want_ids) &&
-        (want = malloc((n_want ? n_want : 1) * sizeof *want)) == NULL)
+        (want = ctnas_malloc((n_want ? n_want : 1) * sizeof *want)) == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     for (size_t i = 0; i < n_want; i++)
         want[i] = json_integer_value(json_array_get(want_ids, i));
     rc = ctnas_dataset_from_store(&j->set, st, j->space, j->dataset,
                                   j->metric, want, n_want, err);
-    free(want);
+    ctnas_free(want);
     if (rc < 0)
         return rc;
     json_t *ids = NULL;
@@ -635,7 +636,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
             else if ((j->nac = ctnas_nac_load(blob, len, err)) == NULL)
                 rc = CTNAS_EDB;
             json_decref(row);
-            free(blob);
+            ctnas_free(blob);
         } else if (rc == CTNAS_ENOTFOUND) {
             rc = ctnas_err_set(err, CTNAS_EINVAL, "comparator",
                                "no model %lld", (long long)model_id);
@@ -732,7 +733,7 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
             ctnas_store_checkpoint_get(st, id, &step, &blob, &len, &extra,
                                        &jerr) == 0) {
             j->s = ctnas_search_load(blob, len, &jerr);
-            free(blob);
+            ctnas_free(blob);
             if (j->s == NULL)
                 brc = CTNAS_EINVAL;
             j->events = (long)json_integer_value(json_object_get(extra,

@@ -12,6 +12,7 @@
 #include "dataset.h"
 #include "jsonv.h"
 #include "log.h"
+#include "mem.h"
 #include "nac_json.h"
 #include "registry.h"
 #include "runner.h"
@@ -57,11 +58,11 @@ static void train_job_free(struct train_job *t)
     if (t == NULL)
         return;
     pthread_mutex_destroy(&t->mu);
-    free(t->warm);
-    free(t->warm_feat);
+    ctnas_free(t->warm);
+    ctnas_free(t->warm_feat);
     ctnas_nac_free(t->model);
     ctnas_dataset_destroy(&t->set);
-    free(t);
+    ctnas_free(t);
 }
 
 /* For ctnas_api_job_start. */
@@ -93,7 +94,7 @@ static int warm_work(struct train_job *t)
 {
     int w = ctnas_nac_feature_width(t->model);
     double t0 = ctnas_now_seconds();
-    t->warm_feat = malloc((size_t)t->n_warm * (size_t)w *
+    t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
                           sizeof *t->warm_feat);
     int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
                                                   t->warm, t->n_warm,
@@ -116,14 +117,14 @@ static int train_work(struct ctnas_job *job)
     if (t->warming)
         return warm_work(t);
     const struct ctnas_dataset *set = &t->set;
-    struct ctnas_graph *g = malloc((size_t)set->n * sizeof *g);
+    struct ctnas_graph *g = ctnas_malloc((size_t)set->n * sizeof *g);
     if (g == NULL)
         return ctnas_err_set(&t->err, CTNAS_ENOMEM, "", "out of memory");
     for (int i = 0; i < set->n; i++)
         t->space->to_graph(&set->archs[i], &g[i]);
     int rc = ctnas_nac_train(&t->cfg, g, set->values, set->n, on_progress,
                              t, &t->model, &t->res, &t->err);
-    free(g);
+    ctnas_free(g);
     return rc;
 }
 
@@ -184,7 +185,7 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
      * by meta and referenced by result; every reference is dropped
      * below on all paths. */
     size_t len = ctnas_nac_blob_size(t->model);
-    void *blob = malloc(len);
+    void *blob = ctnas_malloc(len);
     if (blob == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(t->model, blob, len);
@@ -221,7 +222,7 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
     json_decref(cfg);
     json_decref(figures);
     json_decref(ids);
-    free(blob);
+    ctnas_free(blob);
     return rc;
 }
 
@@ -370,7 +371,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                                  "give ids or train_size, not both");
     }
 
-    struct train_job *t = calloc(1, sizeof *t);
+    struct train_job *t = ctnas_calloc(1, sizeof *t);
     if (t == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     pthread_mutex_init(&t->mu, NULL);
@@ -393,7 +394,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
      * the read, so the count check below spots unknown ones. */
     int64_t *want = NULL;
     size_t n_want = ids ? json_array_size(ids) : 0;
-    if (ids && (want = malloc(n_want * sizeof *want)) == NULL) {
+    if (ids && (want = ctnas_malloc(n_want * sizeof *want)) == NULL) {
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         goto fail;
     }
@@ -401,7 +402,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
         want[i] = json_integer_value(json_array_get(ids, i));
     rc = ctnas_dataset_from_store(&t->set, st, space, dataset, t->metric,
                                   want, n_want, err);
-    free(want);
+    ctnas_free(want);
     if (rc < 0)
         goto fail;
     if (ids && (size_t)t->set.n != n_want) {
@@ -462,7 +463,7 @@ int ctnas_job_train_load_model(struct ctnas_store *st, int64_t id,
     if (rc < 0)
         return rc;
     struct ctnas_nac *nac = ctnas_nac_load(blob, len, err);
-    free(blob);
+    ctnas_free(blob);
     if (nac == NULL) {
         json_decref(row);
         return err && err->code ? err->code : CTNAS_EDB;
@@ -498,6 +499,6 @@ int ctnas_job_train_load_serving(struct ctnas_app *app,
         ctnas_served_release(s);
         ++*n;
     }
-    free(ids);
+    ctnas_free(ids);
     return rc;
 }

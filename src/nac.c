@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mem.h"
+
 /* ------------------------------------------------------------------ */
 /* Config and layout */
 
@@ -203,23 +205,23 @@ int ctnas_nac_batch_init(struct ctnas_nac_batch *b, int cap_graphs,
     b->cap_graphs = cap_graphs;
     b->layers = layers;
     b->dedupe = dedupe;
-    b->row_off = malloc((size_t)(cap_graphs + 1) * sizeof *b->row_off);
-    b->type0 = malloc(rows * sizeof *b->type0);
-    b->rpred_off = malloc((rows + 1) * sizeof *b->rpred_off);
-    b->rpred = malloc(rows * MAX_PRED * sizeof *b->rpred);
-    b->rnpred = malloc(rows * sizeof *b->rnpred);
+    b->row_off = ctnas_malloc((size_t)(cap_graphs + 1) * sizeof *b->row_off);
+    b->type0 = ctnas_malloc(rows * sizeof *b->type0);
+    b->rpred_off = ctnas_malloc((rows + 1) * sizeof *b->rpred_off);
+    b->rpred = ctnas_malloc(rows * MAX_PRED * sizeof *b->rpred);
+    b->rnpred = ctnas_malloc(rows * sizeof *b->rnpred);
     int ok = b->row_off && b->type0 && b->rpred_off && b->rpred && b->rnpred;
     for (int l = 0; l <= layers && ok; l++) {
-        b->uid[l] = malloc(rows * sizeof *b->uid[l]);
+        b->uid[l] = ctnas_malloc(rows * sizeof *b->uid[l]);
         ok = b->uid[l] != NULL;
         if (l == 0 || !ok)
             continue;
-        b->self[l] = malloc(rows * sizeof *b->self[l]);
-        b->pred_off[l] = malloc((rows + 1) * sizeof *b->pred_off[l]);
-        b->pred[l] = malloc(rows * MAX_PRED * sizeof *b->pred[l]);
-        b->scale[l] = malloc(rows * sizeof *b->scale[l]);
-        b->nfwd[l] = malloc(rows * sizeof *b->nfwd[l]);
-        b->scale_b[l] = malloc(rows * sizeof *b->scale_b[l]);
+        b->self[l] = ctnas_malloc(rows * sizeof *b->self[l]);
+        b->pred_off[l] = ctnas_malloc((rows + 1) * sizeof *b->pred_off[l]);
+        b->pred[l] = ctnas_malloc(rows * MAX_PRED * sizeof *b->pred[l]);
+        b->scale[l] = ctnas_malloc(rows * sizeof *b->scale[l]);
+        b->nfwd[l] = ctnas_malloc(rows * sizeof *b->nfwd[l]);
+        b->scale_b[l] = ctnas_malloc(rows * sizeof *b->scale_b[l]);
         ok = b->self[l] && b->pred_off[l] && b->pred[l] && b->scale[l] &&
              b->nfwd[l] && b->scale_b[l];
     }
@@ -231,8 +233,8 @@ int ctnas_nac_batch_init(struct ctnas_nac_batch *b, int cap_graphs,
         hcap *= 2;
     b->hcap = hcap;
     if (ok) {
-        b->hstamp = calloc((size_t)hcap, sizeof *b->hstamp);
-        b->hval = malloc((size_t)hcap * sizeof *b->hval);
+        b->hstamp = ctnas_calloc((size_t)hcap, sizeof *b->hstamp);
+        b->hval = ctnas_malloc((size_t)hcap * sizeof *b->hval);
         ok = b->hstamp && b->hval;
     }
     if (!ok) {
@@ -246,22 +248,22 @@ void ctnas_nac_batch_destroy(struct ctnas_nac_batch *b)
 {
     if (b == NULL)
         return;
-    free(b->row_off);
-    free(b->type0);
-    free(b->rpred_off);
-    free(b->rpred);
-    free(b->rnpred);
+    ctnas_free(b->row_off);
+    ctnas_free(b->type0);
+    ctnas_free(b->rpred_off);
+    ctnas_free(b->rpred);
+    ctnas_free(b->rnpred);
     for (int l = 0; l <= CTNAS_NAC_MAX_LAYERS; l++) {
-        free(b->nfwd[l]);
-        free(b->scale_b[l]);
-        free(b->uid[l]);
-        free(b->self[l]);
-        free(b->pred_off[l]);
-        free(b->pred[l]);
-        free(b->scale[l]);
+        ctnas_free(b->nfwd[l]);
+        ctnas_free(b->scale_b[l]);
+        ctnas_free(b->uid[l]);
+        ctnas_free(b->self[l]);
+        ctnas_free(b->pred_off[l]);
+        ctnas_free(b->pred[l]);
+        ctnas_free(b->scale[l]);
     }
-    free(b->hstamp);
-    free(b->hval);
+    ctnas_free(b->hstamp);
+    ctnas_free(b->hval);
     memset(b, 0, sizeof *b);
 }
 
@@ -444,28 +446,28 @@ static int cache_alloc(struct ctnas_nac_cache *c,
     size_t kd = (size_t)c->kw * d;
     int ok = 1;
     for (int l = 0; l <= cfg->layers && ok; l++) {
-        c->h[l] = malloc(rows * d * sizeof(ctnas_real));
+        c->h[l] = ctnas_malloc(rows * d * sizeof(ctnas_real));
         ok = c->h[l] != NULL;
         if (l == 0 || !ok)
             continue;
-        c->g[l] = malloc(rows * kd * sizeof(ctnas_real));
-        c->z[l] = malloc(rows * d * sizeof(ctnas_real));
+        c->g[l] = ctnas_malloc(rows * kd * sizeof(ctnas_real));
+        c->z[l] = ctnas_malloc(rows * d * sizeof(ctnas_real));
         ok = c->g[l] && c->z[l];
     }
     /* scratch: q, r and dr of linear_dense, cap_graphs each. */
     if (ok) {
-        c->pool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
-        c->feat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
-        c->scratch = malloc((size_t)cap_graphs * 3 * sizeof(ctnas_real));
+        c->pool = ctnas_malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
+        c->feat = ctnas_malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
+        c->scratch = ctnas_malloc((size_t)cap_graphs * 3 * sizeof(ctnas_real));
         ok = c->pool && c->feat && c->scratch;
     }
     if (ok && with_grad) {
-        c->dh_a = malloc(rows * d * sizeof(ctnas_real));
-        c->dh_b = malloc(rows * d * sizeof(ctnas_real));
-        c->dp = malloc(rows * kd * sizeof(ctnas_real));
-        c->dz = malloc(rows * d * sizeof(ctnas_real));
-        c->dpool = malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
-        c->dfeat = malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
+        c->dh_a = ctnas_malloc(rows * d * sizeof(ctnas_real));
+        c->dh_b = ctnas_malloc(rows * d * sizeof(ctnas_real));
+        c->dp = ctnas_malloc(rows * kd * sizeof(ctnas_real));
+        c->dz = ctnas_malloc(rows * d * sizeof(ctnas_real));
+        c->dpool = ctnas_malloc((size_t)cap_graphs * d * sizeof(ctnas_real));
+        c->dfeat = ctnas_malloc((size_t)cap_graphs * fw * sizeof(ctnas_real));
         ok = c->dh_a && c->dh_b && c->dz && c->dpool && c->dfeat && c->dp;
     }
     if (!ok) {
@@ -493,19 +495,19 @@ void ctnas_nac_cache_destroy(struct ctnas_nac_cache *c)
     if (c == NULL)
         return;
     for (int l = 0; l <= CTNAS_NAC_MAX_LAYERS; l++) {
-        free(c->h[l]);
-        free(c->g[l]);
-        free(c->z[l]);
+        ctnas_free(c->h[l]);
+        ctnas_free(c->g[l]);
+        ctnas_free(c->z[l]);
     }
-    free(c->pool);
-    free(c->feat);
-    free(c->dh_a);
-    free(c->dh_b);
-    free(c->dp);
-    free(c->dz);
-    free(c->dpool);
-    free(c->dfeat);
-    free(c->scratch);
+    ctnas_free(c->pool);
+    ctnas_free(c->feat);
+    ctnas_free(c->dh_a);
+    ctnas_free(c->dh_b);
+    ctnas_free(c->dp);
+    ctnas_free(c->dz);
+    ctnas_free(c->dpool);
+    ctnas_free(c->dfeat);
+    ctnas_free(c->scratch);
     memset(c, 0, sizeof *c);
 }
 
@@ -949,9 +951,9 @@ int ctnas_nac_pairs_init(struct ctnas_nac_pairs *p, int cap)
 {
     memset(p, 0, sizeof *p);
     p->cap = cap;
-    p->a = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->a);
-    p->b = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->b);
-    p->y = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->y);
+    p->a = ctnas_malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->a);
+    p->b = ctnas_malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->b);
+    p->y = ctnas_malloc((size_t)(cap > 0 ? cap : 1) * sizeof *p->y);
     if (!p->a || !p->b || !p->y) {
         ctnas_nac_pairs_destroy(p);
         return CTNAS_ENOMEM;
@@ -963,9 +965,9 @@ void ctnas_nac_pairs_destroy(struct ctnas_nac_pairs *p)
 {
     if (p == NULL)
         return;
-    free(p->a);
-    free(p->b);
-    free(p->y);
+    ctnas_free(p->a);
+    ctnas_free(p->b);
+    ctnas_free(p->y);
     memset(p, 0, sizeof *p);
 }
 
@@ -1272,15 +1274,15 @@ struct ctnas_nac *ctnas_nac_new(const struct ctnas_nac_config *cfg,
     if (ctnas_nac_config_check(cfg, NULL) != 0 || n_members < 1 ||
         n_members > CTNAS_NAC_MAX_MEMBERS)
         return NULL;
-    struct ctnas_nac *m = calloc(1, sizeof *m);
+    struct ctnas_nac *m = ctnas_calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
     m->cfg = *cfg;
     ctnas_nac_layout_init(cfg, &m->lay);
     m->n_members = n_members;
-    m->theta = malloc((size_t)n_members * m->lay.n_params * sizeof *m->theta);
+    m->theta = ctnas_malloc((size_t)n_members * m->lay.n_params * sizeof *m->theta);
     if (m->theta == NULL) {
-        free(m);
+        ctnas_free(m);
         return NULL;
     }
     /* Members draw from rng in turn, so one seed fixes the whole ensemble
@@ -1295,8 +1297,8 @@ void ctnas_nac_free(struct ctnas_nac *m)
 {
     if (m == NULL)
         return;
-    free(m->theta);
-    free(m);
+    ctnas_free(m->theta);
+    ctnas_free(m);
 }
 
 int ctnas_nac_feature_width(const struct ctnas_nac *m)
@@ -1553,7 +1555,7 @@ MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
 static int mean_win_linear(const ctnas_real *feat, int n, double *score)
 {
     int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
-    float *r = malloc((size_t)nb * sizeof *r);
+    float *r = ctnas_malloc((size_t)nb * sizeof *r);
     if (r == NULL)
         return CTNAS_ENOMEM;
     for (int j = 0; j < nb; j++)
@@ -1564,7 +1566,7 @@ static int mean_win_linear(const ctnas_real *feat, int n, double *score)
         w[t] = (struct mw_rows){feat, r, n, nb, (int)((long)n * t / nt),
                                 (int)((long)n * (t + 1) / nt), score};
     split_run(mean_win_rows, w, sizeof w[0], nt);
-    free(r);
+    ctnas_free(r);
     return 0;
 }
 
@@ -1791,11 +1793,11 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
                       "comparator blob checksum mismatch");
         return NULL;
     }
-    struct ctnas_nac *m = calloc(1, sizeof *m);
-    ctnas_real *theta = malloc((total ? total : 1) * sizeof *theta);
+    struct ctnas_nac *m = ctnas_calloc(1, sizeof *m);
+    ctnas_real *theta = ctnas_malloc((total ? total : 1) * sizeof *theta);
     if (m == NULL || theta == NULL) {
-        free(m);
-        free(theta);
+        ctnas_free(m);
+        ctnas_free(theta);
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         return NULL;
     }
@@ -1804,8 +1806,8 @@ struct ctnas_nac *ctnas_nac_load(const void *buf, size_t len,
         /* A NaN or infinite weight would spread into every logit it
          * reaches. */
         if (!isfinite(f)) {
-            free(m);
-            free(theta);
+            ctnas_free(m);
+            ctnas_free(theta);
             ctnas_err_set(err, CTNAS_EINVAL, "model",
                           "comparator blob holds a non-finite weight");
             return NULL;

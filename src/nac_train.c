@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mem.h"
 #include "optim.h"
 
 const char *const ctnas_nac_pairing_names[] = {"perm", "all", NULL};
@@ -238,12 +239,12 @@ double ctnas_kendall_tau_b(const double *x, const double *y, int n)
 double ctnas_nac_tau_score(const struct ctnas_nac *m, const ctnas_real *feat,
                            const double *acc, int n)
 {
-    double *score = malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
+    double *score = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
     if (score == NULL)
         return NAN;
     ctnas_nac_mean_win(m, feat, n, score);
     double t = ctnas_kendall_tau_b(score, acc, n);
-    free(score);
+    ctnas_free(score);
     return t;
 }
 
@@ -289,18 +290,18 @@ static void run_destroy(struct run *r)
     ctnas_nac_cache_destroy(&r->cache);
     ctnas_nac_pairs_destroy(&r->pairs);
     ctnas_adam_destroy(&r->adam);
-    free(r->grad);
-    free(r->best);
-    free(r->train_idx);
-    free(r->hold_idx);
-    free(r->order);
-    free(r->perm);
-    free(r->bval);
-    free(r->gw_all);
-    free(r->bgw);
-    free(r->hold_graphs);
-    free(r->hold_acc);
-    free(r->hold_feat);
+    ctnas_free(r->grad);
+    ctnas_free(r->best);
+    ctnas_free(r->train_idx);
+    ctnas_free(r->hold_idx);
+    ctnas_free(r->order);
+    ctnas_free(r->perm);
+    ctnas_free(r->bval);
+    ctnas_free(r->gw_all);
+    ctnas_free(r->bgw);
+    ctnas_free(r->hold_graphs);
+    ctnas_free(r->hold_acc);
+    ctnas_free(r->hold_feat);
 }
 
 static ctnas_real label(double a, double b)
@@ -356,7 +357,7 @@ int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
 {
     /* sorted descending, so a binary search gives the count of strictly
      * greater values in O(log n_ref) */
-    double *sorted = malloc((size_t)(n_ref > 0 ? n_ref : 1) * sizeof *sorted);
+    double *sorted = ctnas_malloc((size_t)(n_ref > 0 ? n_ref : 1) * sizeof *sorted);
     if (sorted == NULL)
         return CTNAS_ENOMEM;
     memcpy(sorted, ref, (size_t)n_ref * sizeof *sorted);
@@ -373,7 +374,7 @@ int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
         }
         out[i] = (ctnas_real)(1 + top_weight * exp(-lo / scale));
     }
-    free(sorted);
+    ctnas_free(sorted);
     return 0;
 }
 
@@ -384,9 +385,9 @@ static int top_weights(struct run *r)
 {
     const struct ctnas_nac_train_config *cfg = r->cfg;
     int nt = r->n_train, n = nt + r->n_hold;
-    double *ref = malloc((size_t)nt * sizeof *ref);
-    r->gw_all = malloc((size_t)n * sizeof *r->gw_all);
-    r->bgw = malloc((size_t)(cfg->batch > 0 ? cfg->batch : 1) *
+    double *ref = ctnas_malloc((size_t)nt * sizeof *ref);
+    r->gw_all = ctnas_malloc((size_t)n * sizeof *r->gw_all);
+    r->bgw = ctnas_malloc((size_t)(cfg->batch > 0 ? cfg->batch : 1) *
                     sizeof *r->bgw);
     int rc = CTNAS_ENOMEM;
     if (ref != NULL && r->gw_all != NULL && r->bgw != NULL) {
@@ -395,7 +396,7 @@ static int top_weights(struct run *r)
         rc = ctnas_nac_top_weights(ref, nt, r->acc, n, cfg->top_weight,
                                    cfg->top_scale, r->gw_all);
     }
-    free(ref);
+    ctnas_free(ref);
     return rc;
 }
 
@@ -566,7 +567,7 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
     ctnas_nac_layout_init(&cfg->model, &r.lay);
 
     /* The hold-out: a seeded sample of the training set. */
-    r.train_idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *r.train_idx);
+    r.train_idx = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *r.train_idx);
     if (r.train_idx == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     for (int i = 0; i < n; i++)
@@ -575,7 +576,7 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
     if (cfg->holdout > 0 && n_hold < 2)
         n_hold = 2;
     if (n - n_hold < 2) {
-        free(r.train_idx);
+        ctnas_free(r.train_idx);
         return ctnas_err_set(err, CTNAS_EINVAL, "train",
                              "need at least 2 training architectures, "
                              "have %d after the hold-out", n - n_hold);
@@ -584,10 +585,10 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         struct ctnas_rng hr;
         ctnas_rng_seed(&hr, cfg->seed ^ 0x5bd1e9955bd1e995ULL);
         ctnas_rng_shuffle(&hr, r.train_idx, n);
-        r.hold_idx = malloc((size_t)n_hold * sizeof *r.hold_idx);
-        r.hold_graphs = malloc((size_t)n_hold * sizeof *r.hold_graphs);
-        r.hold_acc = malloc((size_t)n_hold * sizeof *r.hold_acc);
-        r.hold_feat = malloc((size_t)n_hold * r.lay.feat_width *
+        r.hold_idx = ctnas_malloc((size_t)n_hold * sizeof *r.hold_idx);
+        r.hold_graphs = ctnas_malloc((size_t)n_hold * sizeof *r.hold_graphs);
+        r.hold_acc = ctnas_malloc((size_t)n_hold * sizeof *r.hold_acc);
+        r.hold_feat = ctnas_malloc((size_t)n_hold * r.lay.feat_width *
                              sizeof *r.hold_feat);
         if (!r.hold_idx || !r.hold_graphs || !r.hold_acc || !r.hold_feat) {
             run_destroy(&r);
@@ -630,11 +631,11 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         ctnas_nac_cache_init(&r.cache, &cfg->model, cap) ||
         ctnas_nac_pairs_init(&r.pairs, bs) ||
         ctnas_adam_init(&r.adam, r.lay.n_params, &ac) ||
-        !(r.grad = malloc(r.lay.n_params * sizeof *r.grad)) ||
-        !(r.best = malloc(r.lay.n_params * sizeof *r.best)) ||
-        !(r.order = malloc((size_t)r.n_train * sizeof *r.order)) ||
-        !(r.perm = malloc((size_t)bs * sizeof *r.perm)) ||
-        !(r.bval = malloc((size_t)bs * sizeof *r.bval))) {
+        !(r.grad = ctnas_malloc(r.lay.n_params * sizeof *r.grad)) ||
+        !(r.best = ctnas_malloc(r.lay.n_params * sizeof *r.best)) ||
+        !(r.order = ctnas_malloc((size_t)r.n_train * sizeof *r.order)) ||
+        !(r.perm = ctnas_malloc((size_t)bs * sizeof *r.perm)) ||
+        !(r.bval = ctnas_malloc((size_t)bs * sizeof *r.bval))) {
         run_destroy(&r);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 void ctnas_adam_config_default(struct ctnas_adam_config *cfg)
 {
     cfg->lr = 1e-3;
@@ -28,8 +30,8 @@ int ctnas_adam_init(struct ctnas_adam *a, size_t n,
     /* Zeroed moments with t = 0 are what the bias correction assumes.
      * n = 0 still allocates one element: calloc(0) may return NULL,
      * which would read as ENOMEM. */
-    a->m = calloc(n ? n : 1, sizeof *a->m);
-    a->v = calloc(n ? n : 1, sizeof *a->v);
+    a->m = ctnas_calloc(n ? n : 1, sizeof *a->m);
+    a->v = ctnas_calloc(n ? n : 1, sizeof *a->v);
     if (a->m == NULL || a->v == NULL) {
         ctnas_adam_destroy(a);
         return CTNAS_ENOMEM;
@@ -41,8 +43,8 @@ void ctnas_adam_destroy(struct ctnas_adam *a)
 {
     if (a == NULL)
         return;
-    free(a->m);
-    free(a->v);
+    ctnas_free(a->m);
+    ctnas_free(a->v);
     a->m = a->v = NULL;
     a->n = 0;
 }

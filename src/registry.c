@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 /* Open addressing over architectures (their canonical bytes), with the
  * features of each; grows to CACHE_MAX entries, then stops caching. */
 /* Keys are compared with memcmp and hashed byte by byte, so an arch must
@@ -34,10 +36,10 @@ static void cache_free(struct ctnas_feat_cache *c)
     if (c == NULL)
         return;
     pthread_mutex_destroy(&c->mu);
-    free(c->keys);
-    free(c->used);
-    free(c->feat);
-    free(c);
+    ctnas_free(c->keys);
+    ctnas_free(c->used);
+    ctnas_free(c->feat);
+    ctnas_free(c);
 }
 
 /* Slot of a in c (its own, or the free one where it would go). */
@@ -58,13 +60,13 @@ static int cache_grow(struct ctnas_feat_cache *c)
 {
     struct ctnas_feat_cache old = *c;
     int cap = c->cap ? c->cap * 2 : 4096;
-    c->keys = malloc((size_t)cap * sizeof *c->keys);
-    c->used = calloc((size_t)cap, 1);
-    c->feat = malloc((size_t)cap * (size_t)c->width * sizeof *c->feat);
+    c->keys = ctnas_malloc((size_t)cap * sizeof *c->keys);
+    c->used = ctnas_calloc((size_t)cap, 1);
+    c->feat = ctnas_malloc((size_t)cap * (size_t)c->width * sizeof *c->feat);
     if (!c->keys || !c->used || !c->feat) {
-        free(c->keys);
-        free(c->used);
-        free(c->feat);
+        ctnas_free(c->keys);
+        ctnas_free(c->used);
+        ctnas_free(c->feat);
         c->keys = old.keys;
         c->used = old.used;
         c->feat = old.feat;
@@ -81,9 +83,9 @@ static int cache_grow(struct ctnas_feat_cache *c)
                old.feat + (size_t)i * (size_t)c->width,
                (size_t)c->width * sizeof *c->feat);
     }
-    free(old.keys);
-    free(old.used);
-    free(old.feat);
+    ctnas_free(old.keys);
+    ctnas_free(old.used);
+    ctnas_free(old.feat);
     return 0;
 }
 
@@ -146,7 +148,7 @@ int ctnas_served_features(struct ctnas_served *s,
      * looked up again, would let a request share a racing warm-up's work,
      * but made the cold path ~20% slower: a training job warms its model
      * before publishing it, so such races are rare.) */
-    int *miss = malloc((size_t)(n ? n : 1) * sizeof *miss);
+    int *miss = ctnas_malloc((size_t)(n ? n : 1) * sizeof *miss);
     if (miss == NULL)
         return CTNAS_ENOMEM;
     for (int i = 0; i < n; i++)
@@ -156,8 +158,8 @@ int ctnas_served_features(struct ctnas_served *s,
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
     if (n_miss > 0) {
-        struct ctnas_graph *g = malloc((size_t)n_miss * sizeof *g);
-        ctnas_real *f = malloc((size_t)n_miss * (size_t)w * sizeof *f);
+        struct ctnas_graph *g = ctnas_malloc((size_t)n_miss * sizeof *g);
+        ctnas_real *f = ctnas_malloc((size_t)n_miss * (size_t)w * sizeof *f);
         if (g == NULL || f == NULL)
             rc = CTNAS_ENOMEM;
         for (int k = 0; rc == 0 && k < n_miss; k++)
@@ -174,10 +176,10 @@ int ctnas_served_features(struct ctnas_served *s,
             cache_put(c, archs, miss, n_miss, f);
             pthread_mutex_unlock(&c->mu);
         }
-        free(g);
-        free(f);
+        ctnas_free(g);
+        ctnas_free(f);
     }
-    free(miss);
+    ctnas_free(miss);
     return rc;
 }
 
@@ -212,7 +214,7 @@ struct ctnas_served *ctnas_served_new(int64_t id, const char *space,
                                       const char *metric, double created,
                                       struct ctnas_nac *nac_take)
 {
-    struct ctnas_served *s = calloc(1, sizeof *s);
+    struct ctnas_served *s = ctnas_calloc(1, sizeof *s);
     if (s == NULL) {
         ctnas_nac_free(nac_take);
         return NULL;
@@ -226,10 +228,10 @@ struct ctnas_served *ctnas_served_new(int64_t id, const char *space,
     snprintf(s->metric, sizeof s->metric, "%s", metric ? metric : "");
     s->created = created;
     s->nac = nac_take;
-    s->cache = calloc(1, sizeof *s->cache);
+    s->cache = ctnas_calloc(1, sizeof *s->cache);
     if (s->cache == NULL) {
         ctnas_nac_free(nac_take);
-        free(s);
+        ctnas_free(s);
         return NULL;
     }
     pthread_mutex_init(&s->cache->mu, NULL);
@@ -251,12 +253,12 @@ void ctnas_served_release(struct ctnas_served *s)
         return;
     ctnas_nac_free(s->nac);
     cache_free(s->cache);
-    free(s);
+    ctnas_free(s);
 }
 
 struct ctnas_registry *ctnas_registry_new(void)
 {
-    struct ctnas_registry *reg = calloc(1, sizeof *reg);
+    struct ctnas_registry *reg = ctnas_calloc(1, sizeof *reg);
     if (reg != NULL)
         pthread_mutex_init(&reg->mu, NULL);
     return reg;
@@ -268,9 +270,9 @@ void ctnas_registry_free(struct ctnas_registry *reg)
         return;
     for (int i = 0; i < reg->n; i++)
         ctnas_served_release(reg->items[i]);
-    free(reg->items);
+    ctnas_free(reg->items);
     pthread_mutex_destroy(&reg->mu);
-    free(reg);
+    ctnas_free(reg);
 }
 
 struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
@@ -330,7 +332,7 @@ void ctnas_registry_publish(struct ctnas_registry *reg,
         if (reg->n == reg->cap) {
             int cap = reg->cap ? reg->cap * 2 : 4;
             struct ctnas_served **it =
-                realloc(reg->items, (size_t)cap * sizeof *it);
+                ctnas_realloc(reg->items, (size_t)cap * sizeof *it);
             if (it == NULL) {
                 pthread_mutex_unlock(&reg->mu);
                 /* Out of memory: s is not served and the previous state

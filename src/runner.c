@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 
+#include "mem.h"
+
 struct ctnas_runner {
     uv_loop_t *loop;
     uv_async_t async;
@@ -128,7 +130,7 @@ static void on_tick(uv_timer_t *t)
 int ctnas_runner_new(uv_loop_t *loop, int max_active,
                      struct ctnas_runner **out)
 {
-    struct ctnas_runner *r = calloc(1, sizeof *r);
+    struct ctnas_runner *r = ctnas_calloc(1, sizeof *r);
     if (r == NULL)
         return CTNAS_ENOMEM;
     r->loop = loop;
@@ -240,5 +242,5 @@ void ctnas_runner_free(struct ctnas_runner *r)
      * returns CTNAS_JOB_FINISHED on that status. */
     uv_run(r->loop, UV_RUN_DEFAULT);
     pthread_mutex_destroy(&r->mu);
-    free(r);
+    ctnas_free(r);
 }

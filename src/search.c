@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "optim.h"
 
 /* ------------------------------------------------------------------ */
@@ -278,7 +279,7 @@ struct kindex {
 
 static void kindex_destroy(struct kindex *x)
 {
-    free(x->slot);
+    ctnas_free(x->slot);
     x->slot = NULL;
     x->cap = 0;
 }
@@ -323,10 +324,10 @@ static int kindex_rebuild(struct kindex *x, const struct key *keys, int n,
     while (cap < 2 * (want > n ? want : n))
         cap *= 2;
     if (cap != x->cap) {
-        int *sl = malloc((size_t)cap * sizeof *sl);
+        int *sl = ctnas_malloc((size_t)cap * sizeof *sl);
         if (sl == NULL)
             return CTNAS_ENOMEM;
-        free(x->slot);
+        ctnas_free(x->slot);
         x->slot = sl;
         x->cap = cap;
     }
@@ -504,11 +505,11 @@ static int fc_reserve(struct ctnas_search *s, int more)
     int cap = s->fc_cap ? s->fc_cap : 256;
     while (cap < need)
         cap *= 2;
-    struct key *k = realloc(s->fc_key, (size_t)cap * sizeof *k);
+    struct key *k = ctnas_realloc(s->fc_key, (size_t)cap * sizeof *k);
     if (k == NULL)
         return CTNAS_ENOMEM;
     s->fc_key = k;
-    ctnas_real *f = realloc(s->fc_feat,
+    ctnas_real *f = ctnas_realloc(s->fc_feat,
                             (size_t)cap * s->fc_width * sizeof *f);
     if (f == NULL)
         return CTNAS_ENOMEM;
@@ -550,12 +551,12 @@ static int fc_get(struct ctnas_search *s, const struct ctnas_arch *archs,
     for (int i = 0; i < n; i++) {
         int r = kindex_find(&s->fc_ix, s->fc_key, keys[i]);
         if (r < 0) {
-            if (g == NULL && (g = malloc((size_t)n * sizeof *g)) == NULL)
+            if (g == NULL && (g = ctnas_malloc((size_t)n * sizeof *g)) == NULL)
                 return CTNAS_ENOMEM;
             r = s->fc_n++;
             s->fc_key[r] = keys[i];
             if ((rc = kindex_add(&s->fc_ix, s->fc_key, r)) != 0) {
-                free(g);
+                ctnas_free(g);
                 s->fc_n--;
                 return rc;
             }
@@ -566,7 +567,7 @@ static int fc_get(struct ctnas_search *s, const struct ctnas_arch *archs,
     if (n_miss > 0) {
         rc = ctnas_nac_features(s->nac, g, n_miss,
                                 s->fc_feat + (size_t)first * s->fc_width);
-        free(g);
+        ctnas_free(g);
         if (rc != 0) {
             /* forget the rows we could not fill */
             s->fc_n = first;
@@ -592,15 +593,15 @@ static int ensure_samples(struct ctnas_search *s, int n)
 {
     if (n <= s->cap_smp)
         return 0;
-    struct ctnas_ctrl_sample *p = realloc(s->smp, (size_t)n * sizeof *p);
+    struct ctnas_ctrl_sample *p = ctnas_realloc(s->smp, (size_t)n * sizeof *p);
     if (p == NULL)
         return CTNAS_ENOMEM;
     s->smp = p;
-    struct key *k = realloc(s->smp_key, (size_t)n * sizeof *k);
+    struct key *k = ctnas_realloc(s->smp_key, (size_t)n * sizeof *k);
     if (k == NULL)
         return CTNAS_ENOMEM;
     s->smp_key = k;
-    int *r = realloc(s->rows, (size_t)(n + 1) * sizeof *r);
+    int *r = ctnas_realloc(s->rows, (size_t)(n + 1) * sizeof *r);
     if (r == NULL)
         return CTNAS_ENOMEM;
     s->rows = r;
@@ -615,9 +616,9 @@ static void ft_scratch_destroy(struct ctnas_search *s)
     ctnas_nac_batch_destroy(&s->ftb);
     ctnas_nac_cache_destroy(&s->ftc);
     ctnas_nac_pairs_destroy(&s->ftp);
-    free(s->ft_graphs);
-    free(s->ft_grad);
-    free(s->ft_w);
+    ctnas_free(s->ft_graphs);
+    ctnas_free(s->ft_grad);
+    ctnas_free(s->ft_w);
     s->ft_graphs = NULL;
     s->ft_grad = NULL;
     s->ft_w = NULL;
@@ -645,15 +646,15 @@ static int nac_scratch_init(struct ctnas_search *s)
         ctnas_nac_batch_init(&s->ftb, cap, m->cfg.layers, 1) != 0 ||
         ctnas_nac_cache_init(&s->ftc, &m->cfg, cap) != 0 ||
         ctnas_nac_pairs_init(&s->ftp, s->cfg.ft_pairs) != 0 ||
-        (s->ft_graphs = malloc((size_t)cap * sizeof *s->ft_graphs)) == NULL ||
-        (s->ft_grad = malloc(np * sizeof *s->ft_grad)) == NULL ||
-        (s->ft_w = malloc((size_t)cap * sizeof *s->ft_w)) == NULL)
+        (s->ft_graphs = ctnas_malloc((size_t)cap * sizeof *s->ft_graphs)) == NULL ||
+        (s->ft_grad = ctnas_malloc(np * sizeof *s->ft_grad)) == NULL ||
+        (s->ft_w = ctnas_malloc((size_t)cap * sizeof *s->ft_w)) == NULL)
         return CTNAS_ENOMEM;
     s->ft_cap = cap;
     int w = ctnas_nac_feature_width(m);
     if (w != s->fc_width) {
-        free(s->fc_feat);
-        free(s->fc_key);
+        ctnas_free(s->fc_feat);
+        ctnas_free(s->fc_key);
         s->fc_feat = NULL;
         s->fc_key = NULL;
         s->fc_cap = 0;
@@ -685,32 +686,32 @@ void ctnas_search_free(struct ctnas_search *s)
     ctnas_ctrl_free(s->ctrl);
     ctnas_nac_free(s->nac);
     ctnas_adam_destroy(&s->adam);
-    free(s->lab);
-    free(s->lab_val);
-    free(s->lab_key);
-    free(s->lab_graph);
+    ctnas_free(s->lab);
+    ctnas_free(s->lab_val);
+    ctnas_free(s->lab_key);
+    ctnas_free(s->lab_graph);
     kindex_destroy(&s->lab_ix);
-    free(s->h);
-    free(s->h_key);
-    free(s->h_score);
-    free(s->pool);
-    free(s->pool_key);
+    ctnas_free(s->h);
+    ctnas_free(s->h_key);
+    ctnas_free(s->h_score);
+    ctnas_free(s->pool);
+    ctnas_free(s->pool_key);
     kindex_destroy(&s->pool_ix);
-    free(s->top);
-    free(s->pseudo);
-    free(s->pol_start);
-    free(s->fc_key);
-    free(s->fc_feat);
+    ctnas_free(s->top);
+    ctnas_free(s->pseudo);
+    ctnas_free(s->pol_start);
+    ctnas_free(s->fc_key);
+    ctnas_free(s->fc_feat);
     kindex_destroy(&s->fc_ix);
-    free(s->smp);
-    free(s->smp_key);
-    free(s->rows);
+    ctnas_free(s->smp);
+    ctnas_free(s->smp_key);
+    ctnas_free(s->rows);
     ctnas_ctrl_work_destroy(&s->work);
-    free(s->grad);
-    free(s->adv);
-    free(s->rew);
+    ctnas_free(s->grad);
+    ctnas_free(s->adv);
+    ctnas_free(s->rew);
     ft_scratch_destroy(s);
-    free(s);
+    ctnas_free(s);
 }
 
 /* Everything sized by the config; the comparator is taken (owned) even
@@ -724,7 +725,7 @@ static struct ctnas_search *search_alloc(const struct ctnas_space *sp,
                                          struct ctnas_rng *rng,
                                          struct ctnas_err *err)
 {
-    struct ctnas_search *s = calloc(1, sizeof *s);
+    struct ctnas_search *s = ctnas_calloc(1, sizeof *s);
     if (s == NULL) {
         ctnas_nac_free(nac_take);
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -747,21 +748,21 @@ static struct ctnas_search *search_alloc(const struct ctnas_space *sp,
     if (c->h_size > n_smp)
         n_smp = c->h_size;
     if (s->nac == NULL ||
-        (s->h = calloc((size_t)s->cap_h, sizeof *s->h)) == NULL ||
-        (s->h_key = calloc((size_t)s->cap_h, sizeof *s->h_key)) == NULL ||
-        (s->h_score = calloc((size_t)s->cap_h, sizeof *s->h_score)) ==
+        (s->h = ctnas_calloc((size_t)s->cap_h, sizeof *s->h)) == NULL ||
+        (s->h_key = ctnas_calloc((size_t)s->cap_h, sizeof *s->h_key)) == NULL ||
+        (s->h_score = ctnas_calloc((size_t)s->cap_h, sizeof *s->h_score)) ==
             NULL ||
-        (s->pool = calloc((size_t)c->pool_cap, sizeof *s->pool)) == NULL ||
-        (s->pool_key = calloc((size_t)c->pool_cap, sizeof *s->pool_key)) ==
+        (s->pool = ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool)) == NULL ||
+        (s->pool_key = ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool_key)) ==
             NULL ||
         kindex_rebuild(&s->pool_ix, s->pool_key, 0, c->pool_cap) != 0 ||
-        (s->top = calloc((size_t)c->top_n, sizeof *s->top)) == NULL ||
+        (s->top = ctnas_calloc((size_t)c->top_n, sizeof *s->top)) == NULL ||
         ensure_samples(s, n_smp) != 0 ||
         ctnas_ctrl_work_init(&s->work, s->ctrl, c->batch) != 0 ||
-        (s->grad = malloc(s->ctrl->lay.n_params * sizeof *s->grad)) ==
+        (s->grad = ctnas_malloc(s->ctrl->lay.n_params * sizeof *s->grad)) ==
             NULL ||
-        (s->adv = malloc((size_t)c->batch * sizeof *s->adv)) == NULL ||
-        (s->rew = malloc((size_t)c->batch * sizeof *s->rew)) == NULL ||
+        (s->adv = ctnas_malloc((size_t)c->batch * sizeof *s->adv)) == NULL ||
+        (s->rew = ctnas_malloc((size_t)c->batch * sizeof *s->rew)) == NULL ||
         nac_scratch_init(s) != 0) {
         ctnas_search_free(s);
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -783,19 +784,19 @@ static int labels_reserve(struct ctnas_search *s, int more)
     int cap = s->cap_lab ? s->cap_lab : 64;
     while (cap < need)
         cap *= 2;
-    struct ctnas_arch *a = realloc(s->lab, (size_t)cap * sizeof *a);
+    struct ctnas_arch *a = ctnas_realloc(s->lab, (size_t)cap * sizeof *a);
     if (a == NULL)
         return CTNAS_ENOMEM;
     s->lab = a;
-    double *v = realloc(s->lab_val, (size_t)cap * sizeof *v);
+    double *v = ctnas_realloc(s->lab_val, (size_t)cap * sizeof *v);
     if (v == NULL)
         return CTNAS_ENOMEM;
     s->lab_val = v;
-    struct key *k = realloc(s->lab_key, (size_t)cap * sizeof *k);
+    struct key *k = ctnas_realloc(s->lab_key, (size_t)cap * sizeof *k);
     if (k == NULL)
         return CTNAS_ENOMEM;
     s->lab_key = k;
-    struct ctnas_graph *g = realloc(s->lab_graph, (size_t)cap * sizeof *g);
+    struct ctnas_graph *g = ctnas_realloc(s->lab_graph, (size_t)cap * sizeof *g);
     if (g == NULL)
         return CTNAS_ENOMEM;
     s->lab_graph = g;
@@ -935,9 +936,9 @@ static int pool_score(struct ctnas_search *s)
     int n = s->n_pool;
     if (n == 0)
         return 0;
-    int *row = malloc((size_t)n * sizeof *row);
-    struct ctnas_arch *a = malloc((size_t)n * sizeof *a);
-    double *score = malloc((size_t)n * sizeof *score);
+    int *row = ctnas_malloc((size_t)n * sizeof *row);
+    struct ctnas_arch *a = ctnas_malloc((size_t)n * sizeof *a);
+    double *score = ctnas_malloc((size_t)n * sizeof *score);
     ctnas_real *feat = NULL;
     int rc = CTNAS_ENOMEM;
     if (row == NULL || a == NULL || score == NULL)
@@ -948,7 +949,7 @@ static int pool_score(struct ctnas_search *s)
         goto out;
     rc = CTNAS_ENOMEM;
     int w = s->fc_width;
-    if ((feat = malloc((size_t)n * w * sizeof *feat)) == NULL)
+    if ((feat = ctnas_malloc((size_t)n * w * sizeof *feat)) == NULL)
         goto out;
     for (int i = 0; i < n; i++)
         memcpy(feat + (size_t)i * w, fc_row(s, row[i]), w * sizeof *feat);
@@ -957,10 +958,10 @@ static int pool_score(struct ctnas_search *s)
         s->pool[i].score = score[i];
     rc = 0;
 out:
-    free(row);
-    free(a);
-    free(score);
-    free(feat);
+    ctnas_free(row);
+    ctnas_free(a);
+    ctnas_free(score);
+    ctnas_free(feat);
     return rc;
 }
 
@@ -985,13 +986,13 @@ static int refresh_ranking(struct ctnas_search *s)
     int n = s->n_pool, rc = pool_score(s);
     if (rc != 0 || n == 0)
         return rc;
-    int *idx = malloc((size_t)n * sizeof *idx);
-    int *tmp = malloc((size_t)n * sizeof *tmp);
-    double *score = malloc((size_t)n * sizeof *score);
+    int *idx = ctnas_malloc((size_t)n * sizeof *idx);
+    int *tmp = ctnas_malloc((size_t)n * sizeof *tmp);
+    double *score = ctnas_malloc((size_t)n * sizeof *score);
     if (idx == NULL || tmp == NULL || score == NULL) {
-        free(idx);
-        free(tmp);
-        free(score);
+        ctnas_free(idx);
+        ctnas_free(tmp);
+        ctnas_free(score);
         return CTNAS_ENOMEM;
     }
     for (int i = 0; i < n; i++)
@@ -1000,9 +1001,9 @@ static int refresh_ranking(struct ctnas_search *s)
     s->n_top = n < s->cfg.top_n ? n : s->cfg.top_n;
     for (int t = 0; t < s->n_top; t++)
         fill_entry(s, idx[t], &s->top[t]);
-    free(idx);
-    free(tmp);
-    free(score);
+    ctnas_free(idx);
+    ctnas_free(tmp);
+    ctnas_free(score);
     return 0;
 }
 
@@ -1016,11 +1017,11 @@ static int pool_trim(struct ctnas_search *s)
     if (rc != 0)
         return rc;
     int keep = n / 2;
-    int *idx = malloc((size_t)n * sizeof *idx);
-    int *tmp = malloc((size_t)n * sizeof *tmp);
-    double *score = calloc((size_t)(n > 0 ? n : 1), sizeof *score);
-    struct pool_entry *np = malloc((size_t)keep * sizeof *np);
-    struct key *nk = malloc((size_t)keep * sizeof *nk);
+    int *idx = ctnas_malloc((size_t)n * sizeof *idx);
+    int *tmp = ctnas_malloc((size_t)n * sizeof *tmp);
+    double *score = ctnas_calloc((size_t)(n > 0 ? n : 1), sizeof *score);
+    struct pool_entry *np = ctnas_malloc((size_t)keep * sizeof *np);
+    struct key *nk = ctnas_malloc((size_t)keep * sizeof *nk);
     if (!idx || !tmp || !score || !np || !nk) {
         rc = CTNAS_ENOMEM;
         goto out;
@@ -1037,11 +1038,11 @@ static int pool_trim(struct ctnas_search *s)
     s->n_pool = keep;
     rc = kindex_rebuild(&s->pool_ix, s->pool_key, keep, s->cfg.pool_cap);
 out:
-    free(idx);
-    free(tmp);
-    free(score);
-    free(np);
-    free(nk);
+    ctnas_free(idx);
+    ctnas_free(tmp);
+    ctnas_free(score);
+    ctnas_free(np);
+    ctnas_free(nk);
     return rc;
 }
 
@@ -1098,13 +1099,13 @@ int ctnas_search_select_pseudo(const double *p, int n, int k, int *idx,
                                int *label)
 {
     int m = 0;
-    int *all = malloc((size_t)(n > 0 ? n : 1) * sizeof *all);
-    int *tmp = malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
-    double *conf = calloc((size_t)(n > 0 ? n : 1), sizeof *conf);
+    int *all = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *all);
+    int *tmp = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
+    double *conf = ctnas_calloc((size_t)(n > 0 ? n : 1), sizeof *conf);
     if (all == NULL || tmp == NULL || conf == NULL) {
-        free(all);
-        free(tmp);
-        free(conf);
+        ctnas_free(all);
+        ctnas_free(tmp);
+        ctnas_free(conf);
         return CTNAS_ENOMEM;
     }
     /* A NaN pair gets confidence -1, below every real one (>= 0.5), so
@@ -1120,9 +1121,9 @@ int ctnas_search_select_pseudo(const double *p, int n, int k, int *idx,
         label[m] = p[i] >= 0.5;
         m++;
     }
-    free(all);
-    free(tmp);
-    free(conf);
+    ctnas_free(all);
+    ctnas_free(tmp);
+    ctnas_free(conf);
     return m;
 }
 
@@ -1136,7 +1137,7 @@ static int pseudo_reserve(struct ctnas_search *s, int more)
     while (cap < need)
         cap *= 2;
     struct ctnas_search_pseudo *p =
-        realloc(s->pseudo, (size_t)cap * sizeof *p);
+        ctnas_realloc(s->pseudo, (size_t)cap * sizeof *p);
     if (p == NULL)
         return CTNAS_ENOMEM;
     s->pseudo = p;
@@ -1155,12 +1156,12 @@ static int explore(struct ctnas_search *s)
     int k = s->cfg.pseudo_k, n = 2 * k, rc;
     if ((rc = sample_plain(s, n)) != 0 || (rc = pseudo_reserve(s, k)) != 0)
         return rc;
-    int *perm = malloc((size_t)n * sizeof *perm);
-    int *sel = malloc((size_t)n * sizeof *sel);
-    int *lab = malloc((size_t)n * sizeof *lab);
-    int *row = malloc((size_t)n * sizeof *row);
-    double *p = malloc((size_t)n * sizeof *p);
-    struct ctnas_arch *a = malloc((size_t)n * sizeof *a);
+    int *perm = ctnas_malloc((size_t)n * sizeof *perm);
+    int *sel = ctnas_malloc((size_t)n * sizeof *sel);
+    int *lab = ctnas_malloc((size_t)n * sizeof *lab);
+    int *row = ctnas_malloc((size_t)n * sizeof *row);
+    double *p = ctnas_malloc((size_t)n * sizeof *p);
+    struct ctnas_arch *a = ctnas_malloc((size_t)n * sizeof *a);
     rc = CTNAS_ENOMEM;
     if (!perm || !sel || !lab || !row || !p || !a)
         goto out;
@@ -1196,12 +1197,12 @@ static int explore(struct ctnas_search *s)
     s->explorations++;
     rc = 0;
 out:
-    free(perm);
-    free(sel);
-    free(lab);
-    free(row);
-    free(p);
-    free(a);
+    ctnas_free(perm);
+    ctnas_free(sel);
+    ctnas_free(lab);
+    ctnas_free(row);
+    ctnas_free(p);
+    ctnas_free(a);
     return rc;
 }
 
@@ -1237,28 +1238,28 @@ static int finetune_step(struct ctnas_search *s)
          * (nac_train.h, top_weight): uniform pairs would pull it back
          * towards ordering the poor cells, which a search never needs,
          * at the cost of the best ones (measured: see the defaults). */
-        lw = malloc((size_t)s->n_lab * sizeof *lw);
+        lw = ctnas_malloc((size_t)s->n_lab * sizeof *lw);
         if (lw == NULL ||
             ctnas_nac_top_weights(s->lab_val, s->n_lab, s->lab_val,
                                   s->n_lab, c->ft_top_weight,
                                   c->ft_top_scale, lw) != 0) {
-            free(lw);
+            ctnas_free(lw);
             return CTNAS_ENOMEM;
         }
     }
     if (n_l > 0 && c->ft_top > 0) {
         /* the best quarter of the labelled set, by value, rounded up so
          * it is never empty */
-        int *tmp = malloc((size_t)s->n_lab * sizeof *tmp);
-        best = malloc((size_t)s->n_lab * sizeof *best);
+        int *tmp = ctnas_malloc((size_t)s->n_lab * sizeof *tmp);
+        best = ctnas_malloc((size_t)s->n_lab * sizeof *best);
         if (tmp == NULL || best == NULL) {
-            free(tmp);
-            free(best);
-            free(lw);
+            ctnas_free(tmp);
+            ctnas_free(best);
+            ctnas_free(lw);
             return CTNAS_ENOMEM;
         }
         order_by_score(s->lab_val, s->n_lab, best, tmp);
-        free(tmp);
+        ctnas_free(tmp);
         n_best = (s->n_lab + 3) / 4;
     }
     for (int q = 0; q < n_l; q++) {
@@ -1296,8 +1297,8 @@ static int finetune_step(struct ctnas_search *s)
         g += 2;
     }
     pr->weight = lw != NULL ? s->ft_w : NULL;
-    free(best);
-    free(lw);
+    ctnas_free(best);
+    ctnas_free(lw);
     if (pr->n == 0)
         return 0;
     /* ctnas_nac_loss adds into the gradient, hence the zeroing; theta
@@ -1340,13 +1341,13 @@ static int baseline_update(struct ctnas_search *s)
         return rc;
     /* H: the kept best of the last set, then the new distinct samples. */
     int cap = c->h_keep + c->h_size, n = 0;
-    struct ctnas_arch *a = malloc((size_t)cap * sizeof *a);
-    struct key *k = malloc((size_t)cap * sizeof *k);
-    int *row = malloc((size_t)cap * sizeof *row);
-    int *isnew = malloc((size_t)cap * sizeof *isnew);
-    int *idx = malloc((size_t)cap * sizeof *idx);
-    int *tmp = malloc((size_t)cap * sizeof *tmp);
-    double *score = malloc((size_t)cap * sizeof *score);
+    struct ctnas_arch *a = ctnas_malloc((size_t)cap * sizeof *a);
+    struct key *k = ctnas_malloc((size_t)cap * sizeof *k);
+    int *row = ctnas_malloc((size_t)cap * sizeof *row);
+    int *isnew = ctnas_malloc((size_t)cap * sizeof *isnew);
+    int *idx = ctnas_malloc((size_t)cap * sizeof *idx);
+    int *tmp = ctnas_malloc((size_t)cap * sizeof *tmp);
+    double *score = ctnas_malloc((size_t)cap * sizeof *score);
     ctnas_real *feat = NULL;
     rc = CTNAS_ENOMEM;
     if (!a || !k || !row || !isnew || !idx || !tmp || !score)
@@ -1372,7 +1373,7 @@ static int baseline_update(struct ctnas_search *s)
         goto out;
     rc = CTNAS_ENOMEM;
     int w = s->fc_width;
-    if ((feat = malloc((size_t)n * w * sizeof *feat)) == NULL)
+    if ((feat = ctnas_malloc((size_t)n * w * sizeof *feat)) == NULL)
         goto out;
     for (int i = 0; i < n; i++)
         memcpy(feat + (size_t)i * w, fc_row(s, row[i]), w * sizeof *feat);
@@ -1406,14 +1407,14 @@ static int baseline_update(struct ctnas_search *s)
     s->baseline_updates++;
     rc = 0;
 out:
-    free(a);
-    free(k);
-    free(row);
-    free(isnew);
-    free(idx);
-    free(tmp);
-    free(score);
-    free(feat);
+    ctnas_free(a);
+    ctnas_free(k);
+    ctnas_free(row);
+    ctnas_free(isnew);
+    ctnas_free(idx);
+    ctnas_free(tmp);
+    ctnas_free(score);
+    ctnas_free(feat);
     return rc;
 }
 
@@ -1430,11 +1431,11 @@ static int controller_step(struct ctnas_search *s)
     int B = c->batch, rc;
     /* With work it cannot fail (controller.h), hence no check. */
     ctnas_ctrl_sample(s->ctrl, &s->rng, B, s->smp, &s->work);
-    struct ctnas_arch *a = malloc((size_t)(B + 1) * sizeof *a);
-    struct key *k = malloc((size_t)(B + 1) * sizeof *k);
+    struct ctnas_arch *a = ctnas_malloc((size_t)(B + 1) * sizeof *a);
+    struct key *k = ctnas_malloc((size_t)(B + 1) * sizeof *k);
     if (a == NULL || k == NULL) {
-        free(a);
-        free(k);
+        ctnas_free(a);
+        ctnas_free(k);
         return CTNAS_ENOMEM;
     }
     for (int i = 0; i < B; i++) {
@@ -1445,8 +1446,8 @@ static int controller_step(struct ctnas_search *s)
     a[B] = s->base;
     k[B] = s->base_key;
     rc = fc_get(s, a, k, B + 1, s->rows);
-    free(a);
-    free(k);
+    ctnas_free(a);
+    ctnas_free(k);
     if (rc != 0)
         return rc;
     double mean_r = 0, mean_h = 0;
@@ -1517,8 +1518,8 @@ static int polish_begin(struct ctnas_search *s)
     if (rc != 0)
         return rc;
     int n = s->n_top < s->cfg.polish ? s->n_top : s->cfg.polish;
-    free(s->pol_start);
-    s->pol_start = malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
+    ctnas_free(s->pol_start);
+    s->pol_start = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
     if (s->pol_start == NULL)
         return CTNAS_ENOMEM;
     for (int i = 0; i < n; i++)
@@ -1536,9 +1537,9 @@ static int polish_begin(struct ctnas_search *s)
 static int polish_step(struct ctnas_search *s, int *done)
 {
     int t = s->cfg.polish_tries, rc = 0;
-    struct ctnas_arch *a = malloc((size_t)(t + 1) * sizeof *a);
-    struct key *k = malloc((size_t)(t + 1) * sizeof *k);
-    int *row = malloc((size_t)(t + 1) * sizeof *row);
+    struct ctnas_arch *a = ctnas_malloc((size_t)(t + 1) * sizeof *a);
+    struct key *k = ctnas_malloc((size_t)(t + 1) * sizeof *k);
+    int *row = ctnas_malloc((size_t)(t + 1) * sizeof *row);
     *done = 0;
     if (a == NULL || k == NULL || row == NULL) {
         rc = CTNAS_ENOMEM;
@@ -1579,9 +1580,9 @@ static int polish_step(struct ctnas_search *s, int *done)
     else
         *done = 1;
 out:
-    free(a);
-    free(k);
-    free(row);
+    ctnas_free(a);
+    ctnas_free(k);
+    ctnas_free(row);
     return rc;
 }
 
@@ -2195,14 +2196,14 @@ int ctnas_search_save(const struct ctnas_search *s, void **blob, size_t *len)
     struct wr w = {NULL, 0};
     serialise(s, &w);
     size_t n = w.n + 8;
-    unsigned char *p = malloc(n);
+    unsigned char *p = ctnas_malloc(n);
     if (p == NULL)
         return CTNAS_ENOMEM;
     w.p = p;
     w.n = 0;
     int rc = serialise(s, &w);
     if (rc != 0) {
-        free(p);
+        ctnas_free(p);
         return rc;
     }
     uint64_t h = fnv1a64(p, w.n);
@@ -2401,7 +2402,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
      * their polish position stays empty, as search_alloc left it. */
     if (version >= 3) {
         int n = r_int(&r, 0, cfg.polish);
-        s->pol_start = malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
+        s->pol_start = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
         if (s->pol_start == NULL)
             return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
         s->pol_n = n;

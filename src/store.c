@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "mem.h"
 #include "migrations.h"
 #include "store_int.h"
 
@@ -341,11 +342,11 @@ int ctnas_store_open(const char *path, int flags, struct ctnas_store **out,
         return ctnas_err_set(err, CTNAS_EINVAL, "path",
                              "no database path given");
 
-    struct ctnas_store *st = calloc(1, sizeof *st);
+    struct ctnas_store *st = ctnas_calloc(1, sizeof *st);
     if (st != NULL)
-        st->path = strdup(path);
+        st->path = ctnas_strdup(path);
     if (st == NULL || st->path == NULL) {
-        free(st);
+        ctnas_free(st);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
 
@@ -353,8 +354,8 @@ int ctnas_store_open(const char *path, int flags, struct ctnas_store **out,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                              SQLITE_OPEN_NOMUTEX, NULL);
     if (st->db == NULL) {
-        free(st->path);
-        free(st);
+        ctnas_free(st->path);
+        ctnas_free(st);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
     sqlite3_extended_result_codes(st->db, 1);
@@ -424,8 +425,8 @@ void ctnas_store_close(struct ctnas_store *st)
      * only a guard against leaking the handle if that ever breaks. */
     if (sqlite3_close(st->db) != SQLITE_OK)
         sqlite3_close_v2(st->db);
-    free(st->path);
-    free(st);
+    ctnas_free(st->path);
+    ctnas_free(st);
 }
 
 /* ---- the lock file ---- */

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "mem.h"
 #include "store_int.h"
 
 #define LIST_LIMIT_MAX 1000
@@ -232,10 +233,10 @@ static int load_meas(struct ctnas_store *st, struct ctnas_arch_row *row,
         if (row->n_meas == cap) {
             int ncap = cap ? 2 * cap : 8;
             struct ctnas_measurement *p =
-                realloc(row->meas, (size_t)ncap * sizeof *p);
+                ctnas_realloc(row->meas, (size_t)ncap * sizeof *p);
             if (p != NULL)
                 row->meas = p;
-            int64_t *q = p ? realloc(ids, (size_t)ncap * sizeof *q) : NULL;
+            int64_t *q = p ? ctnas_realloc(ids, (size_t)ncap * sizeof *q) : NULL;
             if (q != NULL)
                 ids = q;
             if (p == NULL || q == NULL) {
@@ -270,7 +271,7 @@ static int load_meas(struct ctnas_store *st, struct ctnas_arch_row *row,
         ids[j] = id;
         row->meas[j] = m;
     }
-    free(ids);
+    ctnas_free(ids);
     return r;
 }
 
@@ -341,7 +342,7 @@ void ctnas_store_row_destroy(struct ctnas_arch_row *row)
 {
     if (row == NULL)
         return;
-    free(row->meas);
+    ctnas_free(row->meas);
     row->meas = NULL;
     row->n_meas = 0;
 }
@@ -352,7 +353,7 @@ void ctnas_store_rows_free(struct ctnas_arch_row *rows, int n)
         return;
     for (int i = 0; i < n; i++)
         ctnas_store_row_destroy(&rows[i]);
-    free(rows);
+    ctnas_free(rows);
 }
 
 /* ---- listing ---- */
@@ -655,7 +656,7 @@ static int list_page(struct ctnas_store *st, sqlite3_stmt *s, int limit,
             if (ncap > limit)
                 ncap = limit;
             struct ctnas_arch_row *p =
-                realloc(rows, (size_t)ncap * sizeof *p);
+                ctnas_realloc(rows, (size_t)ncap * sizeof *p);
             if (p == NULL) {
                 r = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
                 break;

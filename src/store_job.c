@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mem.h"
 #include "store_int.h"
 
 double ctnas_store_now(void)
@@ -361,7 +362,7 @@ int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
         json_object_set_new(*row, "train_ids", col_json(s, 11));
         if (blob) {
             int n = sqlite3_column_bytes(s, 10);
-            *blob = malloc(n > 0 ? (size_t)n : 1);
+            *blob = ctnas_malloc(n > 0 ? (size_t)n : 1);
             if (*blob == NULL) {
                 json_decref(*row);
                 rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -406,12 +407,12 @@ int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
         return rc;
     int cap = 8;
     *n = 0;
-    *ids = malloc((size_t)cap * sizeof **ids);
+    *ids = ctnas_malloc((size_t)cap * sizeof **ids);
     while (*ids && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == cap) {
-            int64_t *p = realloc(*ids, (size_t)(cap *= 2) * sizeof *p);
+            int64_t *p = ctnas_realloc(*ids, (size_t)(cap *= 2) * sizeof *p);
             if (p == NULL) {
-                free(*ids);
+                ctnas_free(*ids);
                 *ids = NULL;
                 break;
             }
@@ -423,7 +424,7 @@ int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     else if (rc != SQLITE_DONE) {
         rc = ctnas__store_fail(st, rc, "find the serving models", err);
-        free(*ids);
+        ctnas_free(*ids);
         *ids = NULL;
     } else {
         rc = 0;
@@ -534,7 +535,7 @@ int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
     if (rc == SQLITE_ROW) {
         int n = sqlite3_column_bytes(s, 1);
         *step = (long)sqlite3_column_int64(s, 0);
-        *blob = malloc(n > 0 ? (size_t)n : 1);
+        *blob = ctnas_malloc(n > 0 ? (size_t)n : 1);
         *len = (size_t)n;
         if (*blob == NULL) {
             rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

@@ -69,14 +69,14 @@ int ctnas_store_model_insert(struct ctnas_store *st,
                              const void *blob, size_t len, int64_t *id,
                              struct ctnas_err *err);
 /* One model's row; with blob not NULL also its weights (*blob new,
- * free()). */
+ * ctnas_free()). */
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
                           void **blob, size_t *len, struct ctnas_err *err);
 /* Newest first, space may be NULL. */
 int ctnas_store_model_list(struct ctnas_store *st, const char *space,
                            int limit, json_t **rows, struct ctnas_err *err);
 /* Ids of the newest published model of every (space, dataset): new
- * array, free(). */
+ * array, ctnas_free(). */
 int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
                              struct ctnas_err *err);
 
@@ -103,8 +103,8 @@ int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
 int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,
                                long step, const void *blob, size_t len,
                                const json_t *extra, struct ctnas_err *err);
-/* The checkpoint of job id: *blob new (free()), *extra new reference;
- * CTNAS_ENOTFOUND when it has none. */
+/* The checkpoint of job id: *blob new (ctnas_free()), *extra new
+ * reference; CTNAS_ENOTFOUND when it has none. */
 int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
                                long *step, void **blob, size_t *len,
                                json_t **extra, struct ctnas_err *err);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "mem.h"
 #include "runner.h"
 #include "store_ml.h"
 
@@ -31,7 +32,7 @@ static int collect_one(void *cls, int64_t id, const char *enc)
         return 1; /* enough: stop the scan */
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 1024;
-        struct ctnas_arch *a = realloc(c->archs, (size_t)cap * sizeof *a);
+        struct ctnas_arch *a = ctnas_realloc(c->archs, (size_t)cap * sizeof *a);
         if (a == NULL)
             return CTNAS_ENOMEM;
         c->archs = a;
@@ -50,7 +51,7 @@ int ctnas_warmup_collect(struct ctnas_store *st,
     struct collect c = {space, NULL, 0, 0};
     int rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
     if (rc < 0) {
-        free(c.archs);
+        ctnas_free(c.archs);
         return rc == CTNAS_ENOMEM
                    ? ctnas_err_set(err, rc, "", "out of memory")
                    : rc;
@@ -66,7 +67,7 @@ int ctnas_warmup_features(const struct ctnas_nac *m,
                           ctnas_real *feat, atomic_int *cancel)
 {
     int w = ctnas_nac_feature_width(m), rc = 0;
-    struct ctnas_graph *g = malloc(WARMUP_CHUNK * sizeof *g);
+    struct ctnas_graph *g = ctnas_malloc(WARMUP_CHUNK * sizeof *g);
     if (g == NULL)
         return CTNAS_ENOMEM;
     for (int i = 0; i < n && rc == 0; i += WARMUP_CHUNK) {
@@ -79,7 +80,7 @@ int ctnas_warmup_features(const struct ctnas_nac *m,
             space->to_graph(&archs[i + j], &g[j]);
         rc = ctnas_nac_features(m, g, k, feat + (size_t)i * w);
     }
-    free(g);
+    ctnas_free(g);
     return rc;
 }
 
@@ -97,8 +98,8 @@ struct warmup {
 static void warmup_free(struct warmup *w)
 {
     ctnas_served_release(w->s);
-    free(w->archs);
-    free(w);
+    ctnas_free(w->archs);
+    ctnas_free(w);
 }
 
 /* Pool thread: only the model and the job's own copy of the archs.
@@ -108,7 +109,7 @@ static int warmup_work(struct ctnas_job *job)
 {
     struct warmup *w = job->data;
     int width = ctnas_nac_feature_width(w->s->nac);
-    ctnas_real *f = malloc((size_t)WARMUP_CHUNK * (size_t)width * sizeof *f);
+    ctnas_real *f = ctnas_malloc((size_t)WARMUP_CHUNK * (size_t)width * sizeof *f);
     if (f == NULL)
         return CTNAS_ENOMEM;
     double t0 = ctnas_now_seconds();
@@ -128,7 +129,7 @@ static int warmup_work(struct ctnas_job *job)
             w->done = i + k;
     }
     w->seconds = ctnas_now_seconds() - t0;
-    free(f);
+    ctnas_free(f);
     return rc;
 }
 
@@ -161,7 +162,7 @@ int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
     const struct ctnas_space *space = ctnas_space_find(s->space);
     if (space == NULL)
         return 0; /* a model of a space this build lacks serves nothing */
-    struct warmup *w = calloc(1, sizeof *w);
+    struct warmup *w = ctnas_calloc(1, sizeof *w);
     if (w == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     w->space = space;

@@ -25,6 +25,7 @@
 
 #include "blas.h"
 #include "dataset.h"
+#include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
 #include "optim.h"
@@ -1090,8 +1091,8 @@ static void test_real_nb201(void)
     free(gte);
     free(atr);
     free(ate);
-    free(tr);
-    free(te);
+    ctnas_free(tr);
+    ctnas_free(te);
     ctnas_dataset_destroy(&ds);
     ASSERT_MSG(tau >= 0.78, "test Kendall tau %.4f < 0.78", tau);
 }

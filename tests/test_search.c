@@ -16,6 +16,7 @@
 
 #include "blas.h"
 #include "controller.h"
+#include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
 #include "rng.h"
@@ -574,8 +575,8 @@ static void test_search_determinism(void)
         ASSERT(ps[i].step % c.explore_every == 0);
         ASSERT(ps[i].confidence >= 0.5 && ps[i].confidence <= 1);
     }
-    free(ba);
-    free(bb);
+    ctnas_free(ba);
+    ctnas_free(bb);
     ctnas_search_free(a);
     ctnas_search_free(b);
     ctnas_nac_free(sy.nac);
@@ -715,7 +716,7 @@ static int resume_equal(const struct ctnas_space *sp,
         ctnas_search_save(s, &b, &bn);
         ctnas_search_free(s);
         s = ctnas_search_load(b, bn, &err);
-        free(b);
+        ctnas_free(b);
         if (s == NULL) {
             snprintf(msg, cap, "load failed: %.100s", err.msg);
             bad = 1;
@@ -745,9 +746,9 @@ static int resume_equal(const struct ctnas_space *sp,
             snprintf(msg, cap, "resumed answer differs");
             bad = 1;
         }
-        free(b);
+        ctnas_free(b);
     }
-    free(rb);
+    ctnas_free(rb);
     ctnas_search_free(s);
     ctnas_search_free(ref);
     return bad;
@@ -912,7 +913,7 @@ static void test_search_rounds(void)
     size_t bn;
     ASSERT_EQ(ctnas_search_save(s, &b, &bn), 0);
     struct ctnas_search *t = ctnas_search_load(b, bn, NULL);
-    free(b);
+    ctnas_free(b);
     ASSERT(t != NULL);
     ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
     ASSERT_EQ(ctnas_search_run(t, 0, 0, NULL, NULL), CTNAS_SEARCH_FINISHED);
@@ -925,8 +926,8 @@ static void test_search_rounds(void)
     ctnas_search_progress_get(s, &p);
     ASSERT_EQ(p.round, 2);
     ASSERT_EQ(p.step, 120);
-    free(b1);
-    free(b2);
+    ctnas_free(b1);
+    ctnas_free(b2);
     ctnas_search_free(s);
     ctnas_search_free(t);
     ctnas_nac_free(sy.nac);
@@ -978,7 +979,7 @@ static void test_checkpoint_rejects_damage(void)
     ASSERT(ctnas_search_load(b, n - 1, &err) == NULL);
     struct ctnas_search *t = ctnas_search_load(b, n, &err);
     ASSERT(t != NULL);
-    free(b);
+    ctnas_free(b);
     ctnas_search_free(t);
     ctnas_search_free(s);
     ctnas_nac_free(sy.nac);
@@ -1051,11 +1052,11 @@ static void test_checkpoint_older_loads(void)
         ASSERT_EQ(ctnas_search_save(t, &b2, &n2), 0);
         ASSERT_EQ(n2, n);
         ASSERT(memcmp(b, b2, n) == 0);
-        free(b2);
+        ctnas_free(b2);
         free(v);
         ctnas_search_free(t);
     }
-    free(b);
+    ctnas_free(b);
     ctnas_search_free(s);
     ctnas_nac_free(sy.nac);
 }
