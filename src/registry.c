@@ -306,8 +306,8 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
     return hit;
 }
 
-void ctnas_registry_publish(struct ctnas_registry *reg,
-                            struct ctnas_served *s)
+int ctnas_registry_publish(struct ctnas_registry *reg,
+                           struct ctnas_served *s)
 {
     /* Publish swaps one pointer under mu; readers holding the old model
      * keep it alive by their own references.  The displaced model is
@@ -334,12 +334,10 @@ void ctnas_registry_publish(struct ctnas_registry *reg,
             struct ctnas_served **it =
                 ctnas_realloc(reg->items, (size_t)cap * sizeof *it);
             if (it == NULL) {
+                /* s is not served and the previous state stands. */
                 pthread_mutex_unlock(&reg->mu);
-                /* Out of memory: s is not served and the previous state
-                 * stands.  There is no error to return: the model stays
-                 * in the store and is published again on restart. */
                 ctnas_served_release(s);
-                return;
+                return CTNAS_ENOMEM;
             }
             reg->items = it;
             reg->cap = cap;
@@ -348,4 +346,5 @@ void ctnas_registry_publish(struct ctnas_registry *reg,
     }
     pthread_mutex_unlock(&reg->mu);
     ctnas_served_release(old);
+    return 0;
 }

@@ -71,8 +71,10 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
                                         const char *dataset, int *ambiguous);
 /* Serve s for its (space, dataset), replacing (and releasing) the
  * previous one unless that one is newer (higher id).  Takes a reference
- * of its own. */
-void ctnas_registry_publish(struct ctnas_registry *reg,
-                            struct ctnas_served *s);
+ * of its own.  0, or CTNAS_ENOMEM when s would be the first of its (space,
+ * dataset) and the table cannot grow: s is then not served, and a model
+ * marked published in the store is served again at the next start. */
+int ctnas_registry_publish(struct ctnas_registry *reg,
+                           struct ctnas_served *s);
 
 #endif

@@ -41,7 +41,8 @@ int ctnas_warmup_features(const struct ctnas_nac *m,
  * with st on this thread.  Loop thread (a job's done callback included)
  * or start-up.  Serving does not depend on the warm-up, so its failure
  * (out of memory, an unreadable store) is returned for the caller to
- * log, with s published anyway. */
+ * log, with s published anyway; CTNAS_ENOMEM also when s itself could not
+ * be published (ctnas_registry_publish). */
 int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
                          struct ctnas_served *s, struct ctnas_err *err);
 
