@@ -156,7 +156,7 @@ static int arch_set_features(struct arch_set *s, struct ctnas_served *m,
 {
     int w = ctnas_nac_feature_width(m->nac);
     s->feat = ctnas_malloc((size_t)(s->n ? s->n : 1) * (size_t)w *
-                     sizeof *s->feat);
+                           sizeof *s->feat);
     /* served_features fails only for want of memory, hence one message. */
     if (s->feat == NULL ||
         ctnas_served_features(m, s->space, s->archs, s->n, s->feat) < 0)
@@ -496,7 +496,10 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
     /* score[i]: mean over j != i of p(i beats j).  O(n^2) pair
      * evaluations from the cached features, which is why --max-rank
      * bounds n. */
-    ctnas_nac_mean_win(model->nac, set.feat, set.n, score);
+    if (ctnas_nac_mean_win(model->nac, set.feat, set.n, score) != 0) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto out;
+    }
     for (int i = 0; i < set.n; i++)
         if (!isfinite(score[i])) {
             rc = ctnas_err_set(err, CTNAS_EDB, "model",

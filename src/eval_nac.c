@@ -277,7 +277,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
     /* Features are timed apart: they are the cost of serving a model,
      * whereas training time is paid once. */
     double t0 = ctnas_now_seconds();
-    feat = ctnas_malloc((size_t)nte * ctnas_nac_feature_width(m) * sizeof *feat);
+    feat = ctnas_malloc((size_t)nte * ctnas_nac_feature_width(m) *
+                        sizeof *feat);
     if (feat == NULL || ctnas_nac_features(m, g_te, nte, feat) != 0) {
         fprintf(stderr, "ctnasd eval-nac: out of memory\n");
         goto out;
@@ -288,7 +289,10 @@ int ctnas_eval_nac_main(int argc, char **argv)
      * tau-b of the mean-win ranking that /v1/rank answers. */
     double pair_acc;
     double tau = ctnas_nac_tau_pairwise(m, feat, a_te, nte, &pair_acc);
-    ctnas_nac_mean_win(m, feat, nte, score);
+    if (ctnas_nac_mean_win(m, feat, nte, score) != 0) {
+        fprintf(stderr, "ctnasd eval-nac: out of memory\n");
+        goto out;
+    }
     double stau = ctnas_kendall_tau_b(score, a_te, nte);
 
     /* json_pack fails on a NaN real, so a missing holdout tau is packed

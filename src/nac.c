@@ -1280,7 +1280,8 @@ struct ctnas_nac *ctnas_nac_new(const struct ctnas_nac_config *cfg,
     m->cfg = *cfg;
     ctnas_nac_layout_init(cfg, &m->lay);
     m->n_members = n_members;
-    m->theta = ctnas_malloc((size_t)n_members * m->lay.n_params * sizeof *m->theta);
+    m->theta = ctnas_malloc((size_t)n_members * m->lay.n_params *
+                            sizeof *m->theta);
     if (m->theta == NULL) {
         ctnas_free(m);
         return NULL;
@@ -1550,8 +1551,7 @@ MW_CLONES MW_VECTORISE static void *mean_win_rows(void *arg)
 #define MW_PARALLEL_MIN 4096
 
 /* Gathers r into floats padded to whole blocks and runs the rows on up to
- * split_threads() threads.  CTNAS_ENOMEM leaves score untouched, and the
- * caller falls back to the pair loop. */
+ * split_threads() threads.  CTNAS_ENOMEM leaves score untouched. */
 static int mean_win_linear(const ctnas_real *feat, int n, double *score)
 {
     int nb = (n + MW_BLOCK - 1) / MW_BLOCK * MW_BLOCK;
@@ -1570,19 +1570,18 @@ static int mean_win_linear(const ctnas_real *feat, int n, double *score)
     return 0;
 }
 
-void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
-                        int n, double *score)
+int ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
+                       int n, double *score)
 {
     int width = ctnas_nac_feature_width(m);
     if (n < 2) {
         for (int i = 0; i < n; i++)
             score[i] = 0.5;
-        return;
+        return 0;
     }
-    if (m->cfg.head != CTNAS_NAC_HEAD_MLP &&
-        mean_win_linear(feat, n, score) == 0)
-        return;
-    /* MLP head (or no memory for the fast path): pair by pair */
+    if (m->cfg.head != CTNAS_NAC_HEAD_MLP)
+        return mean_win_linear(feat, n, score);
+    /* MLP head: pair by pair */
     for (int i = 0; i < n; i++) {
         double s = 0;
         for (int j = 0; j < n; j++)
@@ -1591,6 +1590,7 @@ void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
                                             feat + (size_t)j * width);
         score[i] = s / (n - 1);
     }
+    return 0;
 }
 
 int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,

@@ -368,9 +368,11 @@ double ctnas_nac_feature_prob(const struct ctnas_nac *m,
                               const ctnas_real *fa, const ctnas_real *fb);
 /* score[i] = mean over j != i of p(i, j): the mean win probability that
  * ranks the n architectures (n >= 2; n = 1 gives 0.5).  O(n^2) pair
- * evaluations from features. */
-void ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
-                        int n, double *score);
+ * evaluations from features.  0, or CTNAS_ENOMEM with score untouched
+ * (no slower fallback: its rounding would differ, and a seeded search
+ * must not change its answer under memory pressure). */
+int ctnas_nac_mean_win(const struct ctnas_nac *m, const ctnas_real *feat,
+                       int n, double *score);
 /* Direct probability p(a beats b), both graphs through the network (for
  * tests; serving should use features). */
 int ctnas_nac_compare(const struct ctnas_nac *m, const struct ctnas_graph *a,

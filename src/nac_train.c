@@ -240,10 +240,9 @@ double ctnas_nac_tau_score(const struct ctnas_nac *m, const ctnas_real *feat,
                            const double *acc, int n)
 {
     double *score = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *score);
-    if (score == NULL)
-        return NAN;
-    ctnas_nac_mean_win(m, feat, n, score);
-    double t = ctnas_kendall_tau_b(score, acc, n);
+    double t = NAN;
+    if (score != NULL && ctnas_nac_mean_win(m, feat, n, score) == 0)
+        t = ctnas_kendall_tau_b(score, acc, n);
     ctnas_free(score);
     return t;
 }
@@ -357,7 +356,8 @@ int ctnas_nac_top_weights(const double *ref, int n_ref, const double *val,
 {
     /* sorted descending, so a binary search gives the count of strictly
      * greater values in O(log n_ref) */
-    double *sorted = ctnas_malloc((size_t)(n_ref > 0 ? n_ref : 1) * sizeof *sorted);
+    double *sorted =
+        ctnas_malloc((size_t)(n_ref > 0 ? n_ref : 1) * sizeof *sorted);
     if (sorted == NULL)
         return CTNAS_ENOMEM;
     memcpy(sorted, ref, (size_t)n_ref * sizeof *sorted);
@@ -388,7 +388,7 @@ static int top_weights(struct run *r)
     double *ref = ctnas_malloc((size_t)nt * sizeof *ref);
     r->gw_all = ctnas_malloc((size_t)n * sizeof *r->gw_all);
     r->bgw = ctnas_malloc((size_t)(cfg->batch > 0 ? cfg->batch : 1) *
-                    sizeof *r->bgw);
+                          sizeof *r->bgw);
     int rc = CTNAS_ENOMEM;
     if (ref != NULL && r->gw_all != NULL && r->bgw != NULL) {
         for (int i = 0; i < nt; i++)
@@ -589,7 +589,7 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         r.hold_graphs = ctnas_malloc((size_t)n_hold * sizeof *r.hold_graphs);
         r.hold_acc = ctnas_malloc((size_t)n_hold * sizeof *r.hold_acc);
         r.hold_feat = ctnas_malloc((size_t)n_hold * r.lay.feat_width *
-                             sizeof *r.hold_feat);
+                                   sizeof *r.hold_feat);
         if (!r.hold_idx || !r.hold_graphs || !r.hold_acc || !r.hold_feat) {
             run_destroy(&r);
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

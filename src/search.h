@@ -275,7 +275,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
 
 /* Exposed for the tests: index of the argmax of s_i = mean_{j != i}
  * p(i, j) over n architectures with features feat (n x width of nac),
- * scores into score (n). */
+ * scores into score (n); or CTNAS_ENOMEM. */
 int ctnas_search_pick_baseline(const struct ctnas_nac *nac,
                                const ctnas_real *feat, int n, double *score);
 /* Exposed for the tests: from n pair probabilities p[k] (that a_k beats

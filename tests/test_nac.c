@@ -827,7 +827,7 @@ static void test_feature_cache_scoring(void)
         ctnas_real *f = malloc(sizeof *f * N * w);
         double score[N];
         ASSERT_EQ(ctnas_nac_features(m, g, N, f), 0);
-        ctnas_nac_mean_win(m, f, N, score);
+        ASSERT_EQ(ctnas_nac_mean_win(m, f, N, score), 0);
         double worst = 0, worst_score = 0;
         for (int i = 0; i < N; i++) {
             double s = 0;
