@@ -95,7 +95,7 @@ static int warm_work(struct train_job *t)
     int w = ctnas_nac_feature_width(t->model);
     double t0 = ctnas_now_seconds();
     t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
-                          sizeof *t->warm_feat);
+                                sizeof *t->warm_feat);
     int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
                                                   t->warm, t->n_warm,
                                                   t->warm_feat,
@@ -267,11 +267,14 @@ static int train_done(struct ctnas_job *job, int status)
                 ctnas_store_now(), t->model);
             /* served_new took the model, even if it failed. */
             t->model = NULL;
-            if (s) {
+            if (s)
                 ctnas_served_prime(s, t->warm, t->warm_feat, t->n_warm);
-                ctnas_registry_publish(t->app->registry, s);
-                ctnas_served_release(s);
-            }
+            if (s == NULL || ctnas_registry_publish(t->app->registry, s) < 0)
+                ctnas_log_warn("job %lld: model %lld is stored but not "
+                               "served: out of memory (a restart serves "
+                               "it)", (long long)job->id,
+                               (long long)model_id);
+            ctnas_served_release(s);
         }
     } else if (status == CTNAS_ECANCELED &&
                atomic_load(&job->cancel) == CTNAS_RUNNER_SHUTDOWN) {

@@ -109,7 +109,8 @@ static int warmup_work(struct ctnas_job *job)
 {
     struct warmup *w = job->data;
     int width = ctnas_nac_feature_width(w->s->nac);
-    ctnas_real *f = ctnas_malloc((size_t)WARMUP_CHUNK * (size_t)width * sizeof *f);
+    ctnas_real *f =
+        ctnas_malloc((size_t)WARMUP_CHUNK * (size_t)width * sizeof *f);
     if (f == NULL)
         return CTNAS_ENOMEM;
     double t0 = ctnas_now_seconds();
@@ -158,7 +159,10 @@ static const struct ctnas_job_ops warmup_ops = {
 int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
                          struct ctnas_served *s, struct ctnas_err *err)
 {
-    ctnas_registry_publish(app->registry, s);
+    if (ctnas_registry_publish(app->registry, s) < 0)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "",
+                             "out of memory: model %lld is not served",
+                             (long long)s->id);
     const struct ctnas_space *space = ctnas_space_find(s->space);
     if (space == NULL)
         return 0; /* a model of a space this build lacks serves nothing */
