@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "jsonv.h"
 #include "mem.h"
 #include "rng.h"
 
@@ -147,7 +148,10 @@ static int load_jsonl(struct ctnas_dataset *ds, FILE *f, const char *field,
         if (*t == '\0')
             continue;
         json_error_t jerr;
-        json_t *obj = json_loads(t, 0, &jerr);
+        int oom;
+        json_t *obj = ctnas_jsonv_load(t, strlen(t), 0, &jerr, &oom);
+        if (oom)
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         if (obj == NULL || !json_is_object(obj)) {
             json_decref(obj);
             return ctnas_err_set(err, CTNAS_EINVAL, "data",

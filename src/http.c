@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "jsonv.h"
 #include "log.h"
 #include "mem.h"
 
@@ -337,7 +338,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     json_t *body = NULL;
     if (cs->len > 0) {
         json_error_t jerr;
-        body = json_loadb(cs->body, cs->len, JSON_REJECT_DUPLICATES, &jerr);
+        int oom;
+        body = ctnas_jsonv_load(cs->body, cs->len, JSON_REJECT_DUPLICATES,
+                                &jerr, &oom);
+        if (oom) {
+            ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
+            return send_error(conn, cs, &err, NULL);
+        }
         if (body == NULL) {
             ctnas_err_set(&err, CTNAS_EINVAL, "body",
                           "malformed JSON at line %d, column %d: %s",

@@ -153,8 +153,14 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
     json_error_t jerr;
     /* Duplicate keys are refused as over HTTP: with two "value" fields
      * a reader could not tell which one was stored. */
-    json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+    int oom;
+    json_t *j = ctnas_jsonv_load(line, strlen(line), JSON_REJECT_DUPLICATES,
+                                 &jerr, &oom);
     expect_hash[0] = '\0';
+    if (oom) {
+        ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        return NULL;
+    }
     if (j == NULL) {
         ctnas_err_set(err, CTNAS_EINVAL, "", "malformed JSON at column %d: "
                       "%s", jerr.column, jerr.text);

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 const char *ctnas_jsonv_path(char *buf, size_t cap, const char *prefix,
                              const char *key)
 {
@@ -340,4 +342,21 @@ int ctnas_jsonv_only_fields(const json_t *obj, const char *prefix,
 json_t *ctnas_jsonv_real_or_null(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
+                         json_error_t *jerr, int *oom)
+{
+    unsigned long f0 = ctnas_mem_failures();
+    json_t *j = json_loadb(buf, len, flags, jerr);
+    if (ctnas_mem_failures() != f0) {
+        /* Even a document jansson returns: its lexer drops a character
+         * it cannot append ("conv3x3-bn-rel"), so the text may be cut. */
+        json_decref(j);
+        j = NULL;
+    }
+    *oom = j == NULL && (ctnas_mem_failures() != f0 ||
+                         json_error_code(jerr) == json_error_out_of_memory ||
+                         jerr->text[0] == '\0');
+    return j;
 }

@@ -86,6 +86,15 @@ int ctnas_jsonv_only_fields(const json_t *obj, const char *prefix,
  * neither: a figure not computed yet, say). */
 json_t *ctnas_jsonv_real_or_null(double v);
 
+/* json_loadb of buf[0 .. len), which also tells a failure for memory
+ * (*oom = 1: answer 500, not a client's 400) from a syntax error.
+ * jansson 2.14 flags some of its allocation failures, leaves others
+ * without a message, reports some as syntax errors and survives others
+ * with a string cut short, so the allocator's failure count (mem.h)
+ * decides: any failed allocation fails the load. */
+json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
+                         json_error_t *jerr, int *oom);
+
 /* Parse a decimal integer from text (query strings): whole string. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
                           int64_t max, int64_t *out, struct ctnas_err *err);

@@ -25,6 +25,7 @@
 #include "job_search.h"
 #include "job_train.h"
 #include "log.h"
+#include "mem.h"
 #include "registry.h"
 #include "runner.h"
 #include "store.h"
@@ -337,6 +338,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* jansson through ctnas_malloc too, so its allocation failures are
+     * counted (mem.h) and a full heap answers 500, not 400. */
+    ctnas_mem_replace(NULL);
     /* Dispatch order matters: the eval commands see their own --help;
      * then --help and --version anywhere win; then a named command; a
      * first argument that is an option means serve, the default. */

@@ -12,6 +12,7 @@
 #include "ctnas.h"
 
 static struct ctnas_mem_funcs hooks = {malloc, calloc, realloc, free};
+static _Thread_local unsigned long failures;
 
 int ctnas_mem_replace(const struct ctnas_mem_funcs *f)
 {
@@ -28,22 +29,33 @@ int ctnas_mem_replace(const struct ctnas_mem_funcs *f)
 
 void *ctnas_malloc(size_t size)
 {
-    return hooks.malloc_fn(size);
+    void *p = hooks.malloc_fn(size);
+    failures += p == NULL && size > 0;
+    return p;
 }
 
 void *ctnas_calloc(size_t count, size_t size)
 {
-    return hooks.calloc_fn(count, size);
+    void *p = hooks.calloc_fn(count, size);
+    failures += p == NULL && count > 0 && size > 0;
+    return p;
 }
 
 void *ctnas_realloc(void *p, size_t size)
 {
-    return hooks.realloc_fn(p, size);
+    void *q = hooks.realloc_fn(p, size);
+    failures += q == NULL && size > 0;
+    return q;
 }
 
 void ctnas_free(void *p)
 {
     hooks.free_fn(p);
+}
+
+unsigned long ctnas_mem_failures(void)
+{
+    return failures;
 }
 
 char *ctnas_strdup(const char *s)

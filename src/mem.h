@@ -41,4 +41,10 @@ void ctnas_free(void *p);
 /* A copy of s in ctnas_malloc memory, or NULL when out of memory. */
 char *ctnas_strdup(const char *s);
 
+/* Allocations of a non-zero size that failed on the calling thread so
+ * far: a library that misreports running out of memory (jansson calls
+ * some of its failures syntax errors) is read by comparing this before
+ * and after the call. */
+unsigned long ctnas_mem_failures(void);
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonv.h"
 #include "md5.h"
 
 #define NB101_MAX_NODES 7
@@ -229,10 +230,11 @@ static int nb101_parse_string(const char *s, struct ctnas_arch *out,
     if (s == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, "", "missing architecture");
     json_error_t jerr;
-    json_t *obj = json_loads(s, 0, &jerr);
+    int oom;
+    json_t *obj = ctnas_jsonv_load(s, strlen(s), 0, &jerr, &oom);
     if (obj == NULL) {
         /* Kept apart so a full heap answers 500, not a client's 400. */
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        if (oom)
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         return ctnas_err_set(err, CTNAS_EINVAL, "",
                              "a nasbench101 cell string must be JSON "
