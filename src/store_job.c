@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonv.h"
 #include "mem.h"
 #include "store_int.h"
 
@@ -52,8 +53,12 @@ static int prep(struct ctnas_store *st, sqlite3_stmt **s, const char *sql,
             const json_t *j = va_arg(ap, const json_t *);
             char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)
                            : NULL;
-            rc = text ? sqlite3_bind_text(*s, i, text, -1, free)
-                      : sqlite3_bind_null(*s, i);
+            /* A JSON value that cannot be dumped must not become NULL. */
+            if (j != NULL && text == NULL)
+                rc = SQLITE_NOMEM;
+            else
+                rc = text ? sqlite3_bind_text(*s, i, text, -1, ctnas_free)
+                          : sqlite3_bind_null(*s, i);
             break;
         }
         case 'b': {
@@ -96,12 +101,21 @@ static int exec_insert(struct ctnas_store *st, sqlite3_stmt *s,
     return rc;
 }
 
+/* The JSON a column holds: null for SQL NULL or text that does not parse
+ * (rows stay readable whatever was written), NULL when out of memory, so
+ * that the row fails rather than lose the value. */
 static json_t *col_json(sqlite3_stmt *s, int i)
 {
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
         return json_null();
     const char *t = (const char *)sqlite3_column_text(s, i);
-    json_t *j = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+    if (t == NULL)
+        return NULL; /* SQLite could not convert the value: memory */
+    json_error_t jerr;
+    int oom;
+    json_t *j = ctnas_jsonv_load(t, strlen(t), JSON_DECODE_ANY, &jerr, &oom);
+    if (oom)
+        return NULL;
     return j ? j : json_null();
 }
 
@@ -164,7 +178,7 @@ static int job_read(struct ctnas_store *st, int64_t id, const char *sql,
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *out = fn(s);
-        rc = 0;
+        rc = *out ? 0 : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     } else if (rc == SQLITE_DONE) {
         rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job %lld",
                            (long long)id);
@@ -210,9 +224,14 @@ static int collect(struct ctnas_store *st, sqlite3_stmt *s,
                    const char *what, struct ctnas_err *err)
 {
     json_t *arr = json_array();
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        json_array_append_new(arr, fn(s));
+    int rc = arr ? SQLITE_DONE : SQLITE_NOMEM;
+    /* A row that cannot be built fails the listing: a page silently
+     * short of a row would read as the end of the data. */
+    while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (json_array_append_new(arr, fn(s)) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
     if (rc != SQLITE_DONE) {
         rc = ctnas__store_fail(st, rc, what, err);
         json_decref(arr);
@@ -359,8 +378,12 @@ int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
     if (rc == SQLITE_ROW) {
         rc = 0;
         *row = model_row(s);
-        json_object_set_new(*row, "train_ids", col_json(s, 11));
-        if (blob) {
+        if (*row == NULL ||
+            json_object_set_new(*row, "train_ids", col_json(s, 11)) != 0) {
+            json_decref(*row);
+            *row = NULL;
+            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        } else if (blob) {
             int n = sqlite3_column_bytes(s, 10);
             *blob = ctnas_malloc(n > 0 ? (size_t)n : 1);
             if (*blob == NULL) {
@@ -544,6 +567,11 @@ int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
                 memcpy(*blob, sqlite3_column_blob(s, 1), (size_t)n);
             *extra = col_json(s, 2);
             rc = 0;
+            if (*extra == NULL) {
+                ctnas_free(*blob);
+                *blob = NULL;
+                rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+            }
         }
     } else if (rc == SQLITE_DONE) {
         rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no checkpoint");
@@ -566,15 +594,21 @@ int ctnas_store_event_put(struct ctnas_store *st, int64_t id, long seq,
     return rc < 0 ? rc : exec_done(st, s, "record an event", err);
 }
 
+/* NULL when out of memory (collect fails the listing). */
 static json_t *event_row(sqlite3_stmt *s)
 {
     json_t *d = col_json(s, 1);
-    if (!json_is_object(d)) {
+    if (d != NULL && !json_is_object(d)) {
         json_decref(d);
         d = json_object();
     }
-    json_object_set_new(d, "seq", json_integer(sqlite3_column_int64(s, 0)));
-    json_object_set_new(d, "time", col_real(s, 2));
+    if (d == NULL ||
+        json_object_set_new(d, "seq",
+                            json_integer(sqlite3_column_int64(s, 0))) != 0 ||
+        json_object_set_new(d, "time", col_real(s, 2)) != 0) {
+        json_decref(d);
+        return NULL;
+    }
     return d;
 }
 
