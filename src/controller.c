@@ -440,7 +440,7 @@ int ctnas_ctrl_work_init(struct ctnas_ctrl_work *w,
      * read as ENOMEM.  scratch is backward's dh, dc, dhp, dx (H each) and
      * dz (4H): 8H doubles. */
     w->buf = ctnas_malloc((size_t)(cap > 0 ? cap : 1) * CTNAS_CTRL_MAX_STEPS *
-                    (size_t)w->stride * sizeof *w->buf);
+                          (size_t)w->stride * sizeof *w->buf);
     w->scratch = ctnas_malloc((size_t)8 * c->cfg.hidden * sizeof *w->scratch);
     if (w->buf == NULL || w->scratch == NULL) {
         ctnas_ctrl_work_destroy(w);
@@ -689,7 +689,7 @@ int ctnas_ctrl_greedy(const struct ctnas_ctrl *c,
                       struct ctnas_ctrl_sample *out)
 {
     double *scratch = ctnas_malloc(2 * (size_t)STRIDE(c->cfg.hidden) *
-                             sizeof *scratch);
+                                   sizeof *scratch);
     if (scratch == NULL)
         return CTNAS_ENOMEM;
     run_one(c, c->theta, MODE_GREEDY, NULL, out, scratch, 0);

@@ -80,7 +80,8 @@ static int scan_one(void *cls, int64_t id, const char *enc, double value)
         return 0;
     if (ds->n == sc->cap) {
         int cap = sc->cap ? 2 * sc->cap : 256;
-        struct ctnas_arch *a = ctnas_realloc(ds->archs, (size_t)cap * sizeof *a);
+        struct ctnas_arch *a =
+            ctnas_realloc(ds->archs, (size_t)cap * sizeof *a);
         if (a)
             ds->archs = a;
         double *v = ctnas_realloc(ds->values, (size_t)cap * sizeof *v);

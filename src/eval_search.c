@@ -301,7 +301,8 @@ static int run_seed(const struct opts *o, const struct table *tab,
     double *mv = ctnas_malloc((size_t)o->budget * sizeof *mv);
     struct ctnas_graph *mg = ctnas_malloc((size_t)o->budget * sizeof *mg);
     int top_cap = scfg0->top_n;
-    struct ctnas_search_entry *sug = ctnas_malloc((size_t)top_cap * sizeof *sug);
+    struct ctnas_search_entry *sug =
+        ctnas_malloc((size_t)top_cap * sizeof *sug);
     json_t *rounds_json = json_array();
     if (!measured || !perm || !ma || !mv || !mg || !sug || !rounds_json) {
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

@@ -480,7 +480,8 @@ static int search_tick(struct ctnas_job *job)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
     int n = ctnas_search_suggest(j->s, j->suggestions, e);
-    struct ctnas_arch *archs = ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
+    struct ctnas_arch *archs =
+        ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
     double *values = ctnas_malloc((size_t)(n ? n : 1) * sizeof *values);
     int got = 0;
     for (int i = 0; archs && values && i < n; i++) {

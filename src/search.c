@@ -510,7 +510,7 @@ static int fc_reserve(struct ctnas_search *s, int more)
         return CTNAS_ENOMEM;
     s->fc_key = k;
     ctnas_real *f = ctnas_realloc(s->fc_feat,
-                            (size_t)cap * s->fc_width * sizeof *f);
+                                  (size_t)cap * s->fc_width * sizeof *f);
     if (f == NULL)
         return CTNAS_ENOMEM;
     s->fc_feat = f;
@@ -646,7 +646,8 @@ static int nac_scratch_init(struct ctnas_search *s)
         ctnas_nac_batch_init(&s->ftb, cap, m->cfg.layers, 1) != 0 ||
         ctnas_nac_cache_init(&s->ftc, &m->cfg, cap) != 0 ||
         ctnas_nac_pairs_init(&s->ftp, s->cfg.ft_pairs) != 0 ||
-        (s->ft_graphs = ctnas_malloc((size_t)cap * sizeof *s->ft_graphs)) == NULL ||
+        (s->ft_graphs = ctnas_malloc((size_t)cap * sizeof *s->ft_graphs)) ==
+            NULL ||
         (s->ft_grad = ctnas_malloc(np * sizeof *s->ft_grad)) == NULL ||
         (s->ft_w = ctnas_malloc((size_t)cap * sizeof *s->ft_w)) == NULL)
         return CTNAS_ENOMEM;
@@ -752,9 +753,10 @@ static struct ctnas_search *search_alloc(const struct ctnas_space *sp,
         (s->h_key = ctnas_calloc((size_t)s->cap_h, sizeof *s->h_key)) == NULL ||
         (s->h_score = ctnas_calloc((size_t)s->cap_h, sizeof *s->h_score)) ==
             NULL ||
-        (s->pool = ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool)) == NULL ||
-        (s->pool_key = ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool_key)) ==
+        (s->pool = ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool)) ==
             NULL ||
+        (s->pool_key =
+             ctnas_calloc((size_t)c->pool_cap, sizeof *s->pool_key)) == NULL ||
         kindex_rebuild(&s->pool_ix, s->pool_key, 0, c->pool_cap) != 0 ||
         (s->top = ctnas_calloc((size_t)c->top_n, sizeof *s->top)) == NULL ||
         ensure_samples(s, n_smp) != 0 ||
@@ -796,7 +798,8 @@ static int labels_reserve(struct ctnas_search *s, int more)
     if (k == NULL)
         return CTNAS_ENOMEM;
     s->lab_key = k;
-    struct ctnas_graph *g = ctnas_realloc(s->lab_graph, (size_t)cap * sizeof *g);
+    struct ctnas_graph *g =
+        ctnas_realloc(s->lab_graph, (size_t)cap * sizeof *g);
     if (g == NULL)
         return CTNAS_ENOMEM;
     s->lab_graph = g;
@@ -953,10 +956,10 @@ static int pool_score(struct ctnas_search *s)
         goto out;
     for (int i = 0; i < n; i++)
         memcpy(feat + (size_t)i * w, fc_row(s, row[i]), w * sizeof *feat);
-    ctnas_nac_mean_win(s->nac, feat, n, score);
+    if ((rc = ctnas_nac_mean_win(s->nac, feat, n, score)) != 0)
+        goto out;
     for (int i = 0; i < n; i++)
         s->pool[i].score = score[i];
-    rc = 0;
 out:
     ctnas_free(row);
     ctnas_free(a);
@@ -1318,7 +1321,8 @@ static int finetune_step(struct ctnas_search *s)
 int ctnas_search_pick_baseline(const struct ctnas_nac *nac,
                                const ctnas_real *feat, int n, double *score)
 {
-    ctnas_nac_mean_win(nac, feat, n, score);
+    if (ctnas_nac_mean_win(nac, feat, n, score) != 0)
+        return CTNAS_ENOMEM;
     int best = 0;
     /* strict: a tie goes to the lower index (in H, kept cells come first) */
     for (int i = 1; i < n; i++)
@@ -1378,6 +1382,8 @@ static int baseline_update(struct ctnas_search *s)
     for (int i = 0; i < n; i++)
         memcpy(feat + (size_t)i * w, fc_row(s, row[i]), w * sizeof *feat);
     int best = ctnas_search_pick_baseline(s->nac, feat, n, score);
+    if (best < 0)
+        goto out;
     /* Mode random still scores all of H, so h_keep and base_score mean
      * the same in every mode; it then draws among the new candidates only
      * (none new: the argmax stays). */
@@ -2358,9 +2364,10 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     }
     /* room for pool_cap keys, as search_alloc gives it: pool_add relies on
      * it */
-    if (r.bad ||
-        kindex_rebuild(&s->pool_ix, s->pool_key, s->n_pool, cfg.pool_cap))
+    if (r.bad)
         return load_fail(s, err, CTNAS_EINVAL, "cannot read the pool");
+    if (kindex_rebuild(&s->pool_ix, s->pool_key, s->n_pool, cfg.pool_cap))
+        return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
     s->n_top = r_int(&r, 0, cfg.top_n);
     for (int i = 0; i < s->n_top && !r.bad; i++) {
         struct ctnas_search_entry *e = &s->top[i];
@@ -2388,9 +2395,11 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
 
     /* The width is the comparator's: another one means a foreign blob. */
     int width = r_int(&r, 1, 1 << 20), fc_n = r_int(&r, 0, INT32_MAX / 2);
-    if (r.bad || width != s->fc_width || fc_reserve(s, fc_n) != 0)
+    if (r.bad || width != s->fc_width)
         return load_fail(s, err, CTNAS_EINVAL,
                          "cannot read the feature cache");
+    if (fc_reserve(s, fc_n) != 0)
+        return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
     for (int i = 0; i < fc_n; i++)
         s->fc_key[i] = r_key(&r);
     r_raw(&r, s->fc_feat, (size_t)fc_n * width * sizeof *s->fc_feat);
@@ -2402,7 +2411,8 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
      * their polish position stays empty, as search_alloc left it. */
     if (version >= 3) {
         int n = r_int(&r, 0, cfg.polish);
-        s->pol_start = ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
+        s->pol_start =
+            ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *s->pol_start);
         if (s->pol_start == NULL)
             return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
         s->pol_n = n;

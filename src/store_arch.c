@@ -236,7 +236,8 @@ static int load_meas(struct ctnas_store *st, struct ctnas_arch_row *row,
                 ctnas_realloc(row->meas, (size_t)ncap * sizeof *p);
             if (p != NULL)
                 row->meas = p;
-            int64_t *q = p ? ctnas_realloc(ids, (size_t)ncap * sizeof *q) : NULL;
+            int64_t *q =
+                p ? ctnas_realloc(ids, (size_t)ncap * sizeof *q) : NULL;
             if (q != NULL)
                 ids = q;
             if (p == NULL || q == NULL) {
