@@ -1,6 +1,7 @@
 /*
  * ctnas.h - what every module of ctnasd shares: the error table, the error
- * detail struct, the version, enum names and the clock.  Nothing here allocates.
+ * detail struct, the version, enum names and the clock.  Nothing here
+ * allocates (mem.h does).
  *
  * Fallible functions return 0 or a negative CTNAS_E* code and, when the
  * caller passes one, fill a struct ctnas_err with a message and the name
@@ -49,7 +50,8 @@ struct ctnas_err {
 };
 
 /* Fill err (which may be NULL) and return code, so callers can write
- * "return ctnas_err_set(err, CTNAS_EINVAL, "space", "unknown space %s", s);". */
+ *   return ctnas_err_set(err, CTNAS_EINVAL, "space", "unknown space %s",
+ *                        s); */
 int ctnas_err_set(struct ctnas_err *err, int code, const char *field,
                   const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

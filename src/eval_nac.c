@@ -20,6 +20,7 @@
 #include "blas.h"
 #include "conf.h"
 #include "dataset.h"
+#include "jsonv.h"
 #include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
@@ -133,7 +134,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
             bad = ctnas_conf_parse_long(v, 2, 100000000, &o.train) ||
                   !(o.have_train = 1);
         else if (strcmp(a, "--test") == 0)
-            bad = ctnas_conf_parse_long(v, 2, 100000000, &o.test) || !(o.have_test = 1);
+            bad = ctnas_conf_parse_long(v, 2, 100000000, &o.test) ||
+                  !(o.have_test = 1);
         else if (strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
@@ -335,7 +337,8 @@ int ctnas_eval_nac_main(int argc, char **argv)
     if (isnan(res.holdout_tau))
         json_object_set_new(out, "holdout_tau", json_null());
     /* Six significant digits: enough for tau, short enough to read. */
-    char *line = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    char *line =
+        ctnas_jsonv_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(out);
     if (line == NULL) {
         fprintf(stderr, "ctnasd eval-nac: out of memory\n");

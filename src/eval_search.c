@@ -22,6 +22,7 @@
 #include "blas.h"
 #include "conf.h"
 #include "dataset.h"
+#include "jsonv.h"
 #include "mem.h"
 #include "nac.h"
 #include "nac_train.h"
@@ -221,7 +222,8 @@ static json_t *arch_json(const struct ctnas_space *sp,
 
 static void print_json(json_t *o)
 {
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    char *line =
+        ctnas_jsonv_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8));
     if (line != NULL) {
         printf("%s\n", line);
         fflush(stdout);

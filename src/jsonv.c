@@ -360,3 +360,14 @@ json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
                          jerr->text[0] == '\0');
     return j;
 }
+
+char *ctnas_jsonv_dumps(const json_t *j, size_t flags)
+{
+    unsigned long f0 = ctnas_mem_failures();
+    char *text = json_dumps(j, flags);
+    if (text != NULL && ctnas_mem_failures() != f0) {
+        ctnas_free(text);
+        text = NULL;
+    }
+    return text;
+}

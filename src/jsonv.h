@@ -95,6 +95,11 @@ json_t *ctnas_jsonv_real_or_null(double v);
 json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
                          json_error_t *jerr, int *oom);
 
+/* json_dumps, failing (NULL) on any failed allocation: jansson 2.14 can
+ * survive one inside a dump with a key left out ("{:2, ...}"), and such
+ * text must never be sent or stored.  Free the text with ctnas_free. */
+char *ctnas_jsonv_dumps(const json_t *j, size_t flags);
+
 /* Parse a decimal integer from text (query strings): whole string. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,
                           int64_t max, int64_t *out, struct ctnas_err *err);

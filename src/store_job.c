@@ -51,8 +51,9 @@ static int prep(struct ctnas_store *st, sqlite3_stmt **s, const char *sql,
         }
         case 'j': {
             const json_t *j = va_arg(ap, const json_t *);
-            char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)
-                           : NULL;
+            char *text =
+                j ? ctnas_jsonv_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)
+                  : NULL;
             /* A JSON value that cannot be dumped must not become NULL. */
             if (j != NULL && text == NULL)
                 rc = SQLITE_NOMEM;
