@@ -6,6 +6,8 @@
  * sets *out to one new json_t reference (http.c dumps and releases it), or
  * returns a negative CTNAS_E* code with err filled, which http.c turns into
  * {"error": {"code", "message", "field"}} with the status of the code.
+ * A success with *out NULL (json_pack ran out of memory) is answered as
+ * CTNAS_ENOMEM, so handlers need not check their last pack.
  */
 #ifndef CTNAS_API_H
 #define CTNAS_API_H
@@ -64,8 +66,9 @@ int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
                           struct ctnas_err *err);
 
 /* Add the derived fields of a job row (elapsed_seconds,
- * remaining_seconds, fraction) in place; returns row. */
-json_t *ctnas_api_job_view(json_t *row);
+ * remaining_seconds, fraction) in place: 0, or CTNAS_ENOMEM (row, still
+ * the caller's, may then lack some). */
+int ctnas_api_job_view(json_t *row);
 
 /* 0 when state is NULL or a job state; else EINVAL on field "state". */
 int ctnas_api_job_state_check(const char *state, struct ctnas_err *err);

@@ -34,17 +34,19 @@ static int store_items(struct ctnas_store *st, const json_t *items,
         struct ctnas_item item;
         int64_t id;
         int is_new;
-            /* The first bad item rolls the whole batch back; err names
-             * it by its path. */
+        /* The first bad item rolls the whole batch back; err names it by
+         * its path.  So does a full heap: the answer lists every item. */
         if ((rc = ctnas_item_parse(it, path, NULL, &item, err)) < 0 ||
             (rc = ctnas_item_store(st, &item, path, "api", &id, &is_new,
-                                   err)) < 0) {
+                                   err)) < 0 ||
+            (json_array_append_new(result,
+                                   json_pack("{s:I, s:b}", "id",
+                                             (json_int_t)id, "new",
+                                             is_new)) != 0 &&
+             (rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory")))) {
             ctnas_store_rollback(st);
             return rc;
         }
-        json_array_append_new(result, json_pack("{s:I, s:b}", "id",
-                                                (json_int_t)id, "new",
-                                                is_new));
     }
     /* On a failed commit the result array may hold ids that were never
      * stored: the caller drops it without answering it. */
@@ -64,8 +66,8 @@ int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
     const json_t *items = json_object_get(body, "items");
     const json_t *lone = NULL;
     if (items != NULL) {
-            /* Otherwise a batch with a stray "space" key would read as a
-             * lone item whose fields were silently ignored. */
+        /* Otherwise a batch with a stray "space" key would read as a lone
+         * item whose fields were silently ignored. */
         if (json_object_size(body) != 1)
             return ctnas_err_set(err, CTNAS_EINVAL, "body",
                                  "a batch is {\"items\": [...]} with no "
@@ -90,11 +92,17 @@ int ctnas_api_arch_post(struct ctnas_req *req, json_t **out,
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
         return rc;
     json_t *result = json_array();
+    if (result == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if ((rc = store_items(st, items, lone, result, err)) < 0) {
         json_decref(result);
         return rc;
     }
     *out = json_pack("{s:o}", "items", result);
+    if (*out == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "",
+                             "out of memory after storing the batch: "
+                             "sending it again stores nothing twice");
     return 201;
 }
 
@@ -129,7 +137,7 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
     else
         return ctnas_err_set(err, CTNAS_EINVAL, "order",
                              "order must be id, metric_desc or metric_asc");
-        /* Sorting by a metric needs to know which dataset's values. */
+    /* Sorting by a metric needs to know which dataset's values. */
     if (q.order != CTNAS_ORDER_ID && q.dataset == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                              "order=%s needs a dataset", order);
@@ -152,9 +160,14 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
                                     err)) < 0)
         return rc;
     json_t *items = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(items, ctnas_item_row_json(&rows[i]));
+    for (int i = 0; items != NULL && i < n; i++)
+        if (json_array_append_new(items, ctnas_item_row_json(&rows[i]))) {
+            json_decref(items);
+            items = NULL;
+        }
     ctnas_store_rows_free(rows, n);
+    if (items == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     *out = json_pack("{s:o, s:I, s:o}", "items", items, "total",
                      (json_int_t)total, "next_cursor",
                      next[0] ? json_string(next) : json_null());

@@ -15,7 +15,7 @@
 
 /* Add the derived timing fields to a job row: elapsed and estimated
  * remaining seconds, from its start time and progress fraction. */
-json_t *ctnas_api_job_view(json_t *row)
+int ctnas_api_job_view(json_t *row)
 {
     /* Internal to resuming (jobs stored before sql/004 keep their
      * labelled set in params) and to the suggestions route. */
@@ -38,11 +38,23 @@ json_t *ctnas_api_job_view(json_t *row)
         else if (frac > 0 && frac <= 1)
             remaining = json_real(e * (1 - frac) / frac);
     }
-    json_object_set_new(row, "elapsed_seconds", elapsed);
-    json_object_set_new(row, "remaining_seconds", remaining);
-    json_object_set_new(row, "fraction",
-                        json_real(done ? 1.0 : (isfinite(frac) ? frac : 0)));
-    return row;
+    int bad = json_object_set_new(row, "elapsed_seconds", elapsed);
+    bad |= json_object_set_new(row, "remaining_seconds", remaining);
+    bad |= json_object_set_new(
+        row, "fraction", json_real(done ? 1.0 : (isfinite(frac) ? frac : 0)));
+    return bad ? CTNAS_ENOMEM : 0;
+}
+
+/* *out = row with its view, or CTNAS_ENOMEM with row released. */
+static int view_out(json_t *row, json_t **out, int status,
+                    struct ctnas_err *err)
+{
+    if (ctnas_api_job_view(row) != 0) {
+        json_decref(row);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    *out = row;
+    return status;
 }
 
 int ctnas_api_job_state_check(const char *state, struct ctnas_err *err)
@@ -81,8 +93,7 @@ int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
         (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
         (rc = ctnas_store_job_get(st, id, &row, err)) < 0)
         return rc;
-    *out = ctnas_api_job_view(row);
-    return 200;
+    return view_out(row, out, 200, err);
 }
 
 int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
@@ -95,8 +106,10 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
         (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
         (rc = submit(req->app, st, body, out, err)) < 0)
         return rc;
-    ctnas_api_job_view(*out);
-    return 202;
+    /* The job is queued whatever happens to its answer now. */
+    json_t *row = *out;
+    *out = NULL;
+    return view_out(row, out, 202, err);
 }
 
 static int too_many(struct ctnas_app *app, struct ctnas_err *err)
@@ -166,7 +179,12 @@ int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
         return rc;
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) ctnas_api_job_view(row);
+    json_array_foreach(rows, i, row) {
+        if (ctnas_api_job_view(row) != 0) {
+            json_decref(rows);
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        }
+    }
     *out = json_pack("{s:o}", "items", rows);
     return 200;
 }
@@ -216,7 +234,9 @@ int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
         return CTNAS_ECONFLICT;
     }
     /* The job stops within a second; poll it to see "cancelled". */
-    json_object_set_new(row, "cancel_requested", json_true());
-    *out = ctnas_api_job_view(row);
-    return 202;
+    if (json_object_set_new(row, "cancel_requested", json_true()) != 0) {
+        json_decref(row);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    return view_out(row, out, 202, err);
 }

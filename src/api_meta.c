@@ -72,8 +72,12 @@ int ctnas_api_spaces(struct ctnas_req *req, json_t **out,
     (void)req;
     (void)err;
     json_t *items = json_array();
-    for (int i = 0; ctnas_spaces[i]; i++)
-        json_array_append_new(items, ctnas_spaces[i]->describe());
+    for (int i = 0; items != NULL && ctnas_spaces[i]; i++)
+        if (json_array_append_new(items, ctnas_spaces[i]->describe()) != 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    /* items NULL: the pack fails too, and http.c answers 500 */
     *out = json_pack("{s:o}", "items", items);
     return 200;
 }

@@ -56,12 +56,16 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
             json_string_value(json_object_get(row, "dataset")), NULL);
         int serving = s && s->id == json_integer_value(
                                         json_object_get(row, "id"));
-        json_object_set_new(row, "serving", json_boolean(serving));
+        int bad = json_object_set_new(row, "serving", json_boolean(serving));
         /* How far the warm-up (then requests) filled its feature cache. */
         if (serving)
-            json_object_set_new(row, "cached_features",
-                                json_integer(ctnas_served_cached(s)));
+            bad |= json_object_set_new(row, "cached_features",
+                                       json_integer(ctnas_served_cached(s)));
         ctnas_served_release(s);
+        if (bad) {
+            json_decref(rows);
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        }
     }
     *out = json_pack("{s:o}", "items", rows);
     return 200;
@@ -178,9 +182,9 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
         (rc = ctnas_jsonv_string(body, "", "dataset", 0, &dataset, 63,
                                  err)) < 0)
         return rc;
-        /* An explicit id may name a model that is not serving (an older
-         * one, or one trained with publish false): it is loaded from the
-         * store for this request only and freed with its reference. */
+    /* An explicit id may name a model that is not serving (an older one,
+     * or one trained with publish false): it is loaded from the store for
+     * this request only and freed with its reference. */
     if (model_id) {
         if (dataset)
             return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
@@ -344,12 +348,16 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
         goto out;
     int w = ctnas_nac_feature_width(model->nac);
     json_t *ps = single ? NULL : json_array();
+    if (!single && ps == NULL) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto out;
+    }
     double p = 0;
     for (size_t k = 0; k < n_pairs; k++) {
         p = ctnas_nac_feature_prob(model->nac, set.feat + idx[2 * k] * w,
                                    set.feat + idx[2 * k + 1] * w);
-            /* A diverged model must answer an error, not NaN (which JSON
-             * cannot carry) nor a made-up 0.5. */
+        /* A diverged model must answer an error, not NaN (which JSON
+         * cannot carry) nor a made-up 0.5. */
         if (!isfinite(p)) {
             json_decref(ps);
             rc = ctnas_err_set(err, CTNAS_EDB, "model",
@@ -358,8 +366,11 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
                                (long long)model->id);
             goto out;
         }
-        if (ps)
-            json_array_append_new(ps, json_real(p));
+        if (ps && json_array_append_new(ps, json_real(p)) != 0) {
+            json_decref(ps);
+            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+            goto out;
+        }
     }
     /* A single pair answers a bare number, pairs an array in order. */
     *out = json_pack("{s:o, s:o}", "p", ps ? ps : json_real(p), "model",
@@ -512,24 +523,35 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
         order[i] = (struct ranked){score[i], i};
     qsort(order, (size_t)set.n, sizeof *order, by_score_desc);
     int k = set.n;
+    /* A whole catalogue by default would be a huge answer nobody reads:
+     * without top_k, "all" returns the best 100 (total says how many were
+     * ranked). */
     if (top_k > 0 && top_k < k)
         k = (int)top_k;
-        /* A whole catalogue by default would be a huge answer nobody
-         * reads: without top_k, "all" returns the best 100 (total says
-         * how many were ranked). */
     else if (all && top_k == 0 && k > 100)
         k = 100;
     json_t *items = json_array();
-    for (int r = 0; r < k; r++) {
+    for (int r = 0; items != NULL && r < k; r++) {
         int i = order[r].index;
         json_t *it = json_pack("{s:i, s:f, s:o, s:o}", "rank", r + 1,
                                "score", score[i], "id",
                                set.ids[i] ? json_integer(set.ids[i])
                                           : json_null(),
                                "arch", set.space->to_json(&set.archs[i]));
-        if (!all)
-            json_object_set_new(it, "index", json_integer(i));
-        json_array_append_new(items, it);
+        if (it != NULL && !all &&
+            json_object_set_new(it, "index", json_integer(i)) != 0) {
+            json_decref(it);
+            it = NULL;
+        }
+        /* append_new takes it even when it fails */
+        if (it == NULL || json_array_append_new(items, it) != 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+    if (items == NULL) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto out;
     }
     *out = json_pack("{s:o, s:i, s:o}", "items", items, "total", set.n,
                      "model", model_json(model));

@@ -37,8 +37,8 @@ static int get_search(struct ctnas_req *req, struct ctnas_store **st,
 
 /* For each entry of list (objects with "hash"), add what the store knows:
  * "id", "measured" value and "rank" among the stored architectures. */
-static void add_standing(struct ctnas_store *st, const json_t *params,
-                         json_t *list)
+static int add_standing(struct ctnas_store *st, const json_t *params,
+                        json_t *list)
 {
     const char *space = json_string_value(json_object_get(params, "space"));
     const char *dataset = json_string_value(json_object_get(params,
@@ -56,12 +56,15 @@ static void add_standing(struct ctnas_store *st, const json_t *params,
         if (space && dataset && metric && hash)
             ctnas_store_arch_standing(st, space, hash, dataset, metric,
                                       &found, &id, &v, &rank, &err);
-        json_object_set_new(e, "id", found ? json_integer(id) : json_null());
-        json_object_set_new(e, "measured",
-                            found ? json_real(v) : json_null());
-        json_object_set_new(e, "rank", found ? json_integer(rank)
-                                             : json_null());
+        if (json_object_set_new(e, "id",
+                                found ? json_integer(id) : json_null()) ||
+            json_object_set_new(e, "measured",
+                                found ? json_real(v) : json_null()) ||
+            json_object_set_new(e, "rank",
+                                found ? json_integer(rank) : json_null()))
+            return CTNAS_ENOMEM;
     }
+    return 0;
 }
 
 int ctnas_api_search_post(struct ctnas_req *req, json_t **out,
@@ -85,21 +88,27 @@ int ctnas_api_search_get(struct ctnas_req *req, json_t **out,
     int rc = get_search(req, &st, &id, &row, err);
     if (rc < 0)
         return rc;
-    ctnas_api_job_view(row);
     json_t *params = json_object_get(row, "params");
     json_t *progress = json_object_get(row, "progress");
-    add_standing(st, params, json_object_get(progress, "best"));
+    rc = ctnas_api_job_view(row);
+    if (rc == 0)
+        rc = add_standing(st, params, json_object_get(progress, "best"));
     json_t *answer = json_object_get(json_object_get(row, "result"),
                                      "answer");
-    if (json_is_object(answer)) {
+    if (rc == 0 && json_is_object(answer)) {
         json_t *one = json_pack("[O]", answer);
-        add_standing(st, params, one);
+        rc = one ? add_standing(st, params, one) : CTNAS_ENOMEM;
         json_decref(one);
     }
     int64_t n_pseudo = 0;
-    if (ctnas_store_pseudo_count(st, id, &n_pseudo, err) == 0)
+    if (rc == 0 && ctnas_store_pseudo_count(st, id, &n_pseudo, err) == 0 &&
         json_object_set_new(row, "pseudo_labels_stored",
-                            json_integer(n_pseudo));
+                            json_integer(n_pseudo)) != 0)
+        rc = CTNAS_ENOMEM;
+    if (rc != 0) {
+        json_decref(row);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
     *out = row;
     return 200;
 }

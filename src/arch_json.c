@@ -229,21 +229,31 @@ json_t *ctnas_item_row_json(const struct ctnas_arch_row *row)
     const struct ctnas_space *sp = ctnas_space_find(row->space);
     json_t *arch = NULL;
     struct ctnas_arch a;
-    if (sp != NULL && sp->parse_string(row->encoding, &a, NULL) == 0)
-        arch = sp->to_json(&a);
-    if (arch == NULL) /* a row this build cannot read: show it raw */
-        arch = json_string(row->encoding);
-
+    struct ctnas_err perr = {0};
+    int rc = sp ? sp->parse_string(row->encoding, &a, &perr) : CTNAS_EINVAL;
+    if (rc == CTNAS_ENOMEM)
+        return NULL;
+    /* A row this build cannot read is shown raw. */
+    arch = rc == 0 ? sp->to_json(&a) : json_string(row->encoding);
     json_t *meas = json_array();
+    if (arch == NULL || meas == NULL) {
+        json_decref(arch);
+        json_decref(meas);
+        return NULL;
+    }
     char when[32];
     for (int i = 0; i < row->n_meas; i++) {
         const struct ctnas_measurement *m = &row->meas[i];
         ctnas_iso_time(m->created, when);
-        json_array_append_new(
-            meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
-                            m->dataset, "metric", m->metric, "value",
-                            m->value, "epochs", m->epochs, "source",
-                            m->source, "created_at", when));
+        if (json_array_append_new(
+                meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
+                                m->dataset, "metric", m->metric, "value",
+                                m->value, "epochs", m->epochs, "source",
+                                m->source, "created_at", when)) != 0) {
+            json_decref(arch);
+            json_decref(meas);
+            return NULL;
+        }
     }
     ctnas_iso_time(row->created, when);
     return json_pack("{s:I, s:s, s:o, s:s, s:s, s:o}", "id",

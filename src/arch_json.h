@@ -52,7 +52,7 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
 /* New reference: a stored row as the API answers it,
  * {"id", "space", "arch", "hash", "created_at", "measurements": [...]}.
  * A row this build cannot parse is shown with its raw encoding rather
- * than failing the listing it is part of. */
+ * than failing the listing it is part of.  NULL when out of memory. */
 json_t *ctnas_item_row_json(const struct ctnas_arch_row *row);
 
 /* Resolve an architecture reference of /v1/compare and /v1/rank: a

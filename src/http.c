@@ -100,7 +100,8 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
                                  json_t *body, const char *hname,
                                  const char *hval)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *text =
+        ctnas_jsonv_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (text == NULL)
         return MHD_NO;
     size_t len = strlen(text);
@@ -358,14 +359,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     int rc = cs->route->handler(&cs->req, &out, &err);
     json_decref(body);
     cs->req.body = NULL;
+    /* Every handler answers a body; none means it could not be built. */
+    if (rc >= 0 && out == NULL)
+        rc = ctnas_err_set(&err, CTNAS_ENOMEM, "",
+                           "out of memory: the answer could not be built");
     if (rc < 0) {
         json_decref(out);
         if (err.code == 0)
             ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
         return send_error(conn, cs, &err, NULL);
     }
-    enum MHD_Result r =
-        send_json(conn, rc, out ? out : json_object(), NULL, NULL);
+    enum MHD_Result r = send_json(conn, rc, out, NULL, NULL);
     json_decref(out);
     cs->responded = 1;
     ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,
@@ -414,8 +418,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
     }
 }
 
+/* A request built without a connection (a handler called directly, as
+ * tests/test_oom.c does) has an empty query string. */
 const char *ctnas_req_query(const struct ctnas_req *req, const char *key)
 {
+    if (req->conn == NULL)
+        return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
                                        key);
 }
@@ -442,8 +450,9 @@ int ctnas_req_query_only(const struct ctnas_req *req,
                          const char *const *allowed, struct ctnas_err *err)
 {
     struct query_check qc = {allowed, NULL};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_key,
-                              &qc);
+    if (req->conn != NULL)
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+                                  check_key, &qc);
     if (qc.bad)
         return ctnas_err_set(err, CTNAS_EINVAL, qc.bad,
                              "unknown query parameter '%s'", qc.bad);
