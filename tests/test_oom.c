@@ -271,6 +271,23 @@ static unsigned char *blob_of(const struct ctnas_nac *m, size_t *n)
     return b;
 }
 
+/* The blob of a comparator trained (tiny config) on the labelled set, in
+ * the test's own memory; NULL on failure. */
+static unsigned char *tiny_blob(size_t *n)
+{
+    struct labelled lab;
+    labelled_init(&lab);
+    struct ctnas_nac_train_config tc;
+    tiny_train_config(&tc);
+    struct ctnas_nac *m = NULL;
+    if (ctnas_nac_train(&tc, lab.graph, lab.val, N_LAB, NULL, NULL, &m,
+                        NULL, NULL) != 0)
+        return NULL;
+    unsigned char *b = blob_of(m, n);
+    ctnas_nac_free(m);
+    return b;
+}
+
 /* ------------------------------------------------------------------ */
 /* Architecture text and JSON (jansson) */
 
@@ -413,15 +430,7 @@ static int sc_features(void *vctx, int record)
 static void oom_nac_features(void)
 {
     static struct feat_ctx c;
-    struct labelled lab;
-    labelled_init(&lab);
-    struct ctnas_nac_train_config tc;
-    tiny_train_config(&tc);
-    struct ctnas_nac *m = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, lab.graph, lab.val, N_LAB, NULL, NULL,
-                              &m, NULL, NULL), 0);
-    c.blob = blob_of(m, &c.n);
-    ctnas_nac_free(m);
+    c.blob = tiny_blob(&c.n);
     ASSERT(c.blob != NULL);
     c.g = malloc(N_FEAT * sizeof *c.g);
     ASSERT(c.g != NULL);
@@ -492,15 +501,7 @@ static int sc_registry(void *vctx, int record)
 static void oom_registry(void)
 {
     static struct reg_ctx c;
-    struct labelled lab;
-    labelled_init(&lab);
-    struct ctnas_nac_train_config tc;
-    tiny_train_config(&tc);
-    struct ctnas_nac *m = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, lab.graph, lab.val, N_LAB, NULL, NULL,
-                              &m, NULL, NULL), 0);
-    c.blob = blob_of(m, &c.n);
-    ctnas_nac_free(m);
+    c.blob = tiny_blob(&c.n);
     ASSERT(c.blob != NULL);
     struct ctnas_rng rng;
     ctnas_rng_seed(&rng, 9);
@@ -922,15 +923,7 @@ static void cell_list(struct ctnas_rng *rng, int n, char *buf, size_t cap)
 static void oom_api(void)
 {
     static struct api_ctx c;
-    struct labelled lab;
-    labelled_init(&lab);
-    struct ctnas_nac_train_config tc;
-    tiny_train_config(&tc);
-    struct ctnas_nac *m = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, lab.graph, lab.val, N_LAB, NULL, NULL,
-                              &m, NULL, NULL), 0);
-    c.blob = blob_of(m, &c.n);
-    ctnas_nac_free(m);
+    c.blob = tiny_blob(&c.n);
     ASSERT(c.blob != NULL);
     ASSERT_EQ(ctnas_conf_init(&c.conf, NULL), 0);
     snprintf(c.db, sizeof c.db, "test_oom.api.%ld.db", (long)getpid());
