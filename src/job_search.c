@@ -228,7 +228,20 @@ static json_t *entry_json(const struct ctnas_space *sp,
                                  : json_null());
 }
 
-/* The job row's progress document. */
+/* A new array of up to n of the entries e; NULL when out of memory. */
+static json_t *entries_json(const struct ctnas_space *sp,
+                            const struct ctnas_search_entry *e, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a != NULL && i < n; i++)
+        if (json_array_append_new(a, entry_json(sp, &e[i])) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    return a;
+}
+
+/* The job row's progress document; NULL when out of memory. */
 static json_t *progress_json(struct search_job *j)
 {
     struct ctnas_search_progress p;
@@ -252,21 +265,21 @@ static json_t *progress_json(struct search_job *j)
         "pseudo_labels", p.n_pseudo, "pool_size", p.pool_size,
         "explorations", p.explorations,
         "baseline_updates", p.baseline_updates);
-    if (j->s != NULL) {
+    if (o != NULL && j->s != NULL) {
         const struct ctnas_arch *b = ctnas_search_baseline(j->s);
-        json_object_set_new(o, "baseline",
-                            b ? j->space->to_json(b) : json_null());
         struct ctnas_search_entry e[PROGRESS_SUGGEST];
-        int n = ctnas_search_best(j->s, PROGRESS_TOP, e);
-        json_t *best = json_array();
-        for (int i = 0; i < n; i++)
-            json_array_append_new(best, entry_json(j->space, &e[i]));
-        json_object_set_new(o, "best", best);
-        n = ctnas_search_suggest(j->s, PROGRESS_SUGGEST, e);
-        json_t *sug = json_array();
-        for (int i = 0; i < n; i++)
-            json_array_append_new(sug, entry_json(j->space, &e[i]));
-        json_object_set_new(o, "suggestions", sug);
+        int n_best = ctnas_search_best(j->s, PROGRESS_TOP, e);
+        int bad = json_object_set_new(o, "baseline",
+                                      b ? j->space->to_json(b) : json_null());
+        bad |= json_object_set_new(o, "best",
+                                   entries_json(j->space, e, n_best));
+        int n_sug = ctnas_search_suggest(j->s, PROGRESS_SUGGEST, e);
+        bad |= json_object_set_new(o, "suggestions",
+                                   entries_json(j->space, e, n_sug));
+        if (bad) {
+            json_decref(o);
+            o = NULL;
+        }
     }
     return o;
 }
@@ -282,14 +295,21 @@ static int flush(struct search_job *j, struct ctnas_store *st, int force,
             return rc;
         j->started_row = 1;
     }
+    /* Out of memory, the row keeps its last progress (the next flush
+     * tries again) rather than losing it to null. */
     json_t *pj = progress_json(j);
-    rc = ctnas_store_job_progress(st, j->job.id, pj, err);
+    rc = pj ? ctnas_store_job_progress(st, j->job.id, pj, err)
+            : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if (rc == 0) {
         /* One event per flush: the progress without the long lists. */
         json_t *ev = json_deep_copy(pj);
         json_object_del(ev, "suggestions");
         json_object_del(ev, "best");
-        rc = ctnas_store_event_put(st, j->job.id, ++j->events, ev, err);
+        rc = ev ? ctnas_store_event_put(st, j->job.id, j->events + 1, ev,
+                                        err)
+                : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        if (rc == 0)
+            j->events++;
         json_decref(ev);
     }
     json_decref(pj);
@@ -328,8 +348,10 @@ static int flush(struct search_job *j, struct ctnas_store *st, int force,
                                   j->pseudo_stored);
         struct ctnas_search_progress p;
         ctnas_search_progress_get(j->s, &p);
-        rc = ctnas_store_checkpoint_put(st, j->job.id, p.step, blob, len,
-                                        extra, err);
+        /* without extra the resumed job would count its events from 0 */
+        rc = extra ? ctnas_store_checkpoint_put(st, j->job.id, p.step, blob,
+                                                len, extra, err)
+                   : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         json_decref(extra);
         ctnas_free(blob);
         if (rc == 0)
@@ -338,13 +360,15 @@ static int flush(struct search_job *j, struct ctnas_store *st, int force,
     return rc;
 }
 
-/* Loop thread: the answer, once the last round is over. */
+/* Loop thread: the answer, once the last round is over; NULL when out
+ * of memory. */
 static json_t *result_json(struct search_job *j)
 {
     struct ctnas_search_entry e;
     json_t *answer = json_null();
-    if (ctnas_search_answer(j->s, &e) == 0)
-        answer = entry_json(j->space, &e);
+    if (ctnas_search_answer(j->s, &e) == 0 &&
+        (answer = entry_json(j->space, &e)) == NULL)
+        return NULL;
     struct ctnas_search_progress p;
     ctnas_search_progress_get(j->s, &p);
     return json_pack("{s:o, s:I, s:i}", "answer", answer, "steps",
@@ -376,7 +400,10 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
     ctnas_free(blob);
     if (rc < 0)
         return rc;
-    json_object_set_new(result, "model_id", json_integer(id));
+    if (json_object_set_new(result, "model_id", json_integer(id)) != 0)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "",
+                             "out of memory after storing model %lld",
+                             (long long)id);
     struct ctnas_served *sv =
         copy ? ctnas_served_new(id, j->space->name, j->dataset, j->metric,
                                 ctnas_store_now(), copy)
@@ -439,9 +466,13 @@ static int search_done(struct ctnas_job *job, int status)
         ctnas_store_job_finish(st, job->id, "waiting", NULL, NULL, &err);
         return CTNAS_JOB_PARK;
     }
+    /* A result that cannot be built fails the job rather than let it
+     * succeed without its answer. */
     json_t *result = result_json(j);
-    int rc = 0;
-    if (j->publish)
+    int rc = result ? 0
+                    : ctnas_err_set(&err, CTNAS_ENOMEM, "",
+                                    "out of memory recording the answer");
+    if (rc == 0 && j->publish)
         rc = publish_model(j, st, result, &err);
     if (rc == 0)
         rc = ctnas_store_job_finish(st, job->id, "succeeded", result, NULL,
