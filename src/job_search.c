@@ -392,7 +392,9 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
     struct ctnas_model_meta meta = {j->space->name, j->dataset, j->metric,
                                     j->job.id, 1, cfg, figures, ids};
     int64_t id;
-    int rc = ctnas_store_model_insert(st, &meta, blob, len, &id, err);
+    int rc = cfg && figures && ids
+                 ? ctnas_store_model_insert(st, &meta, blob, len, &id, err)
+                 : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     json_decref(cfg);
     json_decref(figures);
     json_decref(ids);
@@ -687,17 +689,28 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
                              j->set.n, j->space->name, j->dataset);
     }
 
+    /* The job resumes from these params: all of them, or an error. */
     json_t *p = ctnas_jsonv_write_fields(fields, N_FIELDS, &j->cfg);
-    json_object_set_new(p, "space", json_string(j->space->name));
-    json_object_set_new(p, "dataset", json_string(j->dataset));
-    json_object_set_new(p, "metric", json_string(j->metric));
-    json_object_set_new(p, "comparator", train_first
-                                             ? json_string("train")
-                                             : json_integer(model_id));
-    json_object_set_new(p, "train", ctnas_nac_json_write(&j->tc));
-    json_object_set_new(p, "suggestions", json_integer(j->suggestions));
-    json_object_set_new(p, "publish", json_boolean(j->publish));
-    json_object_set_new(p, "n_labels", json_integer(j->set.n));
+    int bad = p == NULL;
+    bad = bad || json_object_set_new(p, "space",
+                                     json_string(j->space->name));
+    bad = bad || json_object_set_new(p, "dataset", json_string(j->dataset));
+    bad = bad || json_object_set_new(p, "metric", json_string(j->metric));
+    bad = bad || json_object_set_new(p, "comparator",
+                                     train_first ? json_string("train")
+                                                 : json_integer(model_id));
+    bad = bad || json_object_set_new(p, "train",
+                                     ctnas_nac_json_write(&j->tc));
+    bad = bad || json_object_set_new(p, "suggestions",
+                                     json_integer(j->suggestions));
+    bad = bad || json_object_set_new(p, "publish",
+                                     json_boolean(j->publish));
+    bad = bad || json_object_set_new(p, "n_labels", json_integer(j->set.n));
+    if (bad) {
+        json_decref(p);
+        json_decref(ids);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
     *params = p;
     if (label_ids)
         *label_ids = ids;

@@ -190,8 +190,11 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(t->model, blob, len);
     json_t *ids = json_array();
-    for (int i = 0; i < t->set.n; i++)
-        json_array_append_new(ids, json_integer(t->set.ids[i]));
+    for (int i = 0; ids != NULL && i < t->set.n; i++)
+        if (json_array_append_new(ids, json_integer(t->set.ids[i])) != 0) {
+            json_decref(ids);
+            ids = NULL;
+        }
     json_t *figures = json_pack(
         "{s:f, s:o, s:o, s:o, s:I, s:i, s:i, s:f}", "train_seconds",
         t->res.seconds, "loss", ctnas_jsonv_real_or_null(t->res.loss),
@@ -204,19 +207,25 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
                                     t->metric,
                                     t->job.id, t->publish, cfg, figures,
                                     ids};
-    int rc = ctnas_store_begin(st, err);
+    /* A model is stored whole, with its training set and figures, or not
+     * at all. */
+    int rc = ids && figures && cfg
+                 ? ctnas_store_begin(st, err)
+                 : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    int began = rc == 0;
     if (rc == 0)
         rc = ctnas_store_model_insert(st, &meta, blob, len, model_id, err);
     json_t *result = NULL;
     if (rc == 0) {
         result = json_pack("{s:I, s:O}", "model_id", (json_int_t)*model_id,
                            "figures", figures);
-        rc = ctnas_store_job_finish(st, t->job.id, "succeeded", result,
-                                    NULL, err);
+        rc = result ? ctnas_store_job_finish(st, t->job.id, "succeeded",
+                                             result, NULL, err)
+                    : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
     if (rc == 0)
         rc = ctnas_store_commit(st, err);
-    else
+    else if (began)
         ctnas_store_rollback(st);
     json_decref(result);
     json_decref(cfg);
@@ -435,13 +444,24 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
 
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);
-    json_object_set_new(params, "space", json_string(space->name));
-    json_object_set_new(params, "dataset", json_string(dataset));
-    json_object_set_new(params, "metric", json_string(t->metric));
-    json_object_set_new(params, "n_train", json_integer(t->set.n));
-    json_object_set_new(params, "train_size",
-                        train_size ? json_integer(train_size) : json_null());
-    json_object_set_new(params, "publish", json_boolean(publish));
+    int bad = params == NULL;
+    bad = bad || json_object_set_new(params, "space",
+                                     json_string(space->name));
+    bad = bad || json_object_set_new(params, "dataset", json_string(dataset));
+    bad = bad || json_object_set_new(params, "metric",
+                                     json_string(t->metric));
+    bad = bad || json_object_set_new(params, "n_train",
+                                     json_integer(t->set.n));
+    bad = bad || json_object_set_new(params, "train_size",
+                                     train_size ? json_integer(train_size)
+                                                : json_null());
+    bad = bad || json_object_set_new(params, "publish",
+                                     json_boolean(publish));
+    if (bad) {
+        json_decref(params);
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        goto fail;
+    }
     t->job.ops = &train_ops;
     t->job.data = t;
     rc = ctnas_api_job_start(app, st, &t->job, train_drop, "train", params,

@@ -302,7 +302,7 @@ json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
                                  size_t n, const void *base)
 {
     json_t *o = json_object();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; o != NULL && i < n; i++) {
         const struct ctnas_jsonv_field *f = &fields[i];
         const char *p = (const char *)base + f->off;
         json_t *v = NULL;
@@ -317,7 +317,11 @@ json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
         case CTNAS_JV_ENUM: v = json_string(f->names[*(const int *)p]);
             break;
         }
-        json_object_set_new(o, f->name, v ? v : json_null());
+        /* set_new fails on a NULL value */
+        if (json_object_set_new(o, f->name, v) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
     }
     return o;
 }

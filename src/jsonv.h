@@ -71,7 +71,8 @@ struct ctnas_jsonv_field {
 int ctnas_jsonv_read_fields(const json_t *obj, const char *prefix,
                             const struct ctnas_jsonv_field *fields,
                             size_t n, void *base, struct ctnas_err *err);
-/* New object with every field of base. */
+/* New object with every field of base; NULL when out of memory (never
+ * an object with a field missing or null). */
 json_t *ctnas_jsonv_write_fields(const struct ctnas_jsonv_field *fields,
                                  size_t n, const void *base);
 /* ctnas_jsonv_only for an object that holds the settings of a table plus
