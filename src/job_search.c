@@ -621,9 +621,15 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
         return rc;
     json_t *ids = NULL;
     if (label_ids) {
+        /* The job resumes on exactly this set: all of it, or an error. */
         ids = json_array();
-        for (int i = 0; i < j->set.n; i++)
-            json_array_append_new(ids, json_integer(j->set.ids[i]));
+        for (int i = 0; ids != NULL && i < j->set.n; i++)
+            if (json_array_append_new(ids, json_integer(j->set.ids[i]))) {
+                json_decref(ids);
+                ids = NULL;
+            }
+        if (ids == NULL)
+            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
 
     /* The comparator to start from. */
