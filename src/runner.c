@@ -216,10 +216,15 @@ void ctnas_runner_free(struct ctnas_runner *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->stopping = 1;
+    /* A job a client cancelled stays cancelled: it must not come back as
+     * interrupted (to be resumed or submitted again). */
     for (int pass = 0; pass < 2; pass++)
         for (struct ctnas_job *job = pass ? r->active : r->inbox; job;
-             job = job->next)
-            atomic_store(&job->cancel, CTNAS_RUNNER_SHUTDOWN);
+             job = job->next) {
+            int none = 0;
+            atomic_compare_exchange_strong(&job->cancel, &none,
+                                           CTNAS_RUNNER_SHUTDOWN);
+        }
     pthread_mutex_unlock(&r->mu);
     /* Queue what is in the inbox (it ends as cancelled at once), wake the
      * parked jobs so they end too, then let every job finish: the loop
