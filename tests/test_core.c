@@ -191,6 +191,7 @@ static void item_shape_round_trips(void)
 struct rjob {
     struct ctnas_job job;
     int ran, done_status, follow_rc;
+    int cancel_seen;      /* job.cancel when done ran */
     struct rjob *follow;  /* submitted by done when set */
 };
 
@@ -204,6 +205,7 @@ static int rjob_done(struct ctnas_job *job, int status)
 {
     struct rjob *j = job->data;
     j->done_status = status;
+    j->cancel_seen = atomic_load(&job->cancel);
     if (j->follow)
         j->follow_rc = ctnas_runner_submit(job->runner, &j->follow->job);
     return CTNAS_JOB_FINISHED;
@@ -260,6 +262,30 @@ static void runner_counts_only_client_jobs(void)
     ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* Jobs still queued when the runner stops end cancelled; one a client
+ * cancelled first keeps that reason (done reads it to decide between
+ * "cancelled" and "interrupted, to be resumed"). */
+static void runner_shutdown_keeps_a_cancel(void)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct ctnas_runner *r;
+    ASSERT_EQ(ctnas_runner_new(&loop, 4, &r), 0);
+    struct rjob a, b;
+    rjob_init(&a, 1, 0);
+    rjob_init(&b, 2, 0);
+    ASSERT_EQ(ctnas_runner_submit(r, &a.job), 0);
+    ASSERT_EQ(ctnas_runner_submit(r, &b.job), 0);
+    ASSERT_EQ(ctnas_runner_cancel(r, 1), 0);
+    ctnas_runner_free(r); /* the loop has not turned: neither ran */
+    ASSERT_EQ(a.ran + b.ran, 0);
+    ASSERT_EQ(a.done_status, CTNAS_ECANCELED);
+    ASSERT_EQ(b.done_status, CTNAS_ECANCELED);
+    ASSERT_EQ(a.cancel_seen, CTNAS_RUNNER_CANCELLED);
+    ASSERT_EQ(b.cancel_seen, CTNAS_RUNNER_SHUTDOWN);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     TEST_RUN(err_table_maps_codes);
@@ -268,5 +294,6 @@ int main(void)
     TEST_RUN(conf_flags_override_environment);
     TEST_RUN(item_shape_round_trips);
     TEST_RUN(runner_counts_only_client_jobs);
+    TEST_RUN(runner_shutdown_keeps_a_cancel);
     return test_done();
 }
