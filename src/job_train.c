@@ -44,8 +44,10 @@ struct train_job {
     struct ctnas_nac_train_result res;
     struct ctnas_err err;
     /* A model to publish first gets the features of the stored cells, so
-     * its first requests find them cached: done reads the cells after
-     * training and queues a second slice of work that computes them. */
+     * its first requests find them cached: submit reads the cells (on its
+     * HTTP thread, so the loop thread never stalls on them; cells stored
+     * later are cached on first use), and done queues a second slice of
+     * work that computes them. */
     int warming;
     struct ctnas_arch *warm;
     ctnas_real *warm_feat;
@@ -236,9 +238,9 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
 }
 
 /* Loop thread, under the runner's mutex.  After training a model to
- * publish, reads the stored cells and requeues the job for their
- * features; otherwise writes the job's final row, publishes the model
- * when asked, and frees t.  A shutdown is recorded as "failed:
+ * publish, requeues the job for the features of the cells submit read;
+ * otherwise writes the job's final row, publishes the model when asked,
+ * and frees t.  A shutdown is recorded as "failed:
  * interrupted" rather than "cancelled", since nobody asked for it. */
 static int train_done(struct ctnas_job *job, int status)
 {
@@ -253,17 +255,9 @@ static int train_done(struct ctnas_job *job, int status)
     }
     if (atomic_load(&job->started))
         train_tick(job); /* the last progress, so polls see 100% */
-    if (status == 0 && t->publish && !t->warming) {
-        /* Read here, on the loop thread, as work may not touch the
-         * store; without them the model serves all the same. */
+    if (status == 0 && t->publish && !t->warming && t->n_warm > 0) {
         t->warming = 1;
-        if (ctnas_warmup_collect(st, t->space, &t->warm, &t->n_warm,
-                                 &err) < 0)
-            ctnas_log_warn("job %lld: no warm-up: %s", (long long)job->id,
-                           err.msg);
-        else if (t->n_warm > 0)
-            return CTNAS_JOB_REQUEUE;
-        ctnas_err_clear(&err);
+        return CTNAS_JOB_REQUEUE;
     }
     int64_t model_id = 0;
     if (status == 0 && store_result(t, st, &model_id, &err) == 0) {
@@ -441,6 +435,12 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     }
     if (train_size)
         subsample(&t->set, (int)train_size, t->cfg.seed);
+    if (publish) {
+        /* Without them the model serves all the same. */
+        struct ctnas_err werr = {0};
+        if (ctnas_warmup_collect(st, space, &t->warm, &t->n_warm, &werr) < 0)
+            ctnas_log_warn("training: no warm-up: %s", werr.msg);
+    }
 
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);
