@@ -30,21 +30,24 @@ int ctnas_mem_replace(const struct ctnas_mem_funcs *f)
 void *ctnas_malloc(size_t size)
 {
     void *p = hooks.malloc_fn(size);
-    failures += p == NULL && size > 0;
+    if (p == NULL && size > 0)
+        failures++;
     return p;
 }
 
 void *ctnas_calloc(size_t count, size_t size)
 {
     void *p = hooks.calloc_fn(count, size);
-    failures += p == NULL && count > 0 && size > 0;
+    if (p == NULL && count > 0 && size > 0)
+        failures++;
     return p;
 }
 
 void *ctnas_realloc(void *p, size_t size)
 {
     void *q = hooks.realloc_fn(p, size);
-    failures += q == NULL && size > 0;
+    if (q == NULL && size > 0)
+        failures++;
     return q;
 }
 
