@@ -5,8 +5,9 @@
  * uv_replace_allocator), libc's by default, so tests can count
  * allocations, check that every one is freed, and fail the k-th one to
  * drive each out-of-memory path (jansson's test_chaos, SQLite's OOM
- * tests).  jansson allocates through the same hooks.  SQLite, libuv,
- * libmicrohttpd and OpenBLAS keep their own allocators.
+ * tests).  jansson allocates through them too once ctnas_mem_replace has
+ * run (main calls it first thing).  SQLite, libuv, libmicrohttpd and
+ * OpenBLAS keep their own allocators.
  *
  * Memory from these functions is released with ctnas_free, never free():
  * a replaced allocator need not be libc's.  The one exception is
