@@ -39,10 +39,9 @@ static int store_items(struct ctnas_store *st, const json_t *items,
         if ((rc = ctnas_item_parse(it, path, NULL, &item, err)) < 0 ||
             (rc = ctnas_item_store(st, &item, path, "api", &id, &is_new,
                                    err)) < 0 ||
-            (json_array_append_new(result,
-                                   json_pack("{s:I, s:b}", "id",
-                                             (json_int_t)id, "new",
-                                             is_new)) != 0 &&
+            (json_array_append_new(result, json_pack("{s:I, s:b}", "id",
+                                                     (json_int_t)id, "new",
+                                                     is_new)) != 0 &&
              (rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory")))) {
             ctnas_store_rollback(st);
             return rc;
@@ -161,10 +160,7 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
         return rc;
     json_t *items = json_array();
     for (int i = 0; items != NULL && i < n; i++)
-        if (json_array_append_new(items, ctnas_item_row_json(&rows[i]))) {
-            json_decref(items);
-            items = NULL;
-        }
+        items = ctnas_jsonv_append(items, ctnas_item_row_json(&rows[i]));
     ctnas_store_rows_free(rows, n);
     if (items == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "jsonv.h"
 #include "space.h"
 
 static void store_key_free(void *p)
@@ -73,10 +74,7 @@ int ctnas_api_spaces(struct ctnas_req *req, json_t **out,
     (void)err;
     json_t *items = json_array();
     for (int i = 0; items != NULL && ctnas_spaces[i]; i++)
-        if (json_array_append_new(items, ctnas_spaces[i]->describe()) != 0) {
-            json_decref(items);
-            items = NULL;
-        }
+        items = ctnas_jsonv_append(items, ctnas_spaces[i]->describe());
     /* items NULL: the pack fails too, and http.c answers 500 */
     *out = json_pack("{s:o}", "items", items);
     return 200;

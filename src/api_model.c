@@ -366,8 +366,7 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
                                (long long)model->id);
             goto out;
         }
-        if (ps && json_array_append_new(ps, json_real(p)) != 0) {
-            json_decref(ps);
+        if (ps && (ps = ctnas_jsonv_append(ps, json_real(p))) == NULL) {
             rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
             goto out;
         }
@@ -543,11 +542,7 @@ int ctnas_api_rank(struct ctnas_req *req, json_t **out,
             json_decref(it);
             it = NULL;
         }
-        /* append_new takes it even when it fails */
-        if (it == NULL || json_array_append_new(items, it) != 0) {
-            json_decref(items);
-            items = NULL;
-        }
+        items = ctnas_jsonv_append(items, it);
     }
     if (items == NULL) {
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

@@ -245,13 +245,13 @@ json_t *ctnas_item_row_json(const struct ctnas_arch_row *row)
     for (int i = 0; i < row->n_meas; i++) {
         const struct ctnas_measurement *m = &row->meas[i];
         ctnas_iso_time(m->created, when);
-        if (json_array_append_new(
-                meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
-                                m->dataset, "metric", m->metric, "value",
-                                m->value, "epochs", m->epochs, "source",
-                                m->source, "created_at", when)) != 0) {
+        meas = ctnas_jsonv_append(
+            meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
+                            m->dataset, "metric", m->metric, "value",
+                            m->value, "epochs", m->epochs, "source",
+                            m->source, "created_at", when));
+        if (meas == NULL) {
             json_decref(arch);
-            json_decref(meas);
             return NULL;
         }
     }

@@ -234,10 +234,7 @@ static json_t *entries_json(const struct ctnas_space *sp,
 {
     json_t *a = json_array();
     for (int i = 0; a != NULL && i < n; i++)
-        if (json_array_append_new(a, entry_json(sp, &e[i])) != 0) {
-            json_decref(a);
-            a = NULL;
-        }
+        a = ctnas_jsonv_append(a, entry_json(sp, &e[i]));
     return a;
 }
 
@@ -622,12 +619,7 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     json_t *ids = NULL;
     if (label_ids) {
         /* The job resumes on exactly this set: all of it, or an error. */
-        ids = json_array();
-        for (int i = 0; ids != NULL && i < j->set.n; i++)
-            if (json_array_append_new(ids, json_integer(j->set.ids[i]))) {
-                json_decref(ids);
-                ids = NULL;
-            }
+        ids = ctnas_jsonv_int64_array(j->set.ids, j->set.n);
         if (ids == NULL)
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }

@@ -191,12 +191,7 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
     if (blob == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(t->model, blob, len);
-    json_t *ids = json_array();
-    for (int i = 0; ids != NULL && i < t->set.n; i++)
-        if (json_array_append_new(ids, json_integer(t->set.ids[i])) != 0) {
-            json_decref(ids);
-            ids = NULL;
-        }
+    json_t *ids = ctnas_jsonv_int64_array(t->set.ids, t->set.n);
     json_t *figures = json_pack(
         "{s:f, s:o, s:o, s:o, s:I, s:i, s:i, s:f}", "train_seconds",
         t->res.seconds, "loss", ctnas_jsonv_real_or_null(t->res.loss),

@@ -348,6 +348,23 @@ json_t *ctnas_jsonv_real_or_null(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+json_t *ctnas_jsonv_append(json_t *arr, json_t *v)
+{
+    /* append_new releases v when it fails, arr NULL included */
+    if (json_array_append_new(arr, v) == 0)
+        return arr;
+    json_decref(arr);
+    return NULL;
+}
+
+json_t *ctnas_jsonv_int64_array(const int64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a != NULL && i < n; i++)
+        a = ctnas_jsonv_append(a, json_integer(v[i]));
+    return a;
+}
+
 json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
                          json_error_t *jerr, int *oom)
 {

@@ -87,6 +87,13 @@ int ctnas_jsonv_only_fields(const json_t *obj, const char *prefix,
  * neither: a figure not computed yet, say). */
 json_t *ctnas_jsonv_real_or_null(double v);
 
+/* arr with v appended (v is taken in every case), or NULL with arr
+ * released when arr or v is NULL or the append fails, so a loop of
+ * "arr = ctnas_jsonv_append(arr, ...)" builds the whole array or none. */
+json_t *ctnas_jsonv_append(json_t *arr, json_t *v);
+/* A new array of the n integers v; NULL when out of memory. */
+json_t *ctnas_jsonv_int64_array(const int64_t *v, int n);
+
 /* json_loadb of buf[0 .. len), which also tells a failure for memory
  * (*oom = 1: answer 500, not a client's 400) from a syntax error.
  * jansson 2.14 flags some of its allocation failures, leaves others

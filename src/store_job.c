@@ -229,10 +229,8 @@ static int collect(struct ctnas_store *st, sqlite3_stmt *s,
     /* A row that cannot be built fails the listing: a page silently
      * short of a row would read as the end of the data. */
     while (arr && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        if (json_array_append_new(arr, fn(s)) != 0) {
+        if ((arr = ctnas_jsonv_append(arr, fn(s))) == NULL)
             rc = SQLITE_NOMEM;
-            break;
-        }
     if (rc != SQLITE_DONE) {
         rc = ctnas__store_fail(st, rc, what, err);
         json_decref(arr);
