@@ -42,6 +42,9 @@ struct ctnas_req {
     char param_buf[CTNAS_ROUTE_MAX_PARAMS][64];
     json_t *body;              /* parsed JSON body, or NULL (borrowed) */
     void *conn;                /* for http.c only */
+    /* A header a handler adds to its success answer (static strings),
+     * or NULL. */
+    const char *reply_header, *reply_value;
 };
 
 typedef int (*ctnas_handler)(struct ctnas_req *req, json_t **out,
@@ -58,6 +61,8 @@ int ctnas_app_store(struct ctnas_app *app, struct ctnas_store **st,
 
 /* Query-string value, or NULL (implemented in http.c). */
 const char *ctnas_req_query(const struct ctnas_req *req, const char *key);
+/* Request header value (name case-insensitive), or NULL (http.c). */
+const char *ctnas_req_header(const struct ctnas_req *req, const char *name);
 /* Reject query keys not in the NULL-terminated list (400 naming it). */
 int ctnas_req_query_only(const struct ctnas_req *req,
                          const char *const *allowed, struct ctnas_err *err);
@@ -74,9 +79,15 @@ int ctnas_api_job_view(json_t *row);
 int ctnas_api_job_state_check(const char *state, struct ctnas_err *err);
 
 /* The POST of a job route: the request's body to submit(), whose new job
- * row is answered with its view and 202. */
+ * row is answered with its view and 202.  With an Idempotency-Key header,
+ * a repeat of the request answers the job the first one made (202 and
+ * "Idempotent-Replayed: true"), the same key with another request is
+ * CTNAS_ECONFLICT; key (NULL without the header) goes on to
+ * ctnas_api_job_start. */
+struct ctnas_job_key;
 typedef int (*ctnas_api_submit_fn)(struct ctnas_app *app,
                                    struct ctnas_store *st, const json_t *req,
+                                   const struct ctnas_job_key *key,
                                    json_t **out, struct ctnas_err *err);
 int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
                          json_t **out, struct ctnas_err *err);
@@ -93,7 +104,8 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
                         struct ctnas_job *job,
                         void (*drop)(struct ctnas_job *job), const char *kind,
                         const json_t *params, const json_t *label_ids,
-                        json_t **out, struct ctnas_err *err);
+                        const struct ctnas_job_key *key, json_t **out,
+                        struct ctnas_err *err);
 
 /* The GET of a job list route, ?state=&limit= (and ?kind= when kind is
  * NULL; else only jobs of that kind). */

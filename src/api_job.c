@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "jsonv.h"
+#include "md5.h"
+#include "mem.h"
 #include "runner.h"
 #include "store_ml.h"
 
@@ -96,17 +98,97 @@ int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
     return view_out(row, out, 200, err);
 }
 
+/* The request's Idempotency-Key into key with the fingerprint of the
+ * request (MD5 of its path and canonical body): 1, or 0 without the header, or
+ * a 400 for a key that is not 1-255 visible ASCII characters (the
+ * structured-field form "..." of the IETF draft is unquoted). */
+static int read_key(const struct ctnas_req *req, const json_t *body,
+                    struct ctnas_job_key *key, struct ctnas_err *err)
+{
+    const char *h = ctnas_req_header(req, "Idempotency-Key");
+    if (h == NULL)
+        return 0;
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '"' && h[n - 1] == '"') {
+        h++;
+        n -= 2;
+    }
+    int ok = n >= 1 && n < sizeof key->key;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = h[i] > 0x20 && h[i] < 0x7f && h[i] != '"';
+    if (!ok)
+        return ctnas_err_set(err, CTNAS_EINVAL, "Idempotency-Key",
+                             "Idempotency-Key must be 1 to %zu visible "
+                             "ASCII characters", sizeof key->key - 1);
+    memcpy(key->key, h, n);
+    key->key[n] = '\0';
+    /* Sorted keys: the same request in another key order is the same. */
+    json_t *req_doc = json_pack("[s,O]", req->path, body);
+    size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17);
+    char *text = req_doc ? ctnas_jsonv_dumps(req_doc, flags) : NULL;
+    json_decref(req_doc);
+    if (text == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    ctnas_md5_hex(text, strlen(text), key->hash);
+    ctnas_free(text);
+    return 1;
+}
+
+/* Answer the job that holds key, if one does: 202 and its view when it
+ * was made by the same request, 409 when by another; CTNAS_ENOTFOUND,
+ * with err untouched, when no job holds key. */
+static int replay(struct ctnas_req *req, struct ctnas_store *st,
+                  const struct ctnas_job_key *key, json_t **out,
+                  struct ctnas_err *err)
+{
+    int64_t id;
+    char hash[33];
+    json_t *row;
+    struct ctnas_err e2 = {0};
+    int rc = ctnas_store_job_by_key(st, key->key, &id, hash, &e2);
+    if (rc == CTNAS_ENOTFOUND)
+        return rc;
+    if (rc < 0) {
+        *err = e2;
+        return rc;
+    }
+    if (strcmp(hash, key->hash) != 0)
+        return ctnas_err_set(err, CTNAS_ECONFLICT, "Idempotency-Key",
+                             "this Idempotency-Key made job %lld with a "
+                             "different request; use a new key for a new "
+                             "job", (long long)id);
+    if ((rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+        return rc;
+    req->reply_header = "Idempotent-Replayed";
+    req->reply_value = "true";
+    return view_out(row, out, 202, err);
+}
+
 int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
                          json_t **out, struct ctnas_err *err)
 {
     json_t *body;
     struct ctnas_store *st;
-    int rc;
+    struct ctnas_job_key key;
+    int rc, keyed;
     if ((rc = ctnas_req_body_object(req, &body, err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = submit(req->app, st, body, out, err)) < 0)
+        (keyed = rc = read_key(req, body, &key, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0)
         return rc;
-    /* The job is queued whatever happens to its answer now. */
+    if (keyed && (rc = replay(req, st, &key, out, err)) != CTNAS_ENOTFOUND)
+        return rc;
+    rc = submit(req->app, st, body, keyed ? &key : NULL, out, err);
+    /* Refused (the key taken, --max-jobs reached) because a concurrent
+     * request with the key made its job first: answer that job. */
+    if (rc < 0 && keyed) {
+        int r2 = replay(req, st, &key, out, err);
+        if (r2 != CTNAS_ENOTFOUND)
+            return r2;
+    }
+    if (rc < 0 || *out == NULL)
+        return rc;
+    /* The job is queued whatever happens to its answer now: a client that
+     * sent a key can retry for it. */
     json_t *row = *out;
     *out = NULL;
     return view_out(row, out, 202, err);
@@ -124,19 +206,22 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
                         struct ctnas_job *job,
                         void (*drop)(struct ctnas_job *job), const char *kind,
                         const json_t *params, const json_t *label_ids,
-                        json_t **out, struct ctnas_err *err)
+                        const struct ctnas_job_key *key, json_t **out,
+                        struct ctnas_err *err)
 {
     int64_t id = 0;
     int rc;
     if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
         rc = too_many(app, err);
     } else if ((rc = ctnas_store_job_insert(st, kind, params, label_ids,
-                                            &id, err)) == 0) {
+                                            key, &id, err)) == 0) {
         job->id = id;
         if (ctnas_runner_submit(app->runner, job) < 0) {
             struct ctnas_err e2;
             ctnas_store_job_finish(st, id, "failed", NULL,
                                    "too many jobs at once", &e2);
+            /* Refused: a retry with the key must make a job. */
+            ctnas_store_job_forget_key(st, id, &e2);
             rc = too_many(app, err);
         }
     }

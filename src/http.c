@@ -369,7 +369,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
         return send_error(conn, cs, &err, NULL);
     }
-    enum MHD_Result r = send_json(conn, rc, out, NULL, NULL);
+    enum MHD_Result r = send_json(conn, rc, out, cs->req.reply_header,
+                                  cs->req.reply_value);
     json_decref(out);
     cs->responded = 1;
     ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,
@@ -426,6 +427,13 @@ const char *ctnas_req_query(const struct ctnas_req *req, const char *key)
         return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
                                        key);
+}
+
+const char *ctnas_req_header(const struct ctnas_req *req, const char *name)
+{
+    if (req->conn == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 struct query_check {

@@ -716,7 +716,8 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
 }
 
 int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
-                            const json_t *req, json_t **out,
+                            const json_t *req,
+                            const struct ctnas_job_key *key, json_t **out,
                             struct ctnas_err *err)
 {
     struct search_job *j = search_job_new(app);
@@ -728,7 +729,7 @@ int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
     j->job.data = j;
     if (rc == 0)
         rc = ctnas_api_job_start(app, st, &j->job, search_drop, "search",
-                                 params, label_ids, out, err);
+                                 params, label_ids, key, out, err);
     else
         search_job_free(j);
     json_decref(params);

@@ -16,7 +16,8 @@
 /* Validate a search request, insert its job row and submit it; *out is
  * the job row (new reference).  Errors name the request field. */
 int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
-                            const json_t *req, json_t **out,
+                            const json_t *req,
+                            const struct ctnas_job_key *key, json_t **out,
                             struct ctnas_err *err);
 
 /* At start-up (loop thread): resubmit every unfinished search job, from

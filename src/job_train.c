@@ -335,7 +335,8 @@ static void subsample(struct ctnas_dataset *set, int k, uint64_t seed)
  * store.  On any failure t is freed here; after a successful submit the
  * runner owns it. */
 int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
-                           const json_t *req, json_t **out,
+                           const json_t *req,
+                           const struct ctnas_job_key *key, json_t **out,
                            struct ctnas_err *err)
 {
     int rc;
@@ -460,7 +461,7 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     t->job.ops = &train_ops;
     t->job.data = t;
     rc = ctnas_api_job_start(app, st, &t->job, train_drop, "train", params,
-                             NULL, out, err);
+                             NULL, key, out, err);
     json_decref(params);
     return rc;
 fail:

@@ -18,7 +18,8 @@ struct ctnas_served;
 /* Validate a training request, insert its job row, submit it.  *out: the
  * job row as JSON (new reference).  Errors name the request field. */
 int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
-                           const json_t *req, json_t **out,
+                           const json_t *req,
+                           const struct ctnas_job_key *key, json_t **out,
                            struct ctnas_err *err);
 
 /* Load the newest model of every (space, dataset) into the registry (at

@@ -154,16 +154,67 @@ static json_t *job_row(sqlite3_stmt *s)
 
 int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
                            const json_t *params, const json_t *label_ids,
-                           int64_t *id, struct ctnas_err *err)
+                           const struct ctnas_job_key *key, int64_t *id,
+                           struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     double now = ctnas_store_now();
     int rc = prep(st, &s,
                   "INSERT INTO jobs (kind, state, params, label_ids, "
-                  "created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?)",
-                  "insert a job", err, "tjjdd", kind, params, label_ids, now,
-                  now);
-    return rc < 0 ? rc : exec_insert(st, s, "insert a job", id, err);
+                  "idem_key, idem_hash, created_at, updated_at) VALUES "
+                  "(?, 'queued', ?, ?, ?, ?, ?, ?)",
+                  "insert a job", err, "tjjttdd", kind, params, label_ids,
+                  key ? key->key : NULL, key ? key->hash : NULL, now, now);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE) {
+        *id = sqlite3_last_insert_rowid(st->db);
+        return 0;
+    }
+    /* Only the key's index is unique among the columns written here. */
+    if (rc == SQLITE_CONSTRAINT_UNIQUE && key != NULL)
+        return ctnas_err_set(err, CTNAS_ECONFLICT, "Idempotency-Key",
+                             "another request holds this Idempotency-Key");
+    return ctnas__store_fail(st, rc, "insert a job", err);
+}
+
+int ctnas_store_job_by_key(struct ctnas_store *st, const char *key,
+                           int64_t *id, char hash[33], struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "SELECT id, idem_hash FROM jobs WHERE idem_key = ?",
+                  "find a job by its key", err, "t", key);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    const char *h = NULL;
+    if (rc == SQLITE_ROW &&
+        (h = (const char *)sqlite3_column_text(s, 1)) == NULL &&
+        sqlite3_errcode(st->db) == SQLITE_NOMEM) {
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    } else if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(s, 0);
+        snprintf(hash, 33, "%s", h ? h : "");
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "Idempotency-Key",
+                           "no job holds this key");
+    } else {
+        rc = ctnas__store_fail(st, rc, "find a job by its key", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
+                               struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "UPDATE jobs SET idem_key = NULL, idem_hash = NULL "
+                  "WHERE id = ?", "forget a job's key", err, "i", id);
+    return rc < 0 ? rc : exec_done(st, s, "forget a job's key", err);
 }
 
 /* The one row of job id that sql (one '?' for the id) selects, mapped

@@ -23,12 +23,29 @@
 double ctnas_store_now(void);
 
 /* ---- jobs ---- */
+/* A client's Idempotency-Key and the fingerprint (MD5 hex) of the request
+ * that came with it. */
+struct ctnas_job_key {
+    char key[256];
+    char hash[33];
+};
+
 /* A queued job; label_ids (a JSON array of architecture ids, or NULL) is
  * the labelled set a search starts from, stored beside params because
- * only a resume reads it (ctnas_store_job_labels). */
+ * only a resume reads it (ctnas_store_job_labels).  key may be NULL; a
+ * key another job holds is CTNAS_ECONFLICT (field "Idempotency-Key"). */
 int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
                            const json_t *params, const json_t *label_ids,
-                           int64_t *id, struct ctnas_err *err);
+                           const struct ctnas_job_key *key, int64_t *id,
+                           struct ctnas_err *err);
+/* The job holding key: *id and the fingerprint stored with it;
+ * CTNAS_ENOTFOUND when no job does. */
+int ctnas_store_job_by_key(struct ctnas_store *st, const char *key,
+                           int64_t *id, char hash[33], struct ctnas_err *err);
+/* Job id lets go of its key (a submit refused after the insert), so a
+ * retry with it makes a new job. */
+int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
+                               struct ctnas_err *err);
 /* *label_ids: job id's stored labelled set (new reference), or NULL when
  * it has none; CTNAS_ENOTFOUND for no such job. */
 int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,

@@ -307,6 +307,80 @@ def too_many_jobs_is_429():
 
 
 @test
+def idempotency_key_makes_one_job_per_request():
+    d = STATE["d"]
+    body = {"space": "nasbench201", "dataset": "synth", "epochs": 100000,
+            "seed": 3, "lr": 0.001}
+    key = {"Idempotency-Key": "nb-7f3a-retry"}
+    st, h, a = d.post("/v1/nac/train", body, headers=key)
+    check_eq(st, 202, "first submit")
+    check("idempotent-replayed" not in h, "not a replay: %r" % h)
+    # The same request, keys in another order, quoted as in the IETF draft.
+    again = dict(reversed(list(body.items())))
+    for k in ("nb-7f3a-retry", '"nb-7f3a-retry"'):
+        st, h, b = d.post("/v1/nac/train", again,
+                          headers={"Idempotency-Key": k})
+        check_eq(st, 202, "replay status")
+        check_eq(h.get("idempotent-replayed"), "true", "replay header")
+        check_eq(b["id"], a["id"], "the same job")
+        check_eq(b["params"], a["params"], "its params")
+    _, _, jobs = d.get("/v1/jobs?kind=train&state=running")
+    _, _, queued = d.get("/v1/jobs?kind=train&state=queued")
+    check_eq(len(jobs["items"]) + len(queued["items"]), 1, "one job")
+
+    # The key with another request, or another route: 409 naming the job.
+    e = check_error(d.post("/v1/nac/train", dict(body, seed=4), headers=key),
+                    409, "conflict", "Idempotency-Key")
+    check(str(a["id"]) in e["message"], "names the job: %r" % e["message"])
+    check_error(d.post("/v1/searches", {"space": "nasbench201",
+                                        "dataset": "synth"}, headers=key),
+                409, "conflict", "Idempotency-Key")
+    for bad in ("", '""', "a b", "x" * 256, "tab\tkey"):
+        check_error(d.post("/v1/nac/train", body,
+                           headers={"Idempotency-Key": bad}),
+                    400, "invalid_argument", "Idempotency-Key")
+
+    # Concurrent retries of a new request: one job, every answer names it
+    # (those that lost the race to the limit or the key included).
+    import threading
+    answers = []
+
+    def post():
+        answers.append(d.post("/v1/nac/train", dict(body, seed=5),
+                              headers={"Idempotency-Key": "burst"}))
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check_eq(sorted(x[0] for x in answers), [202] * 6, "all accepted")
+    ids = {x[2]["id"] for x in answers}
+    check_eq(len(ids), 1, "one job for the burst: %r" % ids)
+    check_eq(sum(x[1].get("idempotent-replayed") == "true" for x in answers),
+             5, "five replays")
+    burst = ids.pop()
+
+    # At --max-jobs a new key is refused and stays free; a held key is
+    # still answered.
+    check_error(d.post("/v1/nac/train", dict(body, seed=6),
+                       headers={"Idempotency-Key": "later"}), 429,
+                "limit_reached")
+    st, _, b = d.post("/v1/nac/train", again, headers=key)
+    check_eq((st, b["id"]), (202, a["id"]), "replay at the limit")
+    d.request("DELETE", "/v1/jobs/%d" % burst)
+    wait_job(d, burst)
+    st, h, c = d.post("/v1/nac/train", dict(body, seed=6),
+                      headers={"Idempotency-Key": "later"})
+    check_eq(st, 202, "the refused key makes a job now")
+    check("idempotent-replayed" not in h, "a new job")
+    for j in (a, c):
+        d.request("DELETE", "/v1/jobs/%d" % j["id"])
+    for j in (a, c):
+        check_eq(wait_job(d, j["id"])["state"], "cancelled", "cleaned up")
+    STATE["keyed"] = (body, key, a["id"])
+
+
+@test
 def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     d = STATE["d"]
     _, _, before = d.post("/v1/compare", {"a": MID, "b": WORST})
@@ -332,6 +406,11 @@ def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     check_eq(served[0]["cached_features"], 152, "warmed after a restart")
     _, _, j = d2.get("/v1/jobs/%d" % job["id"])
     check_eq(j["state"], "failed", "interrupted job ends failed")
+    # Keys are stored with their jobs: a retry after a restart finds it.
+    body, key, kid = STATE["keyed"]
+    st, h, k = d2.post("/v1/nac/train", body, headers=key)
+    check_eq((st, k["id"], h.get("idempotent-replayed")), (202, kid, "true"),
+             "replay after a restart")
     check("interrupted" in j["error"], "with the reason: %r" % j["error"])
     check_eq(d2.stop(), 0, "clean stop")
 

@@ -724,7 +724,7 @@ static int sc_store(void *vctx, int record)
         json_t *params = json_object();
         int64_t id = 0;
         rc = params ? ctnas_store_job_insert(st, "search", params, NULL,
-                                             &id, &err)
+                                             NULL, &id, &err)
                     : CTNAS_ENOMEM;
         json_decref(params);
         if (rc == 0)

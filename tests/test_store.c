@@ -432,9 +432,10 @@ static void test_job_labels(void)
     json_t *ids = json_pack("[I,I,I]", (json_int_t)3, (json_int_t)1,
                             (json_int_t)7);
     int64_t with = 0, without = 0;
-    int r1 = ctnas_store_job_insert(st, "search", params, ids, &with, &err);
-    int r2 = ctnas_store_job_insert(st, "train", params, NULL, &without,
+    int r1 = ctnas_store_job_insert(st, "search", params, ids, NULL, &with,
                                     &err);
+    int r2 = ctnas_store_job_insert(st, "train", params, NULL, NULL,
+                                    &without, &err);
     json_t *row = NULL, *back = NULL, *none = json_true();
     int r3 = ctnas_store_job_get(st, with, &row, &err);
     int r4 = ctnas_store_job_labels(st, with, &back, &err);
@@ -457,6 +458,46 @@ static void test_job_labels(void)
     json_decref(ids);
     json_decref(row);
     json_decref(back);
+}
+
+/* Idempotency keys (sql/005): one job per key, found again with the
+ * fingerprint stored beside it; a forgotten key can be used again. */
+static void test_job_keys(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 }, e2 = { 0 };
+    json_t *params = json_pack("{s:s}", "space", "nasbench201");
+    struct ctnas_job_key k = { "retry-1", "0123456789abcdef" },
+                         other = { "retry-1", "fedcba9876543210" };
+    int64_t a = 0, b = 0, found = 0, c = 0, again = 0;
+    char hash[33] = "";
+    int r1 = ctnas_store_job_insert(st, "train", params, NULL, &k, &a, &err);
+    int r2 = ctnas_store_job_insert(st, "search", params, NULL, &other, &b,
+                                    &e2);
+    int r3 = ctnas_store_job_by_key(st, "retry-1", &found, hash, &err);
+    int r4 = ctnas_store_job_by_key(st, "retry-2", &found, hash, NULL);
+    int r5 = ctnas_store_job_forget_key(st, a, &err);
+    int r6 = ctnas_store_job_by_key(st, "retry-1", &again, hash, NULL);
+    int r7 = ctnas_store_job_insert(st, "train", params, NULL, &other, &c,
+                                    &err);
+    int r8 = ctnas_store_job_by_key(st, "retry-1", &again, hash, &err);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    json_decref(params);
+    ASSERT_EQ(r1, 0);
+    ASSERT_EQ(r2, CTNAS_ECONFLICT);
+    ASSERT_STREQ(e2.field, "Idempotency-Key");
+    ASSERT_EQ(b, 0);
+    ASSERT_EQ(r3, 0);
+    ASSERT_EQ(found, a);
+    ASSERT_EQ(r4, CTNAS_ENOTFOUND);
+    ASSERT_EQ(r5, 0);
+    ASSERT_EQ(r6, CTNAS_ENOTFOUND);
+    ASSERT_EQ(r7, 0);
+    ASSERT(c > a);
+    ASSERT_EQ(r8, 0);
+    ASSERT_EQ(again, c);
+    ASSERT_STREQ(hash, other.hash);
 }
 
 static void test_rollback(void)
@@ -1272,6 +1313,7 @@ int main(void)
     TEST_RUN(test_foreign_key);
     TEST_RUN(test_rollback);
     TEST_RUN(test_job_labels);
+    TEST_RUN(test_job_keys);
     TEST_RUN(test_list_id_pages);
     TEST_RUN(test_list_metric_pages);
     TEST_RUN(test_list_rows_and_any_metric);
