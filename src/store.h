@@ -63,6 +63,7 @@ struct ctnas_measurement {
     int epochs;          /* training epochs, 0 when unknown */
     char source[64];     /* "api", "import", ... */
     int64_t created;     /* unix seconds, filled by the store */
+    int64_t id;          /* the store's id, filled on reads */
 };
 
 struct ctnas_arch_row {
@@ -87,6 +88,17 @@ int ctnas_store_arch_upsert(struct ctnas_store *st, const char *space,
 int ctnas_store_meas_add(struct ctnas_store *st, int64_t arch_id,
                          const struct ctnas_measurement *m, int *is_new,
                          struct ctnas_err *err);
+
+/* Delete measurement meas_id of architecture arch_id (the schema's
+ * triggers update the means).  CTNAS_ENOTFOUND, field "id" when there is
+ * no such architecture, "measurement_id" when it has no such
+ * measurement. */
+int ctnas_store_meas_delete(struct ctnas_store *st, int64_t arch_id,
+                            int64_t meas_id, struct ctnas_err *err);
+/* Delete architecture id and its measurements, *n_meas (may be NULL) of
+ * them, in one transaction; CTNAS_ENOTFOUND (field "id") if absent. */
+int ctnas_store_arch_delete(struct ctnas_store *st, int64_t id, int *n_meas,
+                            struct ctnas_err *err);
 
 /* One architecture with its measurements; CTNAS_ENOTFOUND if absent.
  * Free row->meas with ctnas_store_row_destroy. */

@@ -72,9 +72,14 @@ static void done(sqlite3_stmt *s)
 
 /* ---- single architectures ---- */
 
+/* New ids go above every id ever deleted (sql/006). */
+#define NEXT_ID(tbl)                                                      \
+    "(SELECT max(coalesce((SELECT max(id) FROM " tbl "), 0), "            \
+    "coalesce((SELECT hw FROM id_floor WHERE tbl = '" tbl "'), 0)) + 1)"
 static const char SQL_ARCH_INSERT[] =
-    "INSERT INTO architectures (space, encoding, hash, created_at) "
-    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (space, hash) DO NOTHING";
+    "INSERT INTO architectures (id, space, encoding, hash, created_at) "
+    "VALUES (" NEXT_ID("architectures") ", ?1, ?2, ?3, ?4) "
+    "ON CONFLICT (space, hash) DO NOTHING";
 static const char SQL_ARCH_FIND[] =
     "SELECT id FROM architectures WHERE space = ?1 AND hash = ?2";
 static const char SQL_ARCH_GET[] =
@@ -85,10 +90,15 @@ static const char SQL_ARCH_MEAS[] =
     "FROM measurements WHERE arch_id = ?1";
 static const char SQL_MEAS_INSERT[] =
     "INSERT INTO measurements "
-    "(arch_id, dataset, metric, value, epochs, source, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "(id, arch_id, dataset, metric, value, epochs, source, created_at) "
+    "VALUES (" NEXT_ID("measurements") ", ?1, ?2, ?3, ?4, ?5, ?6, ?7) "
     "ON CONFLICT (arch_id, dataset, metric, value, epochs, source) "
     "DO NOTHING";
+static const char SQL_MEAS_DELETE[] =
+    "DELETE FROM measurements WHERE id = ?2 AND arch_id = ?1";
+static const char SQL_ARCH_MEAS_DELETE[] =
+    "DELETE FROM measurements WHERE arch_id = ?1";
+static const char SQL_ARCH_DELETE[] = "DELETE FROM architectures WHERE id = ?1";
 static const char SQL_COUNT_ALL[] = "SELECT count(*) FROM architectures";
 static const char SQL_COUNT_SPACE[] =
     "SELECT count(*) FROM architectures WHERE space = ?1";
@@ -227,29 +237,22 @@ static int load_meas(struct ctnas_store *st, struct ctnas_arch_row *row,
     if (r != 0)
         return r;
     sqlite3_bind_int64(s, 1, row->id);
-    int64_t *ids = NULL;    /* measurement ids, parallel to row->meas */
     int cap = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (row->n_meas == cap) {
             int ncap = cap ? 2 * cap : 8;
             struct ctnas_measurement *p =
                 ctnas_realloc(row->meas, (size_t)ncap * sizeof *p);
-            if (p != NULL)
-                row->meas = p;
-            int64_t *q =
-                p ? ctnas_realloc(ids, (size_t)ncap * sizeof *q) : NULL;
-            if (q != NULL)
-                ids = q;
-            if (p == NULL || q == NULL) {
+            if (p == NULL) {
                 r = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
                 break;
             }
+            row->meas = p;
             cap = ncap;
         }
-        int k = row->n_meas++;
-        struct ctnas_measurement *m = &row->meas[k];
+        struct ctnas_measurement *m = &row->meas[row->n_meas++];
         memset(m, 0, sizeof *m);
-        ids[k] = sqlite3_column_int64(s, 0);
+        m->id = sqlite3_column_int64(s, 0);
         col_text(s, 1, m->dataset, sizeof m->dataset);
         col_text(s, 2, m->metric, sizeof m->metric);
         m->value = sqlite3_column_double(s, 3);
@@ -262,17 +265,78 @@ static int load_meas(struct ctnas_store *st, struct ctnas_arch_row *row,
     done(s);
     /* Insertion sort by id: a few rows, usually nearly in order. */
     for (int i = 1; r == 0 && i < row->n_meas; i++) {
-        int64_t id = ids[i];
         struct ctnas_measurement m = row->meas[i];
         int j = i;
-        for (; j > 0 && ids[j - 1] > id; j--) {
-            ids[j] = ids[j - 1];
+        for (; j > 0 && row->meas[j - 1].id > m.id; j--)
             row->meas[j] = row->meas[j - 1];
-        }
-        ids[j] = id;
         row->meas[j] = m;
     }
-    ctnas_free(ids);
+    return r;
+}
+
+/* Run the cached statement of slot with ?1 = a (and ?2 = b when the
+ * statement has it); *changed the rows it deleted. */
+static int run_delete(struct ctnas_store *st, int slot, const char *sql,
+                      int64_t a, int64_t b, int *changed, const char *what,
+                      struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int r = ctnas__store_stmt(st, slot, sql, &s, err);
+    if (r != 0)
+        return r;
+    sqlite3_bind_int64(s, 1, a);
+    if (sqlite3_bind_parameter_count(s) > 1)
+        sqlite3_bind_int64(s, 2, b);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        *changed = sqlite3_changes(st->db);
+    else
+        r = ctnas__store_fail(st, rc, what, err);
+    done(s);
+    return r;
+}
+
+int ctnas_store_meas_delete(struct ctnas_store *st, int64_t arch_id,
+                            int64_t meas_id, struct ctnas_err *err)
+{
+    int n = 0;
+    int r = run_delete(st, CTNAS__ST_MEAS_DELETE, SQL_MEAS_DELETE, arch_id,
+                       meas_id, &n, "delete a measurement", err);
+    if (r != 0 || n > 0)
+        return r;
+    /* Nothing deleted: say which id is unknown. */
+    struct ctnas_arch_row row;
+    r = ctnas_store_arch_get(st, arch_id, &row, err);
+    if (r != 0)
+        return r;
+    ctnas_store_row_destroy(&row);
+    return ctnas_err_set(err, CTNAS_ENOTFOUND, "measurement_id",
+                         "architecture %" PRId64 " has no measurement %"
+                         PRId64, arch_id, meas_id);
+}
+
+int ctnas_store_arch_delete(struct ctnas_store *st, int64_t id, int *n_meas,
+                            struct ctnas_err *err)
+{
+    int r = ctnas_store_begin(st, err);
+    if (r != 0)
+        return r;
+    int nm = 0, na = 0;
+    /* The measurements first, to count them (a cascade is not counted). */
+    r = run_delete(st, CTNAS__ST_ARCH_MEAS_DELETE, SQL_ARCH_MEAS_DELETE, id,
+                   0, &nm, "delete measurements", err);
+    if (r == 0)
+        r = run_delete(st, CTNAS__ST_ARCH_DELETE, SQL_ARCH_DELETE, id, 0,
+                       &na, "delete an architecture", err);
+    if (r == 0 && na == 0)
+        r = ctnas_err_set(err, CTNAS_ENOTFOUND, "id",
+                          "architecture %" PRId64 " not found", id);
+    if (r != 0) {
+        ctnas_store_rollback(st);
+        return r;
+    }
+    if ((r = ctnas_store_commit(st, err)) == 0 && n_meas != NULL)
+        *n_meas = nm;
     return r;
 }
 

@@ -500,6 +500,92 @@ static void test_job_keys(void)
     ASSERT_STREQ(hash, other.hash);
 }
 
+/* Deleting: a measurement (the mean follows), a whole architecture (its
+ * measurements go with it), and no id is ever handed out again (sql/006),
+ * even when the newest row is the one deleted. */
+static void test_delete(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 }, e1 = { 0 }, e2 = { 0 }, e3 = { 0 };
+    int64_t a, b, c = 0;
+    struct ctnas_measurement good = meas("c10", "acc", 90.0, 0, "api");
+    struct ctnas_measurement typo = meas("c10", "acc", 9.0, 0, "api");
+    struct ctnas_measurement more = meas("c10", "acc", 92.0, 0, "api");
+    int r = add_arch(st, "nasbench201", 1, &a);
+    r |= add_arch(st, "nasbench201", 2, &b);
+    r |= ctnas_store_meas_add(st, a, &good, NULL, &err);
+    r |= ctnas_store_meas_add(st, a, &typo, NULL, &err);
+    r |= ctnas_store_meas_add(st, b, &more, NULL, &err);
+    struct ctnas_arch_row row;
+    r |= ctnas_store_arch_get(st, a, &row, &err);
+    int n0 = row.n_meas;
+    int64_t typo_id = row.n_meas == 2 ? row.meas[1].id : 0;
+    int64_t good_id = row.n_meas == 2 ? row.meas[0].id : 0;
+    ctnas_store_row_destroy(&row);
+    int rd = ctnas_store_meas_delete(st, a, typo_id, &err);
+    int again = ctnas_store_meas_delete(st, a, typo_id, &e1);
+    int other = ctnas_store_meas_delete(st, b, good_id, NULL);
+    int noarch = ctnas_store_meas_delete(st, 999, good_id, &e2);
+    r |= ctnas_store_arch_get(st, a, &row, &err);
+    int n1 = row.n_meas;
+    ctnas_store_row_destroy(&row);
+    /* The newest measurement and architecture go; new rows get new ids. */
+    int n_meas = -1;
+    struct ctnas_measurement last = meas("c10", "acc", 50.0, 0, "api");
+    r |= ctnas_store_meas_add(st, b, &last, NULL, &err);
+    r |= ctnas_store_arch_get(st, b, &row, &err);
+    int64_t last_id = row.n_meas == 2 ? row.meas[1].id : 0;
+    ctnas_store_row_destroy(&row);
+    int rdl = ctnas_store_meas_delete(st, b, last_id, &err);
+    int ra = ctnas_store_arch_delete(st, b, &n_meas, &err);
+    int ra2 = ctnas_store_arch_delete(st, b, NULL, &e3);
+    int rn = add_arch(st, "nasbench201", 3, &c);
+    rn |= ctnas_store_meas_add(st, c, &last, NULL, &err);
+    int64_t new_meas = 0;
+    rn |= ctnas_store_arch_get(st, c, &row, &err);
+    if (row.n_meas == 1)
+        new_meas = row.meas[0].id;
+    ctnas_store_row_destroy(&row);
+    ctnas_store_close(st);
+    double mean = -1;
+    {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_open(t.path, &db) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "SELECT mean FROM arch_scores WHERE "
+                               "arch_id = 1", -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW)
+            mean = sqlite3_column_double(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    }
+    int left = raw_int(t.path, "SELECT count(*) FROM measurements WHERE "
+                               "arch_id NOT IN (SELECT id FROM "
+                               "architectures)");
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(n0, 2);
+    ASSERT(typo_id > good_id);
+    ASSERT_EQ(rd, 0);
+    ASSERT_EQ(again, CTNAS_ENOTFOUND);
+    ASSERT_STREQ(e1.field, "measurement_id");
+    ASSERT_EQ(other, CTNAS_ENOTFOUND);   /* not b's measurement */
+    ASSERT_EQ(noarch, CTNAS_ENOTFOUND);
+    ASSERT_STREQ(e2.field, "id");
+    ASSERT_EQ(n1, 1);
+    ASSERT(mean > 89.99 && mean < 90.01);
+    ASSERT_EQ(rdl, 0);
+    ASSERT_EQ(ra, 0);
+    ASSERT_EQ(n_meas, 1);
+    ASSERT_EQ(ra2, CTNAS_ENOTFOUND);
+    ASSERT_STREQ(e3.field, "id");
+    ASSERT_EQ(rn, 0);
+    ASSERT(a == 1 && b == 2);
+    ASSERT_EQ(c, 3);            /* not 2, the deleted newest */
+    ASSERT(new_meas > last_id);
+    ASSERT_EQ(left, 0);
+}
+
 static void test_rollback(void)
 {
     WITH_STORE(st, t);
@@ -1314,6 +1400,7 @@ int main(void)
     TEST_RUN(test_rollback);
     TEST_RUN(test_job_labels);
     TEST_RUN(test_job_keys);
+    TEST_RUN(test_delete);
     TEST_RUN(test_list_id_pages);
     TEST_RUN(test_list_metric_pages);
     TEST_RUN(test_list_rows_and_any_metric);
