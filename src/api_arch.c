@@ -1,6 +1,6 @@
 /*
- * api_arch.c - the catalogue routes: POST/GET /v1/architectures and
- * GET /v1/architectures/{id}.
+ * api_arch.c - the catalogue routes: POST/GET /v1/architectures,
+ * GET/DELETE /v1/architectures/{id} and DELETE of one measurement.
  *
  * Handlers run on MHD threads with the thread's own store connection and
  * follow api.h: the success status with *out a new reference, or a
@@ -170,22 +170,24 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
     return 200;
 }
 
-/* params[0] is the {id} path segment.  A segment that is not a positive
- * integer is a 404 like an unknown id: as a URL it names no resource. */
-int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
+/* A path segment that is not a positive integer is a 404 like an unknown
+ * id: as a URL it names no resource. */
+static int path_id(const char *seg, const char *field, const char *what,
+                   int64_t *id, struct ctnas_err *err)
+{
+    if (ctnas_jsonv_parse_int(seg, field, 1, INT64_MAX, id, NULL) < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, field, "no %s '%s'",
+                             what, seg);
+    return 0;
+}
+
+/* The architecture id names, with its measurements: 200 and its view. */
+static int arch_answer(struct ctnas_store *st, int64_t id, json_t **out,
                        struct ctnas_err *err)
 {
-    int64_t id;
-    int rc = ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
-                                   err);
-    if (rc < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id",
-                             "no architecture '%s'", req->params[0]);
-    struct ctnas_store *st;
-    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
-        return rc;
     struct ctnas_arch_row row;
-    if ((rc = ctnas_store_arch_get(st, id, &row, err)) < 0) {
+    int rc = ctnas_store_arch_get(st, id, &row, err);
+    if (rc < 0) {
         if (rc == CTNAS_ENOTFOUND)
             ctnas_err_set(err, rc, "id", "no architecture %lld",
                           (long long)id);
@@ -194,4 +196,51 @@ int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
     *out = ctnas_item_row_json(&row);
     ctnas_store_row_destroy(&row);
     return 200;
+}
+
+int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
+                       struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    int rc;
+    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    return arch_answer(st, id, out, err);
+}
+
+/* 200 with what went.  Jobs and models that used the architecture keep
+ * what they copied (a search resumes from its own checkpoint); a search
+ * resumed before its first checkpoint starts without it. */
+int ctnas_api_arch_delete(struct ctnas_req *req, json_t **out,
+                          struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    int rc, n_meas = 0;
+    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_arch_delete(st, id, &n_meas, err)) < 0)
+        return rc;
+    *out = json_pack("{s:I, s:b, s:i}", "id", (json_int_t)id, "deleted", 1,
+                     "measurements_deleted", n_meas);
+    return 200;
+}
+
+/* A measurement is immutable: correcting one is deleting it and posting
+ * the right value.  200 with the architecture as it is now. */
+int ctnas_api_meas_delete(struct ctnas_req *req, json_t **out,
+                          struct ctnas_err *err)
+{
+    int64_t id, mid;
+    struct ctnas_store *st;
+    int rc;
+    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+        (rc = path_id(req->params[1], "measurement_id", "measurement", &mid,
+                      err)) < 0 ||
+        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_meas_delete(st, id, mid, err)) < 0)
+        return rc;
+    return arch_answer(st, id, out, err);
 }

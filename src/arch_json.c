@@ -246,10 +246,11 @@ json_t *ctnas_item_row_json(const struct ctnas_arch_row *row)
         const struct ctnas_measurement *m = &row->meas[i];
         ctnas_iso_time(m->created, when);
         meas = ctnas_jsonv_append(
-            meas, json_pack("{s:s, s:s, s:f, s:i, s:s, s:s}", "dataset",
-                            m->dataset, "metric", m->metric, "value",
-                            m->value, "epochs", m->epochs, "source",
-                            m->source, "created_at", when));
+            meas, json_pack("{s:I, s:s, s:s, s:f, s:i, s:s, s:s}", "id",
+                            (json_int_t)m->id, "dataset", m->dataset,
+                            "metric", m->metric, "value", m->value, "epochs",
+                            m->epochs, "source", m->source, "created_at",
+                            when));
         if (meas == NULL) {
             json_decref(arch);
             return NULL;

@@ -96,6 +96,56 @@ def post_is_idempotent_and_keeps_both_measurements():
 
 
 @test
+def a_wrong_measurement_is_deleted_and_the_ranking_follows():
+    d = daemon()
+    ds = "typo-set"
+    good = nb201_cell(["nor_conv_3x3", "skip_connect", "nor_conv_3x3",
+                       "none", "nor_conv_1x1", "skip_connect"])
+    other = nb201_cell(["avg_pool_3x3", "skip_connect", "nor_conv_3x3",
+                        "none", "nor_conv_1x1", "skip_connect"])
+    st, _, doc = d.post("/v1/architectures", {"items": [
+        item(good, 93.1, dataset=ds), item(other, 90.0, dataset=ds)]})
+    check_eq(st, 201, "upload")
+    gid, oid = (x["id"] for x in doc["items"])
+    # The typo: 9.31 for 93.1; the mean of the two now ranks it last.
+    d.post("/v1/architectures", item(good, 9.31, dataset=ds))
+    q = "/v1/architectures?dataset=%s&order=metric_desc" % ds
+    check_eq([x["id"] for x in d.get(q)[2]["items"]], [oid, gid], "poisoned")
+    _, _, got = d.get("/v1/architectures/%d" % gid)
+    typo = [m for m in got["measurements"] if m["value"] == 9.31]
+    check_eq(len(typo), 1, "measurements carry their ids")
+    mid = typo[0]["id"]
+    st, _, after = d.request("DELETE", "/v1/architectures/%d/measurements/%d"
+                             % (gid, mid))
+    check_eq(st, 200, "deleted")
+    check_eq([m["value"] for m in after["measurements"]], [93.1],
+             "answers the architecture as it is now")
+    check_eq([x["id"] for x in d.get(q)[2]["items"]], [gid, oid], "fixed")
+    # A retried delete, another architecture's id, nonsense: 404 by field.
+    check_error(d.request("DELETE", "/v1/architectures/%d/measurements/%d"
+                          % (gid, mid)), 404, "not_found", "measurement_id")
+    check_error(d.request("DELETE", "/v1/architectures/%d/measurements/%d"
+                          % (oid, after["measurements"][0]["id"])), 404,
+                "not_found", "measurement_id")
+    check_error(d.request("DELETE", "/v1/architectures/%d/measurements/x"
+                          % gid), 404, "not_found", "measurement_id")
+    check_error(d.request("DELETE", "/v1/architectures/987654/measurements/"
+                          "1"), 404, "not_found", "id")
+    # A whole architecture goes with its measurements; its id is not
+    # handed out again.
+    st, _, gone = d.request("DELETE", "/v1/architectures/%d" % oid)
+    check_eq((st, gone), (200, {"id": oid, "deleted": True,
+                                "measurements_deleted": 1}), "arch deleted")
+    check_error(d.get("/v1/architectures/%d" % oid), 404, "not_found", "id")
+    check_error(d.request("DELETE", "/v1/architectures/%d" % oid), 404,
+                "not_found", "id")
+    check_eq([x["id"] for x in d.get(q)[2]["items"]], [gid], "listing")
+    _, _, new = d.post("/v1/architectures", item(other, 90.0, dataset=ds))
+    check(new["items"][0]["id"] > oid, "a new id: %r" % new)
+    check(new["items"][0]["new"], "stored anew")
+
+
+@test
 def batch_answers_in_request_order_and_dedups_within():
     d = daemon()
     r = rng(7)

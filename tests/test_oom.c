@@ -784,7 +784,7 @@ static const ctnas_handler handlers[] = {
 #undef ROUTE
 };
 
-#define N_CALLS 14
+#define N_CALLS 16
 
 struct api_ctx {
     struct ctnas_conf conf;
@@ -805,6 +805,8 @@ static const struct {
     {"GET", "/v1/spaces"}, {"POST", "/v1/nac/train"},
     {"POST", "/v1/searches"}, {"GET", "/v1/searches/2"},
     {"GET", "/v1/jobs/1"}, {"DELETE", "/v1/jobs/1"}, {"GET", "/v1/nac"},
+    {"DELETE", "/v1/architectures/3/measurements/3"},
+    {"DELETE", "/v1/architectures/4"},
 };
 
 /* Drop what differs between two runs of the same calls: the store's
