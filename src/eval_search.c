@@ -301,12 +301,11 @@ static int run_seed(const struct opts *o, const struct table *tab,
     int *perm = ctnas_malloc((size_t)ds->n * sizeof *perm);
     struct ctnas_arch *ma = ctnas_malloc((size_t)o->budget * sizeof *ma);
     double *mv = ctnas_malloc((size_t)o->budget * sizeof *mv);
-    struct ctnas_graph *mg = ctnas_malloc((size_t)o->budget * sizeof *mg);
     int top_cap = scfg0->top_n;
     struct ctnas_search_entry *sug =
         ctnas_malloc((size_t)top_cap * sizeof *sug);
     json_t *rounds_json = json_array();
-    if (!measured || !perm || !ma || !mv || !mg || !sug || !rounds_json) {
+    if (!measured || !perm || !ma || !mv || !sug || !rounds_json) {
         ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         goto out;
     }
@@ -337,13 +336,10 @@ static int run_seed(const struct opts *o, const struct table *tab,
     }
 
     struct ctnas_nac_train_config tc = *tc0;
-    tc.model.n_types = sp->n_node_types;
     tc.seed = seed;
-    for (int i = 0; i < n_meas; i++)
-        sp->to_graph(&ma[i], &mg[i]);
     double ta = ctnas_now_seconds();
-    if ((rc = ctnas_nac_train(&tc, mg, mv, n_meas, NULL, NULL, &nac, NULL,
-                              err)) != 0)
+    if ((rc = ctnas_nac_train_archs(&tc, sp, ma, mv, n_meas, NULL, NULL,
+                                    &nac, NULL, err)) != 0)
         goto out;
     train_s += ctnas_now_seconds() - ta;
     double nac0 = o->diag ? comparator_argmax(tab, nac, NULL, NULL) : NAN;
@@ -463,7 +459,6 @@ out:
     ctnas_free(perm);
     ctnas_free(ma);
     ctnas_free(mv);
-    ctnas_free(mg);
     ctnas_free(sug);
     return rc;
 }

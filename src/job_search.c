@@ -170,20 +170,12 @@ static int search_work(struct ctnas_job *job)
         return CTNAS_ECANCELED; /* e.g. woken from waiting to end */
     if (j->s == NULL) {
         struct ctnas_nac *nac = j->nac;
-        if (nac == NULL) {
-            j->tc.model.n_types = j->space->n_node_types;
-            struct ctnas_graph *g =
-                ctnas_malloc((size_t)j->set.n * sizeof *g);
-            if (g == NULL)
-                return CTNAS_ENOMEM;
-            for (int i = 0; i < j->set.n; i++)
-                j->space->to_graph(&j->set.archs[i], &g[i]);
-            rc = ctnas_nac_train(&j->tc, g, j->set.values, j->set.n,
-                                 on_train_progress, j, &nac, NULL, &j->err);
-            ctnas_free(g);
-            if (rc < 0)
-                return rc;
-        }
+        if (nac == NULL &&
+            (rc = ctnas_nac_train_archs(&j->tc, j->space, j->set.archs,
+                                        j->set.values, j->set.n,
+                                        on_train_progress, j, &nac, NULL,
+                                        &j->err)) < 0)
+            return rc;
         j->s = ctnas_search_new(j->space, &j->cfg, nac, j->set.archs,
                                 j->set.values, j->set.n, &j->err);
         if (nac != j->nac)

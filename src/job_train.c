@@ -118,16 +118,9 @@ static int train_work(struct ctnas_job *job)
     struct train_job *t = job->data;
     if (t->warming)
         return warm_work(t);
-    const struct ctnas_dataset *set = &t->set;
-    struct ctnas_graph *g = ctnas_malloc((size_t)set->n * sizeof *g);
-    if (g == NULL)
-        return ctnas_err_set(&t->err, CTNAS_ENOMEM, "", "out of memory");
-    for (int i = 0; i < set->n; i++)
-        t->space->to_graph(&set->archs[i], &g[i]);
-    int rc = ctnas_nac_train(&t->cfg, g, set->values, set->n, on_progress,
-                             t, &t->model, &t->res, &t->err);
-    ctnas_free(g);
-    return rc;
+    return ctnas_nac_train_archs(&t->cfg, t->space, t->set.archs,
+                                 t->set.values, t->set.n, on_progress, t,
+                                 &t->model, &t->res, &t->err);
 }
 
 static json_t *progress_json(const struct ctnas_nac_progress *p)

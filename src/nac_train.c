@@ -666,3 +666,24 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
     *out = m;
     return 0;
 }
+
+int ctnas_nac_train_archs(const struct ctnas_nac_train_config *cfg,
+                          const struct ctnas_space *sp,
+                          const struct ctnas_arch *archs, const double *acc,
+                          int n, ctnas_nac_progress_fn progress, void *user,
+                          struct ctnas_nac **out,
+                          struct ctnas_nac_train_result *res,
+                          struct ctnas_err *err)
+{
+    struct ctnas_graph *g =
+        ctnas_malloc((size_t)(n > 0 ? n : 1) * sizeof *g);
+    if (g == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    for (int i = 0; i < n; i++)
+        sp->to_graph(&archs[i], &g[i]);
+    struct ctnas_nac_train_config c = *cfg;
+    c.model.n_types = sp->n_node_types;
+    int rc = ctnas_nac_train(&c, g, acc, n, progress, user, out, res, err);
+    ctnas_free(g);
+    return rc;
+}

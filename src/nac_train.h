@@ -124,6 +124,17 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
                     struct ctnas_nac **out, struct ctnas_nac_train_result *res,
                     struct ctnas_err *err);
 
+/* The same on n architectures of space sp (archs[i], accuracy acc[i]):
+ * their graphs are built here, and the model's input width is the
+ * space's, whatever cfg->model.n_types says. */
+int ctnas_nac_train_archs(const struct ctnas_nac_train_config *cfg,
+                          const struct ctnas_space *sp,
+                          const struct ctnas_arch *archs, const double *acc,
+                          int n, ctnas_nac_progress_fn progress, void *user,
+                          struct ctnas_nac **out,
+                          struct ctnas_nac_train_result *res,
+                          struct ctnas_err *err);
+
 /* ------------------------------------------------------------------ */
 /* Kendall tau */
 
