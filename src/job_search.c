@@ -401,7 +401,7 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
              : NULL;
     if (sv) {
         struct ctnas_err werr = {0};
-        if (ctnas_warmup_publish(j->app, st, sv, &werr) < 0)
+        if (ctnas_warmup_publish(j->app, sv, &werr) < 0)
             ctnas_log_warn("model %lld: %s", (long long)id, werr.msg);
         ctnas_served_release(sv);
     }

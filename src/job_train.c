@@ -44,10 +44,10 @@ struct train_job {
     struct ctnas_nac_train_result res;
     struct ctnas_err err;
     /* A model to publish first gets the features of the stored cells, so
-     * its first requests find them cached: submit reads the cells (on its
-     * HTTP thread, so the loop thread never stalls on them; cells stored
-     * later are cached on first use), and done queues a second slice of
-     * work that computes them. */
+     * its first requests find them cached: done queues a second slice of
+     * work that reads the cells (through a connection of its own, so
+     * neither an HTTP thread nor the loop thread stalls on them) and
+     * computes their features. */
     int warming;
     struct ctnas_arch *warm;
     ctnas_real *warm_feat;
@@ -89,13 +89,24 @@ static int on_progress(const struct ctnas_nac_progress *p, void *user)
     return atomic_load(&t->job.cancel);
 }
 
-/* Pool thread, the second slice: the warm-up features.  Failing for
- * want of memory only drops them (the model serves without), but a
- * cancel cancels the job. */
+/* Pool thread, the second slice: the warm-up features.  Failing (for
+ * want of memory, or of a readable store) only drops them: the model
+ * serves without.  A cancel cancels the job. */
 static int warm_work(struct train_job *t)
 {
     int w = ctnas_nac_feature_width(t->model);
     double t0 = ctnas_now_seconds();
+    struct ctnas_err werr = {0};
+    if (ctnas_warmup_collect_path(t->app->conf->db, t->space, &t->warm,
+                                  &t->n_warm, &werr) < 0) {
+        ctnas_log_warn("job %lld: no warm-up: %s", (long long)t->job.id,
+                       werr.msg);
+        t->n_warm = 0;
+    }
+    if (t->n_warm == 0) {
+        t->warm_seconds = ctnas_now_seconds() - t0;
+        return 0;
+    }
     t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
                                 sizeof *t->warm_feat);
     int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
@@ -243,7 +254,7 @@ static int train_done(struct ctnas_job *job, int status)
     }
     if (atomic_load(&job->started))
         train_tick(job); /* the last progress, so polls see 100% */
-    if (status == 0 && t->publish && !t->warming && t->n_warm > 0) {
+    if (status == 0 && t->publish && !t->warming) {
         t->warming = 1;
         return CTNAS_JOB_REQUEUE;
     }
@@ -424,12 +435,6 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     }
     if (train_size)
         subsample(&t->set, (int)train_size, t->cfg.seed);
-    if (publish) {
-        /* Without them the model serves all the same. */
-        struct ctnas_err werr = {0};
-        if (ctnas_warmup_collect(st, space, &t->warm, &t->n_warm, &werr) < 0)
-            ctnas_log_warn("training: no warm-up: %s", werr.msg);
-    }
 
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);
@@ -506,7 +511,7 @@ int ctnas_job_train_load_serving(struct ctnas_app *app,
         if ((rc = ctnas_job_train_load_model(st, ids[i], &s, err)) < 0)
             break;
         struct ctnas_err werr = {0};
-        if (ctnas_warmup_publish(app, st, s, &werr) < 0)
+        if (ctnas_warmup_publish(app, s, &werr) < 0)
             ctnas_log_warn("model %lld: %s", (long long)ids[i], werr.msg);
         ctnas_served_release(s);
         ++*n;

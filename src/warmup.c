@@ -61,6 +61,20 @@ int ctnas_warmup_collect(struct ctnas_store *st,
     return 0;
 }
 
+int ctnas_warmup_collect_path(const char *db_path,
+                              const struct ctnas_space *space,
+                              struct ctnas_arch **archs, int *n,
+                              struct ctnas_err *err)
+{
+    struct ctnas_store *st;
+    int rc = ctnas_store_open(db_path, 0, &st, err);
+    if (rc < 0)
+        return rc;
+    rc = ctnas_warmup_collect(st, space, archs, n, err);
+    ctnas_store_close(st);
+    return rc;
+}
+
 int ctnas_warmup_features(const struct ctnas_nac *m,
                           const struct ctnas_space *space,
                           const struct ctnas_arch *archs, int n,
@@ -90,9 +104,11 @@ struct warmup {
     struct ctnas_job job;
     struct ctnas_served *s;          /* one reference, the job's */
     const struct ctnas_space *space;
-    struct ctnas_arch *archs;
+    const char *db;                  /* the daemon's conf's */
+    struct ctnas_arch *archs;        /* read by the work */
     int n, done;
     double seconds;
+    struct ctnas_err err;
 };
 
 static void warmup_free(struct warmup *w)
@@ -102,19 +118,23 @@ static void warmup_free(struct warmup *w)
     ctnas_free(w);
 }
 
-/* Pool thread: only the model and the job's own copy of the archs.
- * Through the model's cache, so requests meanwhile find each step's
- * cells, and the job skips the cells they computed. */
+/* Pool thread: reads the stored cells through its own connection, then
+ * computes their features through the model's cache, so requests
+ * meanwhile find each step's cells, and the job skips the cells they
+ * computed. */
 static int warmup_work(struct ctnas_job *job)
 {
     struct warmup *w = job->data;
+    double t0 = ctnas_now_seconds();
+    int rc = ctnas_warmup_collect_path(w->db, w->space, &w->archs, &w->n,
+                                       &w->err);
+    if (rc < 0)
+        return rc;
     int width = ctnas_nac_feature_width(w->s->nac);
     ctnas_real *f =
         ctnas_malloc((size_t)WARMUP_CHUNK * (size_t)width * sizeof *f);
-    if (f == NULL)
+    if (f == NULL && w->n > 0)
         return CTNAS_ENOMEM;
-    double t0 = ctnas_now_seconds();
-    int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i += WARMUP_CHUNK) {
         if (atomic_load(&job->cancel)) {
             rc = CTNAS_ECANCELED;
@@ -145,7 +165,8 @@ static int warmup_done(struct ctnas_job *job, int status)
     else if (status != CTNAS_ECANCELED)
         ctnas_log_warn("model %lld: feature warm-up stopped after %d of %d "
                        "architectures: %s", (long long)w->s->id, w->done,
-                       w->n, ctnas_strerror(status));
+                       w->n, w->err.msg[0] ? w->err.msg
+                                           : ctnas_strerror(status));
     warmup_free(w);
     return CTNAS_JOB_FINISHED;
 }
@@ -156,8 +177,8 @@ static const struct ctnas_job_ops warmup_ops = {
     .done = warmup_done,
 };
 
-int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
-                         struct ctnas_served *s, struct ctnas_err *err)
+int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_served *s,
+                         struct ctnas_err *err)
 {
     if (ctnas_registry_publish(app->registry, s) < 0)
         return ctnas_err_set(err, CTNAS_ENOMEM, "",
@@ -170,13 +191,10 @@ int ctnas_warmup_publish(struct ctnas_app *app, struct ctnas_store *st,
     if (w == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     w->space = space;
+    w->db = app->conf->db;
     ctnas_served_ref(s);
     w->s = s;
-    int rc = ctnas_warmup_collect(st, space, &w->archs, &w->n, err);
-    if (rc < 0 || w->n == 0) {
-        warmup_free(w);
-        return rc < 0 ? rc : 0;
-    }
+    int rc;
     w->job.ops = &warmup_ops;
     w->job.data = w;
     w->job.uncounted = 1;
