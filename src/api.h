@@ -42,6 +42,10 @@ struct ctnas_req {
     char param_buf[CTNAS_ROUTE_MAX_PARAMS][64];
     json_t *body;              /* parsed JSON body, or NULL (borrowed) */
     void *conn;                /* for http.c only */
+    /* Without a connection (a handler called directly, as
+     * tests/test_oom.c does): the request's headers, name and value in
+     * turn, NULL-terminated; or NULL. */
+    const char *const *headers;
     /* A header a handler adds to its success answer (static strings),
      * or NULL. */
     const char *reply_header, *reply_value;

@@ -431,9 +431,13 @@ const char *ctnas_req_query(const struct ctnas_req *req, const char *key)
 
 const char *ctnas_req_header(const struct ctnas_req *req, const char *name)
 {
-    if (req->conn == NULL)
-        return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    if (req->conn != NULL)
+        return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                           name);
+    for (const char *const *h = req->headers; h && h[0]; h += 2)
+        if (strcasecmp(h[0], name) == 0)
+            return h[1];
+    return NULL;
 }
 
 struct query_check {

@@ -43,10 +43,10 @@ static int collect_one(void *cls, int64_t id, const char *enc)
     return 0;
 }
 
-int ctnas_warmup_collect(struct ctnas_store *st,
-                         const struct ctnas_space *space,
-                         struct ctnas_arch **archs, int *n,
-                         struct ctnas_err *err)
+static int collect_all(struct ctnas_store *st,
+                       const struct ctnas_space *space,
+                       struct ctnas_arch **archs, int *n,
+                       struct ctnas_err *err)
 {
     struct collect c = {space, NULL, 0, 0};
     int rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
@@ -70,7 +70,7 @@ int ctnas_warmup_collect_path(const char *db_path,
     int rc = ctnas_store_open(db_path, 0, &st, err);
     if (rc < 0)
         return rc;
-    rc = ctnas_warmup_collect(st, space, archs, n, err);
+    rc = collect_all(st, space, archs, n, err);
     ctnas_store_close(st);
     return rc;
 }

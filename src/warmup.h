@@ -21,17 +21,12 @@
 #define CTNAS_WARMUP_MAX (1 << 16)
 
 /* The stored architectures of space, oldest first, at most
- * CTNAS_WARMUP_MAX; rows that do not parse are left out.  The thread
- * owning st.  *archs (free it) is NULL when there are none. */
-int ctnas_warmup_collect(struct ctnas_store *st,
-                         const struct ctnas_space *space,
-                         struct ctnas_arch **archs, int *n,
-                         struct ctnas_err *err);
-
-/* The same through a connection of its own to the database at db_path,
- * opened and closed here: for the pool's threads, which have none (the
- * scan parses every stored cell, 0.35 s for 20,000 NAS-Bench-101 ones,
- * too long for an HTTP thread or the loop thread). */
+ * CTNAS_WARMUP_MAX (rows that do not parse are left out), read through a
+ * connection of its own to the database at db_path, opened and closed
+ * here: any thread, meant for the pool's (the scan parses every stored
+ * cell, 0.35 s for 20,000 NAS-Bench-101 ones, too long for an HTTP
+ * thread or the loop thread).  *archs (free it) is NULL when there are
+ * none. */
 int ctnas_warmup_collect_path(const char *db_path,
                               const struct ctnas_space *space,
                               struct ctnas_arch **archs, int *n,

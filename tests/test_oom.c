@@ -784,7 +784,7 @@ static const ctnas_handler handlers[] = {
 #undef ROUTE
 };
 
-#define N_CALLS 16
+#define N_CALLS 18
 
 struct api_ctx {
     struct ctnas_conf conf;
@@ -807,6 +807,13 @@ static const struct {
     {"GET", "/v1/jobs/1"}, {"DELETE", "/v1/jobs/1"}, {"GET", "/v1/nac"},
     {"DELETE", "/v1/architectures/3/measurements/3"},
     {"DELETE", "/v1/architectures/4"},
+    /* A keyed submit and its retry, answered from the store. */
+    {"POST", "/v1/nac/train"}, {"POST", "/v1/nac/train"},
+};
+
+static const char *const keyed[] = {"Idempotency-Key", "oom-1", NULL};
+static const char *const *const api_headers[N_CALLS] = {
+    [16] = keyed, [17] = keyed,
 };
 
 /* Drop what differs between two runs of the same calls: the store's
@@ -835,8 +842,8 @@ static void drop_times(json_t *j)
 /* One call of method on path with body (may be NULL): 0 when its answer
  * equals *ref, which the counting run (record) sets. */
 static int api_call(struct ctnas_app *app, const char *method,
-                    const char *path, const char *body_text, char **ref,
-                    int record)
+                    const char *path, const char *const *headers,
+                    const char *body_text, char **ref, int record)
 {
     struct ctnas_req req;
     struct ctnas_err err = {0};
@@ -845,6 +852,7 @@ static int api_call(struct ctnas_app *app, const char *method,
     req.app = app;
     req.method = method;
     req.path = path;
+    req.headers = headers;
     int r = ctnas_http_route(req.method, req.path, &req, allow, sizeof allow,
                              &err);
     if (r < 0)
@@ -923,13 +931,14 @@ static int sc_api(void *vctx, int record)
         rc = ctnas_runner_new(&loop, 4, &app.runner);
     for (int i = 0; rc == 0 && i < N_CALLS; i++)
         rc = api_call(&app, api_calls[i].method, api_calls[i].path,
-                      c->body[i], &c->ref[i], record);
+                      api_headers[i], c->body[i], &c->ref[i], record);
     ctnas_runner_free(app.runner);
     uv_loop_close(&loop);
     /* What the shutdown wrote: a training job interrupted, the search
      * left to resume. */
     if (rc == 0)
-        rc = api_call(&app, "GET", "/v1/jobs", NULL, &c->ref_rows, record);
+        rc = api_call(&app, "GET", "/v1/jobs", NULL, NULL, &c->ref_rows,
+                      record);
     ctnas_registry_free(app.registry);
     ctnas_app_destroy(&app);
     return rc;
@@ -1004,11 +1013,16 @@ static void oom_api(void)
                        "\"top_k\": 3}");
     c.body[8] = strdup("{\"space\": \"nasbench201\", \"dataset\": "
                        "\"cifar10\", \"epochs\": 2}");
+    c.body[16] = strdup("{\"space\": \"nasbench201\", \"dataset\": "
+                        "\"cifar10\", \"epochs\": 3}");
+    c.body[17] = strdup(c.body[16]);
     c.body[9] = strdup("{\"space\": \"nasbench201\", \"dataset\": "
                        "\"cifar10\", \"steps\": 5, \"comparator\": "
                        "\"train\"}");
     char msg[200] = "";
     int r = chaos("api", sc_api, &c, 0, msg, sizeof msg);
+    /* The retry answered the job the keyed submit made. */
+    int replayed = c.ref[16] && c.ref[17] && strcmp(c.ref[16], c.ref[17]) == 0;
     remove_db(c.db);
     for (int i = 0; i < N_CALLS; i++) {
         free(c.body[i]);
@@ -1017,6 +1031,7 @@ static void oom_api(void)
     free(c.ref_rows);
     free(c.blob);
     ASSERT_MSG(r == 0, "%s", msg);
+    ASSERT(replayed);
 }
 
 int main(void)
