@@ -273,9 +273,10 @@ static json_t *progress_json(struct search_job *j)
     return o;
 }
 
-/* Loop thread: write the progress row and, when due, events,
- * pseudo-labels and a checkpoint. */
-static int flush(struct search_job *j, struct ctnas_store *st, int force,
+/* Loop thread: write the progress row, an event, the new pseudo-labels
+ * and a checkpoint: when due (ck 0), always (1) or never (-1: the job
+ * ends, and its checkpoint goes with it, sql/007). */
+static int flush(struct search_job *j, struct ctnas_store *st, int ck,
                  struct ctnas_err *err)
 {
     int rc;
@@ -327,7 +328,8 @@ static int flush(struct search_job *j, struct ctnas_store *st, int force,
             return rc;
     }
     double now = ctnas_store_now();
-    if (force || now - j->last_checkpoint >= CHECKPOINT_SECONDS) {
+    if (ck > 0 ||
+        (ck == 0 && now - j->last_checkpoint >= CHECKPOINT_SECONDS)) {
         void *blob;
         size_t len;
         if ((rc = ctnas_search_save(j->s, &blob, &len)) < 0)
@@ -433,7 +435,7 @@ static int search_done(struct ctnas_job *job, int status)
     }
     if (status == CTNAS_ECANCELED) {
         if (j->s)
-            flush(j, st, 0, &err);
+            flush(j, st, -1, &err);
         ctnas_store_job_finish(st, job->id, "cancelled", NULL,
                                "cancelled by request", &err);
         ctnas_log_info("search %lld: cancelled", (long long)job->id);
@@ -448,7 +450,11 @@ static int search_done(struct ctnas_job *job, int status)
         return CTNAS_JOB_FINISHED;
     }
     int state = status;
-    if (flush(j, st, state != CTNAS_SEARCH_RUNNING, &err) < 0)
+    /* A finished search needs no checkpoint: a crash before its row says
+     * so resumes from the last one and ends the same. */
+    int ck = state == CTNAS_SEARCH_RUNNING ? 0
+             : state == CTNAS_SEARCH_WAITING ? 1 : -1;
+    if (flush(j, st, ck, &err) < 0)
         ctnas_log_warn("search %lld: cannot record progress: %s",
                        (long long)job->id, err.msg);
     if (state == CTNAS_SEARCH_RUNNING)

@@ -207,6 +207,12 @@ def too_many_searches_is_429_and_lists_filter():
     check(running <= set(ids), "running ones are ours: %r" % running)
 
 
+def checkpoints(db, sid):
+    with sqlite3.connect(db) as q:
+        return q.execute("SELECT count(*) FROM search_checkpoints WHERE "
+                         "job_id = ?", (sid,)).fetchone()[0]
+
+
 @test
 def ask_tell_rounds_wait_for_measurements():
     d = STATE["d"]
@@ -222,6 +228,8 @@ def ask_tell_rounds_wait_for_measurements():
     time.sleep(0.6)
     _, _, still = d.get("/v1/searches/%d" % sid)
     check_eq(still["state"], "waiting", "still waiting without data")
+    check_eq(checkpoints(d.db, sid), 1, "a waiting search keeps its "
+             "checkpoint (a restart resumes it)")
     st, _, _ = d.post("/v1/architectures", {"items": [
         {"space": "nasbench201", "arch": s["arch"], "measurements": [
             {"dataset": "syn", "metric": "acc", "value": acc_of(s["arch"])}]}
@@ -232,6 +240,8 @@ def ask_tell_rounds_wait_for_measurements():
              j.get("error"))
     check_eq(j["progress"]["round"], 2, "round 2")
     check_eq(j["progress"]["step"], 300, "both rounds' steps")
+    check_eq(checkpoints(d.db, sid), 0, "a finished search's checkpoint "
+             "is dropped")
 
 
 @test
@@ -279,6 +289,8 @@ def kill_9_mid_search_resumes_to_the_same_result():
              [x["arch"] for x in ra["progress"]["best"]], "same ranking")
     check_eq(rb["result"]["pseudo_labels"], ra["result"]["pseudo_labels"],
              "same pseudo-labels")
+    check_eq((checkpoints(a, ja["id"]), checkpoints(b, jb["id"])), (0, 0),
+             "no checkpoint kept once finished")
 
 
 

@@ -232,6 +232,40 @@ static void test_upgrade_from_previous(void)
     tmpdb_remove(&t);
 }
 
+/* The upgrade to sql/007 frees the checkpoints of jobs that had ended
+ * and keeps those a restart resumes from. */
+static void test_upgrade_drops_finished_checkpoints(void)
+{
+    struct tmpdb t;
+    ASSERT(tmpdb_make(&t) == 0);
+    int v = -1;
+    for (int i = 0; i < ctnas_n_migrations; i++) {
+        if (strstr(ctnas_migrations[i].name, "drop_finished_checkpoints"))
+            break;
+        ASSERT(raw_exec(t.path, ctnas_migrations[i].sql) == SQLITE_OK);
+        v = ctnas_migrations[i].version;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+    ASSERT(raw_exec(t.path, sql) == SQLITE_OK);
+    ASSERT(raw_exec(t.path,
+                    "INSERT INTO jobs (id, kind, state, params, created_at,"
+                    " updated_at) VALUES (1, 'search', 'succeeded', '{}', 0,"
+                    " 0), (2, 'search', 'running', '{}', 0, 0);"
+                    "INSERT INTO search_checkpoints (job_id, step, state,"
+                    " updated_at) VALUES (1, 5, x'00', 0), (2, 5, x'00', 0)")
+           == SQLITE_OK);
+    struct ctnas_store *st = NULL;
+    struct ctnas_err err = { 0 };
+    ASSERT_EQ(ctnas_store_open(t.path, CTNAS_STORE_MIGRATE, &st, &err), 0);
+    ctnas_store_close(st);
+    int kept = raw_int(t.path, "SELECT group_concat(job_id) FROM "
+                               "search_checkpoints");
+    tmpdb_remove(&t);
+    ASSERT(v >= 6);
+    ASSERT_EQ(kept, 2);
+}
+
 static void test_not_a_database(void)
 {
     struct tmpdb t;
@@ -584,6 +618,60 @@ static void test_delete(void)
     ASSERT_EQ(c, 3);            /* not 2, the deleted newest */
     ASSERT(new_meas > last_id);
     ASSERT_EQ(left, 0);
+}
+
+/* sql/007: a job's checkpoint goes when the job ends, not while it
+ * waits; whatever path ends it. */
+static void test_checkpoint_dropped(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    json_t *params = json_object(), *extra = json_object();
+    static const unsigned char blob[4] = {1, 2, 3, 4};
+    int64_t a = 0, b = 0, c = 0;
+    int r = ctnas_store_job_insert(st, "search", params, NULL, NULL, &a,
+                                   &err);
+    r |= ctnas_store_job_insert(st, "search", params, NULL, NULL, &b, &err);
+    r |= ctnas_store_job_insert(st, "search", params, NULL, NULL, &c, &err);
+    for (int64_t id = a; id <= c; id++)
+        r |= ctnas_store_checkpoint_put(st, id, 10, blob, sizeof blob,
+                                        extra, &err);
+    r |= ctnas_store_job_finish(st, a, "waiting", NULL, NULL, &err);
+    r |= ctnas_store_job_finish(st, b, "succeeded", NULL, NULL, &err);
+    int n_failed = 0;
+    r |= ctnas_store_job_fail_interrupted(st, "search", "stopped",
+                                          &n_failed, &err);
+    ctnas_store_close(st);
+    int left = raw_int(t.path, "SELECT count(*) FROM search_checkpoints");
+    tmpdb_remove(&t);
+    json_decref(params);
+    json_decref(extra);
+    ASSERT_MSG(r == 0, "%s", err.msg);
+    ASSERT_EQ(n_failed, 2);          /* a (waiting) and c (queued) */
+    ASSERT_EQ(left, 0);
+}
+
+/* The waiting one keeps it. */
+static void test_checkpoint_kept_while_waiting(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    json_t *params = json_object(), *extra = json_object();
+    static const unsigned char blob[4] = {1, 2, 3, 4};
+    int64_t a = 0;
+    int r = ctnas_store_job_insert(st, "search", params, NULL, NULL, &a,
+                                   &err);
+    r |= ctnas_store_checkpoint_put(st, a, 10, blob, sizeof blob, extra,
+                                    &err);
+    r |= ctnas_store_job_finish(st, a, "waiting", NULL, NULL, &err);
+    r |= ctnas_store_job_finish(st, a, "running", NULL, NULL, &err);
+    ctnas_store_close(st);
+    int left = raw_int(t.path, "SELECT count(*) FROM search_checkpoints");
+    tmpdb_remove(&t);
+    json_decref(params);
+    json_decref(extra);
+    ASSERT_MSG(r == 0, "%s", err.msg);
+    ASSERT_EQ(left, 1);
 }
 
 static void test_rollback(void)
@@ -1392,6 +1480,7 @@ int main(void)
     TEST_RUN(test_reopen_is_noop);
     TEST_RUN(test_newer_refused);
     TEST_RUN(test_upgrade_from_previous);
+    TEST_RUN(test_upgrade_drops_finished_checkpoints);
     TEST_RUN(test_not_a_database);
     TEST_RUN(test_memory_db);
     TEST_RUN(test_upsert_idempotent);
@@ -1401,6 +1490,8 @@ int main(void)
     TEST_RUN(test_job_labels);
     TEST_RUN(test_job_keys);
     TEST_RUN(test_delete);
+    TEST_RUN(test_checkpoint_dropped);
+    TEST_RUN(test_checkpoint_kept_while_waiting);
     TEST_RUN(test_list_id_pages);
     TEST_RUN(test_list_metric_pages);
     TEST_RUN(test_list_rows_and_any_metric);
