@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "jsonv.h"
@@ -237,7 +238,8 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
 int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
                             json_t **out, struct ctnas_err *err)
 {
-    static const char *const any_kind[] = {"kind", "state", "limit", NULL};
+    static const char *const any_kind[] = {"kind", "state", "limit",
+                                           "cursor", NULL};
     int rc = ctnas_req_query_only(req, kind ? any_kind + 1 : any_kind, err);
     if (rc < 0)
         return rc;
@@ -249,28 +251,47 @@ int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
                                  "kind must be train or search");
     }
     const char *state = ctnas_req_query(req, "state");
-    int64_t limit = 100;
+    int64_t limit = 100, before = 0;
     const char *lim = ctnas_req_query(req, "limit");
+    const char *cur = ctnas_req_query(req, "cursor");
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
                                            err)) < 0)
         return rc;
+    /* The cursor is the id the last page ended on: the next page starts
+     * below it, so jobs made meanwhile do not shift it. */
+    if (cur && ctnas_jsonv_parse_int(cur, "cursor", 1, INT64_MAX, &before,
+                                     NULL) < 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "cursor",
+                             "cursor must be a next_cursor of this route");
     if ((rc = ctnas_api_job_state_check(state, err)) < 0)
         return rc;
     struct ctnas_store *st;
     json_t *rows;
+    /* One row more than the page tells whether there is a next one. */
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_job_list(st, kind, state, (int)limit, &rows,
-                                   err)) < 0)
+        (rc = ctnas_store_job_list(st, kind, state, before, (int)limit + 1,
+                                   &rows, err)) < 0)
         return rc;
+    json_t *next = json_null();
+    if (json_array_size(rows) > (size_t)limit) {
+        json_array_remove(rows, (size_t)limit);
+        char buf[24];
+        snprintf(buf, sizeof buf, "%lld",
+                 (long long)json_integer_value(json_object_get(
+                     json_array_get(rows, (size_t)limit - 1), "id")));
+        next = json_string(buf);
+    }
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) {
-        if (ctnas_api_job_view(row) != 0) {
-            json_decref(rows);
-            return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-        }
+    int bad = next == NULL;
+    json_array_foreach(rows, i, row)
+        bad = bad || ctnas_api_job_view(row) != 0;
+    if (bad) {
+        json_decref(rows);
+        json_decref(next);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
-    *out = json_pack("{s:o}", "items", rows);
+    *out = json_pack("{s:o, s:o}", "items", rows, "next_cursor", next);
     return 200;
 }
 

@@ -294,15 +294,16 @@ static int collect(struct ctnas_store *st, sqlite3_stmt *s,
 }
 
 int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
-                         const char *state, int limit, json_t **rows,
-                         struct ctnas_err *err)
+                         const char *state, int64_t before, int limit,
+                         json_t **rows, struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     int rc = prep(st, &s,
                   "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR "
-                  "kind = ?1) AND (?2 IS NULL OR state = ?2) "
-                  "ORDER BY id DESC LIMIT ?3",
-                  "list jobs", err, "tti", kind, state, (int64_t)limit);
+                  "kind = ?1) AND (?2 IS NULL OR state = ?2) AND (?4 = 0 "
+                  "OR id < ?4) ORDER BY id DESC LIMIT ?3",
+                  "list jobs", err, "ttii", kind, state, (int64_t)limit,
+                  before);
     if (rc < 0)
         return rc;
     return collect(st, s, job_row, rows, "list jobs", err);

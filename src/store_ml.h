@@ -52,10 +52,11 @@ int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
                            json_t **label_ids, struct ctnas_err *err);
 int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
                         struct ctnas_err *err);
-/* Newest first; kind and state may be NULL (any). */
+/* Newest first, at most limit, of ids below before (0: any); kind and
+ * state may be NULL (any). */
 int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
-                         const char *state, int limit, json_t **rows,
-                         struct ctnas_err *err);
+                         const char *state, int64_t before, int limit,
+                         json_t **rows, struct ctnas_err *err);
 /* queued -> running (sets started_at). */
 int ctnas_store_job_start(struct ctnas_store *st, int64_t id,
                           struct ctnas_err *err);

@@ -381,6 +381,38 @@ def idempotency_key_makes_one_job_per_request():
 
 
 @test
+def job_lists_page_with_a_cursor():
+    d = STATE["d"]
+    _, _, whole = d.get("/v1/jobs?limit=1000")
+    check_eq(whole["next_cursor"], None, "one page holds them all")
+    want = [j["id"] for j in whole["items"]]
+    check(len(want) >= 5, "jobs to page through: %d" % len(want))
+    check_eq(want, sorted(want, reverse=True), "newest first")
+    got, cursor, pages = [], None, 0
+    while True:
+        q = "/v1/jobs?limit=2" + ("&cursor=" + cursor if cursor else "")
+        st, _, page = d.get(q)
+        check_eq(st, 200, "page status")
+        check(len(page["items"]) <= 2, "page size")
+        got += [j["id"] for j in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    check_eq(got, want, "the pages make the whole list")
+    check_eq(pages, (len(want) + 1) // 2, "no empty last page")
+    # Filters hold across pages.
+    _, _, p1 = d.get("/v1/jobs?kind=train&state=cancelled&limit=1")
+    _, _, p2 = d.get("/v1/jobs?kind=train&state=cancelled&limit=1&cursor="
+                     + p1["next_cursor"])
+    check(p2["items"][0]["id"] < p1["items"][0]["id"], "second page older")
+    check_eq(p2["items"][0]["state"], "cancelled", "filter kept")
+    for bad in ("abc", "0", "-3", "1.5", ""):
+        check_error(d.get("/v1/jobs?cursor=" + bad), 400, "invalid_argument",
+                    "cursor")
+
+
+@test
 def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     d = STATE["d"]
     _, _, before = d.post("/v1/compare", {"a": MID, "b": WORST})
