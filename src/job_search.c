@@ -676,7 +676,10 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
             return rc;
         }
     }
-    if ((train_first || j->cfg.pseudo_ratio > 0 || j->cfg.rounds > 1) &&
+    /* Not on a resume: a search resumes from its checkpoint, which holds
+     * its own labelled set, whatever was deleted from the store since. */
+    if (!resume &&
+        (train_first || j->cfg.pseudo_ratio > 0 || j->cfg.rounds > 1) &&
         j->set.n < 2) {
         json_decref(ids);
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",

@@ -245,6 +245,41 @@ def ask_tell_rounds_wait_for_measurements():
 
 
 @test
+def a_waiting_search_resumes_after_its_cells_are_deleted():
+    # Its checkpoint holds its labelled set: deleting measured cells from
+    # the catalogue and restarting must not fail it.
+    w = workdir()
+    c = w + "/del.db"
+    shutil.copy(STATE["db"], c)
+    d = Daemon(db=c)
+    _, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
+                                            suggestions=2))
+    sid = job["id"]
+    check_eq(wait(d, sid, states=("waiting", "failed"))["state"], "waiting",
+             "round 1 done")
+    _, _, page = d.get("/v1/architectures?space=nasbench201&limit=1000")
+    ids = [a["id"] for a in page["items"]]
+    check(len(ids) >= 100, "cells to delete: %d" % len(ids))
+    for i in ids[1:]:
+        st, _, _ = d.request("DELETE", "/v1/architectures/%d" % i)
+        check_eq(st, 200, "deleted %d" % i)
+    check_eq(d.stop(), 0, "stop")
+    d = Daemon(db=c)
+    _, _, j = d.get("/v1/searches/%d" % sid)
+    check_eq(j["state"], "waiting", "still waiting after the restart (%r)"
+             % j.get("error"))
+    _, _, sug = d.get("/v1/searches/%d/suggestions?n=2" % sid)
+    d.post("/v1/architectures", {"items": [
+        {"space": "nasbench201", "arch": x["arch"], "measurements": [
+            {"dataset": "syn", "metric": "acc", "value": acc_of(x["arch"])}]}
+        for x in sug["items"]]})
+    j = wait(d, sid)
+    check_eq(j["state"], "succeeded", "second round ran (%r)" %
+             j.get("error"))
+    check_eq(d.stop(), 0, "stop")
+
+
+@test
 def kill_9_mid_search_resumes_to_the_same_result():
     src = STATE["db"]
     check_eq(STATE["d"].stop(), 0, "stop the shared daemon")
