@@ -27,6 +27,9 @@ struct ctnas_app {
     struct ctnas_runner *runner;      /* background jobs (thread-safe calls) */
     struct ctnas_registry *registry;  /* serving comparators */
     pthread_key_t store_key;   /* each HTTP thread's own connection */
+    /* Job submits one at a time, from the --max-jobs check to the
+     * runner's taking the job (ctnas_api_job_start). */
+    pthread_mutex_t submit_mu;
     double started;            /* CLOCK_MONOTONIC seconds at start */
     char token[256];           /* required bearer token, or "" (none) */
 };
@@ -99,9 +102,11 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
 /* For submit functions: insert the row of job (kind; label_ids may be
  * NULL) and hand job, its ops and data set, to the runner.  Takes job in
  * every case: on an error before the runner has it, drop(job) frees it.
- * The --max-jobs limit is checked before the row exists, so the common
- * refusal (CTNAS_ELIMIT) leaves no row; the runner checks again, and the
- * loser of a race gets its row marked failed.  *out: the new row (new
+ * Submits run one at a time from the --max-jobs check to the runner's
+ * taking the job, so a refusal (CTNAS_ELIMIT) leaves no row, and a
+ * concurrent request with the same Idempotency-Key finds this one's job
+ * committed; only a runner that is stopping refuses a job after its row
+ * is written (CTNAS_EBUSY; the row ends failed).  *out: the new row (new
  * reference). */
 struct ctnas_job;
 int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,

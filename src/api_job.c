@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "jsonv.h"
+#include "log.h"
 #include "md5.h"
 #include "mem.h"
 #include "runner.h"
@@ -100,9 +101,10 @@ int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
 }
 
 /* The request's Idempotency-Key into key with the fingerprint of the
- * request (MD5 of its path and canonical body): 1, or 0 without the header, or
- * a 400 for a key that is not 1-255 visible ASCII characters (the
- * structured-field form "..." of the IETF draft is unquoted). */
+ * request (MD5 of its path, less a trailing slash, and canonical body):
+ * 1, or 0 without the header, or a 400 for a key that is not 1-255
+ * visible ASCII characters but '"' (the structured-field form "..." of
+ * the IETF draft is unquoted). */
 static int read_key(const struct ctnas_req *req, const json_t *body,
                     struct ctnas_job_key *key, struct ctnas_err *err)
 {
@@ -120,11 +122,16 @@ static int read_key(const struct ctnas_req *req, const json_t *body,
     if (!ok)
         return ctnas_err_set(err, CTNAS_EINVAL, "Idempotency-Key",
                              "Idempotency-Key must be 1 to %zu visible "
-                             "ASCII characters", sizeof key->key - 1);
+                             "ASCII characters other than '\"'",
+                             sizeof key->key - 1);
     memcpy(key->key, h, n);
     key->key[n] = '\0';
-    /* Sorted keys: the same request in another key order is the same. */
-    json_t *req_doc = json_pack("[s,O]", req->path, body);
+    /* Sorted keys: the same request in another key order is the same;
+     * so is a path the router takes with a trailing slash. */
+    size_t plen = strlen(req->path);
+    while (plen > 1 && req->path[plen - 1] == '/')
+        plen--;
+    json_t *req_doc = json_pack("[s%,O]", req->path, plen, body);
     size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17);
     char *text = req_doc ? ctnas_jsonv_dumps(req_doc, flags) : NULL;
     json_decref(req_doc);
@@ -180,11 +187,20 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
         return rc;
     rc = submit(req->app, st, body, keyed ? &key : NULL, out, err);
     /* Refused (the key taken, --max-jobs reached) because a concurrent
-     * request with the key made its job first: answer that job. */
-    if (rc < 0 && keyed) {
+     * request with the key made its job first: answer that job.  Not
+     * after other failures: one after the insert would find this very
+     * request's job and call it a replay. */
+    if (keyed && (rc == CTNAS_ELIMIT ||
+                  (rc == CTNAS_ECONFLICT &&
+                   strcmp(err->field, "Idempotency-Key") == 0))) {
         int r2 = replay(req, st, &key, out, err);
         if (r2 != CTNAS_ENOTFOUND)
             return r2;
+        if (rc == CTNAS_ECONFLICT)
+            /* Its holder let go of it meanwhile (refused at shutdown). */
+            return ctnas_err_set(err, CTNAS_EBUSY, "Idempotency-Key",
+                                 "a concurrent request with this key was "
+                                 "refused: retry");
     }
     if (rc < 0 || *out == NULL)
         return rc;
@@ -212,20 +228,28 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
 {
     int64_t id = 0;
     int rc;
+    pthread_mutex_lock(&app->submit_mu);
     if (ctnas_runner_active(app->runner) >= app->conf->max_jobs) {
         rc = too_many(app, err);
     } else if ((rc = ctnas_store_job_insert(st, kind, params, label_ids,
                                             key, &id, err)) == 0) {
         job->id = id;
         if (ctnas_runner_submit(app->runner, job) < 0) {
+            /* Only when the runner is stopping (the check above and this
+             * submit are one step for clients' jobs): the key is let go
+             * first, so a retry after the restart makes a job. */
             struct ctnas_err e2;
+            if (ctnas_store_job_forget_key(st, id, &e2) < 0)
+                ctnas_log_warn("job %lld keeps its Idempotency-Key: %s",
+                               (long long)id, e2.msg);
             ctnas_store_job_finish(st, id, "failed", NULL,
-                                   "too many jobs at once", &e2);
-            /* Refused: a retry with the key must make a job. */
-            ctnas_store_job_forget_key(st, id, &e2);
-            rc = too_many(app, err);
+                                   "the daemon was stopping", &e2);
+            rc = ctnas_err_set(err, CTNAS_EBUSY, "",
+                               "the daemon is stopping: submit again once "
+                               "it is back");
         }
     }
+    pthread_mutex_unlock(&app->submit_mu);
     if (rc < 0) {
         drop(job);
         return rc;

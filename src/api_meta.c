@@ -21,6 +21,10 @@ int ctnas_app_init(struct ctnas_app *app, const struct ctnas_conf *conf)
     app->started = ctnas_now_seconds();
     if (pthread_key_create(&app->store_key, store_key_free) != 0)
         return CTNAS_ENOMEM;
+    if (pthread_mutex_init(&app->submit_mu, NULL) != 0) {
+        pthread_key_delete(app->store_key);
+        return CTNAS_ENOMEM;
+    }
     return 0;
 }
 
@@ -34,6 +38,7 @@ void ctnas_app_destroy(struct ctnas_app *app)
         ctnas_store_close(st);
     }
     pthread_key_delete(app->store_key);
+    pthread_mutex_destroy(&app->submit_mu);
 }
 
 int ctnas_app_store(struct ctnas_app *app, struct ctnas_store **st,
