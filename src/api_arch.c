@@ -237,10 +237,21 @@ int ctnas_api_meas_delete(struct ctnas_req *req, json_t **out,
     struct ctnas_store *st;
     int rc;
     if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
-        (rc = path_id(req->params[1], "measurement_id", "measurement", &mid,
-                      err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_meas_delete(st, id, mid, err)) < 0)
+        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    if (path_id(req->params[1], "measurement_id", "measurement", &mid,
+                err) < 0) {
+        /* An unknown architecture is named first, as for any id. */
+        json_t *row = NULL;
+        struct ctnas_err e2 = {0};
+        if ((rc = arch_answer(st, id, &row, &e2)) < 0) {
+            *err = e2;
+            return rc;
+        }
+        json_decref(row);
+        return CTNAS_ENOTFOUND;
+    }
+    if ((rc = ctnas_store_meas_delete(st, id, mid, err)) < 0)
         return rc;
     return arch_answer(st, id, out, err);
 }
