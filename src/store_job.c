@@ -7,6 +7,7 @@
 #include "store_ml.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -300,10 +301,10 @@ int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
     sqlite3_stmt *s;
     int rc = prep(st, &s,
                   "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR "
-                  "kind = ?1) AND (?2 IS NULL OR state = ?2) AND (?4 = 0 "
-                  "OR id < ?4) ORDER BY id DESC LIMIT ?3",
+                  "kind = ?1) AND (?2 IS NULL OR state = ?2) AND id < ?4 "
+                  "ORDER BY id DESC LIMIT ?3",
                   "list jobs", err, "ttii", kind, state, (int64_t)limit,
-                  before);
+                  before > 0 ? before : INT64_MAX);
     if (rc < 0)
         return rc;
     return collect(st, s, job_row, rows, "list jobs", err);
