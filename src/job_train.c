@@ -97,8 +97,12 @@ static int warm_work(struct train_job *t)
     int w = ctnas_nac_feature_width(t->model);
     double t0 = ctnas_now_seconds();
     struct ctnas_err werr = {0};
-    if (ctnas_warmup_collect_path(t->app->conf->db, t->space, &t->warm,
-                                  &t->n_warm, &werr) < 0) {
+    int rc = ctnas_warmup_collect_path(t->app->conf->db, t->space,
+                                       &t->job.cancel, &t->warm,
+                                       &t->n_warm, &werr);
+    if (rc == CTNAS_ECANCELED)
+        return rc;
+    if (rc < 0) {
         ctnas_log_warn("job %lld: no warm-up: %s", (long long)t->job.id,
                        werr.msg);
         t->n_warm = 0;
@@ -109,7 +113,7 @@ static int warm_work(struct train_job *t)
     }
     t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
                                 sizeof *t->warm_feat);
-    int rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
+    rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
                                                   t->warm, t->n_warm,
                                                   t->warm_feat,
                                                   &t->job.cancel)
@@ -237,7 +241,8 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
 }
 
 /* Loop thread, under the runner's mutex.  After training a model to
- * publish, requeues the job for the features of the cells submit read;
+ * publish, requeues the job to read the stored cells and compute their
+ * features;
  * otherwise writes the job's final row, publishes the model when asked,
  * and frees t.  A shutdown is recorded as "failed:
  * interrupted" rather than "cancelled", since nobody asked for it. */

@@ -20,6 +20,7 @@
 
 struct collect {
     const struct ctnas_space *space;
+    atomic_int *cancel;
     struct ctnas_arch *archs;
     int n, cap;
 };
@@ -30,6 +31,8 @@ static int collect_one(void *cls, int64_t id, const char *enc)
     struct collect *c = cls;
     if (c->n == CTNAS_WARMUP_MAX)
         return 1; /* enough: stop the scan */
+    if (c->n % 1024 == 0 && atomic_load(c->cancel))
+        return CTNAS_ECANCELED;
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 1024;
         struct ctnas_arch *a = ctnas_realloc(c->archs, (size_t)cap * sizeof *a);
@@ -44,17 +47,17 @@ static int collect_one(void *cls, int64_t id, const char *enc)
 }
 
 static int collect_all(struct ctnas_store *st,
-                       const struct ctnas_space *space,
+                       const struct ctnas_space *space, atomic_int *cancel,
                        struct ctnas_arch **archs, int *n,
                        struct ctnas_err *err)
 {
-    struct collect c = {space, NULL, 0, 0};
+    struct collect c = {space, cancel, NULL, 0, 0};
     int rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
     if (rc < 0) {
         ctnas_free(c.archs);
-        return rc == CTNAS_ENOMEM
-                   ? ctnas_err_set(err, rc, "", "out of memory")
-                   : rc;
+        if (rc == CTNAS_ENOMEM || rc == CTNAS_ECANCELED)
+            return ctnas_err_set(err, rc, "", "%s", ctnas_strerror(rc));
+        return rc;
     }
     *archs = c.archs;
     *n = c.n;
@@ -63,14 +66,14 @@ static int collect_all(struct ctnas_store *st,
 
 int ctnas_warmup_collect_path(const char *db_path,
                               const struct ctnas_space *space,
-                              struct ctnas_arch **archs, int *n,
-                              struct ctnas_err *err)
+                              atomic_int *cancel, struct ctnas_arch **archs,
+                              int *n, struct ctnas_err *err)
 {
     struct ctnas_store *st;
     int rc = ctnas_store_open(db_path, 0, &st, err);
     if (rc < 0)
         return rc;
-    rc = collect_all(st, space, archs, n, err);
+    rc = collect_all(st, space, cancel, archs, n, err);
     ctnas_store_close(st);
     return rc;
 }
@@ -126,8 +129,12 @@ static int warmup_work(struct ctnas_job *job)
 {
     struct warmup *w = job->data;
     double t0 = ctnas_now_seconds();
-    int rc = ctnas_warmup_collect_path(w->db, w->space, &w->archs, &w->n,
-                                       &w->err);
+    /* Only this job holds it: a newer model replaced it, and nobody
+     * will read this cache again (checked again between steps). */
+    if (atomic_load(&w->s->refs) == 1)
+        return 0;
+    int rc = ctnas_warmup_collect_path(w->db, w->space, &job->cancel,
+                                       &w->archs, &w->n, &w->err);
     if (rc < 0)
         return rc;
     int width = ctnas_nac_feature_width(w->s->nac);
@@ -140,8 +147,6 @@ static int warmup_work(struct ctnas_job *job)
             rc = CTNAS_ECANCELED;
             break;
         }
-        /* Only this job holds it: a newer model replaced it, and nobody
-         * will read this cache again. */
         if (atomic_load(&w->s->refs) == 1)
             break;
         int k = w->n - i < WARMUP_CHUNK ? w->n - i : WARMUP_CHUNK;

@@ -25,12 +25,12 @@
  * connection of its own to the database at db_path, opened and closed
  * here: any thread, meant for the pool's (the scan parses every stored
  * cell, 0.35 s for 20,000 NAS-Bench-101 ones, too long for an HTTP
- * thread or the loop thread).  *archs (free it) is NULL when there are
- * none. */
+ * thread or the loop thread).  Stops with CTNAS_ECANCELED once *cancel
+ * is set.  *archs (free it) is NULL when there are none. */
 int ctnas_warmup_collect_path(const char *db_path,
                               const struct ctnas_space *space,
-                              struct ctnas_arch **archs, int *n,
-                              struct ctnas_err *err);
+                              atomic_int *cancel, struct ctnas_arch **archs,
+                              int *n, struct ctnas_err *err);
 
 /* Features of n architectures with model m into feat (n x width), a
  * block at a time, stopping with CTNAS_ECANCELED once *cancel is set.
