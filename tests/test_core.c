@@ -166,7 +166,7 @@ static void item_shape_round_trips(void)
     json_decref(j);
 
     /* A stored row prints in the API shape. */
-    struct ctnas_measurement rm = {"c10", "acc", 91.25, 0, "api", 0};
+    struct ctnas_measurement rm = {"c10", "acc", 91.25, 0, "api", 0, 5};
     struct ctnas_arch_row row = {0};
     row.id = 7;
     strcpy(row.space, "nasbench201");
@@ -181,6 +181,7 @@ static void item_shape_round_trips(void)
                  row.encoding);
     json_t *m0 = json_array_get(json_object_get(out, "measurements"), 0);
     ASSERT_NEAR(json_real_value(json_object_get(m0, "value")), 91.25, 0);
+    ASSERT_EQ(json_integer_value(json_object_get(m0, "id")), 5);
     ASSERT_STREQ(json_string_value(json_object_get(m0, "created_at")),
                  "1970-01-01T00:00:00Z");
     json_decref(out);
