@@ -116,6 +116,17 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
                         const struct ctnas_job_key *key, json_t **out,
                         struct ctnas_err *err);
 
+/* Pages of a list newest first (jobs, models): the cursor is the id the
+ * last page ended on, so the next page starts below it and rows made
+ * meanwhile do not shift it.  read: ?cursor= into *before (0 without
+ * one; 400 on "cursor" for anything but a positive integer).  cut: rows
+ * were read with one more than limit; drop that one and return the
+ * next_cursor (a new string, or null on the last page; NULL when out of
+ * memory). */
+int ctnas_api_cursor_read(const struct ctnas_req *req, int64_t *before,
+                          struct ctnas_err *err);
+json_t *ctnas_api_cursor_cut(json_t *rows, size_t limit);
+
 /* The GET of a job list route, ?state=&limit= (and ?kind= when kind is
  * NULL; else only jobs of that kind). */
 int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,

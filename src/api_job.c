@@ -259,6 +259,30 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
     return ctnas_store_job_get(st, id, out, err);
 }
 
+int ctnas_api_cursor_read(const struct ctnas_req *req, int64_t *before,
+                          struct ctnas_err *err)
+{
+    const char *cur = ctnas_req_query(req, "cursor");
+    *before = 0;
+    if (cur && ctnas_jsonv_parse_int(cur, "cursor", 1, INT64_MAX, before,
+                                     NULL) < 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "cursor",
+                             "cursor must be a next_cursor of this route");
+    return 0;
+}
+
+json_t *ctnas_api_cursor_cut(json_t *rows, size_t limit)
+{
+    if (json_array_size(rows) <= limit)
+        return json_null();
+    json_array_remove(rows, limit);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld",
+             (long long)json_integer_value(json_object_get(
+                 json_array_get(rows, limit - 1), "id")));
+    return json_string(buf);
+}
+
 int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
                             json_t **out, struct ctnas_err *err)
 {
@@ -277,16 +301,11 @@ int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
     const char *state = ctnas_req_query(req, "state");
     int64_t limit = 100, before = 0;
     const char *lim = ctnas_req_query(req, "limit");
-    const char *cur = ctnas_req_query(req, "cursor");
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
                                            err)) < 0)
         return rc;
-    /* The cursor is the id the last page ended on: the next page starts
-     * below it, so jobs made meanwhile do not shift it. */
-    if (cur && ctnas_jsonv_parse_int(cur, "cursor", 1, INT64_MAX, &before,
-                                     NULL) < 0)
-        return ctnas_err_set(err, CTNAS_EINVAL, "cursor",
-                             "cursor must be a next_cursor of this route");
+    if ((rc = ctnas_api_cursor_read(req, &before, err)) < 0)
+        return rc;
     if ((rc = ctnas_api_job_state_check(state, err)) < 0)
         return rc;
     struct ctnas_store *st;
@@ -296,15 +315,7 @@ int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
         (rc = ctnas_store_job_list(st, kind, state, before, (int)limit + 1,
                                    &rows, err)) < 0)
         return rc;
-    json_t *next = json_null();
-    if (json_array_size(rows) > (size_t)limit) {
-        json_array_remove(rows, (size_t)limit);
-        char buf[24];
-        snprintf(buf, sizeof buf, "%lld",
-                 (long long)json_integer_value(json_object_get(
-                     json_array_get(rows, (size_t)limit - 1), "id")));
-        next = json_string(buf);
-    }
+    json_t *next = ctnas_api_cursor_cut(rows, (size_t)limit);
     size_t i;
     json_t *row;
     int bad = next == NULL;

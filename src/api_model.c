@@ -26,15 +26,17 @@
 int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {
-    static const char *const params[] = {"space", "limit", NULL};
+    static const char *const params[] = {"space", "limit", "cursor", NULL};
     int rc = ctnas_req_query_only(req, params, err);
     if (rc < 0)
         return rc;
     const char *space = ctnas_req_query(req, "space");
-    int64_t limit = 100;
+    int64_t limit = 100, before;
     const char *lim = ctnas_req_query(req, "limit");
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
                                            err)) < 0)
+        return rc;
+    if ((rc = ctnas_api_cursor_read(req, &before, err)) < 0)
         return rc;
     if (space && ctnas_space_find(space) == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, "space",
@@ -42,8 +44,14 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
     struct ctnas_store *st;
     json_t *rows;
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_model_list(st, space, (int)limit, &rows, err)) < 0)
+        (rc = ctnas_store_model_list(st, space, before, (int)limit + 1,
+                                     &rows, err)) < 0)
         return rc;
+    json_t *next = ctnas_api_cursor_cut(rows, (size_t)limit);
+    if (next == NULL) {
+        json_decref(rows);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
     /* Mark the models being served. */
     size_t i;
     json_t *row;
@@ -64,10 +72,11 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
         ctnas_served_release(s);
         if (bad) {
             json_decref(rows);
+            json_decref(next);
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         }
     }
-    *out = json_pack("{s:o}", "items", rows);
+    *out = json_pack("{s:o, s:o}", "items", rows, "next_cursor", next);
     return 200;
 }
 

@@ -458,13 +458,15 @@ int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
 }
 
 int ctnas_store_model_list(struct ctnas_store *st, const char *space,
-                           int limit, json_t **rows, struct ctnas_err *err)
+                           int64_t before, int limit, json_t **rows,
+                           struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     int rc = prep(st, &s,
                   "SELECT " MODEL_COLS " FROM models WHERE (?1 IS NULL OR "
-                  "space = ?1) ORDER BY id DESC LIMIT ?2",
-                  "list models", err, "ti", space, (int64_t)limit);
+                  "space = ?1) AND id < ?3 ORDER BY id DESC LIMIT ?2",
+                  "list models", err, "tii", space, (int64_t)limit,
+                  before > 0 ? before : INT64_MAX);
     if (rc < 0)
         return rc;
     return collect(st, s, model_row, rows, "list models", err);

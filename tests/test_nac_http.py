@@ -468,6 +468,20 @@ def newer_model_replaces_the_serving_one():
     j = wait_job(d, job["id"])
     _, _, still = d.post("/v1/compare", {"a": MID, "b": WORST})
     check_eq(still["model"]["id"], new["model"]["id"], "unpublished")
+    # Models page like jobs.
+    _, _, whole = d.get("/v1/nac?limit=1000")
+    want = [m["id"] for m in whole["items"]]
+    check(len(want) >= 3, "models to page through: %r" % want)
+    got, cursor = [], None
+    while True:
+        _, _, page = d.get("/v1/nac?limit=1" +
+                           ("&cursor=" + cursor if cursor else ""))
+        got += [m["id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    check_eq(got, want, "the pages make the whole list")
+    check_error(d.get("/v1/nac?cursor=x"), 400, "invalid_argument", "cursor")
     check_eq(d.stop(), 0, "clean stop")
 
 
