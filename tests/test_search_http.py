@@ -207,6 +207,13 @@ def too_many_searches_is_429_and_lists_filter():
     check(running <= set(ids), "running ones are ours: %r" % running)
 
 
+def daemon_on_copy(name):
+    """A daemon of its own on a copy of the seeded database: (d, path)."""
+    c = workdir() + "/" + name
+    shutil.copy(STATE["db"], c)
+    return Daemon(db=c), c
+
+
 def checkpoints(db, sid):
     with sqlite3.connect(db) as q:
         return q.execute("SELECT count(*) FROM search_checkpoints WHERE "
@@ -248,10 +255,7 @@ def ask_tell_rounds_wait_for_measurements():
 def a_waiting_search_resumes_after_its_cells_are_deleted():
     # Its checkpoint holds its labelled set: deleting measured cells from
     # the catalogue and restarting must not fail it.
-    w = workdir()
-    c = w + "/del.db"
-    shutil.copy(STATE["db"], c)
-    d = Daemon(db=c)
+    d, c = daemon_on_copy("del.db")
     _, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
                                             suggestions=2))
     sid = job["id"]
@@ -333,10 +337,7 @@ def kill_9_mid_search_resumes_to_the_same_result():
 def resume_shows_the_checkpoint_not_lost_progress():
     # The progress row and the events run ahead of the last checkpoint;
     # after kill -9 they must fall back to what the job resumes from.
-    w = workdir()
-    c = w + "/c.db"
-    shutil.copy(STATE["db"], c)
-    d = Daemon(db=c)
+    d, c = daemon_on_copy("c.db")
     _, _, job = d.post("/v1/searches", dict(SEARCH, steps=100000, seed=3))
     sid = job["id"]
     deadline = time.time() + 120

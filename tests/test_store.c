@@ -620,8 +620,8 @@ static void test_delete(void)
     ASSERT_EQ(left, 0);
 }
 
-/* sql/007: a job's checkpoint goes when the job ends, not while it
- * waits; whatever path ends it. */
+/* sql/007: a job's checkpoint goes when the job ends, whatever path
+ * ends it, and stays while the job waits or runs again. */
 static void test_checkpoint_dropped(void)
 {
     WITH_STORE(st, t);
@@ -637,7 +637,12 @@ static void test_checkpoint_dropped(void)
         r |= ctnas_store_checkpoint_put(st, id, 10, blob, sizeof blob,
                                         extra, &err);
     r |= ctnas_store_job_finish(st, a, "waiting", NULL, NULL, &err);
+    r |= ctnas_store_job_finish(st, a, "running", NULL, NULL, &err);
+    r |= ctnas_store_job_finish(st, a, "waiting", NULL, NULL, &err);
+    int kept = raw_int(t.path, "SELECT count(*) FROM search_checkpoints");
     r |= ctnas_store_job_finish(st, b, "succeeded", NULL, NULL, &err);
+    int after_b = raw_int(t.path, "SELECT group_concat(job_id, '') FROM "
+                                  "search_checkpoints");
     int n_failed = 0;
     r |= ctnas_store_job_fail_interrupted(st, "search", "stopped",
                                           &n_failed, &err);
@@ -647,31 +652,10 @@ static void test_checkpoint_dropped(void)
     json_decref(params);
     json_decref(extra);
     ASSERT_MSG(r == 0, "%s", err.msg);
+    ASSERT_EQ(kept, 3);
+    ASSERT_EQ(after_b, 13);          /* a and c */
     ASSERT_EQ(n_failed, 2);          /* a (waiting) and c (queued) */
     ASSERT_EQ(left, 0);
-}
-
-/* The waiting one keeps it. */
-static void test_checkpoint_kept_while_waiting(void)
-{
-    WITH_STORE(st, t);
-    struct ctnas_err err = { 0 };
-    json_t *params = json_object(), *extra = json_object();
-    static const unsigned char blob[4] = {1, 2, 3, 4};
-    int64_t a = 0;
-    int r = ctnas_store_job_insert(st, "search", params, NULL, NULL, &a,
-                                   &err);
-    r |= ctnas_store_checkpoint_put(st, a, 10, blob, sizeof blob, extra,
-                                    &err);
-    r |= ctnas_store_job_finish(st, a, "waiting", NULL, NULL, &err);
-    r |= ctnas_store_job_finish(st, a, "running", NULL, NULL, &err);
-    ctnas_store_close(st);
-    int left = raw_int(t.path, "SELECT count(*) FROM search_checkpoints");
-    tmpdb_remove(&t);
-    json_decref(params);
-    json_decref(extra);
-    ASSERT_MSG(r == 0, "%s", err.msg);
-    ASSERT_EQ(left, 1);
 }
 
 static void test_rollback(void)
@@ -1491,7 +1475,6 @@ int main(void)
     TEST_RUN(test_job_keys);
     TEST_RUN(test_delete);
     TEST_RUN(test_checkpoint_dropped);
-    TEST_RUN(test_checkpoint_kept_while_waiting);
     TEST_RUN(test_list_id_pages);
     TEST_RUN(test_list_metric_pages);
     TEST_RUN(test_list_rows_and_any_metric);
