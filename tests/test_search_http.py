@@ -273,7 +273,8 @@ def a_waiting_search_resumes_after_its_cells_are_deleted():
         check_eq(st, 200, "deleted %d" % i)
     check_eq(d.stop(), 0, "stop")
     d = Daemon(db=c)
-    _, _, j = d.get("/v1/searches/%d" % sid)
+    # Resumed, it runs its round's end again (briefly "running") and parks.
+    j = wait(d, sid, states=("waiting", "failed", "succeeded", "cancelled"))
     check_eq(j["state"], "waiting", "still waiting after the restart (%r)"
              % j.get("error"))
     _, _, sug = d.get("/v1/searches/%d/suggestions?n=2" % sid)
