@@ -758,6 +758,11 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
             break;
         }
         j->job.id = id;
+        /* A row that was running or waiting keeps its state (and start
+         * time) until the job's first slice says otherwise: a waiting
+         * search does not show "running" for a moment after a restart. */
+        j->started_row = strcmp(json_string_value(json_object_get(
+                                    row, "state")), "queued") != 0;
         /* The stored params name the comparator by id: "latest" was
          * resolved when the job was made.  The labelled set is in its own
          * column (sql/004), or in params for jobs made before it. */
