@@ -72,13 +72,9 @@ static void done(sqlite3_stmt *s)
 
 /* ---- single architectures ---- */
 
-/* New ids go above every id ever deleted (sql/006). */
-#define NEXT_ID(tbl)                                                      \
-    "(SELECT max(coalesce((SELECT max(id) FROM " tbl "), 0), "            \
-    "coalesce((SELECT hw FROM id_floor WHERE tbl = '" tbl "'), 0)) + 1)"
 static const char SQL_ARCH_INSERT[] =
     "INSERT INTO architectures (id, space, encoding, hash, created_at) "
-    "VALUES (" NEXT_ID("architectures") ", ?1, ?2, ?3, ?4) "
+    "VALUES (" CTNAS__NEXT_ID("architectures") ", ?1, ?2, ?3, ?4) "
     "ON CONFLICT (space, hash) DO NOTHING";
 static const char SQL_ARCH_FIND[] =
     "SELECT id FROM architectures WHERE space = ?1 AND hash = ?2";
@@ -91,7 +87,8 @@ static const char SQL_ARCH_MEAS[] =
 static const char SQL_MEAS_INSERT[] =
     "INSERT INTO measurements "
     "(id, arch_id, dataset, metric, value, epochs, source, created_at) "
-    "VALUES (" NEXT_ID("measurements") ", ?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "VALUES (" CTNAS__NEXT_ID("measurements") ", ?1, ?2, ?3, ?4, ?5, ?6, "
+    "?7) "
     "ON CONFLICT (arch_id, dataset, metric, value, epochs, source) "
     "DO NOTHING";
 static const char SQL_MEAS_DELETE[] =

@@ -52,6 +52,12 @@ struct ctnas_store {
     sqlite3_stmt *list_count[CTNAS__LIST_COUNT_SHAPES];
 };
 
+/* SQL for the id of a new row of tbl: above every id ever deleted from
+ * it (sql/006, sql/008), so a stale id never names another row. */
+#define CTNAS__NEXT_ID(tbl)                                               \
+    "(SELECT max(coalesce((SELECT max(id) FROM " tbl "), 0), "            \
+    "coalesce((SELECT hw FROM id_floor WHERE tbl = '" tbl "'), 0)) + 1)"
+
 /* The cached statement of slot, preparing sql into it on first use.
  * Returns 0 with *out set (borrowed: reset it, never finalize it) or a
  * negative code. */

@@ -161,9 +161,10 @@ int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
     sqlite3_stmt *s;
     double now = ctnas_store_now();
     int rc = prep(st, &s,
-                  "INSERT INTO jobs (kind, state, params, label_ids, "
+                  "INSERT INTO jobs (id, kind, state, params, label_ids, "
                   "idem_key, idem_hash, created_at, updated_at) VALUES "
-                  "(?, 'queued', ?, ?, ?, ?, ?, ?)",
+                  "(" CTNAS__NEXT_ID("jobs") ", ?, 'queued', ?, ?, ?, ?, ?, "
+                  "?)",
                   "insert a job", err, "tjjttdd", kind, params, label_ids,
                   key ? key->key : NULL, key ? key->hash : NULL, now, now);
     if (rc < 0)
@@ -206,6 +207,29 @@ int ctnas_store_job_by_key(struct ctnas_store *st, const char *key,
         rc = ctnas__store_fail(st, rc, "find a job by its key", err);
     }
     sqlite3_finalize(s);
+    return rc;
+}
+
+int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
+                           struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "DELETE FROM jobs WHERE id = ? AND state IN "
+                  "('succeeded', 'failed', 'cancelled')", "delete a job",
+                  err, "i", id);
+    if (rc < 0 || (rc = exec_done(st, s, "delete a job", err)) < 0)
+        return rc;
+    if (sqlite3_changes(st->db) > 0)
+        return 0;
+    /* Nothing deleted: no such job, or one that has not ended. */
+    json_t *row;
+    if ((rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+        return rc;
+    rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                       "job %lld is %s: cancel it, then delete it once it "
+                       "has ended", (long long)id,
+                       json_string_value(json_object_get(row, "state")));
+    json_decref(row);
     return rc;
 }
 

@@ -42,6 +42,12 @@ int ctnas_store_job_insert(struct ctnas_store *st, const char *kind,
  * CTNAS_ENOTFOUND when no job does. */
 int ctnas_store_job_by_key(struct ctnas_store *st, const char *key,
                            int64_t *id, char hash[33], struct ctnas_err *err);
+/* Delete job id, which must have ended, with its events, pseudo-labels
+ * and checkpoint; its models stay, without a job.  CTNAS_ENOTFOUND, or
+ * CTNAS_ECONFLICT (field "id") for a job still queued, running or
+ * waiting. */
+int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
+                           struct ctnas_err *err);
 /* Job id lets go of its key (a submit refused after the insert), so a
  * retry with it makes a new job. */
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
