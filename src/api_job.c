@@ -336,23 +336,45 @@ int ctnas_api_job_list(struct ctnas_req *req, json_t **out,
     return ctnas_api_job_list_kind(req, NULL, out, err);
 }
 
+/* ?purge=true: delete a job that has ended (200), instead of cancelling
+ * one that has not. */
+static int purge(int64_t id, struct ctnas_store *st, json_t **out,
+                 struct ctnas_err *err)
+{
+    int rc = ctnas_store_job_delete(st, id, err);
+    if (rc < 0)
+        return rc;
+    *out = json_pack("{s:I, s:b}", "id", (json_int_t)id, "deleted", 1);
+    return 200;
+}
+
 int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
                          struct ctnas_err *err)
 {
+    static const char *const params[] = {"purge", NULL};
     int64_t id;
     struct ctnas_store *st;
     json_t *row;
     int rc;
-    if ((rc = parse_id(req, &id, err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+    if ((rc = ctnas_req_query_only(req, params, err)) < 0 ||
+        (rc = parse_id(req, &id, err)) < 0)
+        return rc;
+    const char *p = ctnas_req_query(req, "purge");
+    if (p && strcmp(p, "true") != 0 && strcmp(p, "false") != 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "purge",
+                             "purge must be true or false");
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    if (p && strcmp(p, "true") == 0)
+        return purge(id, st, out, err);
+    if ((rc = ctnas_store_job_get(st, id, &row, err)) < 0)
         return rc;
     const char *state = json_string_value(json_object_get(row, "state"));
     if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
         strcmp(state, "cancelled") == 0) {
         ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                      "job %lld has already %s; there is nothing to cancel",
-                      (long long)id, state);
+                      "job %lld has already %s; there is nothing to cancel "
+                      "(?purge=true deletes it)", (long long)id, state);
         json_decref(row);
         return CTNAS_ECONFLICT;
     }

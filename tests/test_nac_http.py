@@ -417,6 +417,45 @@ def job_lists_page_with_a_cursor():
 
 
 @test
+def ended_jobs_are_purged_and_their_ids_not_reused():
+    d = STATE["d"]
+    done = wait_job(d, train(d, epochs=3, seed=21, publish=False)["id"])
+    check_eq(done["state"], "succeeded", "trained")
+    mid = done["result"]["model_id"]
+    running = train(d, epochs=100000)
+    wait_job(d, running["id"], states=("running",), timeout=30)
+    # Not ended: 409 naming what to do; the job runs on.
+    e = check_error(d.request("DELETE", "/v1/jobs/%d?purge=true" %
+                              running["id"]), 409, "conflict", "id")
+    check("cancel" in e["message"], "says how: %r" % e["message"])
+    check_eq(d.get("/v1/jobs/%d" % running["id"])[2]["state"], "running",
+             "still running")
+    check_error(d.request("DELETE", "/v1/jobs/%d?purge=maybe" % done["id"]),
+                400, "invalid_argument", "purge")
+    check_error(d.request("DELETE", "/v1/jobs/%d?purg=true" % done["id"]),
+                400, "invalid_argument", "purg")
+    # Ended: gone, its model kept without it.
+    st, _, doc = d.request("DELETE", "/v1/jobs/%d?purge=true" % done["id"])
+    check_eq((st, doc), (200, {"id": done["id"], "deleted": True}), "purged")
+    check_error(d.get("/v1/jobs/%d" % done["id"]), 404, "not_found", "id")
+    check_error(d.request("DELETE", "/v1/jobs/%d?purge=true" % done["id"]),
+                404, "not_found", "id")
+    model = [m for m in d.get("/v1/nac?limit=1000")[2]["items"]
+             if m["id"] == mid]
+    check_eq(len(model), 1, "the model stays")
+    check_eq(model[0]["job_id"], None, "without its job")
+    # The newest job purged: the next one gets a new id all the same.
+    d.request("DELETE", "/v1/jobs/%d" % running["id"])
+    wait_job(d, running["id"])
+    st, _, _ = d.request("DELETE", "/v1/jobs/%d?purge=true" % running["id"])
+    check_eq(st, 200, "cancelled, then purged")
+    nxt = train(d, epochs=1, seed=22, publish=False)
+    check(nxt["id"] > running["id"], "new id %d after purged %d"
+          % (nxt["id"], running["id"]))
+    wait_job(d, nxt["id"])
+
+
+@test
 def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     d = STATE["d"]
     _, _, before = d.post("/v1/compare", {"a": MID, "b": WORST})

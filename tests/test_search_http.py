@@ -218,6 +218,14 @@ def daemon_on_copy(name):
     return Daemon(db=c), c
 
 
+def records(db, sid):
+    """(events, pseudo-labels) stored for search sid."""
+    with sqlite3.connect(db) as q:
+        return q.execute("SELECT (SELECT count(*) FROM search_events WHERE "
+                         "job_id = ?1), (SELECT count(*) FROM pseudo_labels "
+                         "WHERE job_id = ?1)", (sid,)).fetchone()
+
+
 def checkpoints(db, sid):
     with sqlite3.connect(db) as q:
         return q.execute("SELECT count(*) FROM search_checkpoints WHERE "
@@ -253,6 +261,14 @@ def ask_tell_rounds_wait_for_measurements():
     check_eq(j["progress"]["step"], 300, "both rounds' steps")
     check_eq(checkpoints(d.db, sid), 0, "a finished search's checkpoint "
              "is dropped")
+    # Purged, its records go with it.
+    before = records(d.db, sid)
+    check(before[0] > 0 and before[1] > 0, "records to purge: %r"
+          % (before,))
+    st, _, _ = d.request("DELETE", "/v1/searches/%d?purge=true" % sid)
+    check_eq(st, 200, "purged")
+    check_error(d.get("/v1/searches/%d" % sid), 404, "not_found", "id")
+    check_eq(records(d.db, sid), (0, 0), "events and pseudo-labels purged")
 
 
 @test
