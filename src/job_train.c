@@ -107,21 +107,19 @@ static int warm_work(struct train_job *t)
                        werr.msg);
         t->n_warm = 0;
     }
-    if (t->n_warm == 0) {
-        t->warm_seconds = ctnas_now_seconds() - t0;
-        return 0;
-    }
-    t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
-                                sizeof *t->warm_feat);
-    rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
+    if (t->n_warm > 0) {
+        t->warm_feat = ctnas_malloc((size_t)t->n_warm * (size_t)w *
+                                    sizeof *t->warm_feat);
+        rc = t->warm_feat ? ctnas_warmup_features(t->model, t->space,
                                                   t->warm, t->n_warm,
                                                   t->warm_feat,
                                                   &t->job.cancel)
                           : CTNAS_ENOMEM;
-    if (rc == CTNAS_ECANCELED)
-        return rc;
-    if (rc < 0)
-        t->n_warm = 0;
+        if (rc == CTNAS_ECANCELED)
+            return rc;
+        if (rc < 0)
+            t->n_warm = 0;
+    }
     t->warm_seconds = ctnas_now_seconds() - t0;
     return 0;
 }
@@ -242,9 +240,8 @@ static int store_result(struct train_job *t, struct ctnas_store *st,
 
 /* Loop thread, under the runner's mutex.  After training a model to
  * publish, requeues the job to read the stored cells and compute their
- * features;
- * otherwise writes the job's final row, publishes the model when asked,
- * and frees t.  A shutdown is recorded as "failed:
+ * features; otherwise writes the job's final row, publishes the model
+ * when asked, and frees t.  A shutdown is recorded as "failed:
  * interrupted" rather than "cancelled", since nobody asked for it. */
 static int train_done(struct ctnas_job *job, int status)
 {

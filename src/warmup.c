@@ -46,24 +46,6 @@ static int collect_one(void *cls, int64_t id, const char *enc)
     return 0;
 }
 
-static int collect_all(struct ctnas_store *st,
-                       const struct ctnas_space *space, atomic_int *cancel,
-                       struct ctnas_arch **archs, int *n,
-                       struct ctnas_err *err)
-{
-    struct collect c = {space, cancel, NULL, 0, 0};
-    int rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
-    if (rc < 0) {
-        ctnas_free(c.archs);
-        if (rc == CTNAS_ENOMEM || rc == CTNAS_ECANCELED)
-            return ctnas_err_set(err, rc, "", "%s", ctnas_strerror(rc));
-        return rc;
-    }
-    *archs = c.archs;
-    *n = c.n;
-    return 0;
-}
-
 int ctnas_warmup_collect_path(const char *db_path,
                               const struct ctnas_space *space,
                               atomic_int *cancel, struct ctnas_arch **archs,
@@ -73,9 +55,18 @@ int ctnas_warmup_collect_path(const char *db_path,
     int rc = ctnas_store_open(db_path, 0, &st, err);
     if (rc < 0)
         return rc;
-    rc = collect_all(st, space, cancel, archs, n, err);
+    struct collect c = {space, cancel, NULL, 0, 0};
+    rc = ctnas_store_arch_scan(st, space->name, collect_one, &c, err);
     ctnas_store_close(st);
-    return rc;
+    if (rc < 0) {
+        ctnas_free(c.archs);
+        if (rc == CTNAS_ENOMEM || rc == CTNAS_ECANCELED)
+            return ctnas_err_set(err, rc, "", "%s", ctnas_strerror(rc));
+        return rc;
+    }
+    *archs = c.archs;
+    *n = c.n;
+    return 0;
 }
 
 int ctnas_warmup_features(const struct ctnas_nac *m,
