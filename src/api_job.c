@@ -165,8 +165,14 @@ static int replay(struct ctnas_req *req, struct ctnas_store *st,
                              "this Idempotency-Key made job %lld with a "
                              "different request; use a new key for a new "
                              "job", (long long)id);
-    if ((rc = ctnas_store_job_get(st, id, &row, err)) < 0)
+    /* Purged since (DELETE ?purge=true, --job-retention): the key is
+     * free again. */
+    if ((rc = ctnas_store_job_get(st, id, &row, &e2)) == CTNAS_ENOTFOUND)
         return rc;
+    if (rc < 0) {
+        *err = e2;
+        return rc;
+    }
     req->reply_header = "Idempotent-Replayed";
     req->reply_value = "true";
     return view_out(row, out, 202, err);
