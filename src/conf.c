@@ -5,6 +5,7 @@
 #include "config.h"
 #include "conf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -14,7 +15,7 @@
 
 #include "log.h"
 
-enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL };
+enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL, OPT_DURATION };
 
 struct opt {
     const char *flag;     /* "--port" */
@@ -22,7 +23,7 @@ struct opt {
     enum opt_kind kind;
     size_t off;           /* offset in struct ctnas_conf */
     size_t cap;           /* OPT_STR: buffer size */
-    long long min, max;   /* OPT_INT / OPT_SIZE bounds */
+    long long min, max;   /* OPT_INT / OPT_SIZE / OPT_DURATION bounds */
 };
 
 #define OFF(f) offsetof(struct ctnas_conf, f)
@@ -50,6 +51,8 @@ static const struct opt opts[] = {
      CAP(port_file), 0, 0},
     {"--token", "CTNASD_TOKEN_FILE", OPT_STR, OFF(token_file),
      CAP(token_file), 0, 0},
+    {"--job-retention", "CTNASD_JOB_RETENTION", OPT_DURATION,
+     OFF(job_retention), 0, 0, 100LL * 366 * 86400},
 };
 
 const char ctnas_conf_usage[] =
@@ -68,7 +71,11 @@ const char ctnas_conf_usage[] =
     "  --port-file FILE       write the bound port there (CTNASD_PORT_FILE)\n"
     "  --token FILE           require \"Authorization: Bearer <token>\" with the\n"
     "                         token in FILE on every route but GET /v1/health\n"
-    "                         (CTNASD_TOKEN_FILE)\n";
+    "                         (CTNASD_TOKEN_FILE)\n"
+    "  --job-retention TIME   delete ended jobs (their events, pseudo-labels\n"
+    "                         and Idempotency-Keys) this long after they end:\n"
+    "                         seconds, or a number with s, m, h or d (30d);\n"
+    "                         0 keeps them (CTNASD_JOB_RETENTION, 0)\n";
 
 static int set_opt(struct ctnas_conf *cfg, const struct opt *o,
                    const char *val, const char *name, struct ctnas_err *err)
@@ -88,6 +95,29 @@ static int set_opt(struct ctnas_conf *cfg, const struct opt *o,
                                  "%s: expected error, warn, info or debug, "
                                  "not '%s'", name, val);
         *(int *)base = lvl;
+        return 0;
+    }
+    case OPT_DURATION: {
+        /* A count of seconds, or of the unit its one-letter suffix
+         * names; the bounds apply to the seconds. */
+        static const char units[] = "smhd";
+        static const long long unit_s[] = {1, 60, 3600, 86400};
+        char *end;
+        errno = 0;
+        long long v = strtoll(val, &end, 10), mul = 1;
+        const char *u = *end ? strchr(units, *end) : NULL;
+        if (u != NULL && end[1] == '\0') {
+            mul = unit_s[u - units];
+            end++;
+        }
+        if (errno != 0 || !isdigit((unsigned char)*val) || *end != '\0' ||
+            v > o->max / mul || v * mul < o->min)
+            return ctnas_err_set(err, CTNAS_EINVAL, name,
+                                 "%s: expected a duration of %lld to %lld "
+                                 "seconds, as seconds or with a unit s, m, "
+                                 "h or d (30d), not '%s'", name, o->min,
+                                 o->max, val);
+        *(long long *)base = v * mul;
         return 0;
     }
     case OPT_INT:

@@ -25,6 +25,8 @@ struct ctnas_conf {
     int max_connections;    /* open connections at most */
     char port_file[4096];   /* write the bound port here (tests), or "" */
     char token_file[4096];  /* bearer token required when set, or "" */
+    /* Seconds an ended job is kept before it is deleted; 0 keeps it. */
+    long long job_retention;
 };
 
 /* Fill cfg with defaults overridden by the environment. */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "mem.h"
 #include "registry.h"
+#include "retention.h"
 #include "runner.h"
 #include "store.h"
 #include "store_ml.h"
@@ -207,6 +208,10 @@ static int cmd_serve(int argc, char **argv, int argi)
     }
     if (n_resumed)
         ctnas_log_info("resuming %d searches", n_resumed);
+    if (ctnas_retention_start(&app, &err) < 0) {
+        ctnas_log_error("%s", err.msg);
+        goto out_loop;
+    }
     ctnas_log_info("serving %d comparators", n_models);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);

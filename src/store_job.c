@@ -233,6 +233,22 @@ int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
     return rc;
 }
 
+int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
+                                int limit, int *n, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    /* In batches of limit: each holds the write lock for a moment
+     * only, so requests that write wait little behind a large sweep. */
+    int rc = prep(st, &s, "DELETE FROM jobs WHERE id IN (SELECT id FROM "
+                  "jobs WHERE state IN ('succeeded', 'failed', 'cancelled') "
+                  "AND finished_at < ?1 ORDER BY id LIMIT ?2)",
+                  "purge ended jobs", err, "di", before, (int64_t)limit);
+    if (rc < 0 || (rc = exec_done(st, s, "purge ended jobs", err)) < 0)
+        return rc;
+    *n = sqlite3_changes(st->db);
+    return 0;
+}
+
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
                                struct ctnas_err *err)
 {

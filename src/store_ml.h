@@ -48,6 +48,11 @@ int ctnas_store_job_by_key(struct ctnas_store *st, const char *key,
  * waiting. */
 int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
                            struct ctnas_err *err);
+/* Delete at most limit jobs that ended before the time before (the
+ * store's clock, seconds), oldest first, as ctnas_store_job_delete does;
+ * *n says how many went. */
+int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
+                                int limit, int *n, struct ctnas_err *err);
 /* Job id lets go of its key (a submit refused after the insert), so a
  * retry with it makes a new job. */
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,

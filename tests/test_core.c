@@ -132,6 +132,43 @@ static void conf_flags_override_environment(void)
     unsetenv("CTNASD_THREADS");
 }
 
+/* --job-retention: seconds, or a count of the unit its suffix names. */
+static void conf_durations_take_units(void)
+{
+    struct ctnas_conf c;
+    struct ctnas_err e = {0};
+    static const struct {
+        const char *val;
+        long long want; /* -1: refused */
+    } cases[] = {
+        {"0", 0},     {"45", 45},     {"45s", 45},      {"10m", 600},
+        {"12h", 43200}, {"30d", 2592000}, {"36600d", 3162240000LL},
+        {"36601d", -1}, {"-5", -1},   {"+5", -1},       {" 5", -1},
+        {"5x", -1},   {"5dd", -1},    {"d", -1},        {"", -1},
+        {"1.5h", -1}, {"99999999999999999999", -1},
+    };
+    ASSERT_EQ(ctnas_conf_init(&c, &e), 0);
+    ASSERT_EQ(c.job_retention, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {"x", "--job-retention", (char *)cases[i].val, NULL};
+        int argi = 1;
+        c.job_retention = 7;
+        int rc = ctnas_conf_parse_args(&c, 3, argv, &argi, &e);
+        if (cases[i].want < 0) {
+            ASSERT_EQ(rc, CTNAS_EINVAL);
+            ASSERT_STREQ(e.field, "--job-retention");
+            ASSERT_EQ(c.job_retention, 7);
+        } else {
+            ASSERT_EQ(rc, 0);
+            ASSERT_EQ(c.job_retention, cases[i].want);
+        }
+    }
+    setenv("CTNASD_JOB_RETENTION", "2h", 1);
+    ASSERT_EQ(ctnas_conf_init(&c, &e), 0);
+    ASSERT_EQ(c.job_retention, 7200);
+    unsetenv("CTNASD_JOB_RETENTION");
+}
+
 static void item_shape_round_trips(void)
 {
     json_t *j = json_loads(
@@ -293,6 +330,7 @@ int main(void)
     TEST_RUN(rng_is_deterministic_and_uniform);
     TEST_RUN(jsonv_names_fields);
     TEST_RUN(conf_flags_override_environment);
+    TEST_RUN(conf_durations_take_units);
     TEST_RUN(item_shape_round_trips);
     TEST_RUN(runner_counts_only_client_jobs);
     TEST_RUN(runner_shutdown_keeps_a_cancel);

@@ -16,7 +16,7 @@ def help_and_version():
     st, out, _ = run_ctnasd("--help")
     check_eq(st, 0, "--help status")
     for flag in ("--listen", "--port", "--db", "--threads", "--log-level",
-                 "CTNASD_PORT", "import"):
+                 "CTNASD_PORT", "--job-retention", "import"):
         check(flag in out, "--help mentions %s" % flag)
     st, out, _ = run_ctnasd("--version")
     check_eq(st, 0, "--version status")
@@ -28,6 +28,7 @@ def bad_flags_exit_2_with_a_message():
     for args, word in ((["--port", "70000"], "--port"),
                        (["--threads", "x"], "--threads"),
                        (["--log-level", "loud"], "--log-level"),
+                       (["--job-retention", "30days"], "--job-retention"),
                        (["--frobnicate"], "--frobnicate"),
                        (["fly"], "fly")):
         st, _, err = run_ctnasd(*args)

@@ -456,6 +456,71 @@ def ended_jobs_are_purged_and_their_ids_not_reused():
 
 
 @test
+def job_retention_deletes_ended_jobs_after_their_time():
+    keep = 2.0
+    d = Daemon(args=["--job-retention", "2s"])
+    try:
+        upload(d, n=60, seed=31)
+        key = {"Idempotency-Key": "retention-1"}
+        body = {"space": "nasbench201", "dataset": "synth", "epochs": 3,
+                "seed": 31, "publish": False}
+        st, _, job = d.post("/v1/nac/train", body, headers=key)
+        check_eq(st, 202, "keyed train accepted")
+        done = wait_job(d, job["id"])
+        check_eq(done["state"], "succeeded", "trained")
+        running = train(d, epochs=100000)
+        wait_job(d, running["id"], states=("running",), timeout=30)
+        # Kept for its time (both clocks are this machine's wall clock).
+        if time.time() - done["finished_at"] < keep - 0.5:
+            check_eq(d.get("/v1/jobs/%d" % done["id"])[0], 200,
+                     "kept before its time")
+        gone = None
+        deadline = done["finished_at"] + keep + 10
+        while time.time() < deadline:
+            if d.get("/v1/jobs/%d" % done["id"])[0] == 404:
+                gone = time.time()
+                break
+            time.sleep(0.1)
+        check(gone is not None, "deleted within its time and a sweep")
+        check(gone - done["finished_at"] >= keep,
+              "not before its time: %.2f s" % (gone - done["finished_at"]))
+        model = [m for m in d.get("/v1/nac?limit=1000")[2]["items"]
+                 if m["id"] == done["result"]["model_id"]]
+        check_eq([m["job_id"] for m in model], [None], "its model stays")
+        # Its key is free again: the same request makes a new job.
+        st, h, again = d.post("/v1/nac/train", body, headers=key)
+        check_eq(st, 202, "key reused")
+        check("idempotent-replayed" not in h, "a new job, not a replay")
+        check(again["id"] > done["id"], "with a new id")
+        wait_job(d, again["id"])
+        # A job that has not ended is never deleted, however old.
+        st, _, row = d.get("/v1/jobs/%d" % running["id"])
+        check_eq((st, row["state"]), (200, "running"), "running job kept")
+        d.request("DELETE", "/v1/jobs/%d" % running["id"])
+        cancelled = wait_job(d, running["id"])
+        check_eq(cancelled["state"], "cancelled", "cancelled")
+        check("job retention: deleted 1 job " in d.stderr(), "logged")
+    finally:
+        d.stop()
+    # The first sweep runs at start-up: a job that ended over the
+    # retention time ago while the daemon was down goes at once.
+    time.sleep(max(0.0, cancelled["finished_at"] + 1.2 - time.time()))
+    d2 = Daemon(db=d.db, args=["--job-retention", "1"])
+    try:
+        deadline = time.time() + 5
+        while (d2.get("/v1/jobs/%d" % running["id"])[0] != 404 and
+               time.time() < deadline):
+            time.sleep(0.05)
+        check_error(d2.get("/v1/jobs/%d" % running["id"]), 404,
+                    "not_found", "id")
+        # It ended before the cancelled one, in the same sweep.
+        check_error(d2.get("/v1/jobs/%d" % again["id"]), 404,
+                    "not_found", "id")
+    finally:
+        d2.stop()
+
+
+@test
 def restart_serves_the_latest_model_and_fails_interrupted_jobs():
     d = STATE["d"]
     _, _, before = d.post("/v1/compare", {"a": MID, "b": WORST})

@@ -534,6 +534,48 @@ static void test_job_keys(void)
     ASSERT_STREQ(hash, other.hash);
 }
 
+/* --job-retention's sweep: only ended jobs, only those that ended before
+ * the cut, at most limit at a time. */
+static void test_job_purge_ended(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    json_t *params = json_pack("{s:s}", "space", "nasbench201");
+    static const char *const ends[] = {"succeeded", "failed", "cancelled"};
+    int64_t id[5] = { 0 };
+    int r = 0, early = -1, n1 = -1, n2 = -1, n3 = -1;
+    for (int i = 0; i < 5; i++)
+        r |= ctnas_store_job_insert(st, "train", params, NULL, NULL, &id[i],
+                                    &err);
+    for (int i = 0; i < 3; i++)
+        r |= ctnas_store_job_finish(st, id[i], ends[i], NULL, NULL, &err);
+    /* id[3] stays queued; id[4] waits (a search between rounds). */
+    r |= ctnas_store_job_finish(st, id[4], "waiting", NULL, NULL, &err);
+    double now = ctnas_store_now();
+    r |= ctnas_store_job_purge_ended(st, now - 60, 2, &early, &err);
+    r |= ctnas_store_job_purge_ended(st, now + 1, 2, &n1, &err);
+    r |= ctnas_store_job_purge_ended(st, now + 1, 2, &n2, &err);
+    r |= ctnas_store_job_purge_ended(st, now + 1, 2, &n3, &err);
+    json_t *row = NULL;
+    int left[5];
+    for (int i = 0; i < 5; i++) {
+        left[i] = ctnas_store_job_get(st, id[i], &row, NULL) == 0;
+        json_decref(row);
+        row = NULL;
+    }
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    json_decref(params);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(early, 0);
+    ASSERT_EQ(n1, 2);
+    ASSERT_EQ(n2, 1);
+    ASSERT_EQ(n3, 0);
+    ASSERT_EQ(left[0] + left[1] + left[2], 0);
+    ASSERT_EQ(left[3], 1);
+    ASSERT_EQ(left[4], 1);
+}
+
 /* Deleting: a measurement (the mean follows), a whole architecture (its
  * measurements go with it), and no id is ever handed out again (sql/006),
  * even when the newest row is the one deleted. */
@@ -1473,6 +1515,7 @@ int main(void)
     TEST_RUN(test_rollback);
     TEST_RUN(test_job_labels);
     TEST_RUN(test_job_keys);
+    TEST_RUN(test_job_purge_ended);
     TEST_RUN(test_delete);
     TEST_RUN(test_checkpoint_dropped);
     TEST_RUN(test_list_id_pages);

@@ -1,5 +1,6 @@
 """The daemon under valgrind memcheck: uploads, listing, a training job,
-compare, rank and a search, then SIGTERM.  Zero errors and no definite
+compare, rank and a search, with the job-retention sweeps on, then
+SIGTERM.  Zero errors and no definite
 leaks (valgrind's exit status says so).  Skipped in the sanitizer build
 (ASan and valgrind do not mix) and where valgrind is not installed."""
 import shutil
@@ -34,7 +35,7 @@ def daemon_is_memcheck_clean():
     d = Daemon(wrapper=["valgrind", "--error-exitcode=99", "--quiet",
                         "--leak-check=full", "--errors-for-leak-kinds=definite",
                         "--show-leak-kinds=definite", "--track-fds=no"],
-               args=["--threads", "2"])
+               args=["--threads", "2", "--job-retention", "1h"])
     try:
         r = rng(3)
         cells = sorted({nb201_cell([r.choice(NB201_OPS) for _ in range(6)])
