@@ -52,6 +52,19 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
                              const char *dataset, const char *metric,
                              const int64_t *want, size_t n_want,
                              struct ctnas_err *err);
+/* A seeded random k of what ctnas_dataset_from_store reads (k >= 1), in
+ * the order of a partial Fisher-Yates shuffle of that list by seed; only
+ * the k chosen rows are parsed, so a small sample of a large catalogue
+ * costs little.  *n_all is the number of measured rows (of those that
+ * parse, when a drawn one does not: the draw is then made again among
+ * them): when k exceeds it, ds is left empty and the caller says so.  Errors as
+ * ctnas_dataset_from_store. */
+int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
+                               struct ctnas_store *st,
+                               const struct ctnas_space *sp,
+                               const char *dataset, const char *metric,
+                               int k, uint64_t seed, int *n_all,
+                               struct ctnas_err *err);
 /* The metric a job learns from into out (cap bytes): metric when given,
  * else the dataset's only one.  Errors: CTNAS_EINVAL with field "dataset"
  * when nothing of sp is measured on it, field "metric" (naming them) when

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "mem.h"
+#include "rng.h"
 #include "store.h"
 #include "store_ml.h"
 
@@ -64,8 +65,6 @@ static int cmp_i64(const void *a, const void *b)
 struct scan {
     struct ctnas_dataset *ds;
     int cap;
-    const int64_t *want;     /* sorted, or NULL */
-    size_t n_want;
 };
 
 /* One measured architecture.  The arrays grow one by one and cap moves
@@ -75,9 +74,6 @@ static int scan_one(void *cls, int64_t id, const char *enc, double value)
 {
     struct scan *sc = cls;
     struct ctnas_dataset *ds = sc->ds;
-    if (sc->want &&
-        !bsearch(&id, sc->want, sc->n_want, sizeof *sc->want, cmp_i64))
-        return 0;
     if (ds->n == sc->cap) {
         int cap = sc->cap ? 2 * sc->cap : 256;
         struct ctnas_arch *a =
@@ -110,7 +106,7 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
 {
     memset(ds, 0, sizeof *ds);
     ds->space = sp;
-    struct scan sc = {ds, 0, NULL, 0};
+    struct scan sc = {ds, 0};
     int64_t *sorted = NULL;
     if (want != NULL) {
         sorted = ctnas_malloc((n_want ? n_want : 1) * sizeof *sorted);
@@ -126,15 +122,124 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
                                      "ids lists architecture %lld twice",
                                      dup);
             }
-        sc.want = sorted;
-        sc.n_want = n_want;
     }
-    int rc = ctnas_store_arch_measured(st, sp->name, dataset, metric,
-                                       scan_one, &sc, err);
+    int rc = ctnas_store_arch_measured(st, sp->name, dataset, metric, sorted,
+                                       (int)n_want, scan_one, &sc, err);
     ctnas_free(sorted);
     if (rc == CTNAS_ENOMEM)
         rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if (rc < 0)
         ctnas_dataset_destroy(ds);
     return rc < 0 ? rc : 0;
+}
+
+/* The first k of a partial Fisher-Yates shuffle of n items, as swaps:
+ * step i exchanges items i and pick[i].  Its own stream: the same seed
+ * also drives the training, and the choice of subset should not be
+ * correlated with it. */
+static void shuffle_picks(int n, int k, uint64_t seed, int *pick)
+{
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, seed ^ 0x5eed5eedULL);
+    for (int i = 0; i < k; i++)
+        pick[i] = i + (int)ctnas_rng_below(&rng, (uint32_t)(n - i));
+}
+
+#define SWAP(T, a, i, j)                                                     \
+    do {                                                                     \
+        T t_ = (a)[i];                                                       \
+        (a)[i] = (a)[j];                                                     \
+        (a)[j] = t_;                                                         \
+    } while (0)
+
+/* The k rows of ds that pick chooses, in its order: ds shrinks to k. */
+static void apply_picks(struct ctnas_dataset *ds, const int *pick, int k)
+{
+    for (int i = 0; i < k; i++) {
+        SWAP(struct ctnas_arch, ds->archs, i, pick[i]);
+        SWAP(double, ds->values, i, pick[i]);
+        SWAP(int64_t, ds->ids, i, pick[i]);
+    }
+    ds->n = k;
+}
+
+/* ds holds rows in id order: put them in the order of want (the same
+ * ids), as the shuffle chose them. */
+static int order_as(struct ctnas_dataset *ds, const int64_t *want)
+{
+    size_t n = (size_t)ds->n;
+    struct ctnas_arch *a = ctnas_malloc((n ? n : 1) * sizeof *a);
+    double *v = ctnas_malloc((n ? n : 1) * sizeof *v);
+    if (a == NULL || v == NULL) {
+        ctnas_free(a);
+        ctnas_free(v);
+        return CTNAS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const int64_t *at = bsearch(&want[i], ds->ids, n, sizeof *ds->ids,
+                                    cmp_i64);
+        size_t j = (size_t)(at - ds->ids);
+        a[i] = ds->archs[j];
+        v[i] = ds->values[j];
+    }
+    memcpy(ds->ids, want, n * sizeof *ds->ids);
+    ctnas_free(ds->archs);
+    ctnas_free(ds->values);
+    ds->archs = a;
+    ds->values = v;
+    return 0;
+}
+
+int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
+                               struct ctnas_store *st,
+                               const struct ctnas_space *sp,
+                               const char *dataset, const char *metric,
+                               int k, uint64_t seed, int *n_all,
+                               struct ctnas_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->space = sp;
+    int64_t *ids = NULL;
+    int n = 0, *pick = NULL;
+    int rc = ctnas_store_arch_measured_ids(st, sp->name, dataset, metric,
+                                           &ids, &n, err);
+    if (rc < 0)
+        return rc;
+    *n_all = n;
+    if (k > n) {
+        ctnas_free(ids);
+        return 0;
+    }
+    if ((pick = ctnas_malloc((size_t)k * sizeof *pick)) == NULL) {
+        ctnas_free(ids);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    shuffle_picks(n, k, seed, pick);
+    for (int i = 0; i < k; i++)
+        SWAP(int64_t, ids, i, pick[i]);
+    rc = ctnas_dataset_from_store(ds, st, sp, dataset, metric, ids,
+                                  (size_t)k, err);
+    if (rc == 0 && ds->n == k) {
+        if (order_as(ds, ids) < 0) {
+            ctnas_dataset_destroy(ds);
+            rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+        }
+    } else if (rc == 0) {
+        /* A drawn row no longer parses (or went meanwhile): draw again
+         * from a full read, among the rows that do. */
+        ctnas_dataset_destroy(ds);
+        rc = ctnas_dataset_from_store(ds, st, sp, dataset, metric, NULL, 0,
+                                      err);
+        if (rc == 0)
+            *n_all = ds->n;
+        if (rc == 0 && k <= ds->n) {
+            shuffle_picks(ds->n, k, seed, pick);
+            apply_picks(ds, pick, k);
+        } else if (rc == 0) {
+            ctnas_dataset_destroy(ds);
+        }
+    }
+    ctnas_free(pick);
+    ctnas_free(ids);
+    return rc;
 }

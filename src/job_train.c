@@ -314,28 +314,6 @@ static const struct ctnas_job_ops train_ops = {train_work, train_tick,
 static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", NULL};
 
-/* Keep a seeded random subset of size k (partial Fisher-Yates). */
-static void subsample(struct ctnas_dataset *set, int k, uint64_t seed)
-{
-    struct ctnas_rng rng;
-    /* Its own stream: the same seed also drives the training, and the
-     * choice of subset should not be correlated with it. */
-    ctnas_rng_seed(&rng, seed ^ 0x5eed5eedULL);
-    for (int i = 0; i < k; i++) {
-        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(set->n - i));
-        struct ctnas_arch a = set->archs[i];
-        set->archs[i] = set->archs[j];
-        set->archs[j] = a;
-        double v = set->values[i];
-        set->values[i] = set->values[j];
-        set->values[j] = v;
-        int64_t id = set->ids[i];
-        set->ids[i] = set->ids[j];
-        set->ids[j] = id;
-    }
-    set->n = k;
-}
-
 /* HTTP thread.  Everything that can fail on the request's content is
  * checked before the job row exists, so a 400 leaves no trace in the
  * store.  On any failure t is freed here; after a successful submit the
@@ -408,8 +386,16 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     }
     for (size_t i = 0; i < n_want; i++)
         want[i] = json_integer_value(json_array_get(ids, i));
-    rc = ctnas_dataset_from_store(&t->set, st, space, dataset, t->metric,
-                                  want, n_want, err);
+    /* A sample reads and parses only the rows it draws: a hundred of a
+     * 20,000-cell catalogue in a few ms, not all of them. */
+    int n_all = 0;
+    if (train_size)
+        rc = ctnas_dataset_sample_store(&t->set, st, space, dataset,
+                                        t->metric, (int)train_size,
+                                        t->cfg.seed, &n_all, err);
+    else
+        rc = ctnas_dataset_from_store(&t->set, st, space, dataset,
+                                      t->metric, want, n_want, err);
     ctnas_free(want);
     if (rc < 0)
         goto fail;
@@ -420,23 +406,21 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                            space->name, dataset);
         goto fail;
     }
-    if (t->set.n < 2) {
+    if ((train_size ? n_all : t->set.n) < 2) {
         rc = ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                            "%d %s architectures are measured on %s with "
                            "metric %s; training needs at least 2 (upload "
                            "measurements with POST /v1/architectures)",
-                           t->set.n, space->name, dataset, t->metric);
+                           train_size ? n_all : t->set.n, space->name,
+                           dataset, t->metric);
         goto fail;
     }
-    if (train_size > t->set.n) {
+    if (train_size && t->set.n < train_size) {
         rc = ctnas_err_set(err, CTNAS_EINVAL, "train_size",
                            "train_size %lld is more than the %d measured "
-                           "architectures", (long long)train_size,
-                           t->set.n);
+                           "architectures", (long long)train_size, n_all);
         goto fail;
     }
-    if (train_size)
-        subsample(&t->set, (int)train_size, t->cfg.seed);
 
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);

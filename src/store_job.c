@@ -574,19 +574,33 @@ int ctnas_store_arch_scan(struct ctnas_store *st, const char *space,
     return r;
 }
 
+/* The join and filter of the two reads below: ?1 space, ?2 dataset, ?3
+ * metric or NULL. */
+#define MEASURED_FROM                                                        \
+    "FROM architectures a JOIN measurements m ON m.arch_id = a.id WHERE "   \
+    "a.space = ?1 AND m.dataset = ?2 AND (?3 IS NULL OR m.metric = ?3) "
+
 int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
                               const char *dataset, const char *metric,
+                              const int64_t *ids, int n_ids,
                               ctnas_store_measured_fn cb, void *cls,
                               struct ctnas_err *err)
 {
     sqlite3_stmt *s;
+    json_t *list = NULL;
+    if (ids && (list = ctnas_jsonv_int64_array(ids, n_ids)) == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    /* With ids, SQLite looks each one up by rowid (EXPLAIN QUERY PLAN:
+     * "SEARCH a USING INTEGER PRIMARY KEY"), then sorts them. */
     int rc = prep(st, &s,
-                  "SELECT a.id, a.encoding, avg(m.value) FROM architectures "
-                  "a JOIN measurements m ON m.arch_id = a.id WHERE "
-                  "a.space = ?1 AND m.dataset = ?2 AND (?3 IS NULL OR "
-                  "m.metric = ?3) GROUP BY a.id ORDER BY a.id",
-                  "read measured architectures", err, "ttt", space, dataset,
-                  metric);
+                  ids ? "SELECT a.id, a.encoding, avg(m.value) " MEASURED_FROM
+                        "AND a.id IN (SELECT value FROM json_each(?4)) "
+                        "GROUP BY a.id ORDER BY a.id"
+                      : "SELECT a.id, a.encoding, avg(m.value) " MEASURED_FROM
+                        "GROUP BY a.id ORDER BY a.id",
+                  "read measured architectures", err, ids ? "tttj" : "ttt",
+                  space, dataset, metric, list);
+    json_decref(list);
     if (rc < 0)
         return rc;
     int r = 0;
@@ -599,6 +613,47 @@ int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
         r = ctnas__store_fail(st, rc, "read measured architectures", err);
     sqlite3_finalize(s);
     return r;
+}
+
+int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,
+                                  const char *dataset, const char *metric,
+                                  int64_t **out, int *n,
+                                  struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    /* Covering indexes on both sides: no architecture row is read. */
+    int rc = prep(st, &s, "SELECT a.id " MEASURED_FROM "GROUP BY a.id "
+                  "ORDER BY a.id", "read measured ids", err, "ttt", space,
+                  dataset, metric);
+    if (rc < 0)
+        return rc;
+    int64_t *ids = NULL;
+    int k = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (k == cap) {
+            int c2 = cap ? 2 * cap : 1024;
+            int64_t *g = ctnas_realloc(ids, (size_t)c2 * sizeof *g);
+            if (g == NULL) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            ids = g;
+            cap = c2;
+        }
+        ids[k++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = rc == SQLITE_NOMEM
+                 ? ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory")
+                 : ctnas__store_fail(st, rc, "read measured ids", err);
+        sqlite3_finalize(s);
+        ctnas_free(ids);
+        return rc;
+    }
+    sqlite3_finalize(s);
+    *out = ids;
+    *n = k;
+    return 0;
 }
 
 static json_t *metric_row(sqlite3_stmt *s)

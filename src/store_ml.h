@@ -121,13 +121,23 @@ int ctnas_store_arch_scan(struct ctnas_store *st, const char *space,
                           struct ctnas_err *err);
 /* Each architecture of space measured on dataset (and metric, unless
  * NULL), with the mean of those measurements: cb(cls, id, encoding,
- * value), oldest first. */
+ * value), oldest first; only those whose id is one of ids[0 .. n_ids)
+ * when ids is not NULL (looked up by id, not found in a scan: a few of a
+ * large catalogue cost little). */
 typedef int (*ctnas_store_measured_fn)(void *cls, int64_t id,
                                        const char *encoding, double value);
 int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
                               const char *dataset, const char *metric,
+                              const int64_t *ids, int n_ids,
                               ctnas_store_measured_fn cb, void *cls,
                               struct ctnas_err *err);
+/* The ids alone of what ctnas_store_arch_measured reads (ids NULL), in
+ * the same order, from the indexes without the rows' encodings: *out
+ * (free it; NULL when there are none) and *n. */
+int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,
+                                  const char *dataset, const char *metric,
+                                  int64_t **out, int *n,
+                                  struct ctnas_err *err);
 
 /* ---- searches ---- */
 /* Replace job id's checkpoint (state blob and extra JSON). */

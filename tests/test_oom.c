@@ -631,6 +631,7 @@ struct data_ctx {
     char csv[64];
     char db[64];
     int n_train;
+    int64_t sample_first;  /* first id of a seeded sample */
     double sum;
 };
 
@@ -712,6 +713,19 @@ static int sc_store(void *vctx, int record)
         if (record)
             c->n_train = ds.n;
         else if (ds.n != c->n_train)
+            rc = WRONG;
+        ctnas_dataset_destroy(&ds);
+    }
+    /* A training job's sample: the same rows whatever failed before. */
+    int n_all = 0;
+    if (rc == 0)
+        rc = ctnas_dataset_sample_store(&ds, st, &ctnas_space_nb201,
+                                        "cifar10", "test_accuracy", 5, 9,
+                                        &n_all, &err);
+    if (rc == 0) {
+        if (record)
+            c->sample_first = ds.n == 5 ? ds.ids[0] : -1;
+        else if (ds.n != 5 || ds.ids[0] != c->sample_first)
             rc = WRONG;
         ctnas_dataset_destroy(&ds);
     }

@@ -21,7 +21,10 @@
 
 #include <sqlite3.h>
 
+#include "dataset.h"
 #include "migrations.h"
+#include "rng.h"
+#include "space.h"
 #include "store_ml.h"
 #include "store_int.h"
 #include "test.h"
@@ -574,6 +577,100 @@ static void test_job_purge_ended(void)
     ASSERT_EQ(left[0] + left[1] + left[2], 0);
     ASSERT_EQ(left[3], 1);
     ASSERT_EQ(left[4], 1);
+}
+
+/* Store NB201 cell i (ops from i's base-5 digits) measured at value. */
+static int add_nb201(struct ctnas_store *st, int i, double value,
+                     int64_t *id)
+{
+    struct ctnas_arch a;
+    memset(&a, 0, sizeof a);
+    a.n = 6;
+    for (int e = 0, x = i; e < 6; e++, x /= 5)
+        a.ops[e] = (uint8_t)(x % 5);
+    char enc[256], h[CTNAS_HASH_LEN];
+    ctnas_space_nb201.encode(&a, enc, sizeof enc);
+    ctnas_space_nb201.hash(&a, h);
+    struct ctnas_measurement m = meas("c10", "acc", value, 0, "t");
+    int is_new;
+    int rc = ctnas_store_arch_upsert(st, "nasbench201", enc, h, id, &is_new,
+                                     NULL);
+    return rc < 0 ? rc : ctnas_store_meas_add(st, *id, &m, NULL, NULL);
+}
+
+/* A sample of the measured set is the first k of a seeded partial
+ * Fisher-Yates shuffle of the whole set in id order (what a training
+ * job drew before the sample read only its own rows), values and cells
+ * with it; too large a k leaves it empty with the count; rows that do
+ * not parse are never drawn. */
+static void test_dataset_sample(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int r = 0, n_all = -1, n_big = -1, n_bad = -1;
+    int64_t id;
+    for (int i = 0; i < 60; i++)
+        r |= add_nb201(st, 7 * i + 3, 50.0 + 0.5 * i, &id);
+    struct ctnas_dataset all, got, again, big, bad;
+    r |= ctnas_dataset_from_store(&all, st, &ctnas_space_nb201, "c10", "acc",
+                                  NULL, 0, &err);
+    r |= ctnas_dataset_sample_store(&got, st, &ctnas_space_nb201, "c10",
+                                    "acc", 12, 42, &n_all, &err);
+    r |= ctnas_dataset_sample_store(&again, st, &ctnas_space_nb201, "c10",
+                                    "acc", 12, 43, &n_all, &err);
+    r |= ctnas_dataset_sample_store(&big, st, &ctnas_space_nb201, "c10",
+                                    "acc", 61, 42, &n_big, &err);
+    /* Rows this build cannot parse (as after a downgrade). */
+    struct ctnas_measurement m = meas("c10", "acc", 99.0, 0, "t");
+    for (int i = 0; i < 30; i++) {
+        r |= add_arch(st, "nasbench201", 1000 + i, &id);
+        r |= ctnas_store_meas_add(st, id, &m, NULL, NULL);
+    }
+    r |= ctnas_dataset_sample_store(&bad, st, &ctnas_space_nb201, "c10",
+                                    "acc", 50, 42, &n_bad, &err);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(all.n, 60);
+    ASSERT_EQ(n_all, 60);
+    /* The expected draw, on the whole set. */
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 42 ^ 0x5eed5eedULL);
+    for (int i = 0; i < 12; i++) {
+        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(60 - i));
+        int64_t tid = all.ids[i];
+        double tv = all.values[i];
+        struct ctnas_arch ta = all.archs[i];
+        all.ids[i] = all.ids[j];
+        all.values[i] = all.values[j];
+        all.archs[i] = all.archs[j];
+        all.ids[j] = tid;
+        all.values[j] = tv;
+        all.archs[j] = ta;
+    }
+    ASSERT_EQ(got.n, 12);
+    int same_seed_other = 1;
+    for (int i = 0; i < 12; i++) {
+        ASSERT_EQ(got.ids[i], all.ids[i]);
+        ASSERT(got.values[i] == all.values[i]);
+        ASSERT(memcmp(got.archs[i].ops, all.archs[i].ops, 6) == 0);
+        same_seed_other &= again.ids[i] == got.ids[i];
+    }
+    ASSERT(!same_seed_other);
+    ASSERT_EQ(big.n, 0);
+    ASSERT_EQ(n_big, 60);
+    ASSERT_EQ(bad.n, 50);
+    ASSERT_EQ(n_bad, 60);
+    for (int i = 0; i < bad.n; i++)
+        ASSERT(bad.values[i] < 99.0);
+    for (int i = 1; i < bad.n; i++)
+        for (int j = 0; j < i; j++)
+            ASSERT(bad.ids[i] != bad.ids[j]);
+    ctnas_dataset_destroy(&all);
+    ctnas_dataset_destroy(&got);
+    ctnas_dataset_destroy(&again);
+    ctnas_dataset_destroy(&big);
+    ctnas_dataset_destroy(&bad);
 }
 
 /* Deleting: a measurement (the mean follows), a whole architecture (its
@@ -1516,6 +1613,7 @@ int main(void)
     TEST_RUN(test_job_labels);
     TEST_RUN(test_job_keys);
     TEST_RUN(test_job_purge_ended);
+    TEST_RUN(test_dataset_sample);
     TEST_RUN(test_delete);
     TEST_RUN(test_checkpoint_dropped);
     TEST_RUN(test_list_id_pages);
