@@ -539,7 +539,11 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
         MHD_OPTION_CONNECTION_LIMIT, sockets,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: 1 would set
+         * SO_REUSEPORT, and a second daemon started on the same port by
+         * mistake would then share its connections, silently.  MHD's
+         * default, SO_REUSEADDR, already lets a restart bind at once
+         * over the last run's TIME_WAIT sockets. */
         MHD_OPTION_END);
     if (h->mhd == NULL) {
         ctnas_free(h);

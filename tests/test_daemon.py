@@ -81,6 +81,29 @@ def second_daemon_on_the_same_database_refuses():
 
 
 @test
+def second_daemon_on_the_same_port_refuses():
+    a = Daemon()
+    try:
+        # A connection served and closed by the daemon leaves TIME_WAIT
+        # sockets on its port, which a restart must bind over.
+        check_eq(a.get("/v1/health")[0], 200, "first daemon up")
+        w = workdir()
+        st, _, err = run_ctnasd("--port", str(a.port), "--db",
+                                os.path.join(w, "other.db"), timeout=30)
+        check(st != 0, "second daemon on the port exits non-zero")
+        check("cannot listen" in err and str(a.port) in err,
+              "says so, naming the port: %r" % err)
+        check_eq(a.get("/v1/health")[0], 200, "first daemon unaffected")
+    finally:
+        check_eq(a.stop(), 0, "first daemon stops cleanly")
+    b = Daemon(db=a.db, args=["--port", str(a.port)])
+    try:
+        check_eq(b.port, a.port, "restart binds the same port at once")
+        check_eq(b.get("/v1/health")[0], 200, "and serves")
+    finally:
+        b.stop()
+
+@test
 def newer_schema_is_refused_and_older_upgraded():
     w = workdir()
     db = os.path.join(w, "future.db")
