@@ -280,14 +280,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
             const char *ct = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-            if (!is_json_type(ct)) {
+            const char *cl = MHD_lookup_connection_value(
+                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            /* A POST without a body (curl -X POST) has no type to give;
+             * the handler says whether it needs one. */
+            int no_body = (cl == NULL || strcmp(cl, "0") == 0) &&
+                          MHD_lookup_connection_value(
+                              conn, MHD_HEADER_KIND,
+                              MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+            if (!(ct == NULL && no_body) && !is_json_type(ct)) {
                 ctnas_err_set(&err, CTNAS_EMEDIA, "Content-Type",
                               "request body must be application/json, not "
                               "%s", ct ? ct : "unspecified");
                 return send_error(conn, cs, &err, NULL);
             }
-            const char *cl = MHD_lookup_connection_value(
-                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl && strtoull(cl, NULL, 10) > h->app->conf->max_body) {
                 ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
                               "request body of %s bytes is over the limit "

@@ -377,6 +377,9 @@ def non_json_body_is_415_and_malformed_is_400():
                                    "application/x-www-form-urlencoded"}),
                 415, "unsupported_media_type")
     check_error(d.request("POST", "/v1/architectures", raw=b"{}"), 415)
+    # No body and so no type (curl -X POST): the route says what it needs.
+    check_error(d.request("POST", "/v1/architectures"), 400,
+                "invalid_argument", "body")
     check_error(d.request("POST", "/v1/architectures", raw=b'{"items": [',
                           headers={"Content-Type": "application/json"}),
                 400, "invalid_argument", "body")
