@@ -208,3 +208,36 @@ int ctnas_api_search_cancel(struct ctnas_req *req, json_t **out,
     json_decref(row);
     return ctnas_api_job_cancel(req, out, err);
 }
+
+int ctnas_api_search_continue(struct ctnas_req *req, json_t **out,
+                              struct ctnas_err *err)
+{
+    struct ctnas_store *st;
+    int64_t id;
+    json_t *row;
+    if (req->body != NULL &&
+        (!json_is_object(req->body) || json_object_size(req->body) > 0)) {
+        const char *key = json_is_object(req->body)
+                              ? json_object_iter_key(
+                                    json_object_iter(req->body))
+                              : "";
+        return ctnas_err_set(err, CTNAS_EINVAL, key,
+                             "continue takes no parameters: send no body, "
+                             "or {}");
+    }
+    int rc = get_search(req, &st, &id, &row, err);
+    if (rc < 0)
+        return rc;
+    rc = ctnas_store_search_continue(st, id, err);
+    if (rc == CTNAS_ECONFLICT)
+        ctnas_err_set(err, rc, "id", "search %lld is %s: only a waiting "
+                      "search can be told to go on", (long long)id,
+                      json_string_value(json_object_get(row, "state")));
+    json_decref(row);
+    if (rc < 0)
+        return rc;
+    /* The search as GET shows it: it goes on at its next tick (within a
+     * quarter of a second), so it still says waiting. */
+    rc = ctnas_api_search_get(req, out, err);
+    return rc == 200 ? 202 : rc;
+}

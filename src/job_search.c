@@ -93,7 +93,9 @@ struct search_job {
     struct ctnas_dataset set;          /* the labelled set */
     /* The search (pool thread during work, loop thread otherwise). */
     struct ctnas_search *s;
-    /* Labels that arrived while waiting: tick -> work. */
+    /* The next round is due (tick -> work), with the labels that
+     * arrived while waiting (n_new may be 0: told to go on without). */
+    int go;
     int n_new;
     struct ctnas_arch *new_archs;
     double *new_values;
@@ -185,10 +187,12 @@ static int search_work(struct ctnas_job *job)
         ctnas_nac_free(j->nac);
         j->nac = NULL;
     }
-    if (j->n_new > 0) {
-        /* Measurements of the last round's suggestions: learn from every
-         * label, then search again. */
-        if ((rc = ctnas_search_add_labels(j->s, j->new_archs, j->new_values,
+    if (j->go) {
+        /* Measurements of the last round's suggestions (maybe none, if
+         * told to go on without): learn from every label, then search
+         * again. */
+        if (j->n_new > 0 &&
+            (rc = ctnas_search_add_labels(j->s, j->new_archs, j->new_values,
                                           j->n_new)) < 0)
             return rc;
         j->tc.model.n_types = j->space->n_node_types;
@@ -197,6 +201,7 @@ static int search_work(struct ctnas_job *job)
             return rc;
         if ((rc = ctnas_search_next_round(j->s)) < 0)
             return rc;
+        j->go = 0;
         ctnas_free(j->new_archs);
         ctnas_free(j->new_values);
         j->new_archs = NULL;
@@ -256,10 +261,14 @@ static json_t *progress_json(struct search_job *j)
         "baseline_updates", p.baseline_updates);
     if (o != NULL && j->s != NULL) {
         const struct ctnas_arch *b = ctnas_search_baseline(j->s);
+        const struct ctnas_arch *la;
+        const double *lv;
         struct ctnas_search_entry e[PROGRESS_SUGGEST];
         int n_best = ctnas_search_best(j->s, PROGRESS_TOP, e);
         int bad = json_object_set_new(o, "baseline",
                                       b ? j->space->to_json(b) : json_null());
+        bad |= json_object_set_new(
+            o, "labels", json_integer(ctnas_search_labels(j->s, &la, &lv)));
         bad |= json_object_set_new(o, "best",
                                    entries_json(j->space, e, n_best));
         int n_sug = ctnas_search_suggest(j->s, PROGRESS_SUGGEST, e);
@@ -504,36 +513,49 @@ static int search_tick(struct ctnas_job *job)
         }
         return 0;
     }
-    if (!job->parked || j->s == NULL || j->n_new > 0)
+    if (!job->parked || j->s == NULL || j->go)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
     int n = ctnas_search_suggest(j->s, j->suggestions, e);
     struct ctnas_arch *archs =
         ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
     double *values = ctnas_malloc((size_t)(n ? n : 1) * sizeof *values);
-    int got = 0;
-    for (int i = 0; archs && values && i < n; i++) {
+    int got = 0, failed = archs == NULL || values == NULL;
+    for (int i = 0; !failed && i < n; i++) {
         char hash[CTNAS_HASH_LEN];
         int found = 0;
         int64_t id, rank;
         double v;
         j->space->hash(&e[i].arch, hash);
-        if (ctnas_store_arch_standing(st, j->space->name, hash, j->dataset,
-                                      j->metric, &found, &id, &v, &rank,
-                                      &err) < 0 ||
-            !found)
-            break;
-        archs[got] = e[i].arch;
-        values[got++] = v;
+        failed = ctnas_store_arch_standing(st, j->space->name, hash,
+                                           j->dataset, j->metric, &found,
+                                           &id, &v, &rank, &err) < 0;
+        if (!failed && found) {
+            archs[got] = e[i].arch;
+            values[got++] = v;
+        }
     }
-    if (got < n || n == 0) {
+    /* All measured (none to wait for, too, when every cell of the space
+     * is labelled), or told to go on after this round. */
+    struct ctnas_search_progress p;
+    ctnas_search_progress_get(j->s, &p);
+    int told = 0;
+    if (!failed && got < n &&
+        ctnas_store_search_continue_round(st, job->id, &told, &err) < 0)
+        failed = 1;
+    if (failed || (got < n && told != p.round)) {
         ctnas_free(archs);
         ctnas_free(values);
-        return 0;
+        return 0; /* a store error: the next tick tries again */
     }
+    if (got < n)
+        ctnas_log_info("search %lld: round %d goes on, as told, with %d "
+                       "of %d suggestions measured", (long long)job->id,
+                       p.round, got, n);
     j->new_archs = archs;
     j->new_values = values;
     j->n_new = got;
+    j->go = 1;
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
     return 1;
 }

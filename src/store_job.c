@@ -249,6 +249,41 @@ int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
     return 0;
 }
 
+int ctnas_store_search_continue(struct ctnas_store *st, int64_t id,
+                                struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    /* A waiting row's progress is the round that ended: the search
+     * writes it before it says waiting. */
+    int rc = prep(st, &s, "UPDATE jobs SET continue_round = "
+                  "json_extract(progress, '$.round') WHERE id = ? AND kind "
+                  "= 'search' AND state = 'waiting'", "continue a search",
+                  err, "i", id);
+    if (rc < 0 || (rc = exec_done(st, s, "continue a search", err)) < 0)
+        return rc;
+    if (sqlite3_changes(st->db) > 0)
+        return 0;
+    return ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                         "job %lld is not a waiting search", (long long)id);
+}
+
+int ctnas_store_search_continue_round(struct ctnas_store *st, int64_t id,
+                                      int *round, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "SELECT coalesce(continue_round, 0) FROM jobs "
+                  "WHERE id = ?", "read a search's continue", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    *round = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+             ? 0
+             : ctnas__store_fail(st, rc, "read a search's continue", err);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
                                struct ctnas_err *err)
 {

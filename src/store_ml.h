@@ -53,6 +53,15 @@ int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
  * *n says how many went. */
 int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
                                 int limit, int *n, struct ctnas_err *err);
+/* Tell waiting search id to go on without the measurements it still
+ * waits for: the round it waits after is recorded (sql/009).
+ * CTNAS_ECONFLICT (field "id") when job id is not a waiting search. */
+int ctnas_store_search_continue(struct ctnas_store *st, int64_t id,
+                                struct ctnas_err *err);
+/* *round: the round search id was last told to go on after, 0 when
+ * never. */
+int ctnas_store_search_continue_round(struct ctnas_store *st, int64_t id,
+                                      int *round, struct ctnas_err *err);
 /* Job id lets go of its key (a submit refused after the insert), so a
  * retry with it makes a new job. */
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,

@@ -272,6 +272,58 @@ def ask_tell_rounds_wait_for_measurements():
 
 
 @test
+def a_waiting_search_goes_on_when_told():
+    # A suggestion the client cannot measure (its training failed) must
+    # not hold the search for ever: POST .../continue goes on with what
+    # was uploaded, and is kept through a crash.
+    d, c = daemon_on_copy("cont.db")
+    _, _, job = d.post("/v1/searches", dict(SEARCH, steps=100, rounds=3,
+                                            suggestions=3))
+    sid = job["id"]
+    j = wait(d, sid, states=("waiting", "failed"))
+    check_eq(j["state"], "waiting", "round 1 done")
+    labels = j["progress"]["labels"]
+    check_eq(labels, j["params"]["n_labels"], "labelled set shown")
+    _, _, sug = d.get("/v1/searches/%d/suggestions?n=3" % sid)
+    one = sug["items"][0]["arch"]
+    d.post("/v1/architectures", {"items": [
+        {"space": "nasbench201", "arch": one, "measurements": [
+            {"dataset": "syn", "metric": "acc", "value": acc_of(one)}]}]})
+    time.sleep(0.6)
+    check_eq(d.get("/v1/searches/%d" % sid)[2]["state"], "waiting",
+             "one of three measured: still waiting")
+    check_error(d.post("/v1/searches/999999/continue", {}), 404,
+                "not_found", "id")
+    check_error(d.post("/v1/searches/%d/continue" % sid, {"now": True}),
+                400, "invalid_argument", "now")
+    st, _, row = d.post("/v1/searches/%d/continue" % sid, {})
+    check_eq((st, row["id"]), (202, sid), "told to go on")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        j = d.get("/v1/searches/%d" % sid)[2]
+        if j["state"] != "running" and j["progress"]["round"] == 2 or \
+                j["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
+             "round 2 ran (%r)" % j.get("error"))
+    check_eq(j["progress"]["labels"], labels + 1, "with the one measured")
+    # Told again (no body this time), then killed before or after the
+    # job saw it: the restarted daemon goes on all the same.
+    st, _, _ = d.request("POST", "/v1/searches/%d/continue" % sid)
+    check_eq(st, 202, "told after round 2")
+    d.stop(signal.SIGKILL)
+    d = Daemon(db=c)
+    j = wait(d, sid, timeout=60)
+    check_eq((j["state"], j["progress"]["round"]), ("succeeded", 3),
+             "round 3 ran after the restart (%r)" % j.get("error"))
+    check_eq(j["progress"]["labels"], labels + 1, "nothing new measured")
+    e = check_error(d.post("/v1/searches/%d/continue" % sid, {}), 409,
+                    "conflict", "id")
+    check("succeeded" in e["message"], "says why: %r" % e["message"])
+    check_eq(d.stop(), 0, "stop")
+
+@test
 def a_waiting_search_resumes_after_its_cells_are_deleted():
     # Its checkpoint holds its labelled set: deleting measured cells from
     # the catalogue and restarting must not fail it.
