@@ -546,7 +546,7 @@ static int search_tick(struct ctnas_job *job)
     if (failed || (got < n && told != p.round)) {
         ctnas_free(archs);
         ctnas_free(values);
-        return 0; /* a store error: the next tick tries again */
+        return 0; /* not yet, or a store error: the next tick looks */
     }
     if (got < n)
         ctnas_log_info("search %lld: round %d goes on, as told, with %d "
