@@ -16,9 +16,11 @@
 
 #include "api.h"
 
-/* Jobs deleted per transaction: a sweep holds the write lock for a
- * moment at a time. */
+/* Jobs deleted per transaction at most, and the time a transaction
+ * aims to hold the write lock: a sweep takes it for a moment at a time,
+ * and leaves it free as long between (retention.c). */
 #define CTNAS_RETENTION_BATCH 100
+#define CTNAS_RETENTION_HOLD_S 0.01
 
 /* Seconds between sweeps for a retention of seconds (> 0). */
 double ctnas_retention_interval(long long seconds);
