@@ -7,7 +7,9 @@
 
 #include <string.h>
 
+#include "conf.h"
 #include "jsonv.h"
+#include "runner.h"
 #include "space.h"
 
 static void store_key_free(void *p)
@@ -62,12 +64,18 @@ int ctnas_api_health(struct ctnas_req *req, json_t **out,
     struct ctnas_err derr = {0};
     int db_ok = ctnas_app_store(req->app, &st, &derr) == 0 &&
                 ctnas_store_ping(st, &derr) == 0;
-    *out = json_pack("{s:s, s:s, s:f, s:{s:b, s:i, s:s*}}", "status",
+    const struct ctnas_app *app = req->app;
+    /* Jobs: a client about to submit can see whether it would get 429. */
+    int active = app->runner ? ctnas_runner_active(app->runner) : 0;
+    *out = json_pack("{s:s, s:s, s:f, s:{s:b, s:i, s:s*}, "
+                     "s:{s:i, s:i, s:I}}", "status",
                      db_ok ? "ok" : "degraded", "version", CTNAS_VERSION,
-                     "uptime_seconds", ctnas_now_seconds() - req->app->started,
+                     "uptime_seconds", ctnas_now_seconds() - app->started,
                      "database", "ok", db_ok, "schema_version",
                      db_ok ? ctnas_store_schema_version(st) : 0, "error",
-                     db_ok ? NULL : derr.msg);
+                     db_ok ? NULL : derr.msg, "jobs", "active", active,
+                     "limit", app->conf->max_jobs, "retention_seconds",
+                     (json_int_t)app->conf->job_retention);
     /* Degraded health is still an answer; 503 tells load balancers. */
     return db_ok ? 200 : 503;
 }

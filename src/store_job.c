@@ -237,8 +237,8 @@ int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
                                 int limit, int *n, struct ctnas_err *err)
 {
     sqlite3_stmt *s;
-    /* In batches of limit: each holds the write lock for a moment
-     * only, so requests that write wait little behind a large sweep. */
+    /* One transaction of at most limit jobs: the caller sizes it to
+     * hold the write lock briefly (retention.c). */
     int rc = prep(st, &s, "DELETE FROM jobs WHERE id IN (SELECT id FROM "
                   "jobs WHERE state IN ('succeeded', 'failed', 'cancelled') "
                   "AND finished_at < ?1 ORDER BY id LIMIT ?2)",

@@ -39,6 +39,8 @@ def health_reports_version_and_database():
     check(re.match(r"^\d+\.\d+\.\d+", doc["version"]), "version")
     check_eq(doc["database"]["ok"], True, "database ok")
     check(doc["database"]["schema_version"] >= 1, "schema version")
+    check_eq(doc["jobs"], {"active": 0, "limit": 4, "retention_seconds": 0},
+             "no jobs; the default limit and retention")
 
 
 @test

@@ -304,6 +304,8 @@ def too_many_jobs_is_429():
                                              "dataset": "synth"}), 429,
                     "limit_reached")
     check("--max-jobs" in e["message"], "names the limit: %r" % e["message"])
+    jobs = d.get("/v1/health")[2]["jobs"]
+    check_eq((jobs["active"], jobs["limit"]), (2, 2), "health shows it")
     for j in (a, b):
         d.request("DELETE", "/v1/jobs/%d" % j["id"])
     for j in (a, b):
@@ -500,6 +502,8 @@ def job_retention_deletes_ended_jobs_after_their_time():
         cancelled = wait_job(d, running["id"])
         check_eq(cancelled["state"], "cancelled", "cancelled")
         check("job retention: deleted 1 job " in d.stderr(), "logged")
+        check_eq(d.get("/v1/health")[2]["jobs"]["retention_seconds"], 2,
+                 "health shows the retention")
     finally:
         d.stop()
     # The first sweep runs at start-up: a job that ended over the
