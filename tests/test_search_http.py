@@ -2,6 +2,7 @@
 rounds, cancel, determinism, and resuming after kill -9 with the same
 result as an uninterrupted run.  Synthetic NAS-Bench-201 data made here:
 accuracy grows with the convolutions of a cell."""
+import itertools
 import json
 import shutil
 import signal
@@ -321,6 +322,28 @@ def a_waiting_search_goes_on_when_told():
     e = check_error(d.post("/v1/searches/%d/continue" % sid, {}), 409,
                     "conflict", "id")
     check("succeeded" in e["message"], "says why: %r" % e["message"])
+    check_eq(d.stop(), 0, "stop")
+
+@test
+def a_round_with_nothing_to_measure_goes_on():
+    # Every cell of the space measured: no suggestion is left to wait
+    # for, so the search must not wait at all.
+    d, _ = daemon_on_copy("all.db")
+    items = [{"space": "nasbench201", "arch": nb201_cell(ops),
+              "measurements": [{"dataset": "syn", "metric": "acc",
+                                "value": acc_of(nb201_cell(ops))}]}
+             for ops in itertools.product(NB201_OPS, repeat=6)]
+    for i in range(0, len(items), 5000):
+        st, _, _ = d.post("/v1/architectures", {"items": items[i:i + 5000]})
+        check_eq(st, 201, "upload")
+    _, _, job = d.post("/v1/searches", dict(
+        SEARCH, steps=20, rounds=2, explore_every=10, update_every=10,
+        polish=0, train={"epochs": 1}))
+    j = wait(d, job["id"], states=("succeeded", "failed", "cancelled"),
+             timeout=120)
+    check_eq((j["state"], j["progress"]["round"]), ("succeeded", 2),
+             "both rounds ran (%r)" % j.get("error"))
+    check_eq(j["progress"]["labels"], 5 ** 6, "the whole space labelled")
     check_eq(d.stop(), 0, "stop")
 
 @test
