@@ -64,7 +64,9 @@ static void on_after_work(uv_work_t *w, int status)
     if (next == CTNAS_JOB_REQUEUE || next == CTNAS_JOB_PARK) {
         job->next = r->active;
         r->active = job;
-        job->parked = next == CTNAS_JOB_PARK;
+        /* Once stopping, no tick would wake a parked job: queue it
+         * again, and on_work answers CTNAS_ECANCELED (it is flagged). */
+        job->parked = next == CTNAS_JOB_PARK && !r->stopping;
         if (!job->parked) {
             job->work.data = job;
             uv_queue_work(r->loop, &job->work, on_work, on_after_work);

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #include "arch_json.h"
@@ -324,6 +325,48 @@ static void runner_shutdown_keeps_a_cancel(void)
     ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* A job whose slice ends normally while the runner stops (it saw the
+ * flag too late to return ECANCELED) and whose done asks to park must
+ * not be left parked: nothing would wake it, and it would never be
+ * freed.  It is queued again, and ends cancelled. */
+static int park_work(struct ctnas_job *job)
+{
+    struct rjob *j = job->data;
+    j->ran++;
+    while (!atomic_load(&job->cancel))
+        sched_yield();
+    return 0;
+}
+
+static int park_done(struct ctnas_job *job, int status)
+{
+    struct rjob *j = job->data;
+    j->done_status = status;
+    j->follow_rc++; /* done calls */
+    return status == CTNAS_ECANCELED ? CTNAS_JOB_FINISHED : CTNAS_JOB_PARK;
+}
+
+static void runner_shutdown_ends_a_job_that_parks(void)
+{
+    static const struct ctnas_job_ops park_ops = {park_work, NULL,
+                                                  park_done};
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct ctnas_runner *r;
+    ASSERT_EQ(ctnas_runner_new(&loop, 4, &r), 0);
+    struct rjob a;
+    rjob_init(&a, 1, 1);
+    a.job.ops = &park_ops;
+    ASSERT_EQ(ctnas_runner_submit(r, &a.job), 0);
+    while (!atomic_load(&a.job.started))
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ctnas_runner_free(r);
+    ASSERT_EQ(a.ran, 1);
+    ASSERT_EQ(a.follow_rc, 2);
+    ASSERT_EQ(a.done_status, CTNAS_ECANCELED);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     TEST_RUN(err_table_maps_codes);
@@ -334,5 +377,6 @@ int main(void)
     TEST_RUN(item_shape_round_trips);
     TEST_RUN(runner_counts_only_client_jobs);
     TEST_RUN(runner_shutdown_keeps_a_cancel);
+    TEST_RUN(runner_shutdown_ends_a_job_that_parks);
     return test_done();
 }
