@@ -52,13 +52,15 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
                              const char *dataset, const char *metric,
                              const int64_t *want, size_t n_want,
                              struct ctnas_err *err);
-/* A seeded random k of what ctnas_dataset_from_store reads (k >= 1), in
- * the order of a partial Fisher-Yates shuffle of that list by seed; only
- * the k chosen rows are parsed, so a small sample of a large catalogue
- * costs little.  *n_all is the number of measured rows (of those that
- * parse, when a drawn one does not: the draw is then made again among
- * them): when k exceeds it, ds is left empty and the caller says so.  Errors as
- * ctnas_dataset_from_store. */
+/* A seeded random k of the measured rows (k >= 1): the first k of a
+ * partial Fisher-Yates shuffle by seed of their ids in id order, and only
+ * those k rows are parsed, so a small sample of a large catalogue costs
+ * little.  When every row parses (rows this build cannot read come only
+ * from another build) that is the draw from what ctnas_dataset_from_store
+ * reads; when a drawn row does not parse, the draw is made again among
+ * the rows that do, which are then all parsed.  *n_all is the number of
+ * rows drawn from: when k exceeds it, ds is left empty and the caller
+ * says so.  Errors as ctnas_dataset_from_store. */
 int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
                                struct ctnas_store *st,
                                const struct ctnas_space *sp,

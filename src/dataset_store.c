@@ -243,3 +243,5 @@ int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
     ctnas_free(ids);
     return rc;
 }
+
+#undef SWAP

@@ -602,7 +602,8 @@ static int add_nb201(struct ctnas_store *st, int i, double value,
  * Fisher-Yates shuffle of the whole set in id order (what a training
  * job drew before the sample read only its own rows), values and cells
  * with it; too large a k leaves it empty with the count; rows that do
- * not parse are never drawn. */
+ * not parse are never drawn: one not drawn leaves the draw over all the
+ * ids, one drawn makes it again over the rows that parse. */
 static void test_dataset_sample(void)
 {
     WITH_STORE(st, t);
@@ -620,8 +621,15 @@ static void test_dataset_sample(void)
                                     "acc", 12, 43, &n_all, &err);
     r |= ctnas_dataset_sample_store(&big, st, &ctnas_space_nb201, "c10",
                                     "acc", 61, 42, &n_big, &err);
-    /* Rows this build cannot parse (as after a downgrade). */
+    /* One row this build cannot parse (as after a downgrade), id 61. */
     struct ctnas_measurement m = meas("c10", "acc", 99.0, 0, "t");
+    struct ctnas_dataset one_bad;
+    int n_one = -1;
+    r |= add_arch(st, "nasbench201", 999, &id);
+    r |= ctnas_store_meas_add(st, id, &m, NULL, NULL);
+    int64_t bad_id = id;
+    r |= ctnas_dataset_sample_store(&one_bad, st, &ctnas_space_nb201, "c10",
+                                    "acc", 5, 1, &n_one, &err);
     for (int i = 0; i < 30; i++) {
         r |= add_arch(st, "nasbench201", 1000 + i, &id);
         r |= ctnas_store_meas_add(st, id, &m, NULL, NULL);
@@ -633,6 +641,8 @@ static void test_dataset_sample(void)
     ASSERT_EQ(r, 0);
     ASSERT_EQ(all.n, 60);
     ASSERT_EQ(n_all, 60);
+    int64_t all_ids[60];
+    memcpy(all_ids, all.ids, sizeof all_ids);
     /* The expected draw, on the whole set. */
     struct ctnas_rng rng;
     ctnas_rng_seed(&rng, 42 ^ 0x5eed5eedULL);
@@ -659,6 +669,22 @@ static void test_dataset_sample(void)
     ASSERT(!same_seed_other);
     ASSERT_EQ(big.n, 0);
     ASSERT_EQ(n_big, 60);
+    /* Seed 1 draws 5 of the 61 ids without the bad one: the draw over
+     * all 61, parsed rows only. */
+    ASSERT_EQ(n_one, 61);
+    ASSERT_EQ(one_bad.n, 5);
+    ctnas_rng_seed(&rng, 1 ^ 0x5eed5eedULL);
+    int64_t ids61[61];
+    for (int i = 0; i < 61; i++)
+        ids61[i] = i < 60 ? all_ids[i] : bad_id;
+    for (int i = 0; i < 5; i++) {
+        int j = i + (int)ctnas_rng_below(&rng, (uint32_t)(61 - i));
+        int64_t tmp = ids61[i];
+        ids61[i] = ids61[j];
+        ids61[j] = tmp;
+        ASSERT_EQ(one_bad.ids[i], ids61[i]);
+        ASSERT(one_bad.ids[i] != bad_id);
+    }
     ASSERT_EQ(bad.n, 50);
     ASSERT_EQ(n_bad, 60);
     for (int i = 0; i < bad.n; i++)
@@ -671,6 +697,7 @@ static void test_dataset_sample(void)
     ctnas_dataset_destroy(&again);
     ctnas_dataset_destroy(&big);
     ctnas_dataset_destroy(&bad);
+    ctnas_dataset_destroy(&one_bad);
 }
 
 /* Deleting: a measurement (the mean follows), a whole architecture (its
