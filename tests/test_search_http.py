@@ -309,11 +309,20 @@ def a_waiting_search_goes_on_when_told():
     check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
              "round 2 ran (%r)" % j.get("error"))
     check_eq(j["progress"]["labels"], labels + 1, "with the one measured")
-    # Told again (no body this time), then killed before or after the
-    # job saw it: the restarted daemon goes on all the same.
+    time.sleep(0.6)
+    _, _, j = d.get("/v1/searches/%d" % sid)
+    check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
+             "the request made after round 1 does not push round 2 on")
+    # Told again (no body this time), then killed at once: the job looks
+    # every quarter second, so it has almost always not seen the request,
+    # which the restarted daemon must then read from the database.
     st, _, _ = d.request("POST", "/v1/searches/%d/continue" % sid)
     check_eq(st, 202, "told after round 2")
     d.stop(signal.SIGKILL)
+    with sqlite3.connect(c) as q:
+        told = q.execute("SELECT continue_round FROM jobs WHERE id = ?",
+                         (sid,)).fetchone()[0]
+    check_eq(told, 2, "stored with its round before the answer")
     d = Daemon(db=c)
     j = wait(d, sid, timeout=60)
     check_eq((j["state"], j["progress"]["round"]), ("succeeded", 3),
