@@ -26,7 +26,8 @@ struct retention {
     struct ctnas_err err;      /* of the last sweep */
 };
 
-double ctnas_retention_interval(long long seconds)
+/* Seconds between sweeps for a retention of seconds (> 0). */
+static double interval_for(long long seconds)
 {
     double t = (double)seconds / 10;
     return t < 1 ? 1 : t > 3600 ? 3600 : t;
@@ -125,7 +126,7 @@ int ctnas_retention_start(struct ctnas_app *app, struct ctnas_err *err)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     r->db = app->conf->db;
     r->keep = keep;
-    r->interval = ctnas_retention_interval(keep);
+    r->interval = interval_for(keep);
     r->job.ops = &retention_ops;
     r->job.data = r;
     r->job.uncounted = 1;

@@ -22,9 +22,6 @@
 #define CTNAS_RETENTION_BATCH 100
 #define CTNAS_RETENTION_HOLD_S 0.01
 
-/* Seconds between sweeps for a retention of seconds (> 0). */
-double ctnas_retention_interval(long long seconds);
-
 /* Start the sweeps on app's runner when app->conf->job_retention > 0
  * (else do nothing): 0, or a code with err set.  They stop with the
  * runner. */

@@ -16,7 +16,8 @@
  * (CTNAS_JOB_REQUEUE), after writing a checkpoint say, or to park the job
  * (CTNAS_JOB_PARK) until its tick, which keeps running on the loop
  * thread, asks for it back (a search waiting for measurements).  A parked
- * job still counts against max_active.
+ * job still counts against max_active.  Once the runner stops, a job
+ * that asks to park is queued again instead, and ends cancelled.
  */
 #ifndef CTNAS_RUNNER_H
 #define CTNAS_RUNNER_H
