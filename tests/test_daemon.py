@@ -103,6 +103,7 @@ def second_daemon_on_the_same_port_refuses():
     finally:
         b.stop()
 
+
 @test
 def newer_schema_is_refused_and_older_upgraded():
     w = workdir()
