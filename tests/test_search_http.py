@@ -355,6 +355,7 @@ def a_round_with_nothing_to_measure_goes_on():
     check_eq(j["progress"]["labels"], 5 ** 6, "the whole space labelled")
     check_eq(d.stop(), 0, "stop")
 
+
 @test
 def a_waiting_search_resumes_after_its_cells_are_deleted():
     # Its checkpoint holds its labelled set: deleting measured cells from
