@@ -303,6 +303,76 @@ static void test_nb101_roundtrip(void)
     ASSERT_EQ(NB101->encode(&a, buf, 78), 77);
 }
 
+/* parse_string reads the text the store holds without a JSON tree
+ * (nb101_scan_canonical) and anything else through jansson: both must
+ * agree, on the canonical text of raw specs (unpruned, some with a
+ * cycle) and on every one-character deletion, substitution or
+ * addition at the end of it (the object form through parse_json takes
+ * the JSON path only). */
+static int same_as_json_path(const char *text)
+{
+    struct ctnas_arch fast, slow;
+    struct ctnas_err e1, e2;
+    ctnas_err_clear(&e1);
+    ctnas_err_clear(&e2);
+    memset(&fast, 0, sizeof fast);
+    memset(&slow, 0, sizeof slow);
+    int r1 = NB101->parse_string(text, &fast, &e1);
+    json_t *j = json_loads(text, 0, NULL);
+    int r2 = j && json_is_object(j) ? NB101->parse_json(j, &slow, &e2)
+                                    : CTNAS_EINVAL;
+    json_decref(j);
+    if (r1 != r2)
+        return 0;
+    if (r1 == 0)
+        return memcmp(&fast, &slow, sizeof fast) == 0;
+    return !j || strcmp(e1.msg, e2.msg) == 0;
+}
+
+static void test_nb101_canonical_text(void)
+{
+    static const char subs[] = "01,[]\"x ";
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 11);
+    int fast_ok = 0;
+    for (int it = 0; it < 150; it++) {
+        struct ctnas_arch raw;
+        memset(&raw, 0, sizeof raw);
+        raw.n = 2 + (int)ctnas_rng_below(&rng, 6);
+        for (int i = 0; i < raw.n; i++)
+            for (int j = i + 1; j < raw.n; j++)
+                raw.adj[i][j] = ctnas_rng_below(&rng, 3) == 0;
+        raw.adj[0][raw.n - 1] |= it % 3 == 0;
+        if (it % 10 == 0)
+            raw.adj[raw.n - 1][0] = 1; /* a cycle */
+        raw.ops[0] = 0;                /* input */
+        raw.ops[raw.n - 1] = 1;        /* output */
+        for (int i = 1; i < raw.n - 1; i++)
+            raw.ops[i] = (uint8_t)(2 + ctnas_rng_below(&rng, 3));
+        char text[CTNAS_ENCODING_MAX], mut[CTNAS_ENCODING_MAX + 2];
+        int len = NB101->encode(&raw, text, sizeof text);
+        ASSERT(len > 0);
+        ASSERT(same_as_json_path(text));
+        for (const char *c = " x}]"; *c; c++) {
+            snprintf(mut, sizeof mut, "%s%c", text, *c);
+            ASSERT_MSG(same_as_json_path(mut), "%s", mut);
+        }
+        struct ctnas_arch a;
+        fast_ok += NB101->parse_string(text, &a, NULL) == 0;
+        for (int k = 0; k < len; k++) {
+            memcpy(mut, text, (size_t)k);
+            memcpy(mut + k, text + k + 1, (size_t)(len - k));
+            ASSERT_MSG(same_as_json_path(mut), "deleted %d: %s", k, mut);
+            for (const char *c = subs; *c; c++) {
+                memcpy(mut, text, (size_t)len + 1);
+                mut[k] = *c;
+                ASSERT_MSG(same_as_json_path(mut), "%s", mut);
+            }
+        }
+    }
+    ASSERT(fast_ok > 50); /* most raw specs are valid cells */
+}
+
 static void test_nb101_prune(void)
 {
     struct ctnas_arch a, b;
@@ -1014,6 +1084,7 @@ int main(void)
     TEST_RUN(test_nb101_valid);
     TEST_RUN(test_nb101_invalid);
     TEST_RUN(test_nb101_roundtrip);
+    TEST_RUN(test_nb101_canonical_text);
     TEST_RUN(test_nb101_prune);
     TEST_RUN(test_nb101_fingerprint_property);
     if (test_shared_data("nb101_val.jsonl", path, sizeof path) != NULL)
