@@ -298,7 +298,8 @@ struct arch_ctx {
 };
 
 /* encode -> parse_string -> to_json -> dump -> load -> parse_json, for
- * NB101 (JSON text, parsed with jansson) and NB201 cells. */
+ * NB101 (JSON text: encode's own read by its scanner, any other by
+ * jansson) and NB201 cells. */
 static int sc_arch(void *vctx, int record)
 {
     struct arch_ctx *c = vctx;
@@ -313,6 +314,17 @@ static int sc_arch(void *vctx, int record)
         int rc = sp->parse_string(buf, &a, &err);
         if (rc != 0)
             return rc;
+        if (sp == &ctnas_space_nb101) {
+            /* A trailing space: not encode's text, so jansson reads it. */
+            struct ctnas_arch a2;
+            size_t len = strlen(buf);
+            buf[len] = ' ';
+            buf[len + 1] = '\0';
+            if ((rc = sp->parse_string(buf, &a2, &err)) != 0)
+                return rc;
+            if (memcmp(&a, &a2, sizeof a) != 0)
+                return WRONG;
+        }
         json_t *j = sp->to_json(&a);
         if (j == NULL)
             return CTNAS_ENOMEM;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "md5.h"
+#include "mem.h"
 #include "test.h"
 
 #define NB101 (&ctnas_space_nb101)
@@ -329,8 +330,32 @@ static int same_as_json_path(const char *text)
     return !j || strcmp(e1.msg, e2.msg) == 0;
 }
 
+static void *no_malloc(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+
+static void *no_calloc(size_t k, size_t n)
+{
+    (void)k;
+    (void)n;
+    return NULL;
+}
+
+static void *no_realloc(void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    return NULL;
+}
+
 static void test_nb101_canonical_text(void)
 {
+    /* With every allocation failing only the scanner can read a text:
+     * encode's own must never reach jansson. */
+    static const struct ctnas_mem_funcs none = {no_malloc, no_calloc,
+                                                no_realloc, free};
     static const char subs[] = "01,[]\"x ";
     struct ctnas_rng rng;
     ctnas_rng_seed(&rng, 11);
@@ -353,6 +378,11 @@ static void test_nb101_canonical_text(void)
         int len = NB101->encode(&raw, text, sizeof text);
         ASSERT(len > 0);
         ASSERT(same_as_json_path(text));
+        struct ctnas_arch f;
+        ASSERT_EQ(ctnas_mem_replace(&none), 0);
+        int fast = NB101->parse_string(text, &f, NULL);
+        ctnas_mem_replace(NULL);
+        ASSERT(fast != CTNAS_ENOMEM);
         for (const char *c = " x}]"; *c; c++) {
             snprintf(mut, sizeof mut, "%s%c", text, *c);
             ASSERT_MSG(same_as_json_path(mut), "%s", mut);
