@@ -140,6 +140,9 @@ static json_t *col_real(sqlite3_stmt *s, int i)
     "id, kind, state, params, progress, result, error, created_at, "      \
     "started_at, finished_at, updated_at"
 
+/* The states a job ends in, as an SQL list. */
+#define ENDED_STATES "('succeeded', 'failed', 'cancelled')"
+
 static json_t *job_row(sqlite3_stmt *s)
 {
     return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
@@ -215,8 +218,7 @@ int ctnas_store_job_delete(struct ctnas_store *st, int64_t id,
 {
     sqlite3_stmt *s;
     int rc = prep(st, &s, "DELETE FROM jobs WHERE id = ? AND state IN "
-                  "('succeeded', 'failed', 'cancelled')", "delete a job",
-                  err, "i", id);
+                  ENDED_STATES, "delete a job", err, "i", id);
     if (rc < 0 || (rc = exec_done(st, s, "delete a job", err)) < 0)
         return rc;
     if (sqlite3_changes(st->db) > 0)
@@ -238,13 +240,13 @@ int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
 {
     sqlite3_stmt *s;
     /* One transaction of at most limit jobs: the caller sizes it to
-     * hold the write lock briefly (retention.c). */
-    /* Through jobs_finished (sql/010), so only the rows due are read:
-     * the unary + keeps the planner off jobs_state, which would read
-     * every ended job and sort them. */
+     * hold the write lock briefly (retention.c).  Through jobs_finished
+     * (sql/010), so only the rows due are read: the unary + keeps the
+     * planner off jobs_state, which would read every ended job and sort
+     * them. */
     int rc = prep(st, &s, "DELETE FROM jobs WHERE id IN (SELECT id FROM "
-                  "jobs WHERE finished_at < ?1 AND +state IN ('succeeded', "
-                  "'failed', 'cancelled') ORDER BY finished_at LIMIT ?2)",
+                  "jobs WHERE finished_at < ?1 AND +state IN " ENDED_STATES
+                  " ORDER BY finished_at LIMIT ?2)",
                   "purge ended jobs", err, "di", before, (int64_t)limit);
     if (rc < 0 || (rc = exec_done(st, s, "purge ended jobs", err)) < 0)
         return rc;
@@ -270,22 +272,6 @@ int ctnas_store_search_continue(struct ctnas_store *st, int64_t id,
                          "job %lld is not a waiting search", (long long)id);
 }
 
-int ctnas_store_search_continue_round(struct ctnas_store *st, int64_t id,
-                                      int *round, struct ctnas_err *err)
-{
-    sqlite3_stmt *s;
-    int rc = prep(st, &s, "SELECT coalesce(continue_round, 0) FROM jobs "
-                  "WHERE id = ?", "read a search's continue", err, "i", id);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(s);
-    *round = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-             ? 0
-             : ctnas__store_fail(st, rc, "read a search's continue", err);
-    sqlite3_finalize(s);
-    return rc;
-}
 
 int ctnas_store_job_forget_key(struct ctnas_store *st, int64_t id,
                                struct ctnas_err *err)
@@ -330,6 +316,19 @@ int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
 static json_t *first_col_json(sqlite3_stmt *s)
 {
     return col_json(s, 0);
+}
+
+int ctnas_store_search_continue_round(struct ctnas_store *st, int64_t id,
+                                      int *round, struct ctnas_err *err)
+{
+    json_t *v = NULL;
+    int rc = job_read(st, id, "SELECT continue_round FROM jobs WHERE id = ?",
+                      first_col_json, &v, "read a search's continue", err);
+    if (rc < 0)
+        return rc;
+    *round = (int)json_integer_value(v); /* null (never told): 0 */
+    json_decref(v);
+    return 0;
 }
 
 int ctnas_store_job_labels(struct ctnas_store *st, int64_t id,
@@ -425,8 +424,7 @@ int ctnas_store_job_finish(struct ctnas_store *st, int64_t id,
                   "UPDATE jobs SET state = ?1, result = coalesce(?2, "
                   "result), error = coalesce(?3, error), finished_at = "
                   "CASE WHEN ?4 THEN ?5 ELSE NULL END, updated_at = ?5 "
-                  "WHERE id = ?6 AND state NOT IN ('succeeded', 'failed', "
-                  "'cancelled')",
+                  "WHERE id = ?6 AND state NOT IN " ENDED_STATES,
                   "finish a job", err, "tjtidi", state, result, error,
                   (int64_t)final, now, id);
     return rc < 0 ? rc : exec_done(st, s, "finish a job", err);

@@ -59,7 +59,7 @@ int ctnas_store_job_purge_ended(struct ctnas_store *st, double before,
 int ctnas_store_search_continue(struct ctnas_store *st, int64_t id,
                                 struct ctnas_err *err);
 /* *round: the round search id was last told to go on after, 0 when
- * never. */
+ * never; CTNAS_ENOTFOUND when there is no such job. */
 int ctnas_store_search_continue_round(struct ctnas_store *st, int64_t id,
                                       int *round, struct ctnas_err *err);
 /* Job id lets go of its key (a submit refused after the insert), so a
