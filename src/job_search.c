@@ -93,9 +93,9 @@ struct search_job {
     struct ctnas_dataset set;          /* the labelled set */
     /* The search (pool thread during work, loop thread otherwise). */
     struct ctnas_search *s;
-    /* The next round is due (tick -> work), with the labels that
-     * arrived while waiting (n_new may be 0: told to go on without). */
-    int go;
+    /* Set by the tick when the next round is due (tick -> work): the
+     * labels that arrived while waiting, n_new of them (maybe 0: told to
+     * go on without).  new_archs is not NULL exactly while it is due. */
     int n_new;
     struct ctnas_arch *new_archs;
     double *new_values;
@@ -187,7 +187,7 @@ static int search_work(struct ctnas_job *job)
         ctnas_nac_free(j->nac);
         j->nac = NULL;
     }
-    if (j->go) {
+    if (j->new_archs != NULL) {
         /* Measurements of the last round's suggestions (maybe none, if
          * told to go on without): learn from every label, then search
          * again. */
@@ -195,13 +195,11 @@ static int search_work(struct ctnas_job *job)
             (rc = ctnas_search_add_labels(j->s, j->new_archs, j->new_values,
                                           j->n_new)) < 0)
             return rc;
-        j->tc.model.n_types = j->space->n_node_types;
         if ((rc = ctnas_search_retrain(j->s, &j->tc, on_train_progress, j,
                                        &j->err)) < 0)
             return rc;
         if ((rc = ctnas_search_next_round(j->s)) < 0)
             return rc;
-        j->go = 0;
         ctnas_free(j->new_archs);
         ctnas_free(j->new_values);
         j->new_archs = NULL;
@@ -513,7 +511,7 @@ static int search_tick(struct ctnas_job *job)
         }
         return 0;
     }
-    if (!job->parked || j->s == NULL || j->go)
+    if (!job->parked || j->s == NULL || j->new_archs != NULL)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
     int n = ctnas_search_suggest(j->s, j->suggestions, e);
@@ -537,12 +535,13 @@ static int search_tick(struct ctnas_job *job)
     }
     /* All measured (none to wait for, too, when every cell of the space
      * is labelled), or told to go on after this round. */
-    struct ctnas_search_progress p;
-    ctnas_search_progress_get(j->s, &p);
+    struct ctnas_search_progress p = {0};
     int told = 0;
-    if (!failed && got < n &&
-        ctnas_store_search_continue_round(st, job->id, &told, &err) < 0)
-        failed = 1;
+    if (!failed && got < n) {
+        ctnas_search_progress_get(j->s, &p);
+        failed = ctnas_store_search_continue_round(st, job->id, &told,
+                                                   &err) < 0;
+    }
     if (failed || (got < n && told != p.round)) {
         ctnas_free(archs);
         ctnas_free(values);
@@ -555,7 +554,6 @@ static int search_tick(struct ctnas_job *job)
     j->new_archs = archs;
     j->new_values = values;
     j->n_new = got;
-    j->go = 1;
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
     return 1;
 }
