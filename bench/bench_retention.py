@@ -25,10 +25,11 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import start_daemon
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
        "avg_pool_3x3"]
@@ -40,19 +41,12 @@ def cell(r):
 
 
 def start(binary, db, tmp, args):
-    pf = os.path.join(tmp, "port")
-    if os.path.exists(pf):
-        os.remove(pf)
+    """The daemon at info level, its log in tmp/log: (process, port,
+    log file)."""
     log = open(os.path.join(tmp, "log"), "w")
-    p = subprocess.Popen([binary, "--port", "0", "--port-file", pf, "--db",
-                          db, "--log-level", "info"] + args,
-                         stdout=subprocess.DEVNULL, stderr=log)
-    while not (os.path.exists(pf) and os.path.getsize(pf)):
-        if p.poll() is not None:
-            sys.exit("%s did not start" % binary)
-        time.sleep(0.002)
-    with open(pf) as f:
-        return p, int(f.read()), log
+    p, port, _ = start_daemon(binary, db, tmp, args, level="info",
+                              stderr=log)
+    return p, port, log
 
 
 def stop(p, log):

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import start_daemon
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NB101 = os.path.join(HERE, "..", "..", "shared", "data", "nb101_val.jsonl")
 
@@ -43,24 +45,6 @@ def call(port, method, path, body=None):
     if r.status >= 300:
         sys.exit("%s %s -> %d %r" % (method, path, r.status, doc))
     return doc, dt
-
-
-def start(binary, db, tmp):
-    port_file = os.path.join(tmp, "port")
-    if os.path.exists(port_file):
-        os.remove(port_file)
-    t0 = time.perf_counter()
-    p = subprocess.Popen([binary, "--port", "0", "--port-file", port_file,
-                          "--db", db, "--log-level", "warn"],
-                         stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    while not (os.path.exists(port_file) and os.path.getsize(port_file)):
-        if p.poll() is not None:
-            sys.exit("%s did not start" % binary)
-        time.sleep(0.002)
-    dt = time.perf_counter() - t0
-    with open(port_file) as f:
-        return p, int(f.read()), dt
 
 
 def wait_job(port, jid):
@@ -96,7 +80,7 @@ def main():
             subprocess.run([b, "import", "--db", seeds[b], "--space",
                             "nasbench101", "--dataset", "cifar10", a.data],
                            check=True, stdout=subprocess.DEVNULL)
-            p, port, _ = start(b, seeds[b], tmp)
+            p, port, _ = start_daemon(b, seeds[b], tmp)
             job, _ = call(port, "POST", "/v1/nac/train",
                           dict(TRAIN, epochs=2))
             state = wait_job(port, job["id"])["state"]
@@ -113,7 +97,7 @@ def main():
                         shutil.copy(seeds[b] + suf, db + suf)
                     elif os.path.exists(db + suf):
                         os.remove(db + suf)
-                p, port, dt = start(b, db, tmp)
+                p, port, dt = start_daemon(b, db, tmp)
                 res[b][0].append(dt)
                 time.sleep(1.0)
                 for k in range(3):

@@ -1,7 +1,7 @@
 """What the benchmark scripts share: a keep-alive JSON client, the
-daemon's resident memory, percentiles, and a daemon serving NAS-Bench-201
-CIFAR-10 (the whole file imported, a comparator trained) in a temporary
-directory."""
+daemon's resident memory, percentiles, starting a daemon, and a daemon
+serving NAS-Bench-201 CIFAR-10 (the whole file imported, a comparator
+trained) in a temporary directory."""
 import contextlib
 import http.client
 import json
@@ -55,6 +55,27 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def start_daemon(binary, db, workdir, args=(), level="warn",
+                 stderr=subprocess.DEVNULL):
+    """Start binary on db and a free loopback port, its port file in
+    workdir: (process, port, seconds from exec to listening; the port file
+    is written once the port accepts connections)."""
+    pf = os.path.join(workdir, "port")
+    if os.path.exists(pf):
+        os.remove(pf)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary, "--port", "0", "--port-file", pf, "--db",
+                          db, "--log-level", level] + list(args),
+                         stdout=subprocess.DEVNULL, stderr=stderr)
+    while not (os.path.exists(pf) and os.path.getsize(pf)):
+        if p.poll() is not None:
+            sys.exit("%s did not start (exit %d)" % (binary, p.returncode))
+        time.sleep(0.002)
+    dt = time.perf_counter() - t0
+    with open(pf) as f:
+        return p, int(f.read()), dt
+
+
 @contextlib.contextmanager
 def served_nb201(ctnasd, data, train_size, seed=1):
     """Yield (client, daemon process, port, training job row): data
@@ -70,14 +91,7 @@ def served_nb201(ctnasd, data, train_size, seed=1):
         subprocess.run([ctnasd, "import", "--db", db, "--space",
                         "nasbench201", "--dataset", "cifar10", data],
                        check=True, capture_output=True)
-        pf = os.path.join(w, "port")
-        d = subprocess.Popen([ctnasd, "--db", db, "--port", "0",
-                              "--port-file", pf, "--log-level", "warn"])
-        while not os.path.exists(pf) or not open(pf).read().strip():
-            if d.poll() is not None:
-                sys.exit("ctnasd exited with %d" % d.returncode)
-            time.sleep(0.02)
-        port = int(open(pf).read())
+        d, port, _ = start_daemon(ctnasd, db, w, stderr=None)
         c = Client(port)
         job = c.call("POST", "/v1/nac/train", {
             "space": "nasbench201", "dataset": "cifar10",
