@@ -22,6 +22,13 @@ def acc_of(cell):
     return 50 + 2 * sum(WEIGHT[o] for o in ops)
 
 
+def measured(cells):
+    """Upload items: each cell measured on syn/acc at acc_of."""
+    return [{"space": "nasbench201", "arch": c, "measurements": [
+        {"dataset": "syn", "metric": "acc", "value": acc_of(c)}]}
+        for c in cells]
+
+
 def wait(d, sid, states=("succeeded", "failed", "cancelled"), timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -42,10 +49,8 @@ def seeded_db():
         cells.add(nb201_cell([r.choice(NB201_OPS) for _ in range(6)]))
     # Leave the very best cell unmeasured: the search should find it.
     cells.discard(nb201_cell(["nor_conv_3x3"] * 6))
-    st, _, _ = d.post("/v1/architectures", {"items": [
-        {"space": "nasbench201", "arch": c, "measurements": [
-            {"dataset": "syn", "metric": "acc", "value": acc_of(c)}]}
-        for c in sorted(cells)]})
+    st, _, _ = d.post("/v1/architectures",
+                      {"items": measured(sorted(cells))})
     check_eq(st, 201, "upload")
     e = check_error(d.post("/v1/searches", {"space": "nasbench201",
                                             "dataset": "syn"}), 409)
@@ -212,6 +217,16 @@ def too_many_searches_is_429_and_lists_filter():
     check(running <= set(ids), "running ones are ours: %r" % running)
 
 
+def waiting_search(d, **kw):
+    """A search of SEARCH with kw, waited for until its first round
+    ends: (its id, its row)."""
+    _, _, job = d.post("/v1/searches", dict(SEARCH, **kw))
+    j = wait(d, job["id"], states=("waiting", "succeeded", "failed"))
+    check_eq(j["state"], "waiting", "waits after round 1 (%r)" %
+             j.get("error"))
+    return job["id"], j
+
+
 def daemon_on_copy(name):
     """A daemon of its own on a copy of the seeded database: (d, path)."""
     c = workdir() + "/" + name
@@ -236,12 +251,7 @@ def checkpoints(db, sid):
 @test
 def ask_tell_rounds_wait_for_measurements():
     d = STATE["d"]
-    st, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
-                                             suggestions=2))
-    sid = job["id"]
-    j = wait(d, sid, states=("waiting", "succeeded", "failed"))
-    check_eq(j["state"], "waiting", "waits after round 1 (%r)" %
-             j.get("error"))
+    sid, _ = waiting_search(d, steps=150, rounds=2, suggestions=2)
     st, _, sug = d.get("/v1/searches/%d/suggestions?n=2" % sid)
     check_eq(st, 200, "suggestions")
     check_eq(len(sug["items"]), 2, "two suggestions")
@@ -250,10 +260,8 @@ def ask_tell_rounds_wait_for_measurements():
     check_eq(still["state"], "waiting", "still waiting without data")
     check_eq(checkpoints(d.db, sid), 1, "a waiting search keeps its "
              "checkpoint (a restart resumes it)")
-    st, _, _ = d.post("/v1/architectures", {"items": [
-        {"space": "nasbench201", "arch": s["arch"], "measurements": [
-            {"dataset": "syn", "metric": "acc", "value": acc_of(s["arch"])}]}
-        for s in sug["items"]]})
+    st, _, _ = d.post("/v1/architectures", {"items": measured(
+        s["arch"] for s in sug["items"])})
     check_eq(st, 201, "measurements uploaded")
     j = wait(d, sid)
     check_eq(j["state"], "succeeded", "second round ran (%r)" %
@@ -278,18 +286,12 @@ def a_waiting_search_goes_on_when_told():
     # not hold the search for ever: POST .../continue goes on with what
     # was uploaded, and is kept through a crash.
     d, c = daemon_on_copy("cont.db")
-    _, _, job = d.post("/v1/searches", dict(SEARCH, steps=100, rounds=3,
-                                            suggestions=3))
-    sid = job["id"]
-    j = wait(d, sid, states=("waiting", "failed"))
-    check_eq(j["state"], "waiting", "round 1 done")
+    sid, j = waiting_search(d, steps=100, rounds=3, suggestions=3)
     labels = j["progress"]["labels"]
     check_eq(labels, j["params"]["n_labels"], "labelled set shown")
     _, _, sug = d.get("/v1/searches/%d/suggestions?n=3" % sid)
     one = sug["items"][0]["arch"]
-    d.post("/v1/architectures", {"items": [
-        {"space": "nasbench201", "arch": one, "measurements": [
-            {"dataset": "syn", "metric": "acc", "value": acc_of(one)}]}]})
+    d.post("/v1/architectures", {"items": measured([one])})
     time.sleep(0.6)
     check_eq(d.get("/v1/searches/%d" % sid)[2]["state"], "waiting",
              "one of three measured: still waiting")
@@ -338,10 +340,8 @@ def a_round_with_nothing_to_measure_goes_on():
     # Every cell of the space measured: no suggestion is left to wait
     # for, so the search must not wait at all.
     d, _ = daemon_on_copy("all.db")
-    items = [{"space": "nasbench201", "arch": nb201_cell(ops),
-              "measurements": [{"dataset": "syn", "metric": "acc",
-                                "value": acc_of(nb201_cell(ops))}]}
-             for ops in itertools.product(NB201_OPS, repeat=6)]
+    items = measured(nb201_cell(ops)
+                     for ops in itertools.product(NB201_OPS, repeat=6))
     for i in range(0, len(items), 5000):
         st, _, _ = d.post("/v1/architectures", {"items": items[i:i + 5000]})
         check_eq(st, 201, "upload")
@@ -361,11 +361,7 @@ def a_waiting_search_resumes_after_its_cells_are_deleted():
     # Its checkpoint holds its labelled set: deleting measured cells from
     # the catalogue and restarting must not fail it.
     d, c = daemon_on_copy("del.db")
-    _, _, job = d.post("/v1/searches", dict(SEARCH, steps=150, rounds=2,
-                                            suggestions=2))
-    sid = job["id"]
-    check_eq(wait(d, sid, states=("waiting", "failed"))["state"], "waiting",
-             "round 1 done")
+    sid, _ = waiting_search(d, steps=150, rounds=2, suggestions=2)
     _, _, page = d.get("/v1/architectures?space=nasbench201&limit=1000")
     ids = [a["id"] for a in page["items"]]
     check(len(ids) >= 100, "cells to delete: %d" % len(ids))
@@ -385,10 +381,8 @@ def a_waiting_search_resumes_after_its_cells_are_deleted():
     check_eq(seen, {"waiting"}, "states after the restart (%r)"
              % j.get("error"))
     _, _, sug = d.get("/v1/searches/%d/suggestions?n=2" % sid)
-    d.post("/v1/architectures", {"items": [
-        {"space": "nasbench201", "arch": x["arch"], "measurements": [
-            {"dataset": "syn", "metric": "acc", "value": acc_of(x["arch"])}]}
-        for x in sug["items"]]})
+    d.post("/v1/architectures", {"items": measured(
+        x["arch"] for x in sug["items"])})
     j = wait(d, sid)
     check_eq(j["state"], "succeeded", "second round ran (%r)" %
              j.get("error"))
