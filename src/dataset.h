@@ -52,6 +52,13 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
                              const char *dataset, const char *metric,
                              const int64_t *want, size_t n_want,
                              struct ctnas_err *err);
+/* As ctnas_dataset_from_store (want NULL), but only the architectures
+ * with a measurement stored after mark (ctnas_store_measurement_mark). */
+int ctnas_dataset_since_store(struct ctnas_dataset *ds,
+                              struct ctnas_store *st,
+                              const struct ctnas_space *sp,
+                              const char *dataset, const char *metric,
+                              int64_t mark, struct ctnas_err *err);
 /* A seeded random k of the measured rows (k >= 1): the first k of a
  * partial Fisher-Yates shuffle by seed of their ids in id order, and only
  * those k rows are parsed, so a small sample of a large catalogue costs

@@ -133,6 +133,24 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
     return rc < 0 ? rc : 0;
 }
 
+int ctnas_dataset_since_store(struct ctnas_dataset *ds,
+                              struct ctnas_store *st,
+                              const struct ctnas_space *sp,
+                              const char *dataset, const char *metric,
+                              int64_t mark, struct ctnas_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->space = sp;
+    struct scan sc = {ds, 0};
+    int rc = ctnas_store_arch_measured_since(st, sp->name, dataset, metric,
+                                             mark, scan_one, &sc, err);
+    if (rc == CTNAS_ENOMEM)
+        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    if (rc < 0)
+        ctnas_dataset_destroy(ds);
+    return rc < 0 ? rc : 0;
+}
+
 /* The first k of a partial Fisher-Yates shuffle of n items, as swaps:
  * step i exchanges items i and pick[i].  Its own stream: the same seed
  * also drives the training, and the choice of subset should not be

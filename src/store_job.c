@@ -616,6 +616,24 @@ int ctnas_store_arch_scan(struct ctnas_store *st, const char *space,
     "FROM architectures a JOIN measurements m ON m.arch_id = a.id WHERE "   \
     "a.space = ?1 AND m.dataset = ?2 AND (?3 IS NULL OR m.metric = ?3) "
 
+/* Step s (a read of id, encoding, mean) to its end through cb, and
+ * finalize it. */
+static int measured_rows(struct ctnas_store *st, sqlite3_stmt *s,
+                         ctnas_store_measured_fn cb, void *cls,
+                         struct ctnas_err *err)
+{
+    int rc, r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((r = cb(cls, sqlite3_column_int64(s, 0),
+                    (const char *)sqlite3_column_text(s, 1),
+                    sqlite3_column_double(s, 2))) != 0)
+            break;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = ctnas__store_fail(st, rc, "read measured architectures", err);
+    sqlite3_finalize(s);
+    return r;
+}
+
 int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
                               const char *dataset, const char *metric,
                               const int64_t *ids, int n_ids,
@@ -639,16 +657,46 @@ int ctnas_store_arch_measured(struct ctnas_store *st, const char *space,
     json_decref(list);
     if (rc < 0)
         return rc;
-    int r = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if ((r = cb(cls, sqlite3_column_int64(s, 0),
-                    (const char *)sqlite3_column_text(s, 1),
-                    sqlite3_column_double(s, 2))) != 0)
-            break;
-    if (r == 0 && rc != SQLITE_DONE)
-        r = ctnas__store_fail(st, rc, "read measured architectures", err);
+    return measured_rows(st, s, cb, cls, err);
+}
+
+int ctnas_store_arch_measured_since(struct ctnas_store *st,
+                                    const char *space, const char *dataset,
+                                    const char *metric, int64_t mark,
+                                    ctnas_store_measured_fn cb, void *cls,
+                                    struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    /* The new measurements are a rowid range: only they are scanned, then
+     * each of their architectures is read as above. */
+    int rc = prep(st, &s,
+                  "SELECT a.id, a.encoding, avg(m.value) " MEASURED_FROM
+                  "AND a.id IN (SELECT arch_id FROM measurements WHERE "
+                  "id > ?4 AND dataset = ?2 AND (?3 IS NULL OR metric = ?3))"
+                  " GROUP BY a.id ORDER BY a.id",
+                  "read new measurements", err, "ttti", space, dataset,
+                  metric, mark);
+    if (rc < 0)
+        return rc;
+    return measured_rows(st, s, cb, cls, err);
+}
+
+int ctnas_store_measurement_mark(struct ctnas_store *st, int64_t *mark,
+                                 struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s, "SELECT " CTNAS__NEXT_ID("measurements") " - 1",
+                  "read the measurement mark", err, "");
+    if (rc < 0)
+        return rc;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *mark = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else {
+        rc = ctnas__store_fail(st, rc, "read the measurement mark", err);
+    }
     sqlite3_finalize(s);
-    return r;
+    return rc;
 }
 
 int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,

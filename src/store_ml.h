@@ -148,6 +148,19 @@ int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,
                                   int64_t **out, int *n,
                                   struct ctnas_err *err);
 
+/* Every measurement stored from now on has an id above *mark. */
+int ctnas_store_measurement_mark(struct ctnas_store *st, int64_t *mark,
+                                 struct ctnas_err *err);
+/* As ctnas_store_arch_measured (ids NULL), but only the architectures
+ * with a measurement on dataset (and metric) stored after mark, each with
+ * the mean of all of them: what a client uploaded since the mark was
+ * read. */
+int ctnas_store_arch_measured_since(struct ctnas_store *st,
+                                    const char *space, const char *dataset,
+                                    const char *metric, int64_t mark,
+                                    ctnas_store_measured_fn cb, void *cls,
+                                    struct ctnas_err *err);
+
 /* ---- searches ---- */
 /* Replace job id's checkpoint (state blob and extra JSON). */
 int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,

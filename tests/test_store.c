@@ -700,6 +700,66 @@ static void test_dataset_sample(void)
     ctnas_dataset_destroy(&one_bad);
 }
 
+/* What arrived after a mark: the architectures with a measurement on the
+ * dataset and metric stored since, each with the mean of all of them (an
+ * older one included), in id order; a measurement deleted after the mark
+ * is not stored since, and the next one, whose id the mark never covers,
+ * is (sql/006). */
+static void test_measured_since_mark(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    int r = 0;
+    int64_t id[4], m0 = -1, m1 = -1, m2 = -1;
+    for (int i = 0; i < 3; i++)
+        r |= add_nb201(st, i + 1, 50.0 + i, &id[i]);
+    r |= ctnas_store_measurement_mark(st, &m0, &err);
+    struct ctnas_dataset none, two, after_delete, last;
+    r |= ctnas_dataset_since_store(&none, st, &ctnas_space_nb201, "c10",
+                                   "acc", m0, &err);
+    r |= add_nb201(st, 9, 60.0, &id[3]);
+    struct ctnas_measurement again = meas("c10", "acc", 70.0, 0, "t");
+    struct ctnas_measurement other = meas("c100", "acc", 10.0, 0, "t");
+    r |= ctnas_store_meas_add(st, id[0], &again, NULL, &err);
+    r |= ctnas_store_meas_add(st, id[1], &other, NULL, &err);
+    r |= ctnas_dataset_since_store(&two, st, &ctnas_space_nb201, "c10",
+                                   "acc", m0, &err);
+    r |= ctnas_store_measurement_mark(st, &m1, &err);
+    /* the newest measurement deleted: its id stays taken */
+    struct ctnas_arch_row row;
+    r |= ctnas_store_arch_get(st, id[3], &row, &err);
+    int64_t newest = row.n_meas == 1 ? row.meas[0].id : 0;
+    ctnas_store_row_destroy(&row);
+    r |= ctnas_store_meas_delete(st, id[3], newest, &err);
+    r |= ctnas_store_measurement_mark(st, &m2, &err);
+    r |= ctnas_dataset_since_store(&after_delete, st, &ctnas_space_nb201,
+                                   "c10", "acc", m1, &err);
+    struct ctnas_measurement back = meas("c10", "acc", 61.0, 0, "t");
+    r |= ctnas_store_meas_add(st, id[3], &back, NULL, &err);
+    r |= ctnas_dataset_since_store(&last, st, &ctnas_space_nb201, "c10",
+                                   "acc", m1, &err);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_EQ(r, 0);
+    ASSERT(m0 >= 3);
+    ASSERT_EQ(none.n, 0);
+    ASSERT_EQ(two.n, 2);
+    ASSERT_EQ(two.ids[0], id[0]);
+    ASSERT(two.values[0] == 60.0); /* (50 + 70) / 2 */
+    ASSERT_EQ(two.ids[1], id[3]);
+    ASSERT(two.values[1] == 60.0);
+    ASSERT(m1 > m0);
+    ASSERT_EQ(m2, m1);
+    ASSERT_EQ(after_delete.n, 0);
+    ASSERT_EQ(last.n, 1);
+    ASSERT_EQ(last.ids[0], id[3]);
+    ASSERT(last.values[0] == 61.0);
+    ctnas_dataset_destroy(&none);
+    ctnas_dataset_destroy(&two);
+    ctnas_dataset_destroy(&after_delete);
+    ctnas_dataset_destroy(&last);
+}
+
 /* Deleting: a measurement (the mean follows), a whole architecture (its
  * measurements go with it), and no id is ever handed out again (sql/006),
  * even when the newest row is the one deleted. */
@@ -1641,6 +1701,7 @@ int main(void)
     TEST_RUN(test_job_keys);
     TEST_RUN(test_job_purge_ended);
     TEST_RUN(test_dataset_sample);
+    TEST_RUN(test_measured_since_mark);
     TEST_RUN(test_delete);
     TEST_RUN(test_checkpoint_dropped);
     TEST_RUN(test_list_id_pages);
