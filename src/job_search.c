@@ -99,6 +99,15 @@ struct search_job {
     int n_new;
     struct ctnas_arch *new_archs;
     double *new_values;
+    /* Ask/tell bookkeeping, kept in the checkpoint's extra.  Measurements
+     * stored after label_mark are new to the search; skip holds the
+     * hashes of the suggestions a continue went on without, which are not
+     * suggested again (but learned, like any other, once measured).  The
+     * due round's values of both wait in next_* beside new_archs, so a
+     * checkpoint never pairs a search with bookkeeping ahead of it. */
+    int64_t label_mark, next_mark;
+    char (*skip)[CTNAS_HASH_LEN], (*next_skip)[CTNAS_HASH_LEN];
+    int n_skip, n_next_skip;
     /* Progress snapshot: work writes, tick reads. */
     pthread_mutex_t mu;
     struct ctnas_search_progress prog;
@@ -121,6 +130,8 @@ static void search_job_free(struct search_job *j)
     ctnas_dataset_destroy(&j->set);
     ctnas_free(j->new_archs);
     ctnas_free(j->new_values);
+    ctnas_free(j->skip);
+    ctnas_free(j->next_skip);
     ctnas_free(j);
 }
 
@@ -144,6 +155,27 @@ static struct search_job *search_job_new(struct ctnas_app *app)
     ctnas_nac_train_config_search(&j->tc);
     j->suggestions = 4;
     return j;
+}
+
+static int skipped(void *cls, const struct ctnas_arch *a)
+{
+    const struct search_job *j = cls;
+    char hash[CTNAS_HASH_LEN];
+    if (j->n_skip == 0)
+        return 0;
+    j->space->hash(a, hash);
+    for (int i = 0; i < j->n_skip; i++)
+        if (strcmp(j->skip[i], hash) == 0)
+            return 1;
+    return 0;
+}
+
+/* The job's suggestions: up to n of the search's best unmeasured cells,
+ * less those skipped. */
+static int job_suggest(struct search_job *j, int n,
+                       struct ctnas_search_entry *e)
+{
+    return ctnas_search_suggest_except(j->s, n, e, skipped, j);
 }
 
 static int on_progress(const struct ctnas_search_progress *p, void *user)
@@ -205,6 +237,13 @@ static int search_work(struct ctnas_job *job)
         j->new_archs = NULL;
         j->new_values = NULL;
         j->n_new = 0;
+        j->label_mark = j->next_mark;
+        if (j->next_skip != NULL) {
+            ctnas_free(j->skip);
+            j->skip = j->next_skip;
+            j->n_skip = j->n_next_skip;
+            j->next_skip = NULL;
+        }
     }
     return ctnas_search_run(j->s, 0, SLICE_SECONDS, on_progress, j);
 }
@@ -269,9 +308,10 @@ static json_t *progress_json(struct search_job *j)
             o, "labels", json_integer(ctnas_search_labels(j->s, &la, &lv)));
         bad |= json_object_set_new(o, "best",
                                    entries_json(j->space, e, n_best));
-        int n_sug = ctnas_search_suggest(j->s, PROGRESS_SUGGEST, e);
+        int n_sug = job_suggest(j, PROGRESS_SUGGEST, e);
         bad |= json_object_set_new(o, "suggestions",
                                    entries_json(j->space, e, n_sug));
+        bad |= json_object_set_new(o, "skipped", json_integer(j->n_skip));
         if (bad) {
             json_decref(o);
             o = NULL;
@@ -341,9 +381,14 @@ static int flush(struct search_job *j, struct ctnas_store *st, int ck,
         size_t len;
         if ((rc = ctnas_search_save(j->s, &blob, &len)) < 0)
             return ctnas_err_set(err, rc, "", "cannot save the search");
-        json_t *extra = json_pack("{s:I, s:i}", "events",
+        json_t *skip = json_array();
+        for (int i = 0; skip != NULL && i < j->n_skip; i++)
+            skip = ctnas_jsonv_append(skip, json_string(j->skip[i]));
+        json_t *extra = json_pack("{s:I, s:i, s:I, s:o}", "events",
                                   (json_int_t)j->events, "pseudo_stored",
-                                  j->pseudo_stored);
+                                  j->pseudo_stored, "label_mark",
+                                  (json_int_t)j->label_mark, "skipped",
+                                  skip);
         struct ctnas_search_progress p;
         ctnas_search_progress_get(j->s, &p);
         /* without extra the resumed job would count its events from 0 */
@@ -489,6 +534,78 @@ static int search_done(struct ctnas_job *job, int status)
     return CTNAS_JOB_FINISHED;
 }
 
+/* Loop thread, when the round is due: put into j->new_* the labels it
+ * brings, the got measured suggestions (archs, values; taken over) and
+ * everything else measured since label_mark, and into j->next_* the
+ * bookkeeping after it, with the n - got suggestions of e left unmeasured
+ * skipped from now on.  0, or a code with nothing changed. */
+static int round_due(struct search_job *j, struct ctnas_store *st,
+                     struct ctnas_arch *archs, double *values, int got,
+                     const struct ctnas_search_entry *e, int n,
+                     struct ctnas_err *err)
+{
+    /* The mark first: what arrives while the rows are read is read again
+     * next round, never lost. */
+    int64_t mark;
+    struct ctnas_dataset ds = {0};
+    int rc = ctnas_store_measurement_mark(st, &mark, err);
+    if (rc == 0)
+        rc = ctnas_dataset_since_store(&ds, st, j->space, j->dataset,
+                                       j->metric, j->label_mark, err);
+    if (rc < 0) {
+        ctnas_free(archs);
+        ctnas_free(values);
+        return rc;
+    }
+    int total = got + ds.n, n_skip = j->n_skip + (n - got);
+    struct ctnas_arch *a =
+        ctnas_realloc(archs, (size_t)(total ? total : 1) * sizeof *a);
+    if (a != NULL)
+        archs = a;
+    double *v =
+        ctnas_realloc(values, (size_t)(total ? total : 1) * sizeof *v);
+    if (v != NULL)
+        values = v;
+    char (*skip)[CTNAS_HASH_LEN] =
+        n_skip > j->n_skip
+            ? ctnas_malloc((size_t)n_skip * sizeof *skip)
+            : NULL;
+    if (a == NULL || v == NULL || (n_skip > j->n_skip && skip == NULL)) {
+        ctnas_dataset_destroy(&ds);
+        ctnas_free(archs);
+        ctnas_free(values);
+        ctnas_free(skip);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    memcpy(archs + got, ds.archs, (size_t)ds.n * sizeof *archs);
+    memcpy(values + got, ds.values, (size_t)ds.n * sizeof *values);
+    if (skip != NULL) {
+        memcpy(skip, j->skip, (size_t)j->n_skip * sizeof *skip);
+        int k = j->n_skip;
+        /* the suggestions the search waited for and got no measurement */
+        for (int i = 0; i < n; i++) {
+            char hash[CTNAS_HASH_LEN];
+            int measured = 0;
+            j->space->hash(&e[i].arch, hash);
+            for (int t = 0; t < got && !measured; t++) {
+                char h2[CTNAS_HASH_LEN];
+                j->space->hash(&archs[t], h2);
+                measured = strcmp(hash, h2) == 0;
+            }
+            if (!measured)
+                memcpy(skip[k++], hash, CTNAS_HASH_LEN);
+        }
+    }
+    ctnas_dataset_destroy(&ds);
+    j->new_archs = archs;
+    j->new_values = values;
+    j->n_new = total;
+    j->next_mark = mark;
+    j->next_skip = skip;
+    j->n_next_skip = n_skip;
+    return 0;
+}
+
 /* Loop thread.  While running: nothing (done writes after each slice).
  * While parked: 1 when every suggestion of the round has a measurement in
  * the store (they become new labels). */
@@ -514,7 +631,7 @@ static int search_tick(struct ctnas_job *job)
     if (!job->parked || j->s == NULL || j->new_archs != NULL)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
-    int n = ctnas_search_suggest(j->s, j->suggestions, e);
+    int n = job_suggest(j, j->suggestions, e);
     struct ctnas_arch *archs =
         ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
     double *values = ctnas_malloc((size_t)(n ? n : 1) * sizeof *values);
@@ -547,13 +664,15 @@ static int search_tick(struct ctnas_job *job)
         ctnas_free(values);
         return 0; /* not yet, or a store error: the next tick looks */
     }
+    if (round_due(j, st, archs, values, got, e, n, &err) < 0) {
+        ctnas_log_debug("search %lld: cannot read the new measurements: "
+                        "%s", (long long)job->id, err.msg);
+        return 0; /* the next tick tries again */
+    }
     if (got < n)
         ctnas_log_info("search %lld: round %d goes on, as told, with %d "
                        "of %d suggestions measured", (long long)job->id,
                        p.round, got, n);
-    j->new_archs = archs;
-    j->new_values = values;
-    j->n_new = got;
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
     return 1;
 }
@@ -618,6 +737,17 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     if ((rc = ctnas_dataset_store_metric(st, j->space, dataset, metric,
                                          j->metric, sizeof j->metric,
                                          err)) < 0)
+        return rc;
+
+    /* Measurements stored after the mark are new to the search (each
+     * round learns them): read before the labelled set, so none falls
+     * between the two.  A job made before there was a mark learns what
+     * arrives after its resume. */
+    const json_t *mark_j = json_object_get(req, "label_mark");
+    if (resume && json_is_integer(mark_j))
+        j->label_mark = json_integer_value(mark_j);
+    else if ((rc = ctnas_store_measurement_mark(st, &j->label_mark,
+                                                err)) < 0)
         return rc;
 
     /* The labelled set: on a resume, exactly the one the job started
@@ -725,6 +855,8 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     bad = bad || json_object_set_new(p, "publish",
                                      json_boolean(j->publish));
     bad = bad || json_object_set_new(p, "n_labels", json_integer(j->set.n));
+    bad = bad || json_object_set_new(p, "label_mark",
+                                     json_integer(j->label_mark));
     if (bad) {
         json_decref(p);
         json_decref(ids);
@@ -756,6 +888,31 @@ int ctnas_job_search_submit(struct ctnas_app *app, struct ctnas_store *st,
     json_decref(params);
     json_decref(label_ids);
     return rc;
+}
+
+/* The ask/tell bookkeeping in a checkpoint's extra (checkpoints made
+ * before it have none: the params' mark stays, nothing is skipped). */
+static int resume_bookkeeping(struct search_job *j, const json_t *extra,
+                              struct ctnas_err *err)
+{
+    const json_t *mark = json_object_get(extra, "label_mark");
+    const json_t *skip = json_object_get(extra, "skipped");
+    if (json_is_integer(mark))
+        j->label_mark = json_integer_value(mark);
+    size_t n = json_is_array(skip) ? json_array_size(skip) : 0;
+    if (n == 0)
+        return 0;
+    if ((j->skip = ctnas_malloc(n * sizeof *j->skip)) == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *h = json_string_value(json_array_get(skip, i));
+        if (h == NULL || strlen(h) != CTNAS_HASH_LEN - 1)
+            return ctnas_err_set(err, CTNAS_EINVAL, "",
+                                 "search checkpoint with a bad skip list");
+        memcpy(j->skip[i], h, CTNAS_HASH_LEN);
+    }
+    j->n_skip = (int)n;
+    return 0;
 }
 
 int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
@@ -810,6 +967,8 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
                                                                  "events"));
             j->pseudo_stored = (int)json_integer_value(
                 json_object_get(extra, "pseudo_stored"));
+            if (brc == 0)
+                brc = resume_bookkeeping(j, extra, &jerr);
             json_decref(extra);
             ctnas_nac_free(j->nac);
             j->nac = NULL;

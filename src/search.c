@@ -1778,10 +1778,20 @@ int ctnas_search_answer(const struct ctnas_search *s,
 int ctnas_search_suggest(const struct ctnas_search *s, int n,
                          struct ctnas_search_entry *out)
 {
+    return ctnas_search_suggest_except(s, n, out, NULL, NULL);
+}
+
+int ctnas_search_suggest_except(const struct ctnas_search *s, int n,
+                                struct ctnas_search_entry *out,
+                                int (*skip)(void *cls,
+                                            const struct ctnas_arch *a),
+                                void *cls)
+{
     /* measuring a cell twice teaches nothing: skip the labelled ones */
     int m = 0;
     for (int i = 0; i < s->n_top && m < n; i++)
-        if (!s->top[i].measured)
+        if (!s->top[i].measured &&
+            (skip == NULL || !skip(cls, &s->top[i].arch)))
             out[m++] = s->top[i];
     return m;
 }

@@ -223,6 +223,13 @@ int ctnas_search_answer(const struct ctnas_search *s,
  * the labelled set (ask/tell suggestions); returns how many. */
 int ctnas_search_suggest(const struct ctnas_search *s, int n,
                          struct ctnas_search_entry *out);
+/* The same, leaving out every architecture for which skip(cls, a) is
+ * non-zero (skip may be NULL). */
+int ctnas_search_suggest_except(const struct ctnas_search *s, int n,
+                                struct ctnas_search_entry *out,
+                                int (*skip)(void *cls,
+                                            const struct ctnas_arch *a),
+                                void *cls);
 
 /* The current baseline and candidate set H (borrowed, valid until the
  * next run). *n_h receives |H|, *h_score their scores (may be NULL). */

@@ -280,6 +280,18 @@ def ask_tell_rounds_wait_for_measurements():
     check_eq(records(d.db, sid), (0, 0), "events and pseudo-labels purged")
 
 
+def round_is(d, sid, rnd, timeout=60):
+    """Wait until search sid is past running into round rnd: its row."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = d.get("/v1/searches/%d" % sid)[2]
+        if j["state"] != "running" and j["progress"]["round"] == rnd or \
+                j["state"] in ("succeeded", "failed"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError("search %d never reached round %d" % (sid, rnd))
+
+
 @test
 def a_waiting_search_goes_on_when_told():
     # A suggestion the client cannot measure (its training failed) must
@@ -301,13 +313,7 @@ def a_waiting_search_goes_on_when_told():
                 400, "invalid_argument", "now")
     st, _, row = d.post("/v1/searches/%d/continue" % sid, {})
     check_eq((st, row["id"]), (202, sid), "told to go on")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        j = d.get("/v1/searches/%d" % sid)[2]
-        if j["state"] != "running" and j["progress"]["round"] == 2 or \
-                j["state"] in ("succeeded", "failed"):
-            break
-        time.sleep(0.05)
+    j = round_is(d, sid, 2)
     check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
              "round 2 ran (%r)" % j.get("error"))
     check_eq(j["progress"]["labels"], labels + 1, "with the one measured")
@@ -334,6 +340,53 @@ def a_waiting_search_goes_on_when_told():
                     "conflict", "id")
     check("succeeded" in e["message"], "says why: %r" % e["message"])
     check_eq(d.stop(), 0, "stop")
+
+@test
+def a_continue_skips_and_each_round_learns_what_arrived():
+    # What a continue went on without is not suggested again (its
+    # training failed: asking again wastes one), yet is learned if it is
+    # measured later; and a round learns every measurement uploaded
+    # while it waited, not only its suggestions'.  Both survive kill -9.
+    d, c = daemon_on_copy("skip.db")
+    sid, j = waiting_search(d, steps=100, rounds=3, suggestions=3)
+    labels = j["progress"]["labels"]
+    check_eq(j["progress"]["skipped"], 0, "nothing skipped yet")
+    _, _, sug = d.get("/v1/searches/%d/suggestions?n=3" % sid)
+    first = [x["arch"] for x in sug["items"]]
+    with sqlite3.connect(c) as q:
+        stored = {r[0] for r in q.execute("SELECT encoding FROM "
+                                          "architectures")}
+    other = next(cell for cell in (
+        nb201_cell(ops) for ops in itertools.product(NB201_OPS, repeat=6))
+        if cell not in stored and cell not in first)
+    d.post("/v1/architectures", {"items": measured([first[0], other])})
+    st, _, _ = d.post("/v1/searches/%d/continue" % sid, {})
+    check_eq(st, 202, "told to go on")
+    j = round_is(d, sid, 2)
+    check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
+             "round 2 ran (%r)" % j.get("error"))
+    check_eq(j["progress"]["labels"], labels + 2,
+             "learned the suggestion measured and the other upload")
+    check_eq(j["progress"]["skipped"], 2, "two suggestions skipped")
+    d.stop(signal.SIGKILL)
+    d = Daemon(db=c)
+    _, _, j = d.get("/v1/searches/%d" % sid)
+    check_eq((j["state"], j["progress"]["skipped"]), ("waiting", 2),
+             "still skipped after kill -9")
+    _, _, many = d.get("/v1/searches/%d/suggestions?n=50" % sid)
+    again = [x["arch"] for x in many["items"]]
+    check(len(again) >= 3, "suggestions left: %d" % len(again))
+    check(not set(first) & set(again), "none of round 1's suggestions "
+          "among the %d of round 2" % len(again))
+    # The round's three, and one skipped measured late after all.
+    d.post("/v1/architectures", {"items": measured(again[:3] + [first[1]])})
+    j = wait(d, sid, timeout=60)
+    check_eq((j["state"], j["progress"]["round"]), ("succeeded", 3),
+             "round 3 ran by itself (%r)" % j.get("error"))
+    check_eq(j["progress"]["labels"], labels + 2 + 4,
+             "learned the round's three and the late one")
+    check_eq(d.stop(), 0, "stop")
+
 
 @test
 def a_round_with_nothing_to_measure_goes_on():
