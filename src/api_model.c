@@ -207,6 +207,7 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
                           "model %lld compares %s architectures, not %s",
                           (long long)model_id, (*out)->space, space->name);
             ctnas_served_release(*out);
+            *out = NULL; /* the caller releases *out too */
             return CTNAS_EINVAL;
         }
         return rc;

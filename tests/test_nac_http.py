@@ -210,6 +210,18 @@ def compare_errors_name_the_field():
     # A NAS-Bench-101 cell against the NAS-Bench-201 comparator: no model.
     nb101 = {"adjacency": [[0, 1], [0, 0]], "ops": ["input", "output"]}
     check_error(d.post("/v1/compare", {"a": nb101, "b": nb101}), 409)
+    # Model 1 named for cells of another space: a 400, many times over
+    # (its reference was once released twice, corrupting the heap), and
+    # the daemon still answers.
+    for route, body in (("/v1/compare", {"a": nb101, "b": nb101}),
+                        ("/v1/rank", {"architectures": [nb101, nb101]})):
+        for _ in range(30):
+            e = check_error(d.post(route, dict(body, model=1)), 400,
+                            field="model")
+        check("not nasbench101" in e["message"], "says why: %r" %
+              e["message"])
+    st, _, _ = d.post("/v1/compare", {"a": BEST, "b": WORST})
+    check_eq(st, 200, "still serving")
 
 
 @test
