@@ -577,10 +577,14 @@ static int round_due(struct search_job *j, struct ctnas_store *st,
         ctnas_free(skip);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
-    memcpy(archs + got, ds.archs, (size_t)ds.n * sizeof *archs);
-    memcpy(values + got, ds.values, (size_t)ds.n * sizeof *values);
+    /* (memcpy from NULL is undefined even for 0 bytes) */
+    if (ds.n > 0) {
+        memcpy(archs + got, ds.archs, (size_t)ds.n * sizeof *archs);
+        memcpy(values + got, ds.values, (size_t)ds.n * sizeof *values);
+    }
     if (skip != NULL) {
-        memcpy(skip, j->skip, (size_t)j->n_skip * sizeof *skip);
+        if (j->n_skip > 0)
+            memcpy(skip, j->skip, (size_t)j->n_skip * sizeof *skip);
         int k = j->n_skip;
         /* the suggestions the search waited for and got no measurement */
         for (int i = 0; i < n; i++) {
