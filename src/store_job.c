@@ -127,6 +127,14 @@ static json_t *col_text(sqlite3_stmt *s, int i)
     return t ? json_string(t) : json_null();
 }
 
+/* A NOT NULL text column: "" should a damaged file hold NULL there, so
+ * that no reader of the row meets a null it was promised never comes. */
+static json_t *col_word(sqlite3_stmt *s, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    return json_string(t ? t : "");
+}
+
 static json_t *col_real(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL
@@ -148,7 +156,7 @@ static json_t *job_row(sqlite3_stmt *s)
     return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
                      "s:o}",
                      "id", (json_int_t)sqlite3_column_int64(s, 0), "kind",
-                     col_text(s, 1), "state", col_text(s, 2), "params",
+                     col_word(s, 1), "state", col_word(s, 2), "params",
                      col_json(s, 3), "progress", col_json(s, 4), "result",
                      col_json(s, 5), "error", col_text(s, 6), "created_at",
                      col_real(s, 7), "started_at", col_real(s, 8),
