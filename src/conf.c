@@ -64,7 +64,7 @@ const char ctnas_conf_usage[] =
     "  --max-body BYTES       largest request body (CTNASD_MAX_BODY, 16777216)\n"
     "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"
     "  --max-pairs N          pairs per /v1/compare (CTNASD_MAX_PAIRS, 100000)\n"
-    "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 20000)\n"
+    "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 50000)\n"
     "  --max-jobs N           background jobs at once (CTNASD_MAX_JOBS, 4)\n"
     "  --timeout SECONDS      idle connection timeout (CTNASD_TIMEOUT, 30)\n"
     "  --max-connections N    open connections at most (CTNASD_MAX_CONNECTIONS, 1024)\n"
@@ -151,7 +151,7 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err)
     cfg->max_body = 16u << 20;
     cfg->max_batch = 10000;
     cfg->max_pairs = 100000;
-    cfg->max_rank = 20000;
+    cfg->max_rank = 50000;
     cfg->max_jobs = 4;
     cfg->timeout = 30;
     cfg->max_connections = 1024;

@@ -19,7 +19,7 @@ struct ctnas_conf {
     size_t max_body;        /* request body bytes, default 16 MiB */
     int max_batch;          /* items per upload batch, default 10000 */
     int max_pairs;          /* pairs per /v1/compare, default 100000 */
-    int max_rank;           /* architectures per /v1/rank list, default 20000 */
+    int max_rank;           /* architectures per /v1/rank list, default 50000 */
     int max_jobs;           /* background jobs queued or running at once */
     int timeout;            /* idle seconds before a connection is closed */
     int max_connections;    /* open connections at most */
