@@ -74,6 +74,14 @@ int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
                                const char *dataset, const char *metric,
                                int k, uint64_t seed, int *n_all,
                                struct ctnas_err *err);
+/* The error for a job with n (< 2) architectures measured on dataset
+ * with metric (named: the client gave it): why says what needs 2.  When
+ * a named metric has none, the message lists the dataset's metrics and
+ * the field is "metric".  Returns CTNAS_EINVAL. */
+int ctnas_dataset_too_few(struct ctnas_store *st,
+                          const struct ctnas_space *sp, const char *dataset,
+                          const char *metric, int named, int n,
+                          const char *why, struct ctnas_err *err);
 /* The metric a job learns from into out (cap bytes): metric when given,
  * else the dataset's only one.  Errors: CTNAS_EINVAL with field "dataset"
  * when nothing of sp is measured on it, field "metric" (naming them) when

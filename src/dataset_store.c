@@ -55,6 +55,36 @@ int ctnas_dataset_store_metric(struct ctnas_store *st,
     return rc;
 }
 
+int ctnas_dataset_too_few(struct ctnas_store *st,
+                          const struct ctnas_space *sp, const char *dataset,
+                          const char *metric, int named, int n,
+                          const char *why, struct ctnas_err *err)
+{
+    /* A metric the client named and nothing is measured with: say which
+     * are, and blame the metric, not the dataset. */
+    char list[256] = "";
+    json_t *ms = NULL;
+    if (named && n == 0 &&
+        ctnas_store_metrics(st, sp->name, dataset, &ms, NULL) == 0) {
+        for (size_t i = 0; i < json_array_size(ms); i++) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                     json_string_value(json_array_get(ms, i)));
+        }
+        json_decref(ms);
+    }
+    if (list[0])
+        return ctnas_err_set(err, CTNAS_EINVAL, "metric",
+                             "no %s architecture is measured on %s with "
+                             "metric %s (its metrics there: %s)", sp->name,
+                             dataset, metric, list);
+    return ctnas_err_set(err, CTNAS_EINVAL, named ? "metric" : "dataset",
+                         "%d %s architecture%s measured on %s with metric "
+                         "%s; %s at least 2 (upload measurements with "
+                         "POST /v1/architectures)", n, sp->name,
+                         n == 1 ? " is" : "s are", dataset, metric, why);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

@@ -836,10 +836,9 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
         (train_first || j->cfg.pseudo_ratio > 0 || j->cfg.rounds > 1) &&
         j->set.n < 2) {
         json_decref(ids);
-        return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
-                             "%d %s architectures are measured on %s: "
-                             "training and exploration need at least 2",
-                             j->set.n, j->space->name, j->dataset);
+        return ctnas_dataset_too_few(st, j->space, j->dataset, j->metric,
+                                     metric != NULL, j->set.n,
+                                     "training and exploration need", err);
     }
 
     /* The job resumes from these params: all of them, or an error. */

@@ -318,6 +318,41 @@ static const char *const train_keys[] = {
  * checked before the job row exists, so a 400 leaves no trace in the
  * store.  On any failure t is freed here; after a successful submit the
  * runner owns it. */
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The error for ids the read did not find (set holds those it found, in
+ * id order): the first one's place is the field, and the message names
+ * up to five of them. */
+static int missing_ids(const struct ctnas_dataset *set, const int64_t *want,
+                       size_t n_want, const char *dataset,
+                       const char *metric, struct ctnas_err *err)
+{
+    char list[128] = "", field[32] = "ids";
+    size_t n_missing = 0;
+    for (size_t i = 0; i < n_want; i++) {
+        if (set->n > 0 && bsearch(&want[i], set->ids, (size_t)set->n,
+                                  sizeof *set->ids, cmp_id) != NULL)
+            continue;
+        if (n_missing == 0)
+            snprintf(field, sizeof field, "ids[%zu]", i);
+        if (n_missing < 5) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%lld",
+                     n_missing ? ", " : "", (long long)want[i]);
+        }
+        n_missing++;
+    }
+    return ctnas_err_set(err, CTNAS_EINVAL, field,
+                         "%zu of the ids (%s%s) are not %s architectures "
+                         "measured on %s with metric %s", n_missing, list,
+                         n_missing > 5 ? ", ..." : "", set->space->name,
+                         dataset, metric);
+}
+
 int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                            const json_t *req,
                            const struct ctnas_job_key *key, json_t **out,
@@ -396,23 +431,16 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
     else
         rc = ctnas_dataset_from_store(&t->set, st, space, dataset,
                                       t->metric, want, n_want, err);
+    if (rc == 0 && ids && (size_t)t->set.n != n_want)
+        rc = missing_ids(&t->set, want, n_want, dataset, t->metric, err);
     ctnas_free(want);
     if (rc < 0)
         goto fail;
-    if (ids && (size_t)t->set.n != n_want) {
-        rc = ctnas_err_set(err, CTNAS_EINVAL, "ids",
-                           "%zu of the ids are not %s architectures measured "
-                           "on %s", n_want - (size_t)t->set.n,
-                           space->name, dataset);
-        goto fail;
-    }
     if ((train_size ? n_all : t->set.n) < 2) {
-        rc = ctnas_err_set(err, CTNAS_EINVAL, "dataset",
-                           "%d %s architectures are measured on %s with "
-                           "metric %s; training needs at least 2 (upload "
-                           "measurements with POST /v1/architectures)",
-                           train_size ? n_all : t->set.n, space->name,
-                           dataset, t->metric);
+        rc = ctnas_dataset_too_few(st, space, dataset, t->metric,
+                                   metric != NULL,
+                                   train_size ? n_all : t->set.n,
+                                   "training needs", err);
         goto fail;
     }
     if (train_size && t->set.n < train_size) {

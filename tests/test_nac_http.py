@@ -265,7 +265,7 @@ def bad_training_options_name_the_field():
                          ({"train_size": 1000}, "train_size"),
                          ({"layers": 1.5}, "layers"),
                          ({"ids": [1]}, "ids"), ({"ids": [1, 2, 1]}, "ids"),
-                         ({"ids": [1, 999999]}, "ids"),
+                         ({"ids": [1, 999999]}, "ids[1]"),
                          ({"seed": -3}, "seed"),
                          ({"readout": "max"}, "readout"),
                          ({"top_weight": -1}, "top_weight"),
@@ -277,6 +277,12 @@ def bad_training_options_name_the_field():
                 field="dataset")
     check_error(d.post("/v1/nac/train", {"dataset": "synth"}), 400,
                 field="space")
+    e = check_error(d.post("/v1/nac/train", dict(base, ids=[
+        1, 999999, 2, 888888])), 400, field="ids[1]")
+    check("2 of the ids (999999, 888888)" in e["message"], e["message"])
+    e = check_error(d.post("/v1/nac/train", dict(base, metric="acc_typo")),
+                    400, field="metric")
+    check("its metrics there: acc" in e["message"], e["message"])
     # A training job keeps the metric it learnt from, resolved when the
     # request named none.
     _, _, jobs = d.get("/v1/jobs?kind=train")

@@ -145,6 +145,10 @@ def search_errors_name_the_field():
     check_error(d.post("/v1/searches", {"space": "nasbench201",
                                         "dataset": "none"}), 400,
                 field="dataset")
+    # A metric nothing is measured with: blamed, and the right one named.
+    e = check_error(d.post("/v1/searches", dict(base, metric="acc_typo")),
+                    400, field="metric")
+    check("its metrics there: acc" in e["message"], e["message"])
     check_error(d.get("/v1/searches/424242"), 404, field="id")
     check_error(d.get("/v1/searches/1/events?since=-1"), 400)
     # A training job is not a search.
