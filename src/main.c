@@ -152,6 +152,11 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_error("%s", err.msg);
         return 1;
     }
+    /* A port file left by a daemon killed on this database would name a
+     * dead port until ours is bound: gone now, written once listening,
+     * removed again on a clean stop. */
+    if (conf.port_file[0])
+        unlink(conf.port_file);
     if (ctnas_store_open(conf.db, CTNAS_STORE_MIGRATE, &st, &err) < 0) {
         ctnas_log_error("cannot open database %s: %s", conf.db, err.msg);
         goto out;
@@ -236,6 +241,8 @@ static int cmd_serve(int argc, char **argv, int argi)
      * stops. */
     int left = ctnas_http_stop(http, 10000);
     http = NULL;
+    if (conf.port_file[0])
+        unlink(conf.port_file);
     if (left > 0)
         ctnas_log_warn("%d requests still in flight after 10 s; closed",
                        left);

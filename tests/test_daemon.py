@@ -5,10 +5,11 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 
-from ctnas_testlib import (Daemon, check, check_eq, main, nb201_cell,
-                           run_ctnasd, test, workdir)
+from ctnas_testlib import (CTNASD, Daemon, check, check_eq, main,
+                           nb201_cell, run_ctnasd, test, workdir)
 
 
 @test
@@ -78,6 +79,45 @@ def second_daemon_on_the_same_database_refuses():
         check(st != 0 and "in use" in err, "import refuses too: %r" % err)
     finally:
         check_eq(a.stop(), 0, "first daemon stops cleanly")
+
+
+@test
+def the_port_file_names_only_a_live_daemon():
+    # A script that restarts the daemon and reads --port-file must never
+    # get the port of the one before: the file goes on a clean stop, and
+    # one a kill -9 left is gone before the new daemon binds.
+    a = Daemon()
+    check(os.path.exists(a.port_file), "written once listening")
+    check_eq(a.stop(), 0, "stop")
+    check(not os.path.exists(a.port_file), "removed on a clean stop")
+    w = workdir()
+    pf = os.path.join(w, "port")
+    with open(pf, "w") as f:
+        f.write("1\n")
+    p = subprocess.Popen([CTNASD, "--port", "0",
+                          "--port-file", pf, "--db", a.db],
+                         stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        seen = set()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with open(pf) as f:
+                    seen.add(f.read().strip())
+            except FileNotFoundError:
+                seen.add(None)
+            if seen - {"1", None}:
+                break
+            time.sleep(0.001)
+        port = int((seen - {"1", None}).pop())
+        check(port > 1, "the new port: %r" % seen)
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        check_eq(p.wait(30), 0, "stops cleanly")
+    check(not os.path.exists(pf), "removed again")
 
 
 @test
