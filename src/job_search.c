@@ -841,6 +841,14 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
                                      "training and exploration need", err);
     }
 
+    if (!resume && train_first &&
+        ctnas_nac_train_size_check(&j->tc, j->set.n, &terr) < 0) {
+        char f[96];
+        json_decref(ids);
+        snprintf(f, sizeof f, "train.%s", terr.field);
+        return ctnas_err_set(err, CTNAS_EINVAL, f, "train: %s", terr.msg);
+    }
+
     /* The job resumes from these params: all of them, or an error. */
     json_t *p = ctnas_jsonv_write_fields(fields, N_FIELDS, &j->cfg);
     int bad = p == NULL;

@@ -449,6 +449,9 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                            "architectures", (long long)train_size, n_all);
         goto fail;
     }
+    /* What the job would find only once it ran: a 400 now. */
+    if ((rc = ctnas_nac_train_size_check(&t->cfg, t->set.n, err)) < 0)
+        goto fail;
 
     /* The job row holds the full, normalised request. */
     json_t *params = ctnas_nac_json_write(&t->cfg);

@@ -401,6 +401,31 @@ static int top_weights(struct run *r)
 }
 
 /* Pairwise tau of one member (theta) on the hold-out set. */
+/* Architectures held out of n: a seeded share, at least 2 (a Kendall
+ * tau needs a pair). */
+static int holdout_count(const struct ctnas_nac_train_config *cfg, int n)
+{
+    int n_hold = (int)(cfg->holdout * n + 0.5);
+    return cfg->holdout > 0 && n_hold < 2 ? 2 : n_hold;
+}
+
+int ctnas_nac_train_size_check(const struct ctnas_nac_train_config *cfg,
+                               int n, struct ctnas_err *err)
+{
+    int n_hold = holdout_count(cfg, n);
+    if (n - n_hold >= 2)
+        return 0;
+    if (n_hold == 0)
+        return ctnas_err_set(err, CTNAS_EINVAL, "",
+                             "need at least 2 training architectures, "
+                             "have %d", n);
+    return ctnas_err_set(err, CTNAS_EINVAL, "holdout",
+                         "holdout %g of %d architectures holds %d out (at "
+                         "least 2) and leaves %d to train on, fewer than "
+                         "2: hold out less, or train on more", cfg->holdout,
+                         n, n_hold, n - n_hold);
+}
+
 static double holdout_tau(struct run *r, const ctnas_real *theta)
 {
     const struct ctnas_nac_config *mc = &r->cfg->model;
@@ -572,14 +597,10 @@ int ctnas_nac_train(const struct ctnas_nac_train_config *cfg,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     for (int i = 0; i < n; i++)
         r.train_idx[i] = i;
-    int n_hold = (int)(cfg->holdout * n + 0.5);
-    if (cfg->holdout > 0 && n_hold < 2)
-        n_hold = 2;
-    if (n - n_hold < 2) {
+    int n_hold = holdout_count(cfg, n);
+    if (ctnas_nac_train_size_check(cfg, n, err) < 0) {
         ctnas_free(r.train_idx);
-        return ctnas_err_set(err, CTNAS_EINVAL, "train",
-                             "need at least 2 training architectures, "
-                             "have %d after the hold-out", n - n_hold);
+        return CTNAS_EINVAL;
     }
     if (n_hold > 0) {
         struct ctnas_rng hr;

@@ -87,6 +87,11 @@ void ctnas_nac_train_config_search(struct ctnas_nac_train_config *cfg);
 void ctnas_nac_train_config_paper(struct ctnas_nac_train_config *cfg);
 int ctnas_nac_train_config_check(const struct ctnas_nac_train_config *cfg,
                                  struct ctnas_err *err);
+/* Whether n architectures are enough for cfg: its hold-out (at least 2
+ * when there is one) must leave at least 2 to train on.  0, or
+ * CTNAS_EINVAL with field "holdout" (or "" without a hold-out). */
+int ctnas_nac_train_size_check(const struct ctnas_nac_train_config *cfg,
+                               int n, struct ctnas_err *err);
 
 /* What the progress callback sees. */
 struct ctnas_nac_progress {

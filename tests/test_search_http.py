@@ -136,6 +136,7 @@ def search_errors_name_the_field():
                          ({"train": {"top_scale": 0}}, "train.top_scale"),
                          ({"train": {"epoch": 3}}, "train.epoch"),
                          ({"train": {"steps": 3}}, "train.steps"),
+
                          ({"epochs": 3}, "epochs"),
                          ({"polish": -1}, "polish"),
                          ({"ft_top_weight": 1e300}, "ft_top_weight"),
@@ -145,6 +146,15 @@ def search_errors_name_the_field():
     check_error(d.post("/v1/searches", {"space": "nasbench201",
                                         "dataset": "none"}), 400,
                 field="dataset")
+    # A comparator to train on three cells, two of them held out: refused
+    # at once, not by the job later.
+    tiny = [dict(item, measurements=[dict(item["measurements"][0],
+                                          dataset="tiny")])
+            for item in measured(nb201_cell([op] * 6) for op in NB201_OPS[:3])]
+    check_eq(d.post("/v1/architectures", {"items": tiny})[0], 201, "upload")
+    check_error(d.post("/v1/searches", dict(
+        base, dataset="tiny", comparator="train", train={"holdout": 0.5})),
+        400, field="train.holdout")
     # A metric nothing is measured with: blamed, and the right one named.
     e = check_error(d.post("/v1/searches", dict(base, metric="acc_typo")),
                     400, field="metric")
