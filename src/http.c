@@ -175,10 +175,14 @@ int ctnas_http_route(const char *method, const char *path,
     for (size_t i = 0; i < N_ROUTES; i++) {
         if (!path_match(routes[i].path, path, NULL))
             continue;
+        /* HEAD is GET without the body (libmicrohttpd drops it), as
+         * HTTP asks of every GET resource: monitors probe with it. */
+        int get = strcmp(routes[i].method, "GET") == 0;
         size_t used = strlen(allow);
-        snprintf(allow + used, allow_cap - used, "%s%s", used ? ", " : "",
-                 routes[i].method);
-        if (hit < 0 && strcmp(routes[i].method, method) == 0) {
+        snprintf(allow + used, allow_cap - used, "%s%s%s", used ? ", " : "",
+                 routes[i].method, get ? ", HEAD" : "");
+        if (hit < 0 && (strcmp(routes[i].method, method) == 0 ||
+                        (get && strcmp(method, "HEAD") == 0))) {
             hit = (int)i;
             if (req)
                 path_match(routes[i].path, path, req);
@@ -217,7 +221,8 @@ static int check_auth(struct MHD_Connection *conn, const struct ctnas_app *app,
                       struct ctnas_err *err)
 {
     if (app->token[0] == '\0' ||
-        (strcmp(method, "GET") == 0 && strcmp(url, "/v1/health") == 0))
+        ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+         strcmp(url, "/v1/health") == 0))
         return 0;
     const char *h = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);

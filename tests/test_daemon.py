@@ -219,6 +219,9 @@ def token_guards_every_route_but_health():
     try:
         st, _, _ = d.get("/v1/health")
         check_eq(st, 200, "health needs no token")
+        check_eq(d.request("HEAD", "/v1/health")[0], 200, "nor a HEAD of it")
+        check_eq(d.request("HEAD", "/v1/spaces")[0], 401, "HEAD elsewhere "
+                 "does")
         st, h, doc = d.get("/v1/spaces")
         check_eq(st, 401, "no token")
         check_eq(doc["error"]["code"], "unauthorized", "code")

@@ -1,5 +1,6 @@
 """HTTP integration tests: the real ctnasd on loopback, every route of the
 catalogue and every error class (400, 404, 405, 413, 415)."""
+import http.client
 import os
 import re
 import socket
@@ -333,10 +334,29 @@ def wrong_method_is_405_with_allow():
     d = daemon()
     st, h, doc = d.request("DELETE", "/v1/spaces")
     check_error((st, h, doc), 405, "method_not_allowed")
-    check_eq(h.get("allow"), "GET", "Allow header")
+    check_eq(h.get("allow"), "GET, HEAD", "Allow header")
     st, h, doc = d.request("PUT", "/v1/architectures", body={})
     check_eq(st, 405, "PUT status")
-    check_eq(h.get("allow"), "GET, POST", "Allow lists both")
+    check_eq(h.get("allow"), "GET, HEAD, POST", "Allow lists them all")
+
+
+@test
+def head_is_get_without_the_body():
+    # What monitoring probes send: the GET answer's status and headers.
+    d = daemon()
+    for path in ("/v1/health", "/v1/spaces", "/v1/architectures/999999"):
+        gst, gh, _ = d.request("GET", path)
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        conn.request("HEAD", path)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        check_eq(r.status, gst, "HEAD %s status" % path)
+        check_eq(body, b"", "HEAD %s has no body" % path)
+        check_eq(r.getheader("Content-Type"), gh.get("content-type"),
+                 "HEAD %s content type" % path)
+    st, h, _ = d.request("HEAD", "/v1/compare")
+    check_eq((st, h.get("allow")), (405, "POST"), "no HEAD on a POST route")
 
 
 @test
