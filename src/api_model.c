@@ -217,10 +217,15 @@ static int pick_model(struct ctnas_req *req, struct ctnas_store *st,
                               &ambiguous);
     if (*out)
         return 0;
-    if (ambiguous)
+    if (ambiguous) {
+        char list[200];
+        ctnas_registry_datasets(req->app->registry, space->name, list,
+                                sizeof list);
         return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
-                             "several comparators serve %s: name the "
-                             "dataset (or a model id)", space->name);
+                             "several comparators serve %s, for datasets "
+                             "%s: name the dataset (or a model id)",
+                             space->name, list);
+    }
     /* 409, not 404: the request is fine, the daemon's state is not ready
      * for it yet. */
     return ctnas_err_set(err, CTNAS_ECONFLICT, "",

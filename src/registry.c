@@ -306,6 +306,20 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
     return hit;
 }
 
+void ctnas_registry_datasets(struct ctnas_registry *reg, const char *space,
+                             char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    pthread_mutex_lock(&reg->mu);
+    for (int i = 0; i < reg->n && used < cap; i++)
+        if (strcmp(reg->items[i]->space, space) == 0)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s",
+                                     used ? ", " : "",
+                                     reg->items[i]->dataset);
+    pthread_mutex_unlock(&reg->mu);
+}
+
 int ctnas_registry_publish(struct ctnas_registry *reg,
                            struct ctnas_served *s)
 {

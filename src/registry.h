@@ -69,6 +69,10 @@ void ctnas_registry_free(struct ctnas_registry *reg);
 struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
                                         const char *space,
                                         const char *dataset, int *ambiguous);
+/* The datasets served for space, ", "-separated, into buf (cut short
+ * at cap bytes). */
+void ctnas_registry_datasets(struct ctnas_registry *reg, const char *space,
+                             char *buf, size_t cap);
 /* Serve s for its (space, dataset), replacing (and releasing) the
  * previous one unless that one is newer (higher id).  Takes a reference
  * of its own.  0, or CTNAS_ENOMEM when s would be the first of its (space,

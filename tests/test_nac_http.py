@@ -618,5 +618,30 @@ def newer_model_replaces_the_serving_one():
     check_eq(d.stop(), 0, "clean stop")
 
 
+@test
+def two_datasets_served_need_the_dataset_named():
+    # Comparators for cifar10 and synth both serve nasbench201: a request
+    # that names neither must say which there are, and naming one works.
+    d = Daemon()
+    upload(d, n=30)
+    items = [{"space": "nasbench201", "arch": nb201_cell([op] * 6),
+              "measurements": [{"dataset": "cifar10", "metric": "acc",
+                                "value": 50 + i}]}
+             for i, op in enumerate(NB201_OPS)]
+    check_eq(d.post("/v1/architectures", {"items": items})[0], 201, "upload")
+    for ds in ("synth", "cifar10"):
+        j = wait_job(d, train(d, dataset=ds, epochs=3)["id"])
+        check_eq(j["state"], "succeeded", "trained on %s" % ds)
+    e = check_error(d.post("/v1/compare", {"a": MID, "b": WORST}), 400,
+                    "invalid_argument", "dataset")
+    check("synth" in e["message"] and "cifar10" in e["message"],
+          "names both: %r" % e["message"])
+    for ds in ("synth", "cifar10"):
+        st, _, doc = d.post("/v1/compare", {"a": MID, "b": WORST,
+                                            "dataset": ds})
+        check_eq((st, doc["model"]["dataset"]), (200, ds), "named " + ds)
+    check_eq(d.stop(), 0, "clean stop")
+
+
 if __name__ == "__main__":
     main()
