@@ -38,7 +38,7 @@ static int store_items(struct ctnas_store *st, const json_t *items,
          * its path.  So does a full heap: the answer lists every item. */
         if ((rc = ctnas_item_parse(it, path, NULL, &item, err)) < 0 ||
             (rc = ctnas_item_store(st, &item, path, "api", &id, &is_new,
-                                   err)) < 0 ||
+                                   NULL, err)) < 0 ||
             (json_array_append_new(result, json_pack("{s:I, s:b}", "id",
                                                      (json_int_t)id, "new",
                                                      is_new)) != 0 &&

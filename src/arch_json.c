@@ -130,7 +130,8 @@ int ctnas_item_meas(const struct ctnas_item *item, const char *path,
  * transaction. */
 int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
                      const char *path, const char *default_source,
-                     int64_t *id, int *is_new, struct ctnas_err *err)
+                     int64_t *id, int *is_new, int *new_meas,
+                     struct ctnas_err *err)
 {
     char enc[CTNAS_ENCODING_MAX], hash[CTNAS_HASH_LEN];
     int rc = item->space->encode(&item->arch, enc, sizeof enc);
@@ -141,12 +142,17 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
     if ((rc = ctnas_store_arch_upsert(st, item->space->name, enc, hash, id,
                                       is_new, err)) < 0)
         return rc;
+    if (new_meas)
+        *new_meas = 0;
     for (size_t i = 0; item->meas && i < json_array_size(item->meas); i++) {
         struct ctnas_measurement m;
+        int fresh = 0;
         if ((rc = ctnas_item_meas(item, path, i, default_source, &m,
                                   err)) < 0 ||
-            (rc = ctnas_store_meas_add(st, *id, &m, NULL, err)) < 0)
+            (rc = ctnas_store_meas_add(st, *id, &m, &fresh, err)) < 0)
             return rc;
+        if (new_meas)
+            *new_meas += fresh;
     }
     return 0;
 }

@@ -43,11 +43,13 @@ int ctnas_item_meas(const struct ctnas_item *item, const char *path,
                     size_t i, const char *default_source,
                     struct ctnas_measurement *m, struct ctnas_err *err);
 
-/* Store a parsed item: upsert the architecture, add its measurements.
- * Call inside a transaction. */
+/* Store a parsed item: upsert the architecture (*is_new: it was not
+ * there), add its measurements (*new_meas, may be NULL: how many were
+ * not there).  Call inside a transaction. */
 int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
                      const char *path, const char *default_source,
-                     int64_t *id, int *is_new, struct ctnas_err *err);
+                     int64_t *id, int *is_new, int *new_meas,
+                     struct ctnas_err *err);
 
 /* New reference: a stored row as the API answers it,
  * {"id", "space", "arch", "hash", "created_at", "measurements": [...]}.

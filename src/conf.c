@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "log.h"
 
-enum opt_kind { OPT_STR, OPT_INT, OPT_SIZE, OPT_LEVEL, OPT_DURATION };
+enum opt_kind { OPT_STR, OPT_ADDR, OPT_INT, OPT_SIZE, OPT_LEVEL,
+                OPT_DURATION };
 
 struct opt {
     const char *flag;     /* "--port" */
@@ -30,7 +33,8 @@ struct opt {
 #define CAP(f) sizeof(((struct ctnas_conf *)0)->f)
 
 static const struct opt opts[] = {
-    {"--listen", "CTNASD_LISTEN", OPT_STR, OFF(listen), CAP(listen), 0, 0},
+    {"--listen", "CTNASD_LISTEN", OPT_ADDR, OFF(listen), CAP(listen), 0,
+     0},
     {"--port", "CTNASD_PORT", OPT_INT, OFF(port), 0, 0, 65535},
     {"--db", "CTNASD_DB", OPT_STR, OFF(db), CAP(db), 0, 0},
     {"--threads", "CTNASD_THREADS", OPT_INT, OFF(threads), 0, 1, 256},
@@ -82,6 +86,18 @@ static int set_opt(struct ctnas_conf *cfg, const struct opt *o,
 {
     char *base = (char *)cfg + o->off;
     switch (o->kind) {
+    case OPT_ADDR: {
+        /* What http.c binds: a numeric IPv4 or IPv6 address, checked
+         * here so a typo is a usage error before anything starts. */
+        unsigned char buf[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, val, buf) != 1 &&
+            inet_pton(AF_INET6, val, buf) != 1)
+            return ctnas_err_set(err, CTNAS_EINVAL, name,
+                                 "%s: expected a numeric IPv4 or IPv6 "
+                                 "address (127.0.0.1, 0.0.0.0, ::1, ::), "
+                                 "not '%s'", name, val);
+    }
+        /* fall through */
     case OPT_STR:
         if (strlen(val) >= o->cap)
             return ctnas_err_set(err, CTNAS_EINVAL, name,

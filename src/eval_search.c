@@ -663,7 +663,11 @@ int ctnas_eval_search_main(int argc, char **argv)
         const char *v = argv[++i];
         long l = 0;
         int bad = 0;
+        char expect[64] = "";  /* what a bad value should have been */
         const struct flag *f = find_flag(a);
+        if (f != NULL && (f->kind == FLAG_INT || f->kind == FLAG_LONG))
+            snprintf(expect, sizeof expect, "an integer in [%ld, %ld]",
+                     f->lo, f->hi);
         if (f != NULL)
             bad = set_flag(f, v, &sc, &tc);
         else if (strcmp(a, "--space") == 0)
@@ -674,11 +678,14 @@ int ctnas_eval_search_main(int argc, char **argv)
             o->metric = v;
         else if (strcmp(a, "--recipe") == 0)
             ;   /* applied in the pass above, before any other flag */
-        else if (strcmp(a, "--budget") == 0)
+        else if (strcmp(a, "--budget") == 0) {
+            strcpy(expect, "an integer in [2, 100000000]");
             bad = ctnas_conf_parse_long(v, 2, 100000000, &o->budget) ||
                   !(have_budget = 1);
-        else if (strcmp(a, "--rounds") == 0)
+        } else if (strcmp(a, "--rounds") == 0) {
+            strcpy(expect, "an integer in [0, 999]");
             bad = ctnas_conf_parse_long(v, 0, 999, &o->rounds);
+        }
         else if (strcmp(a, "--seeds") == 0)
             bad = (o->n_seeds = parse_seeds(v, o->seeds)) <= 0;
         else if (strcmp(a, "--threads") == 0)
@@ -689,7 +696,11 @@ int ctnas_eval_search_main(int argc, char **argv)
             goto done;
         }
         if (bad) {
-            rc = usage_error("bad value for %s: %s", a, v);
+            char what[160];
+            snprintf(what, sizeof what, "%s%s%s", v, expect[0] ? ", expected "
+                                                               : "",
+                     expect);
+            rc = usage_error("bad value for %s: %s", a, what);
             goto done;
         }
     }

@@ -205,6 +205,31 @@ static json_t *jsonl_item(const char *line, const struct ctnas_import_opts *o,
     return item;
 }
 
+int ctnas_import_check(const struct ctnas_import_opts *o, const char *path,
+                       struct ctnas_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ctnas_err_set(err, CTNAS_EIO, "file", "cannot open %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        const char *s = trim(line);
+        if (*s == '\0')
+            continue;
+        /* sniffed as ctnas_import_file does */
+        if (*s != '{' && (o->space == NULL || o->dataset == NULL))
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "--space",
+                               "%s is CSV: a CSV import needs --space and "
+                               "--dataset", path);
+        break;
+    }
+    free(line); /* getline's buffer: libc's, not ours (mem.h) */
+    fclose(f);
+    return rc;
+}
+
 /* Command-line only (main.c), with the database lock held, so no daemon
  * writes meanwhile.  One transaction for the whole file: SQLite commits
  * are slow one by one, and a database failure then leaves nothing
@@ -263,7 +288,7 @@ int ctnas_import_file(struct ctnas_store *st,
             ctnas_err_set(&lerr, CTNAS_EINVAL, "", "unreadable line");
         struct ctnas_item item;
         int64_t id;
-        int is_new = 0;
+        int is_new = 0, new_meas = 0;
         if (j != NULL) {
             int lrc = ctnas_item_parse(j, "", o.space, &item, &lerr);
             char hash[CTNAS_HASH_LEN];
@@ -277,7 +302,7 @@ int ctnas_import_file(struct ctnas_store *st,
             }
             if (lrc == 0)
                 lrc = ctnas_item_store(st, &item, "", o.source, &id, &is_new,
-                                       &lerr);
+                                       &new_meas, &lerr);
             /* These three codes blame the line; anything else (EDB,
              * ENOMEM) blames the database or the machine. */
             if (lrc < 0 && lrc != CTNAS_EINVAL && lrc != CTNAS_ENUMERIC &&
@@ -298,6 +323,7 @@ int ctnas_import_file(struct ctnas_store *st,
         }
         stats->stored++;
         stats->new_archs += is_new;
+        stats->new_meas += new_meas;
     }
     if (ferror(f)) {
         rc = ctnas_err_set(err, CTNAS_EIO, "file", "error reading %s", path);
@@ -308,7 +334,7 @@ int ctnas_import_file(struct ctnas_store *st,
 fail:
     ctnas_store_rollback(st);
     /* Rolled back: nothing was stored, whatever the loop counted. */
-    stats->stored = stats->new_archs = 0;
+    stats->stored = stats->new_archs = stats->new_meas = 0;
 out:
     free(line); /* getline's buffer: libc's, not ours (mem.h) */
     fclose(f);

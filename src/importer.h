@@ -27,12 +27,19 @@ struct ctnas_import_stats {
     long lines;            /* data lines read (header and blanks excluded) */
     long stored;           /* lines stored */
     long new_archs;        /* architectures that were not there before */
+    long new_meas;         /* measurements that were not there before */
     long bad;              /* lines rejected */
 };
 
 /* Called for each rejected line (line numbers count from 1). */
 typedef void (*ctnas_import_bad_fn)(void *cls, long line,
                                     const struct ctnas_err *why);
+
+/* Before anything is opened: whether path can be read and has what its
+ * format needs from o (a CSV file: space and dataset).  0, CTNAS_EIO or
+ * CTNAS_EINVAL. */
+int ctnas_import_check(const struct ctnas_import_opts *o, const char *path,
+                       struct ctnas_err *err);
 
 /* Import one file.  Fails as a whole (nothing stored) only on I/O or
  * database errors or an unusable header; bad lines go to bad_fn. */

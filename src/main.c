@@ -34,7 +34,7 @@
 
 static const char usage[] =
     "usage: ctnasd [serve] [options]     run the HTTP daemon (default)\n"
-    "       ctnasd import --db FILE [--space S] [--dataset D] [--source S] "
+    "       ctnasd import [--db FILE] [--space S] [--dataset D] [--source S] "
     "FILE...\n"
     "                                    load measured architectures (CSV "
     "or JSON Lines)\n"
@@ -314,8 +314,17 @@ static int cmd_import(int argc, char **argv, int argi)
         fprintf(stderr, "ctnasd import: unknown space '%s'\n", o.space);
         return 2;
     }
-
+    /* Every file checked first: a mistake must not leave a new, empty
+     * database behind. */
     struct ctnas_err err = {0};
+    for (int i = argi; i < argc; i++) {
+        int rc = ctnas_import_check(&o, argv[i], &err);
+        if (rc < 0) {
+            fprintf(stderr, "ctnasd import: %s\n", err.msg);
+            return rc == CTNAS_EINVAL ? 2 : 1;
+        }
+    }
+
     int lock_fd = -1, status = 1;
     struct ctnas_store *st = NULL;
     if (ctnas_store_lock(db, &lock_fd, &err) < 0) {
@@ -336,9 +345,9 @@ static int cmd_import(int argc, char **argv, int argi)
             status = 1;
             continue;
         }
-        printf("%s: %ld lines, %ld stored (%ld new architectures), "
-               "%ld rejected\n", argv[argi], s.lines, s.stored, s.new_archs,
-               s.bad);
+        printf("%s: %ld lines, %ld stored (%ld new architectures, %ld new "
+               "measurements), %ld rejected\n", argv[argi], s.lines,
+               s.stored, s.new_archs, s.new_meas, s.bad);
         if (s.bad > 0)
             status = 1;
     }

@@ -30,6 +30,7 @@ def bad_flags_exit_2_with_a_message():
                        (["--threads", "x"], "--threads"),
                        (["--log-level", "loud"], "--log-level"),
                        (["--job-retention", "30days"], "--job-retention"),
+                       (["--listen", "999.1.1.1"], "--listen"),
                        (["--frobnicate"], "--frobnicate"),
                        (["fly"], "fly")):
         st, _, err = run_ctnasd(*args)

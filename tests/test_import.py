@@ -42,10 +42,12 @@ def csv_import_is_idempotent_and_lists_by_accuracy():
             "cifar10", path]
     st, out, err = run_ctnasd(*args)
     check_eq(st, 0, "status (%s)" % err)
-    check("40 stored (40 new" in out, "counts reported: %r" % out)
+    check("40 stored (40 new architectures, 40 new measurements)" in out,
+          "counts reported: %r" % out)
     st, out, _ = run_ctnasd(*args)
     check_eq(st, 0, "second status")
-    check("(0 new" in out, "second import adds nothing: %r" % out)
+    check("(0 new architectures, 0 new measurements)" in out,
+          "second import adds nothing: %r" % out)
     check_eq(count(db, "architectures"), 40, "architectures")
     check_eq(count(db, "measurements"), 40, "measurements not doubled")
     d = Daemon(db=db)
@@ -91,14 +93,17 @@ def csv_needs_space_dataset_and_a_header():
     db = os.path.join(w, "h.db")
     path = write(os.path.join(w, "nohdr.csv"),
                  "%s,91.0\n" % nb201_cell(["none"] * 6))
+    # A usage mistake is exit 2, and, like a missing file, checked before
+    # the database is made: no empty database is left behind.
+    st, _, err = run_ctnasd("import", "--db", db, path)
+    check(st == 2 and "--space" in err, "space required: %r" % err)
+    st, _, err = run_ctnasd("import", "--db", db, "--space", "nasbench201",
+                            "--dataset", "c", os.path.join(w, "missing"))
+    check(st == 1 and "cannot open" in err, "missing file: %r" % err)
+    check(not os.path.exists(db), "no database made")
     st, _, err = run_ctnasd("import", "--db", db, "--space", "nasbench201",
                             "--dataset", "c", path)
     check(st != 0 and "header" in err, "header required: %r" % err)
-    st, _, err = run_ctnasd("import", "--db", db, path)
-    check(st != 0 and "--space" in err, "space required: %r" % err)
-    st, _, err = run_ctnasd("import", "--db", db, "--space", "nasbench201",
-                            "--dataset", "c", os.path.join(w, "missing"))
-    check(st != 0 and "cannot open" in err, "missing file: %r" % err)
 
 
 @test
