@@ -133,7 +133,7 @@ int ctnas_api_job_list_kind(struct ctnas_req *req, const char *kind,
                             json_t **out, struct ctnas_err *err);
 
 /* Route handlers (routes.def lists them with their paths). */
-#define ROUTE(method, path, handler, summary) \
+#define ROUTE(method, path, handler, query, summary) \
     int handler(struct ctnas_req *req, json_t **out, struct ctnas_err *err);
 #include "routes.def"
 #undef ROUTE

@@ -40,13 +40,19 @@ struct route {
     const char *method;
     const char *path;
     ctnas_handler handler;
+    int query;  /* 1: the handler reads (and checks) query parameters */
 };
 
+#define Q 1
+#define NOQ 0
+
 static const struct route routes[] = {
-#define ROUTE(m, p, h, s) {#m, p, h},
+#define ROUTE(m, p, h, q, s) {#m, p, h, q},
 #include "routes.def"
 #undef ROUTE
 };
+#undef Q
+#undef NOQ
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 /* Per-request state, from the first access call to the completion
@@ -282,6 +288,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         if (cs->route == NULL)
             return send_error(conn, cs, &err,
                               err.code == CTNAS_EMETHOD ? allow : NULL);
+        /* A parameter the route does not read is a client's mistake
+         * (a typo of another route's), not something to ignore. */
+        static const char *const no_params[] = {NULL};
+        if (!cs->route->query &&
+            ctnas_req_query_only(&cs->req, no_params, &err) < 0)
+            return send_error(conn, cs, &err, NULL);
         if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
             const char *ct = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);

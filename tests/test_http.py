@@ -341,6 +341,22 @@ def wrong_method_is_405_with_allow():
 
 
 @test
+def a_query_parameter_no_route_reads_is_400():
+    # Every route refuses what it does not read, those without any
+    # parameter too: a typo must not be silently ignored.
+    d = daemon()
+    for method, path, body in (("GET", "/v1/health?verbose=1", None),
+                               ("GET", "/v1/architectures/1?x=1", None),
+                               ("POST", "/v1/compare?x=1", {}),
+                               ("GET", "/v1/architectures?limt=5", None)):
+        e = check_error(d.request(method, path, body=body), 400,
+                        "invalid_argument")
+        key = path.split("?")[1].split("=")[0]
+        check_eq(e["field"], key, "%s %s names it" % (method, path))
+    check_eq(d.get("/v1/architectures?limit=5")[0], 200, "a known one")
+
+
+@test
 def head_is_get_without_the_body():
     # What monitoring probes send: the GET answer's status and headers.
     d = daemon()

@@ -805,7 +805,7 @@ static void oom_data_and_store(void)
  * job is flagged). */
 
 static const ctnas_handler handlers[] = {
-#define ROUTE(m, p, h, s) h,
+#define ROUTE(m, p, h, q, s) h,
 #include "routes.def"
 #undef ROUTE
 };
