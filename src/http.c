@@ -363,16 +363,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (cs->len > 0) {
         json_error_t jerr;
         int oom;
-        body = ctnas_jsonv_load(cs->body, cs->len, JSON_REJECT_DUPLICATES,
+        /* Any JSON value: a well-formed body of the wrong type (null,
+         * 3) is then told so by its handler, not called malformed. */
+        body = ctnas_jsonv_load(cs->body, cs->len,
+                                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                 &jerr, &oom);
         if (oom) {
             ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
             return send_error(conn, cs, &err, NULL);
         }
         if (body == NULL) {
+            /* jansson names its own flag for a NUL; say it plainly */
+            int nul = strstr(jerr.text, "JSON_ALLOW_NUL") != NULL;
             ctnas_err_set(&err, CTNAS_EINVAL, "body",
                           "malformed JSON at line %d, column %d: %s",
-                          jerr.line, jerr.column, jerr.text);
+                          jerr.line, jerr.column,
+                          nul ? "strings must not contain \\u0000"
+                              : jerr.text);
             return send_error(conn, cs, &err, NULL);
         }
     }

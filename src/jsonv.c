@@ -144,11 +144,16 @@ int ctnas_jsonv_int(const json_t *obj, const char *prefix, const char *key,
         return rc;
         /* 2.0 is refused too: jansson tells integers from reals by their
          * spelling, and accepting a real would invite silent truncation. */
-    if (!json_is_integer(v))
+    if (!json_is_integer(v)) {
+        if (json_is_real(v))
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "%s must be an integer, written without "
+                                 "a decimal point or exponent (2, not "
+                                 "2.0)", path);
         return ctnas_err_set(err, CTNAS_EINVAL, path,
                              "%s must be an integer, not %s", path,
-                             json_is_real(v) ? "a fractional number"
-                                             : type_name(v));
+                             type_name(v));
+    }
     json_int_t i = json_integer_value(v);
     if (i < min || i > max)
         return ctnas_err_set(err, CTNAS_ENUMERIC, path,

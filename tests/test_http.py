@@ -429,6 +429,21 @@ def non_json_body_is_415_and_malformed_is_400():
                           headers={"Content-Type":
                                    "application/json; charset=utf-8"}),
                 400, field="body")
+    # Well-formed JSON of the wrong type is not "malformed"; jansson's
+    # own words for a NUL, and for 2.0, are not what a client needs.
+    js = {"Content-Type": "application/json"}
+    for raw in (b"null", b"3", b'"items"'):
+        e = check_error(d.request("POST", "/v1/architectures", raw=raw,
+                                  headers=js), 400, field="body")
+        check("must be a JSON object" in e["message"], e["message"])
+    e = check_error(d.request("POST", "/v1/compare",
+                              raw=b'{"a": "x\\u0000y", "b": 1}',
+                              headers=js), 400, field="body")
+    check("must not contain \\u0000" in e["message"] and
+          "ALLOW" not in e["message"], e["message"])
+    e = check_error(d.post("/v1/rank", {"all": True, "space": "nasbench201",
+                                        "top_k": 2.0}), 400, field="top_k")
+    check("(2, not 2.0)" in e["message"], e["message"])
 
 
 def documented_routes():
