@@ -26,11 +26,13 @@
 int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {
-    static const char *const params[] = {"space", "limit", "cursor", NULL};
+    static const char *const params[] = {"space", "dataset", "limit",
+                                         "cursor", NULL};
     int rc = ctnas_req_query_only(req, params, err);
     if (rc < 0)
         return rc;
     const char *space = ctnas_req_query(req, "space");
+    const char *dataset = ctnas_req_query(req, "dataset");
     int64_t limit = 100, before;
     const char *lim = ctnas_req_query(req, "limit");
     if (lim && (rc = ctnas_jsonv_parse_int(lim, "limit", 1, 1000, &limit,
@@ -44,8 +46,8 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
     struct ctnas_store *st;
     json_t *rows;
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
-        (rc = ctnas_store_model_list(st, space, before, (int)limit + 1,
-                                     &rows, err)) < 0)
+        (rc = ctnas_store_model_list(st, space, dataset, before,
+                                     (int)limit + 1, &rows, err)) < 0)
         return rc;
     json_t *next = ctnas_api_cursor_cut(rows, (size_t)limit);
     if (next == NULL) {

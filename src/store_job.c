@@ -542,15 +542,16 @@ int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
 }
 
 int ctnas_store_model_list(struct ctnas_store *st, const char *space,
-                           int64_t before, int limit, json_t **rows,
-                           struct ctnas_err *err)
+                           const char *dataset, int64_t before, int limit,
+                           json_t **rows, struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     int rc = prep(st, &s,
                   "SELECT " MODEL_COLS " FROM models WHERE (?1 IS NULL OR "
-                  "space = ?1) AND id < ?3 ORDER BY id DESC LIMIT ?2",
-                  "list models", err, "tii", space, (int64_t)limit,
-                  before > 0 ? before : INT64_MAX);
+                  "space = ?1) AND (?4 IS NULL OR dataset = ?4) AND id < ?3 "
+                  "ORDER BY id DESC LIMIT ?2",
+                  "list models", err, "tiit", space, (int64_t)limit,
+                  before > 0 ? before : INT64_MAX, dataset);
     if (rc < 0)
         return rc;
     return collect(st, s, model_row, rows, "list models", err);

@@ -110,11 +110,11 @@ int ctnas_store_model_insert(struct ctnas_store *st,
  * ctnas_free()). */
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
                           void **blob, size_t *len, struct ctnas_err *err);
-/* Newest first, at most limit, of ids below before (0: any); space may
- * be NULL. */
+/* Newest first, at most limit, of ids below before (0: any); space and
+ * dataset (filters) may be NULL. */
 int ctnas_store_model_list(struct ctnas_store *st, const char *space,
-                           int64_t before, int limit, json_t **rows,
-                           struct ctnas_err *err);
+                           const char *dataset, int64_t before, int limit,
+                           json_t **rows, struct ctnas_err *err);
 /* Ids of the newest published model of every (space, dataset): new
  * array, ctnas_free(). */
 int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,

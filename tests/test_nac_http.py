@@ -640,6 +640,10 @@ def two_datasets_served_need_the_dataset_named():
         st, _, doc = d.post("/v1/compare", {"a": MID, "b": WORST,
                                             "dataset": ds})
         check_eq((st, doc["model"]["dataset"]), (200, ds), "named " + ds)
+        # and the model list finds the one serving it
+        st, _, page = d.get("/v1/nac?space=nasbench201&dataset=" + ds)
+        check_eq([(m["dataset"], m["serving"]) for m in page["items"]],
+                 [(ds, True)], "the models of " + ds)
     check_eq(d.stop(), 0, "clean stop")
 
 
