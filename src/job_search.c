@@ -429,8 +429,14 @@ static int publish_model(struct search_job *j, struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     ctnas_nac_save(nac, blob, len);
     json_t *cfg = ctnas_nac_json_write(&j->tc);
-    json_t *figures = json_pack("{s:s, s:I}", "source", "search",
-                                "search_job", (json_int_t)j->job.id);
+    /* Its labels are cells, not store ids (a round may have learned a
+     * cell deleted since): n_train stays 0 and figures say how many. */
+    const struct ctnas_arch *la;
+    const double *lv;
+    json_t *figures = json_pack("{s:s, s:I, s:i}", "source", "search",
+                                "search_job", (json_int_t)j->job.id,
+                                "labels",
+                                ctnas_search_labels(j->s, &la, &lv));
     json_t *ids = json_array();
     struct ctnas_model_meta meta = {j->space->name, j->dataset, j->metric,
                                     j->job.id, 1, cfg, figures, ids};
