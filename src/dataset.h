@@ -76,8 +76,9 @@ int ctnas_dataset_sample_store(struct ctnas_dataset *ds,
                                struct ctnas_err *err);
 /* The error for a job with n (< 2) architectures measured on dataset
  * with metric (named: the client gave it): why says what needs 2.  When
- * a named metric has none, the message lists the dataset's metrics and
- * the field is "metric".  Returns CTNAS_EINVAL. */
+ * a named metric has none but the dataset has others, the message lists
+ * them and the field is "metric"; else it is "dataset".  Returns
+ * CTNAS_EINVAL. */
 int ctnas_dataset_too_few(struct ctnas_store *st,
                           const struct ctnas_space *sp, const char *dataset,
                           const char *metric, int named, int n,

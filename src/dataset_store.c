@@ -78,7 +78,7 @@ int ctnas_dataset_too_few(struct ctnas_store *st,
                              "no %s architecture is measured on %s with "
                              "metric %s (its metrics there: %s)", sp->name,
                              dataset, metric, list);
-    return ctnas_err_set(err, CTNAS_EINVAL, named ? "metric" : "dataset",
+    return ctnas_err_set(err, CTNAS_EINVAL, "dataset",
                          "%d %s architecture%s measured on %s with metric "
                          "%s; %s at least 2 (upload measurements with "
                          "POST /v1/architectures)", n, sp->name,

@@ -272,8 +272,10 @@ static json_t *entries_json(const struct ctnas_space *sp,
     return a;
 }
 
-/* The job row's progress document; NULL when out of memory. */
-static json_t *progress_json(struct search_job *j)
+/* The job row's progress document, with the search's own part only
+ * when with_search (the caller then owns j->s: not while a pool thread
+ * may be making it); NULL when out of memory. */
+static json_t *progress_json(struct search_job *j, int with_search)
 {
     struct ctnas_search_progress p;
     pthread_mutex_lock(&j->mu);
@@ -296,7 +298,7 @@ static json_t *progress_json(struct search_job *j)
         "pseudo_labels", p.n_pseudo, "pool_size", p.pool_size,
         "explorations", p.explorations,
         "baseline_updates", p.baseline_updates);
-    if (o != NULL && j->s != NULL) {
+    if (o != NULL && with_search && j->s != NULL) {
         const struct ctnas_arch *b = ctnas_search_baseline(j->s);
         const struct ctnas_arch *la;
         const double *lv;
@@ -334,7 +336,7 @@ static int flush(struct search_job *j, struct ctnas_store *st, int ck,
     }
     /* Out of memory, the row keeps its last progress (the next flush
      * tries again) rather than losing it to null. */
-    json_t *pj = progress_json(j);
+    json_t *pj = progress_json(j, 1);
     rc = pj ? ctnas_store_job_progress(st, j->job.id, pj, err)
             : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     if (rc == 0) {
@@ -482,8 +484,12 @@ static int search_done(struct ctnas_job *job, int status)
         return CTNAS_JOB_FINISHED;
     }
     if (status == CTNAS_ECANCELED && cancel == CTNAS_RUNNER_SHUTDOWN) {
-        /* Keep the row unfinished: the next start resumes from here. */
-        if (j->s && flush(j, st, 1, &err) < 0)
+        /* Keep the row unfinished: the next start resumes from here.
+         * Not while a round is due: the work may have added its labels
+         * and been stopped in the retraining, a search ahead of its
+         * bookkeeping; the checkpoint taken when it parked is the
+         * consistent one, and the round is made again from there. */
+        if (j->s && j->new_archs == NULL && flush(j, st, 1, &err) < 0)
             ctnas_log_warn("search %lld: last checkpoint failed: %s",
                            (long long)job->id, err.msg);
         ctnas_log_info("search %lld: paused by shutdown",
@@ -631,11 +637,11 @@ static int search_tick(struct ctnas_job *job)
          * comparator may train for a while before the first slice ends. */
         if (ctnas_store_job_start(st, job->id, &err) == 0)
             j->started_row = 1;
-        if (j->s == NULL) {
-            json_t *pj = progress_json(j);
-            ctnas_store_job_progress(st, job->id, pj, &err);
-            json_decref(pj);
-        }
+        /* The work may be making j->s this very moment: the phase is
+         * all there is to show yet. */
+        json_t *pj = progress_json(j, 0);
+        ctnas_store_job_progress(st, job->id, pj, &err);
+        json_decref(pj);
         return 0;
     }
     if (!job->parked || j->s == NULL || j->new_archs != NULL)
@@ -847,7 +853,10 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
                                      "training and exploration need", err);
     }
 
-    if (!resume && train_first &&
+    /* Its comparator trains on the labelled set first ("train") or
+     * between rounds: a hold-out that leaves too few is refused now, not
+     * found by the job later. */
+    if (!resume && (train_first || j->cfg.rounds > 1) &&
         ctnas_nac_train_size_check(&j->tc, j->set.n, &terr) < 0) {
         char f[96];
         json_decref(ids);
@@ -1001,7 +1010,7 @@ int ctnas_job_search_resume(struct ctnas_app *app, struct ctnas_store *st,
                 ctnas_search_progress_get(j->s, &j->prog);
                 j->phase = 1;
             }
-            json_t *pj = progress_json(j);
+            json_t *pj = progress_json(j, 1);
             if (ctnas_store_events_trim(st, id, j->events, &werr) < 0 ||
                 ctnas_store_job_progress(st, id, pj, &werr) < 0)
                 ctnas_log_warn("search %lld: cannot reset its progress on "

@@ -136,7 +136,6 @@ def search_errors_name_the_field():
                          ({"train": {"top_scale": 0}}, "train.top_scale"),
                          ({"train": {"epoch": 3}}, "train.epoch"),
                          ({"train": {"steps": 3}}, "train.steps"),
-
                          ({"epochs": 3}, "epochs"),
                          ({"polish": -1}, "polish"),
                          ({"ft_top_weight": 1e300}, "ft_top_weight"),
@@ -159,6 +158,11 @@ def search_errors_name_the_field():
     e = check_error(d.post("/v1/searches", dict(base, metric="acc_typo")),
                     400, field="metric")
     check("its metrics there: acc" in e["message"], e["message"])
+    # A metric named right on a dataset with nothing: the dataset's fault.
+    check_error(d.post("/v1/searches", dict(base, dataset="nope",
+                                            metric="acc",
+                                            comparator="train")), 400,
+                field="dataset")
     check_error(d.get("/v1/searches/424242"), 404, field="id")
     check_error(d.get("/v1/searches/1/events?since=-1"), 400)
     # A training job is not a search.
@@ -399,6 +403,37 @@ def a_continue_skips_and_each_round_learns_what_arrived():
              "round 3 ran by itself (%r)" % j.get("error"))
     check_eq(j["progress"]["labels"], labels + 2 + 4,
              "learned the round's three and the late one")
+    check_eq(d.stop(), 0, "stop")
+
+
+@test
+def a_stop_while_a_round_retrains_resumes_that_round():
+    # SIGTERM lands while the round after a continue retrains its
+    # comparator: the restarted search must make that round again from
+    # where it waited, skipping exactly what the uninterrupted one skips
+    # (a checkpoint taken mid-round once skipped a cell never suggested).
+    d, c = daemon_on_copy("stop.db")
+    sid, _ = waiting_search(d, steps=100, rounds=3, suggestions=3,
+                            train={"epochs": 1500})
+    _, _, sug = d.get("/v1/searches/%d/suggestions?n=3" % sid)
+    first = [x["arch"] for x in sug["items"]]
+    d.post("/v1/architectures", {"items": measured(first[:1])})
+    check_eq(d.post("/v1/searches/%d/continue" % sid, {})[0], 202, "told")
+    deadline = time.time() + 30
+    while d.get("/v1/searches/%d" % sid)[2]["state"] != "running":
+        check(time.time() < deadline, "goes on")
+        time.sleep(0.02)
+    time.sleep(0.5)  # inside the retraining (1,500 epochs: seconds)
+    check_eq(d.stop(), 0, "clean stop")
+    check("round 1 goes on" in d.stderr(), "the round was under way")
+    d = Daemon(db=c)
+    j = round_is(d, sid, 2, timeout=120)
+    check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
+             "round 2 ran after the restart (%r)" % j.get("error"))
+    check_eq(j["progress"]["skipped"], 2, "the two left unmeasured, only")
+    _, _, many = d.get("/v1/searches/%d/suggestions?n=50" % sid)
+    again = {x["arch"] for x in many["items"]}
+    check(not set(first) & again, "round 1's suggestions stay out")
     check_eq(d.stop(), 0, "stop")
 
 
