@@ -99,16 +99,46 @@ struct arch_set {
     int n, cap;
     struct ctnas_arch *archs;
     int64_t *ids;
-    /* open-addressing table of indices into archs, for dedupe */
-    int *table, tcap;
+    /* open-addressing tables of indices into archs, for dedupe: by
+     * cell, and by stored id (so a repeated id is read from the store
+     * once, not once per pair) */
+    int *table, *idtable, tcap;
     ctnas_real *feat;
 };
+
+static size_t id_slot(int64_t id, size_t mask)
+{
+    return ((uint64_t)id * 0x9e3779b97f4a7c15ULL >> 17) & mask;
+}
+
+/* Index of stored id in the set, or -1. */
+static int arch_set_find_id(const struct arch_set *s, int64_t id)
+{
+    if (s->idtable == NULL)
+        return -1;
+    size_t mask = (size_t)s->tcap - 1;
+    for (size_t h = id_slot(id, mask); s->idtable[h] >= 0;
+         h = (h + 1) & mask)
+        if (s->ids[s->idtable[h]] == id)
+            return s->idtable[h];
+    return -1;
+}
+
+static void arch_set_put_id(struct arch_set *s, int index)
+{
+    size_t mask = (size_t)s->tcap - 1;
+    size_t h = id_slot(s->ids[index], mask);
+    while (s->idtable[h] >= 0)
+        h = (h + 1) & mask;
+    s->idtable[h] = index;
+}
 
 static void arch_set_destroy(struct arch_set *s)
 {
     ctnas_free(s->archs);
     ctnas_free(s->ids);
     ctnas_free(s->table);
+    ctnas_free(s->idtable);
     ctnas_free(s->feat);
 }
 
@@ -126,18 +156,23 @@ static int arch_set_grow(struct arch_set *s)
         return CTNAS_ENOMEM;
     s->ids = ids;
     s->cap = cap;
-    /* Rehash into a table twice the capacity. */
+    /* Rehash into tables twice the capacity. */
     ctnas_free(s->table);
+    ctnas_free(s->idtable);
     s->tcap = cap * 2;
     s->table = ctnas_malloc((size_t)s->tcap * sizeof *s->table);
-    if (s->table == NULL)
+    s->idtable = ctnas_malloc((size_t)s->tcap * sizeof *s->idtable);
+    if (s->table == NULL || s->idtable == NULL)
         return CTNAS_ENOMEM;
     memset(s->table, -1, (size_t)s->tcap * sizeof *s->table);
+    memset(s->idtable, -1, (size_t)s->tcap * sizeof *s->idtable);
     for (int i = 0; i < s->n; i++) {
         size_t h = ctnas_arch_hash64(&s->archs[i]) & (size_t)(s->tcap - 1);
         while (s->table[h] >= 0)
             h = (h + 1) & (size_t)(s->tcap - 1);
         s->table[h] = i;
+        if (s->ids[i])
+            arch_set_put_id(s, i);
     }
     return 0;
 }
@@ -154,13 +189,17 @@ static int arch_set_add(struct arch_set *s, const struct ctnas_arch *a,
             *index = s->table[h];
                 /* A literal and a stored id of the same cell: keep the
                  * id, so the answer can name the stored row. */
-            if (id && !s->ids[*index])
+            if (id && !s->ids[*index]) {
                 s->ids[*index] = id;
+                arch_set_put_id(s, *index);
+            }
             return 0;
         }
     s->archs[s->n] = *a;
     s->ids[s->n] = id;
     s->table[h] = s->n;
+    if (id)
+        arch_set_put_id(s, s->n);
     *index = s->n++;
     return 0;
 }
@@ -348,6 +387,14 @@ int ctnas_api_compare(struct ctnas_req *req, json_t **out,
                     goto out;
                 }
                 ref = json_array_get(pair, (size_t)side);
+            }
+            /* An id already read for this request: no store read. */
+            int seen = json_is_integer(ref)
+                           ? arch_set_find_id(&set, json_integer_value(ref))
+                           : -1;
+            if (seen >= 0) {
+                idx[2 * k + side] = seen;
+                continue;
             }
             struct ctnas_arch a;
             int64_t id;

@@ -182,7 +182,7 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
     if (json_is_integer(ref)) {
         int64_t id = json_integer_value(ref);
         struct ctnas_arch_row row;
-        int rc = ctnas_store_arch_get(st, id, &row, err);
+        int rc = ctnas_store_arch_head(st, id, &row, err);
         if (rc == CTNAS_ENOTFOUND)
             return ctnas_err_set(err, CTNAS_EINVAL, path,
                                  "%s: no stored architecture %lld", path,

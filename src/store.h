@@ -104,6 +104,10 @@ int ctnas_store_arch_delete(struct ctnas_store *st, int64_t id, int *n_meas,
  * Free row->meas with ctnas_store_row_destroy. */
 int ctnas_store_arch_get(struct ctnas_store *st, int64_t id,
                          struct ctnas_arch_row *row, struct ctnas_err *err);
+/* The same without the measurements (row->n_meas 0): one indexed read,
+ * for a reference to a stored architecture. */
+int ctnas_store_arch_head(struct ctnas_store *st, int64_t id,
+                          struct ctnas_arch_row *row, struct ctnas_err *err);
 /* Look an architecture up by (space, hash); CTNAS_ENOTFOUND if absent. */
 int ctnas_store_arch_find(struct ctnas_store *st, const char *space,
                           const char *hash, int64_t *id,

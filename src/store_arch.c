@@ -349,8 +349,10 @@ static void fill_arch(sqlite3_stmt *s, struct ctnas_arch_row *row)
     row->created = sqlite3_column_int64(s, 4);
 }
 
-int ctnas_store_arch_get(struct ctnas_store *st, int64_t id,
-                         struct ctnas_arch_row *row, struct ctnas_err *err)
+/* The row of id, with its measurements when with_meas. */
+static int arch_get(struct ctnas_store *st, int64_t id,
+                    struct ctnas_arch_row *row, int with_meas,
+                    struct ctnas_err *err)
 {
     memset(row, 0, sizeof *row);
     int own;
@@ -371,12 +373,24 @@ int ctnas_store_arch_get(struct ctnas_store *st, int64_t id,
             r = ctnas__store_fail(st, rc, "read an architecture", err);
         done(s);
     }
-    if (r == 0)
+    if (r == 0 && with_meas)
         r = load_meas(st, row, err);
     ctnas__store_read_end(st, own);
     if (r != 0)
         ctnas_store_row_destroy(row);
     return r;
+}
+
+int ctnas_store_arch_get(struct ctnas_store *st, int64_t id,
+                         struct ctnas_arch_row *row, struct ctnas_err *err)
+{
+    return arch_get(st, id, row, 1, err);
+}
+
+int ctnas_store_arch_head(struct ctnas_store *st, int64_t id,
+                          struct ctnas_arch_row *row, struct ctnas_err *err)
+{
+    return arch_get(st, id, row, 0, err);
 }
 
 int ctnas_store_arch_count(struct ctnas_store *st, const char *space,

@@ -165,6 +165,18 @@ def batched_compare_answers_every_pair_in_order():
         # float32 features: a batch sums in another order than one pair.
         check(abs(one["p"] - p) < 1e-5, "batch == single: %r vs %r" %
               (one["p"], p))
+    # Stored ids, repeated and mixed with the same cells' strings (each
+    # id is read once per request): the same p as the strings give.
+    ids = [STATE["ids"][c] for c in cells[:3]]
+    mixed = [[ids[0], ids[1]], [cells[0], ids[1]], [ids[0], cells[1]],
+             [ids[1], ids[2]], [ids[0], ids[1]], [cells[1], cells[2]]]
+    st, _, doc = d.post("/v1/compare", {"pairs": mixed})
+    check_eq(st, 200, "mixed status")
+    _, _, ref = d.post("/v1/compare", {"pairs": [[cells[0], cells[1]],
+                                                 [cells[1], cells[2]]]})
+    want = [ref["p"][0]] * 3 + [ref["p"][1], ref["p"][0], ref["p"][1]]
+    check(all(abs(x - y) < 1e-5 for x, y in zip(doc["p"], want)),
+          "ids and strings agree: %r vs %r" % (doc["p"], want))
     check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST]] * 21}), 400,
                 field="pairs")
 
