@@ -220,8 +220,10 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
 static int too_many(struct ctnas_app *app, struct ctnas_err *err)
 {
     return ctnas_err_set(err, CTNAS_ELIMIT, "",
-                         "%d jobs are already queued or running (the "
-                         "limit, --max-jobs): wait for one to finish",
+                         "%d jobs are already queued, running or waiting "
+                         "(the limit, --max-jobs): wait for one to finish, "
+                         "or cancel one (a waiting ask/tell search holds "
+                         "its place until its last round)",
                          app->conf->max_jobs);
 }
 

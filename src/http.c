@@ -131,6 +131,11 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (hname)
         MHD_add_response_header(resp, hname, hval);
+    /* When to try again: a busy daemon or database soon, a full job
+     * table once a job has had time to end. */
+    if (status == 503 || status == 429)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+                                status == 503 ? "1" : "5");
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return r;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -95,6 +96,16 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_stop(h->loop);
 }
 
+/* SIGHUP's default would kill the daemon without its shutdown (no
+ * checkpoint, the port file left); there is nothing to reload. */
+static void on_hangup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    ctnas_log_warn("received SIGHUP: ignored (there is no configuration to "
+                   "reload; SIGTERM stops the daemon)");
+}
+
 /* With --port 0 the kernel picks the port; tests and scripts learn it
  * from this file.  -1 (errno set) or rename's result. */
 static int write_port_file(const char *path, int port)
@@ -108,6 +119,32 @@ static int write_port_file(const char *path, int port)
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path); /* atomic: readers never see half a file */
+}
+
+/* Descriptors for --max-connections connections and the rest (database,
+ * WAL, lock, listener, logs): the soft limit is raised towards the hard
+ * one as far as that needs, and a warning says when it cannot be, since
+ * running out shows only as connections left waiting in the kernel. */
+static void fit_open_files(int max_connections)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)max_connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
+                      ? need
+                      : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need)
+        ctnas_log_warn("the open files limit (%llu) is below --max-connections "
+                       "(%d) + 64: connections beyond it wait unanswered; "
+                       "raise it (ulimit -n, systemd LimitNOFILE=) or lower "
+                       "--max-connections", (unsigned long long)rl.rlim_cur,
+                       max_connections);
 }
 
 /* The daemon's life.  Exit status: 0 after a clean stop, 1 when it could
@@ -143,7 +180,7 @@ static int cmd_serve(int argc, char **argv, int argi)
     struct ctnas_app app;
     int app_ok = 0;
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
 
     /* One process per database: SQLite's own locking would let a second
      * daemon (or an import) in, and the two would each think it owns the
@@ -152,6 +189,7 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_error("%s", err.msg);
         return 1;
     }
+    fit_open_files(conf.max_connections);
     /* A port file left by a daemon killed on this database would name a
      * dead port until ours is bound: gone now, written once listening,
      * removed again on a clean stop. */
@@ -188,6 +226,8 @@ static int cmd_serve(int argc, char **argv, int argi)
     uv_loop_init(&loop);
     uv_signal_init(&loop, &sigterm);
     uv_signal_init(&loop, &sigint);
+    uv_signal_init(&loop, &sighup);
+    uv_signal_start(&sighup, on_hangup, SIGHUP);
     if ((app.registry = ctnas_registry_new()) == NULL ||
         ctnas_runner_new(&loop, conf.max_jobs, &app.runner) < 0) {
         ctnas_log_error("out of memory");
@@ -252,6 +292,7 @@ out_loop:
      * runs the loop until they are done, so close the signals first). */
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sighup, NULL);
     ctnas_runner_free(app.runner);
     app.runner = NULL;
     /* Runs any close callback still due (all of them when the runner was

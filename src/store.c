@@ -314,6 +314,14 @@ static int configure(struct ctnas_store *st, struct ctnas_err *err)
     if (rc != SQLITE_OK)
         return ctnas__store_fail(st, rc, "configure the connection", err);
 
+    /* The WAL grows to hold what readers keep from being checkpointed (a
+     * burst of uploads beside a long read) and SQLite keeps that size
+     * for ever; past 64 MiB it is cut back when the log restarts. */
+    rc = sqlite3_exec(st->db, "PRAGMA journal_size_limit = 67108864", NULL,
+                      NULL, NULL);
+    if (rc != SQLITE_OK)
+        return ctnas__store_fail(st, rc, "configure the connection", err);
+
     r = pragma_text(st, "PRAGMA foreign_keys = ON", buf, sizeof buf, err);
     if (r == 0)
         r = pragma_text(st, "PRAGMA foreign_keys", buf, sizeof buf, err);

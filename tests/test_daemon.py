@@ -2,6 +2,7 @@
 versions, graceful shutdown with a request in flight, log format."""
 import os
 import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -119,6 +120,37 @@ def the_port_file_names_only_a_live_daemon():
         p.send_signal(signal.SIGTERM)
         check_eq(p.wait(30), 0, "stops cleanly")
     check(not os.path.exists(pf), "removed again")
+
+
+@test
+def sighup_is_ignored_and_a_low_open_files_limit_is_told():
+    # SIGHUP's default would kill the daemon without its shutdown.
+    d = Daemon()
+    d.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    check_eq(d.get("/v1/health")[0], 200, "still serving after SIGHUP")
+    check("SIGHUP: ignored" in d.stderr(), "says so")
+    check_eq(d.stop(), 0, "then stops cleanly")
+    # An open files limit too low for --max-connections, which the
+    # daemon cannot raise (hard limit): a warning names both.
+
+    def low():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+    w = workdir()
+    p = subprocess.Popen([CTNASD, "--port", "0", "--db",
+                          os.path.join(w, "n.db"), "--port-file",
+                          os.path.join(w, "port")], preexec_fn=low,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 30
+    while not os.path.exists(os.path.join(w, "port")):
+        check(time.time() < deadline and p.poll() is None, "starts")
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    check_eq(p.returncode, 0, "clean stop")
+    check("open files limit (200)" in err and "--max-connections" in err,
+          "warned: %r" % err[:300])
 
 
 @test

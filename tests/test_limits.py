@@ -60,6 +60,7 @@ def check_refused(port, limit):
     st, h, doc = c.get()
     check_eq(st, 503, "connection over the limit")
     check_eq(h.get("connection"), "close", "Connection header")
+    check_eq(h.get("retry-after"), "1", "Retry-After header")
     e = doc["error"]
     check_eq(e["code"], "busy", "error code")
     check("--max-connections %d" % limit in e["message"],

@@ -333,10 +333,11 @@ def too_many_jobs_is_429():
     d = STATE["d"]
     a = train(d, epochs=100000)
     b = train(d, epochs=100000)
-    e = check_error(d.post("/v1/nac/train", {"space": "nasbench201",
-                                             "dataset": "synth"}), 429,
-                    "limit_reached")
+    st, h, doc = d.post("/v1/nac/train", {"space": "nasbench201",
+                                          "dataset": "synth"})
+    e = check_error((st, h, doc), 429, "limit_reached")
     check("--max-jobs" in e["message"], "names the limit: %r" % e["message"])
+    check_eq(h.get("retry-after"), "5", "Retry-After header")
     jobs = d.get("/v1/health")[2]["jobs"]
     check_eq((jobs["active"], jobs["limit"]), (2, 2), "health shows it")
     for j in (a, b):

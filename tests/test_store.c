@@ -131,6 +131,13 @@ static void test_migrate_from_empty(void)
     int64_t n = -1;
     ASSERT_EQ(ctnas_store_arch_count(st, NULL, &n, &err), 0);
     ASSERT_EQ(n, 0);
+    /* The connection's own settings: a WAL cut back past 64 MiB. */
+    sqlite3_stmt *q;
+    ASSERT(sqlite3_prepare_v2(st->db, "PRAGMA journal_size_limit", -1, &q,
+                              NULL) == SQLITE_OK);
+    ASSERT(sqlite3_step(q) == SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int64(q, 0), 67108864);
+    sqlite3_finalize(q);
     ctnas_store_close(st);
 
     /* Persistent settings, seen by an outside connection. */
