@@ -8,8 +8,11 @@ cells stored.
 Imports ../shared/data/nb201_cifar10.csv into a temporary database, starts
 the daemon on a free loopback port, trains the default comparator on 424
 architectures, then times (medians of --reps): ranking every stored cell
-({"all": true}), a batched compare of 10,000 random pairs, and single
-compares from --clients concurrent keep-alive clients for --seconds.
+({"all": true}), a batched compare of 10,000 random pairs, a compare of
+80,000 random pairs given as stored ids against the same pairs given as
+cell strings (as many as --max-body lets through) (the reference: an id should cost no more than the text),
+and single compares from --clients concurrent keep-alive clients for
+--seconds.
 """
 import argparse
 import json
@@ -62,6 +65,16 @@ def main():
         rank_med, rank_all = timed(lambda: c.call(
             "POST", "/v1/rank", {"all": True, "space": "nasbench201",
                                  "top_k": 10}), a.reps)
+        # The import stored the file's cells in order: id k is line k.
+        ri = random.Random(2)
+        pick = [(ri.randrange(len(cells)), ri.randrange(len(cells)))
+                for _ in range(80000)]
+        by_id = {"pairs": [[i + 1, j + 1] for i, j in pick]}
+        by_text = {"pairs": [[cells[i], cells[j]] for i, j in pick]}
+        id_med, id_all = timed(lambda: c.call("POST", "/v1/compare", by_id),
+                               a.reps)
+        text_med, text_all = timed(lambda: c.call("POST", "/v1/compare",
+                                                  by_text), a.reps)
 
         # Small requests from concurrent keep-alive clients.
         stop = time.time() + a.seconds
@@ -92,6 +105,9 @@ def main():
             "compare_10000_pairs_s_median": cmp_med, "compare_10000_s": cmp_all,
             "compare_10000_pairs_first_s": first,
             "compare_10000_pairs_cold_s_median": cold,
+            "compare_80000_id_pairs_s_median": id_med,
+            "compare_80000_text_pairs_s_median": text_med,
+            "compare_80000_id_over_text": id_med / text_med,
             "compare_10000_cold_s": cold_all,
             "single_compare_rps": rps,
             "single_compare_p50_ms": 1e3 * all_lat[len(all_lat) // 2],
@@ -102,6 +118,9 @@ def main():
               "pairs: %.1f ms median, %.1f ms the first time after training, "
               "%.1f ms cold (a model with no cached features) (target < 100 "
               "ms)" % (rank_med, 1e3 * cmp_med, 1e3 * first, 1e3 * cold))
+        print("compare 80,000 pairs by stored id: %.3f s median, by cell "
+              "string %.3f s (ratio %.2f)" % (id_med, text_med,
+                                             id_med / text_med))
         print("single compares, %d clients: %.0f req/s, p50 %.2f ms, p99 %.2f"
               " ms; RSS %.1f MB after training, %.1f MB after the benchmark "
               "(target < 100 MB)" % (a.clients, rps,
