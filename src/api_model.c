@@ -23,6 +23,24 @@
 /* Handlers here run on MHD threads and follow api.h: the HTTP status on
  * success with *out a new reference, or a negative CTNAS_E* code with err
  * filled; the store connection from ctnas_app_store is the thread's own. */
+/* Mark a model row "serving" (and, when it is, how many features its
+ * cache holds: how far the warm-up, then requests, filled it).  0, or -1
+ * when out of memory. */
+static int mark_serving(struct ctnas_registry *reg, json_t *row)
+{
+    struct ctnas_served *s = ctnas_registry_get(
+        reg, json_string_value(json_object_get(row, "space")),
+        json_string_value(json_object_get(row, "dataset")), NULL);
+    int serving =
+        s && s->id == json_integer_value(json_object_get(row, "id"));
+    int bad = json_object_set_new(row, "serving", json_boolean(serving));
+    if (serving)
+        bad |= json_object_set_new(row, "cached_features",
+                                   json_integer(ctnas_served_cached(s)));
+    ctnas_served_release(s);
+    return bad ? -1 : 0;
+}
+
 int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {
@@ -54,31 +72,71 @@ int ctnas_api_nac_list(struct ctnas_req *req, json_t **out,
         json_decref(rows);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     }
-    /* Mark the models being served. */
-    size_t i;
-    json_t *row;
     /* One registry lookup per row, each a mutex and a pointer copy: with
      * at most 1000 rows that is cheaper than anything cleverer. */
+    size_t i;
+    json_t *row;
     json_array_foreach(rows, i, row) {
-        struct ctnas_served *s = ctnas_registry_get(
-            req->app->registry,
-            json_string_value(json_object_get(row, "space")),
-            json_string_value(json_object_get(row, "dataset")), NULL);
-        int serving = s && s->id == json_integer_value(
-                                        json_object_get(row, "id"));
-        int bad = json_object_set_new(row, "serving", json_boolean(serving));
-        /* How far the warm-up (then requests) filled its feature cache. */
-        if (serving)
-            bad |= json_object_set_new(row, "cached_features",
-                                       json_integer(ctnas_served_cached(s)));
-        ctnas_served_release(s);
-        if (bad) {
+        if (mark_serving(req->app->registry, row) != 0) {
             json_decref(rows);
             json_decref(next);
             return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
         }
     }
     *out = json_pack("{s:o, s:o}", "items", rows, "next_cursor", next);
+    return 200;
+}
+
+int ctnas_api_nac_get(struct ctnas_req *req, json_t **out,
+                      struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    json_t *row;
+    int rc;
+    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
+                              NULL) < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no model '%s'",
+                             req->params[0]);
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
+        return rc;
+    rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
+    if (rc == CTNAS_ENOTFOUND)
+        return ctnas_err_set(err, rc, "id", "no model %lld", (long long)id);
+    if (rc < 0)
+        return rc;
+    if (mark_serving(req->app->registry, row) != 0) {
+        json_decref(row);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    *out = row;
+    return 200;
+}
+
+int ctnas_api_nac_delete(struct ctnas_req *req, json_t **out,
+                         struct ctnas_err *err)
+{
+    int64_t id;
+    struct ctnas_store *st;
+    int rc;
+    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
+                              NULL) < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no model '%s'",
+                             req->params[0]);
+    /* The serving one stays: only a newer published model replaces it
+     * (so none can start serving between this look and the delete). */
+    struct ctnas_served *sv = ctnas_registry_find(req->app->registry, id);
+    if (sv != NULL) {
+        ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                      "model %lld serves %s on %s: publish a newer one for "
+                      "them first", (long long)id, sv->space, sv->dataset);
+        ctnas_served_release(sv);
+        return CTNAS_ECONFLICT;
+    }
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = ctnas_store_model_delete(st, id, err)) < 0)
+        return rc;
+    *out = json_pack("{s:I, s:b}", "id", (json_int_t)id, "deleted", 1);
     return 200;
 }
 

@@ -306,6 +306,20 @@ struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
     return hit;
 }
 
+struct ctnas_served *ctnas_registry_find(struct ctnas_registry *reg,
+                                         int64_t id)
+{
+    struct ctnas_served *hit = NULL;
+    pthread_mutex_lock(&reg->mu);
+    for (int i = 0; i < reg->n && hit == NULL; i++)
+        if (reg->items[i]->id == id)
+            hit = reg->items[i];
+    if (hit)
+        ctnas_served_ref(hit);
+    pthread_mutex_unlock(&reg->mu);
+    return hit;
+}
+
 void ctnas_registry_datasets(struct ctnas_registry *reg, const char *space,
                              char *buf, size_t cap)
 {

@@ -69,6 +69,10 @@ void ctnas_registry_free(struct ctnas_registry *reg);
 struct ctnas_served *ctnas_registry_get(struct ctnas_registry *reg,
                                         const char *space,
                                         const char *dataset, int *ambiguous);
+/* A new reference to the served model whose id is id, or NULL when it
+ * serves nothing. */
+struct ctnas_served *ctnas_registry_find(struct ctnas_registry *reg,
+                                         int64_t id);
 /* The datasets served for space, ", "-separated, into buf (cut short
  * at cap bytes). */
 void ctnas_registry_datasets(struct ctnas_registry *reg, const char *space,

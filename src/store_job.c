@@ -489,15 +489,48 @@ int ctnas_store_model_insert(struct ctnas_store *st,
 {
     sqlite3_stmt *s;
     int rc = prep(st, &s,
-                  "INSERT INTO models (space, dataset, metric, job_id, "
+                  "INSERT INTO models (id, space, dataset, metric, job_id, "
                   "config, figures, train_ids, weights, published, "
-                  "created_at) VALUES (?, ?, ?, nullif(?, 0), ?, ?, ?, ?, "
-                  "?, ?)",
+                  "created_at) VALUES (" CTNAS__NEXT_ID("models") ", ?, ?, "
+                  "?, nullif(?, 0), ?, ?, ?, ?, ?, ?)",
                   "store a model", err, "tttijjjbid", m->space, m->dataset,
                   m->metric ? m->metric : "", m->job_id, m->config,
                   m->figures, m->train_ids, blob, len,
                   (int64_t)(m->published != 0), ctnas_store_now());
     return rc < 0 ? rc : exec_insert(st, s, "store a model", id, err);
+}
+
+int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
+                             struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    /* One statement: the check and the delete see the same rows.  A
+     * search that has not started (or resumes without a checkpoint)
+     * loads its comparator by id. */
+    int rc = prep(st, &s,
+                  "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT "
+                  "1 FROM jobs WHERE kind = 'search' AND state IN "
+                  "('queued', 'running', 'waiting') AND "
+                  "json_extract(params, '$.comparator') = ?1)",
+                  "delete a model", err, "i", id);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return ctnas__store_fail(st, rc, "delete a model", err);
+    if (sqlite3_changes(st->db) > 0)
+        return 0;
+    json_t *row = NULL;
+    rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
+    json_decref(row);
+    if (rc == CTNAS_ENOTFOUND)
+        return ctnas_err_set(err, rc, "id", "no model %lld", (long long)id);
+    if (rc < 0)
+        return rc;
+    return ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                         "model %lld is the comparator of a search that has "
+                         "not ended: cancel it first", (long long)id);
 }
 
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,

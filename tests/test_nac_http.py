@@ -632,6 +632,42 @@ def newer_model_replaces_the_serving_one():
 
 
 @test
+def models_that_do_not_serve_can_be_deleted():
+    d = Daemon(db=STATE["d"].db)  # the last test stopped the shared one
+    m1 = wait_job(d, train(d, epochs=3, publish=False)["id"])
+    m1 = m1["result"]["model_id"]
+    st, _, row = d.get("/v1/nac/%d" % m1)
+    check_eq((st, row["id"], row["serving"]), (200, m1, False), "one model")
+    check_eq(len(row["train_ids"]), row["figures"]["n_train"], "its ids")
+    st, _, doc = d.request("DELETE", "/v1/nac/%d" % m1)
+    check_eq((st, doc), (200, {"id": m1, "deleted": True}), "deleted")
+    check_error(d.get("/v1/nac/%d" % m1), 404, "not_found", "id")
+    check_error(d.request("DELETE", "/v1/nac/%d" % m1), 404, field="id")
+    # The newest was deleted: its id is still not handed out again.
+    m2 = wait_job(d, train(d, epochs=3, publish=False)["id"])
+    m2 = m2["result"]["model_id"]
+    check(m2 > m1, "a new id: %d after %d" % (m2, m1))
+    # The serving one stays, and so does a search's comparator.
+    _, _, page = d.get("/v1/nac?space=nasbench201&dataset=synth")
+    serving = [m["id"] for m in page["items"] if m["serving"]]
+    check_eq(len(serving), 1, "one serves")
+    e = check_error(d.request("DELETE", "/v1/nac/%d" % serving[0]), 409,
+                    "conflict", "id")
+    check("serves" in e["message"], e["message"])
+    st, _, s = d.post("/v1/searches", {"space": "nasbench201",
+                                       "dataset": "synth", "comparator": m2,
+                                       "steps": 100000})
+    check_eq(st, 202, "a search on m2")
+    e = check_error(d.request("DELETE", "/v1/nac/%d" % m2), 409,
+                    "conflict", "id")
+    check("search" in e["message"], e["message"])
+    d.request("DELETE", "/v1/searches/%d" % s["id"])
+    check_eq(wait_job(d, s["id"])["state"], "cancelled", "search ended")
+    check_eq(d.request("DELETE", "/v1/nac/%d" % m2)[0], 200, "then it can")
+    check_eq(d.stop(), 0, "clean stop")
+
+
+@test
 def two_datasets_served_need_the_dataset_named():
     # Comparators for cifar10 and synth both serve nasbench201: a request
     # that names neither must say which there are, and naming one works.
