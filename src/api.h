@@ -125,6 +125,10 @@ int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
  * memory). */
 int ctnas_api_cursor_read(const struct ctnas_req *req, int64_t *before,
                           struct ctnas_err *err);
+/* A path segment seg as a row id into *id: anything but a positive
+ * integer names no row, so it is 404 "no <what> '<seg>'" on field. */
+int ctnas_api_path_id(const char *seg, const char *field, const char *what,
+                      int64_t *id, struct ctnas_err *err);
 json_t *ctnas_api_cursor_cut(json_t *rows, size_t limit);
 
 /* The GET of a job list route, ?state=&limit= (and ?kind= when kind is

@@ -172,15 +172,6 @@ int ctnas_api_arch_list(struct ctnas_req *req, json_t **out,
 
 /* A path segment that is not a positive integer is a 404 like an unknown
  * id: as a URL it names no resource. */
-static int path_id(const char *seg, const char *field, const char *what,
-                   int64_t *id, struct ctnas_err *err)
-{
-    if (ctnas_jsonv_parse_int(seg, field, 1, INT64_MAX, id, NULL) < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, field, "no %s '%s'",
-                             what, seg);
-    return 0;
-}
-
 /* The architecture id names, with its measurements: 200 and its view. */
 static int arch_answer(struct ctnas_store *st, int64_t id, json_t **out,
                        struct ctnas_err *err)
@@ -204,7 +195,8 @@ int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
     int64_t id;
     struct ctnas_store *st;
     int rc;
-    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
+                                err)) < 0 ||
         (rc = ctnas_app_store(req->app, &st, err)) < 0)
         return rc;
     return arch_answer(st, id, out, err);
@@ -219,7 +211,8 @@ int ctnas_api_arch_delete(struct ctnas_req *req, json_t **out,
     int64_t id;
     struct ctnas_store *st;
     int rc, n_meas = 0;
-    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
+                                err)) < 0 ||
         (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
         (rc = ctnas_store_arch_delete(st, id, &n_meas, err)) < 0)
         return rc;
@@ -236,11 +229,12 @@ int ctnas_api_meas_delete(struct ctnas_req *req, json_t **out,
     int64_t id, mid;
     struct ctnas_store *st;
     int rc;
-    if ((rc = path_id(req->params[0], "id", "architecture", &id, err)) < 0 ||
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
+                                err)) < 0 ||
         (rc = ctnas_app_store(req->app, &st, err)) < 0)
         return rc;
-    if (path_id(req->params[1], "measurement_id", "measurement", &mid,
-                err) < 0) {
+    if (ctnas_api_path_id(req->params[1], "measurement_id", "measurement",
+                          &mid, err) < 0) {
         /* An unknown architecture is named first, as for any id. */
         json_t *row = NULL;
         struct ctnas_err e2 = {0};

@@ -76,13 +76,12 @@ int ctnas_api_job_state_check(const char *state, struct ctnas_err *err)
                          "succeeded, failed or cancelled");
 }
 
-static int parse_id(const struct ctnas_req *req, int64_t *id,
-                    struct ctnas_err *err)
+int ctnas_api_path_id(const char *seg, const char *field, const char *what,
+                      int64_t *id, struct ctnas_err *err)
 {
-    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, id,
-                              NULL) < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no job '%s'",
-                             req->params[0]);
+    if (ctnas_jsonv_parse_int(seg, field, 1, INT64_MAX, id, NULL) < 0)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, field, "no %s '%s'",
+                             what, seg);
     return 0;
 }
 
@@ -93,7 +92,8 @@ int ctnas_api_job_get(struct ctnas_req *req, json_t **out,
     struct ctnas_store *st;
     json_t *row;
     int rc;
-    if ((rc = parse_id(req, &id, err)) < 0 ||
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "job", &id, err)) <
+            0 ||
         (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
         (rc = ctnas_store_job_get(st, id, &row, err)) < 0)
         return rc;
@@ -365,7 +365,8 @@ int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
     json_t *row;
     int rc;
     if ((rc = ctnas_req_query_only(req, params, err)) < 0 ||
-        (rc = parse_id(req, &id, err)) < 0)
+        (rc = ctnas_api_path_id(req->params[0], "id", "job", &id, err)) <
+            0)
         return rc;
     const char *p = ctnas_req_query(req, "purge");
     if (p && strcmp(p, "true") != 0 && strcmp(p, "false") != 0)

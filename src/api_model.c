@@ -94,10 +94,9 @@ int ctnas_api_nac_get(struct ctnas_req *req, json_t **out,
     struct ctnas_store *st;
     json_t *row;
     int rc;
-    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
-                              NULL) < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no model '%s'",
-                             req->params[0]);
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "model", &id,
+                                err)) < 0)
+        return rc;
     if ((rc = ctnas_app_store(req->app, &st, err)) < 0)
         return rc;
     rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
@@ -119,10 +118,9 @@ int ctnas_api_nac_delete(struct ctnas_req *req, json_t **out,
     int64_t id;
     struct ctnas_store *st;
     int rc;
-    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, &id,
-                              NULL) < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no model '%s'",
-                             req->params[0]);
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "model", &id,
+                                err)) < 0)
+        return rc;
     /* The serving one stays: only a newer published model replaces it
      * (so none can start serving between this look and the delete). */
     struct ctnas_served *sv = ctnas_registry_find(req->app->registry, id);

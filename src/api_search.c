@@ -18,11 +18,9 @@ static int get_search(struct ctnas_req *req, struct ctnas_store **st,
                       int64_t *id, json_t **row, struct ctnas_err *err)
 {
     int rc;
-    if (ctnas_jsonv_parse_int(req->params[0], "id", 1, INT64_MAX, id,
-                              NULL) < 0)
-        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no search '%s'",
-                             req->params[0]);
-    if ((rc = ctnas_app_store(req->app, st, err)) < 0)
+    if ((rc = ctnas_api_path_id(req->params[0], "id", "search", id,
+                                err)) < 0 ||
+        (rc = ctnas_app_store(req->app, st, err)) < 0)
         return rc;
     rc = ctnas_store_job_get(*st, *id, row, err);
     if (rc == 0 && strcmp(json_string_value(json_object_get(*row, "kind")),
