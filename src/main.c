@@ -121,14 +121,15 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path); /* atomic: readers never see half a file */
 }
 
-/* Descriptors for --max-connections connections and the rest (database,
- * WAL, lock, listener, logs): the soft limit is raised towards the hard
- * one as far as that needs, and a warning says when it cannot be, since
- * running out shows only as connections left waiting in the kernel. */
-static void fit_open_files(int max_connections)
+/* Descriptors for --max-connections connections, the few per thread held
+ * to be told 503 (http.c) and the rest (database, WAL, lock, listener,
+ * logs): the soft limit is raised towards the hard one as far as that
+ * needs, and a warning says when it cannot be, since running out shows
+ * only as connections left waiting in the kernel. */
+static void fit_open_files(int max_connections, int threads)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)max_connections + 64;
+    rlim_t need = (rlim_t)max_connections + 8 * (rlim_t)threads + 64;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
         return;
     rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
@@ -140,11 +141,12 @@ static void fit_open_files(int max_connections)
             getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur < need)
-        ctnas_log_warn("the open files limit (%llu) is below --max-connections "
-                       "(%d) + 64: connections beyond it wait unanswered; "
-                       "raise it (ulimit -n, systemd LimitNOFILE=) or lower "
-                       "--max-connections", (unsigned long long)rl.rlim_cur,
-                       max_connections);
+        ctnas_log_warn("the open files limit (%llu) is below the %llu that "
+                       "--max-connections (%d) needs: connections beyond it "
+                       "wait unanswered; raise it (ulimit -n, systemd "
+                       "LimitNOFILE=) or lower --max-connections",
+                       (unsigned long long)rl.rlim_cur,
+                       (unsigned long long)need, max_connections);
 }
 
 /* The daemon's life.  Exit status: 0 after a clean stop, 1 when it could
@@ -189,7 +191,7 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_error("%s", err.msg);
         return 1;
     }
-    fit_open_files(conf.max_connections);
+    fit_open_files(conf.max_connections, conf.threads);
     /* A port file left by a daemon killed on this database would name a
      * dead port until ours is bound: gone now, written once listening,
      * removed again on a clean stop. */
