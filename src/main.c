@@ -187,10 +187,16 @@ static int cmd_serve(int argc, char **argv, int argi)
     /* One process per database: SQLite's own locking would let a second
      * daemon (or an import) in, and the two would each think it owns the
      * job rows. */
-    if (ctnas_store_lock(conf.db, &lock_fd, &err) < 0) {
+    long prev_pid = 0;
+    if (ctnas_store_lock_ex(conf.db, &lock_fd, &prev_pid, &err) < 0) {
         ctnas_log_error("%s", err.msg);
         return 1;
     }
+    if (prev_pid > 0)
+        ctnas_log_warn("the last ctnasd on %s (pid %ld) did not stop "
+                       "cleanly (a crash, kill -9 or power loss): its "
+                       "training jobs are marked failed, its searches resume "
+                       "from their last checkpoint", conf.db, prev_pid);
     fit_open_files(conf.max_connections, conf.threads);
     /* A port file left by a daemon killed on this database would name a
      * dead port until ours is bound: gone now, written once listening,

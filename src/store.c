@@ -440,20 +440,27 @@ void ctnas_store_close(struct ctnas_store *st)
 /* ---- the lock file ---- */
 
 /* The pid written in a lock file, or 0 when there is none yet. */
+/* The pid the lock file holds, or 0. */
+static long pid_in(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return end != buf && pid > 0 ? pid : 0;
+}
+
 static long read_lock_pid(int fd)
 {
     /* The holder writes its pid right after taking the lock; give a
      * contender that raced it a moment to see it. */
     for (int tries = 0; tries < 5; tries++) {
-        char buf[32];
-        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-        if (n > 0) {
-            buf[n] = '\0';
-            char *end;
-            long pid = strtol(buf, &end, 10);
-            if (end != buf && pid > 0)
-                return pid;
-        }
+        long pid = pid_in(fd);
+        if (pid > 0)
+            return pid;
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
@@ -470,7 +477,15 @@ static int lock_errno_code(int e)
 int ctnas_store_lock(const char *db_path, int *fd_out,
                      struct ctnas_err *err)
 {
+    return ctnas_store_lock_ex(db_path, fd_out, NULL, err);
+}
+
+int ctnas_store_lock_ex(const char *db_path, int *fd_out, long *prev_pid,
+                        struct ctnas_err *err)
+{
     *fd_out = -1;
+    if (prev_pid)
+        *prev_pid = 0;
     char lp[PATH_MAX];
     if (db_path == NULL || db_path[0] == '\0')
         return ctnas_err_set(err, CTNAS_EINVAL, "path",
@@ -505,6 +520,10 @@ int ctnas_store_lock(const char *db_path, int *fd_out,
         return ctnas_err_set(err, CTNAS_EIO, "", "cannot lock %s: %s", lp,
                              strerror(e));
     }
+    /* A clean unlock empties the file: a pid still there is a holder
+     * that died with the lock (crash, kill -9, power loss). */
+    if (prev_pid)
+        *prev_pid = pid_in(fd);
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {

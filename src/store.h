@@ -52,6 +52,10 @@ void ctnas_store_rollback(struct ctnas_store *st);
  * on the same file refuses to start: CTNAS_ECONFLICT with the holder's pid
  * in err->msg.  *fd_out is the lock; release with ctnas_store_unlock. */
 int ctnas_store_lock(const char *db_path, int *fd_out, struct ctnas_err *err);
+/* The same; *prev_pid (when not NULL) is the pid of the last holder if
+ * it ended without ctnas_store_unlock, else 0. */
+int ctnas_store_lock_ex(const char *db_path, int *fd_out, long *prev_pid,
+                        struct ctnas_err *err);
 void ctnas_store_unlock(int fd, const char *db_path);
 
 /* ---- the catalogue ---- */

@@ -123,6 +123,20 @@ def the_port_file_names_only_a_live_daemon():
 
 
 @test
+def a_start_after_a_crash_says_so():
+    a = Daemon()
+    pid = a.proc.pid
+    a.stop(signal.SIGKILL)
+    b = Daemon(db=a.db)
+    check("pid %d) did not stop cleanly" % pid in b.stderr(),
+          "the crash is told: %r" % b.stderr()[-400:])
+    check_eq(b.stop(), 0, "clean stop")
+    c = Daemon(db=a.db)
+    check("did not stop cleanly" not in c.stderr(), "not after a clean one")
+    check_eq(c.stop(), 0, "clean stop")
+
+
+@test
 def sighup_is_ignored_and_a_low_open_files_limit_is_told():
     # SIGHUP's default would kill the daemon without its shutdown.
     d = Daemon()
