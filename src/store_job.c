@@ -379,6 +379,57 @@ static int collect(struct ctnas_store *st, sqlite3_stmt *s,
     return 0;
 }
 
+/* Step s for its one row and finalize it: *out its first column. */
+static int one_i64(struct ctnas_store *st, sqlite3_stmt *s, const char *what,
+                   int64_t *out, struct ctnas_err *err)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = 0;
+    } else {
+        rc = ctnas__store_fail(st, rc, what, err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Step s to its end and finalize it: *out the first column of every row
+ * (a new array, NULL when there are none), *n how many. */
+static int collect_ids(struct ctnas_store *st, sqlite3_stmt *s,
+                       const char *what, int64_t **out, int *n,
+                       struct ctnas_err *err)
+{
+    int64_t *ids = NULL;
+    int k = 0, cap = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (k == cap) {
+            int c2 = cap ? 2 * cap : 1024;
+            int64_t *g = ctnas_realloc(ids, (size_t)c2 * sizeof *g);
+            if (g == NULL) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            ids = g;
+            cap = c2;
+        }
+        ids[k++] = sqlite3_column_int64(s, 0);
+    }
+    if (rc != SQLITE_DONE) {
+        /* the failure read before finalize, which resets it */
+        rc = rc == SQLITE_NOMEM
+                 ? ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory")
+                 : ctnas__store_fail(st, rc, what, err);
+        sqlite3_finalize(s);
+        ctnas_free(ids);
+        return rc;
+    }
+    sqlite3_finalize(s);
+    *out = ids;
+    *n = k;
+    return 0;
+}
+
 int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
                          const char *state, int64_t before, int limit,
                          json_t **rows, struct ctnas_err *err)
@@ -600,32 +651,7 @@ int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
                   "find the serving models", err, "");
     if (rc < 0)
         return rc;
-    int cap = 8;
-    *n = 0;
-    *ids = ctnas_malloc((size_t)cap * sizeof **ids);
-    while (*ids && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            int64_t *p = ctnas_realloc(*ids, (size_t)(cap *= 2) * sizeof *p);
-            if (p == NULL) {
-                ctnas_free(*ids);
-                *ids = NULL;
-                break;
-            }
-            *ids = p;
-        }
-        (*ids)[(*n)++] = sqlite3_column_int64(s, 0);
-    }
-    if (*ids == NULL)
-        rc = ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-    else if (rc != SQLITE_DONE) {
-        rc = ctnas__store_fail(st, rc, "find the serving models", err);
-        ctnas_free(*ids);
-        *ids = NULL;
-    } else {
-        rc = 0;
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return collect_ids(st, s, "find the serving models", ids, n, err);
 }
 
 /* ---- bulk reads ---- */
@@ -729,16 +755,8 @@ int ctnas_store_measurement_mark(struct ctnas_store *st, int64_t *mark,
     sqlite3_stmt *s;
     int rc = prep(st, &s, "SELECT " CTNAS__NEXT_ID("measurements") " - 1",
                   "read the measurement mark", err, "");
-    if (rc < 0)
-        return rc;
-    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        *mark = sqlite3_column_int64(s, 0);
-        rc = 0;
-    } else {
-        rc = ctnas__store_fail(st, rc, "read the measurement mark", err);
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return rc < 0 ? rc : one_i64(st, s, "read the measurement mark", mark,
+                                 err);
 }
 
 int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,
@@ -753,33 +771,7 @@ int ctnas_store_arch_measured_ids(struct ctnas_store *st, const char *space,
                   dataset, metric);
     if (rc < 0)
         return rc;
-    int64_t *ids = NULL;
-    int k = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (k == cap) {
-            int c2 = cap ? 2 * cap : 1024;
-            int64_t *g = ctnas_realloc(ids, (size_t)c2 * sizeof *g);
-            if (g == NULL) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            ids = g;
-            cap = c2;
-        }
-        ids[k++] = sqlite3_column_int64(s, 0);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = rc == SQLITE_NOMEM
-                 ? ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory")
-                 : ctnas__store_fail(st, rc, "read measured ids", err);
-        sqlite3_finalize(s);
-        ctnas_free(ids);
-        return rc;
-    }
-    sqlite3_finalize(s);
-    *out = ids;
-    *n = k;
-    return 0;
+    return collect_ids(st, s, "read measured ids", out, n, err);
 }
 
 static json_t *metric_row(sqlite3_stmt *s)
@@ -933,17 +925,7 @@ int ctnas_store_pseudo_count(struct ctnas_store *st, int64_t id,
     int rc = prep(st, &s,
                   "SELECT count(*) FROM pseudo_labels WHERE job_id = ?",
                   "count pseudo-labels", err, "i", id);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *n = sqlite3_column_int64(s, 0);
-        rc = 0;
-    } else {
-        rc = ctnas__store_fail(st, rc, "count pseudo-labels", err);
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return rc < 0 ? rc : one_i64(st, s, "count pseudo-labels", n, err);
 }
 
 int ctnas_store_jobs_unfinished(struct ctnas_store *st, const char *kind,

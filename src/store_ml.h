@@ -120,8 +120,8 @@ int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
 int ctnas_store_model_list(struct ctnas_store *st, const char *space,
                            const char *dataset, int64_t before, int limit,
                            json_t **rows, struct ctnas_err *err);
-/* Ids of the newest published model of every (space, dataset): new
- * array, ctnas_free(). */
+/* Ids of the newest published model of every (space, dataset): *ids a
+ * new array (ctnas_free(); NULL when there are none), *n how many. */
 int ctnas_store_model_latest(struct ctnas_store *st, int64_t **ids, int *n,
                              struct ctnas_err *err);
 
