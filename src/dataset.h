@@ -52,6 +52,9 @@ int ctnas_dataset_from_store(struct ctnas_dataset *ds,
                              const char *dataset, const char *metric,
                              const int64_t *want, size_t n_want,
                              struct ctnas_err *err);
+/* Whether id is one of ds->ids, which must be in id order (as
+ * ctnas_dataset_from_store reads them, not as a sample draws them). */
+int ctnas_dataset_has_id(const struct ctnas_dataset *ds, int64_t id);
 /* As ctnas_dataset_from_store (want NULL), but only the architectures
  * with a measurement stored after mark (ctnas_store_measurement_mark). */
 int ctnas_dataset_since_store(struct ctnas_dataset *ds,

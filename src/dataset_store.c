@@ -17,6 +17,17 @@
 #include "store.h"
 #include "store_ml.h"
 
+/* The strings of arr, ", "-separated, into buf (cut short at cap). */
+static void join_strings(const json_t *arr, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, cap - used, "%s%s", i ? ", " : "",
+                 json_string_value(json_array_get(arr, i)));
+    }
+}
+
 int ctnas_dataset_store_metric(struct ctnas_store *st,
                                const struct ctnas_space *sp,
                                const char *dataset, const char *metric,
@@ -41,12 +52,8 @@ int ctnas_dataset_store_metric(struct ctnas_store *st,
     } else {
         /* Averaging accuracy with loss would be nonsense: the caller
          * must choose. */
-        char list[256] = "";
-        for (size_t i = 0; i < k; i++) {
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                     json_string_value(json_array_get(ms, i)));
-        }
+        char list[256];
+        join_strings(ms, list, sizeof list);
         rc = ctnas_err_set(err, CTNAS_EINVAL, "metric",
                            "%s has several metrics (%s): name one", dataset,
                            list);
@@ -66,11 +73,7 @@ int ctnas_dataset_too_few(struct ctnas_store *st,
     json_t *ms = NULL;
     if (named && n == 0 &&
         ctnas_store_metrics(st, sp->name, dataset, &ms, NULL) == 0) {
-        for (size_t i = 0; i < json_array_size(ms); i++) {
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                     json_string_value(json_array_get(ms, i)));
-        }
+        join_strings(ms, list, sizeof list);
         json_decref(ms);
     }
     if (list[0])
@@ -179,6 +182,12 @@ int ctnas_dataset_since_store(struct ctnas_dataset *ds,
     if (rc < 0)
         ctnas_dataset_destroy(ds);
     return rc < 0 ? rc : 0;
+}
+
+int ctnas_dataset_has_id(const struct ctnas_dataset *ds, int64_t id)
+{
+    return ds->n > 0 && bsearch(&id, ds->ids, (size_t)ds->n,
+                                sizeof *ds->ids, cmp_i64) != NULL;
 }
 
 /* The first k of a partial Fisher-Yates shuffle of n items, as swaps:

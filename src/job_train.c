@@ -314,16 +314,6 @@ static const struct ctnas_job_ops train_ops = {train_work, train_tick,
 static const char *const train_keys[] = {
     "space", "dataset", "metric", "train_size", "ids", "publish", NULL};
 
-/* HTTP thread.  Everything that can fail on the request's content is
- * checked before the job row exists, so a 400 leaves no trace in the
- * store.  On any failure t is freed here; after a successful submit the
- * runner owns it. */
-static int cmp_id(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The error for ids the read did not find (set holds those it found, in
  * id order): the first one's place is the field, and the message names
  * up to five of them. */
@@ -334,8 +324,7 @@ static int missing_ids(const struct ctnas_dataset *set, const int64_t *want,
     char list[128] = "", field[32] = "ids";
     size_t n_missing = 0;
     for (size_t i = 0; i < n_want; i++) {
-        if (set->n > 0 && bsearch(&want[i], set->ids, (size_t)set->n,
-                                  sizeof *set->ids, cmp_id) != NULL)
+        if (ctnas_dataset_has_id(set, want[i]))
             continue;
         if (n_missing == 0)
             snprintf(field, sizeof field, "ids[%zu]", i);
@@ -353,6 +342,10 @@ static int missing_ids(const struct ctnas_dataset *set, const int64_t *want,
                          dataset, metric);
 }
 
+/* HTTP thread.  Everything that can fail on the request's content is
+ * checked before the job row exists, so a 400 leaves no trace in the
+ * store.  On any failure t is freed here; after a successful submit the
+ * runner owns it. */
 int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                            const json_t *req,
                            const struct ctnas_job_key *key, json_t **out,
