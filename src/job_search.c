@@ -549,11 +549,11 @@ static int search_done(struct ctnas_job *job, int status)
 /* Loop thread, when the round is due: put into j->new_* the labels it
  * brings, the got measured suggestions (archs, values; taken over) and
  * everything else measured since label_mark, and into j->next_* the
- * bookkeeping after it, with the n - got suggestions of e left unmeasured
- * skipped from now on.  0, or a code with nothing changed. */
+ * bookkeeping after it, with the n_miss suggestions left unmeasured (their
+ * hashes, miss) skipped from now on.  0, or a code with nothing changed. */
 static int round_due(struct search_job *j, struct ctnas_store *st,
                      struct ctnas_arch *archs, double *values, int got,
-                     const struct ctnas_search_entry *e, int n,
+                     char (*miss)[CTNAS_HASH_LEN], int n_miss,
                      struct ctnas_err *err)
 {
     /* The mark first: what arrives while the rows are read is read again
@@ -569,7 +569,7 @@ static int round_due(struct search_job *j, struct ctnas_store *st,
         ctnas_free(values);
         return rc;
     }
-    int total = got + ds.n, n_skip = j->n_skip + (n - got);
+    int total = got + ds.n, n_skip = j->n_skip + n_miss;
     struct ctnas_arch *a =
         ctnas_realloc(archs, (size_t)(total ? total : 1) * sizeof *a);
     if (a != NULL)
@@ -597,20 +597,7 @@ static int round_due(struct search_job *j, struct ctnas_store *st,
     if (skip != NULL) {
         if (j->n_skip > 0)
             memcpy(skip, j->skip, (size_t)j->n_skip * sizeof *skip);
-        int k = j->n_skip;
-        /* the suggestions the search waited for and got no measurement */
-        for (int i = 0; i < n; i++) {
-            char hash[CTNAS_HASH_LEN];
-            int measured = 0;
-            j->space->hash(&e[i].arch, hash);
-            for (int t = 0; t < got && !measured; t++) {
-                char h2[CTNAS_HASH_LEN];
-                j->space->hash(&archs[t], h2);
-                measured = strcmp(hash, h2) == 0;
-            }
-            if (!measured)
-                memcpy(skip[k++], hash, CTNAS_HASH_LEN);
-        }
+        memcpy(skip + j->n_skip, miss, (size_t)n_miss * sizeof *skip);
     }
     ctnas_dataset_destroy(&ds);
     j->new_archs = archs;
@@ -647,23 +634,25 @@ static int search_tick(struct ctnas_job *job)
     if (!job->parked || j->s == NULL || j->new_archs != NULL)
         return 0;
     struct ctnas_search_entry e[PROGRESS_SUGGEST];
-    int n = job_suggest(j, j->suggestions, e);
+    char miss[PROGRESS_SUGGEST][CTNAS_HASH_LEN]; /* the unmeasured ones */
+    int n = job_suggest(j, j->suggestions, e), n_miss = 0;
     struct ctnas_arch *archs =
         ctnas_malloc((size_t)(n ? n : 1) * sizeof *archs);
     double *values = ctnas_malloc((size_t)(n ? n : 1) * sizeof *values);
     int got = 0, failed = archs == NULL || values == NULL;
     for (int i = 0; !failed && i < n; i++) {
-        char hash[CTNAS_HASH_LEN];
         int found = 0;
         int64_t id, rank;
         double v;
-        j->space->hash(&e[i].arch, hash);
-        failed = ctnas_store_arch_standing(st, j->space->name, hash,
+        j->space->hash(&e[i].arch, miss[n_miss]);
+        failed = ctnas_store_arch_standing(st, j->space->name, miss[n_miss],
                                            j->dataset, j->metric, &found,
                                            &id, &v, &rank, &err) < 0;
         if (!failed && found) {
             archs[got] = e[i].arch;
             values[got++] = v;
+        } else if (!failed) {
+            n_miss++;
         }
     }
     /* All measured (none to wait for, too, when every cell of the space
@@ -680,7 +669,7 @@ static int search_tick(struct ctnas_job *job)
         ctnas_free(values);
         return 0; /* not yet, or a store error: the next tick looks */
     }
-    if (round_due(j, st, archs, values, got, e, n, &err) < 0) {
+    if (round_due(j, st, archs, values, got, miss, n_miss, &err) < 0) {
         ctnas_log_debug("search %lld: cannot read the new measurements: "
                         "%s", (long long)job->id, err.msg);
         return 0; /* the next tick tries again */
