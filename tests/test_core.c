@@ -1,11 +1,14 @@
 /*
  * test_core.c - the small shared modules: error table, rng, jsonv, conf,
- * the catalogue item shape of arch_json.c, and the runner's accounting.
+ * the catalogue item shape of arch_json.c, the runner's accounting and
+ * the request workers' queue.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "arch_json.h"
 #include "conf.h"
@@ -14,6 +17,7 @@
 #include "rng.h"
 #include "runner.h"
 #include "test.h"
+#include "workq.h"
 
 static void err_table_maps_codes(void)
 {
@@ -367,6 +371,119 @@ static void runner_shutdown_ends_a_job_that_parks(void)
     ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* Work queue items: heavy ones wait for the gate; every start (and
+ * every drop) is recorded in order. */
+struct wq_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int gate_open;
+    int heavy_now, heavy_peak;
+    int started[8], n_started;
+    int dropped[8], n_dropped;
+};
+
+struct wq_item {
+    struct ctnas_workq_item it; /* first */
+    int id;
+};
+
+static void wq_run(struct ctnas_workq_item *it, void *ctx)
+{
+    struct wq_state *st = ctx;
+    int id = ((struct wq_item *)it)->id;
+    pthread_mutex_lock(&st->mu);
+    st->started[st->n_started++] = id;
+    if (it->heavy) {
+        if (++st->heavy_now > st->heavy_peak)
+            st->heavy_peak = st->heavy_now;
+        while (!st->gate_open)
+            pthread_cond_wait(&st->cv, &st->mu);
+        st->heavy_now--;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* The stop hands over the items not started, then waits for the running
+ * one: the last drop opens its gate. */
+static void wq_drop(struct ctnas_workq_item *it, void *ctx)
+{
+    struct wq_state *st = ctx;
+    pthread_mutex_lock(&st->mu);
+    st->dropped[st->n_dropped++] = ((struct wq_item *)it)->id;
+    st->gate_open = st->n_dropped == 2;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Wait up to 10 s for n starts; the count seen. */
+static int wq_wait_started(struct wq_state *st, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < 10000; i++) {
+        pthread_mutex_lock(&st->mu);
+        seen = st->n_started;
+        pthread_mutex_unlock(&st->mu);
+        if (seen >= n)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    return seen;
+}
+
+static void workq_puts_light_first_and_bounds_heavy(void)
+{
+    struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                          .cv = PTHREAD_COND_INITIALIZER};
+    struct wq_item it[4] = {{{NULL, 1}, 1}, {{NULL, 1}, 2}, {{NULL, 1}, 3},
+                            {{NULL, 0}, 4}};
+    struct ctnas_workq *q;
+    /* Two threads, one of them at most on heavy items. */
+    ASSERT_EQ(ctnas_workq_new(2, 1, wq_run, &st, &q), 0);
+    ASSERT_EQ(ctnas_workq_push(q, &it[0].it), 0);
+    ASSERT_EQ(wq_wait_started(&st, 1), 1);
+    for (int i = 1; i < 3; i++)
+        ASSERT_EQ(ctnas_workq_push(q, &it[i].it), 0);
+    /* Heavy 2 and 3 were queued first, but the light item runs now, on
+     * the thread the heavy limit keeps free. */
+    ASSERT_EQ(ctnas_workq_push(q, &it[3].it), 0);
+    ASSERT_EQ(wq_wait_started(&st, 2), 2);
+    pthread_mutex_lock(&st.mu);
+    int started1 = st.started[1], now = st.heavy_now;
+    st.gate_open = 1;
+    pthread_cond_broadcast(&st.cv);
+    pthread_mutex_unlock(&st.mu);
+    ASSERT_EQ(started1, 4);
+    ASSERT_EQ(now, 1);
+    ASSERT_EQ(wq_wait_started(&st, 4), 4);
+    ctnas_workq_free(q, wq_drop);
+    ASSERT_EQ(st.started[0], 1);
+    ASSERT_EQ(st.started[2], 2);
+    ASSERT_EQ(st.started[3], 3);
+    ASSERT_EQ(st.heavy_peak, 1);
+    ASSERT_EQ(st.n_dropped, 0);
+}
+
+static void workq_stop_drops_what_has_not_started(void)
+{
+    struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                          .cv = PTHREAD_COND_INITIALIZER};
+    struct wq_item it[3] = {{{NULL, 1}, 1}, {{NULL, 1}, 2}, {{NULL, 0}, 3}};
+    struct ctnas_workq *q;
+    ASSERT_EQ(ctnas_workq_new(1, 1, wq_run, &st, &q), 0);
+    ASSERT_EQ(ctnas_workq_push(q, &it[0].it), 0);
+    ASSERT_EQ(wq_wait_started(&st, 1), 1);
+    for (int i = 1; i < 3; i++)
+        ASSERT_EQ(ctnas_workq_push(q, &it[i].it), 0);
+    /* Item 1 runs, held at its gate: the stop drops 3 (light, so first)
+     * and 2, and the second drop lets 1 finish. */
+    ctnas_workq_free(q, wq_drop);
+    ASSERT_EQ(st.n_started, 1);
+    ASSERT_EQ(st.started[0], 1);
+    ASSERT_EQ(st.n_dropped, 2);
+    ASSERT_EQ(st.dropped[0], 3);
+    ASSERT_EQ(st.dropped[1], 2);
+}
+
 int main(void)
 {
     TEST_RUN(err_table_maps_codes);
@@ -378,5 +495,7 @@ int main(void)
     TEST_RUN(runner_counts_only_client_jobs);
     TEST_RUN(runner_shutdown_keeps_a_cancel);
     TEST_RUN(runner_shutdown_ends_a_job_that_parks);
+    TEST_RUN(workq_puts_light_first_and_bounds_heavy);
+    TEST_RUN(workq_stop_drops_what_has_not_started);
     return test_done();
 }
