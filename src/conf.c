@@ -63,7 +63,7 @@ const char ctnas_conf_usage[] =
     "  --listen ADDR          address to bind (CTNASD_LISTEN, 127.0.0.1)\n"
     "  --port N               TCP port, 0 for any free one (CTNASD_PORT, 8080)\n"
     "  --db FILE              SQLite database (CTNASD_DB, ./ctnas.db)\n"
-    "  --threads N            HTTP worker threads (CTNASD_THREADS, 4)\n"
+    "  --threads N            threads that run requests (CTNASD_THREADS, 4)\n"
     "  --log-level LEVEL      error|warn|info|debug (CTNASD_LOG_LEVEL, info)\n"
     "  --max-body BYTES       largest request body (CTNASD_MAX_BODY, 16777216)\n"
     "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"

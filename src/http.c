@@ -3,7 +3,14 @@
  * buffering and limits, routing, JSON error bodies, the access log.
  * Must not touch: SQL (handlers go through store.h), job memory.
  *
- * Each request runs on one MHD worker thread from start to end, so a
+ * One thread (libmicrohttpd's) reads and writes every connection and
+ * never runs a handler but the health route's: a complete request is
+ * suspended and handed to the --threads workers (workq.h), which parse
+ * its body, run its handler and build the answer, then resume it.  So a
+ * long compare or rank holds up only its own connection: the others are
+ * read, answered and kept alive meanwhile (a suspended connection does
+ * not time out).  POSTs take at most threads - 1 workers and GETs go
+ * ahead of them, so polls are answered while long requests run.  A
  * handler may block on SQLite; slow work goes to background jobs.
  */
 #include "config.h"
@@ -22,9 +29,11 @@
 #include "jsonv.h"
 #include "log.h"
 #include "mem.h"
+#include "workq.h"
 
 struct ctnas_http {
     struct MHD_Daemon *mhd;
+    struct ctnas_workq *workers;
     struct ctnas_app *app;
     atomic_int in_flight;
     atomic_int admitted;  /* open connections within --max-connections */
@@ -58,6 +67,7 @@ static const struct route routes[] = {
 /* Per-request state, from the first access call to the completion
  * callback. */
 struct conn_state {
+    struct ctnas_workq_item work; /* first: the item is the state */
     char *body;
     size_t len, cap;
     const struct route *route;
@@ -65,6 +75,9 @@ struct conn_state {
     double t0;
     int responded;        /* a response is queued (early error) */
     int too_large;        /* body went over --max-body: discarding it */
+    int suspended;        /* with a worker; resumed with resp built */
+    struct MHD_Response *resp; /* the answer, until queued */
+    unsigned status;
 };
 
 /* Match path against a pattern segment by segment; "{x}" captures. */
@@ -101,21 +114,24 @@ static int path_match(const char *pattern, const char *path,
     return *p == '\0' && *s == '\0';
 }
 
-/* Queue body as the answer; hname/hval: one extra header, or NULL. */
-static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
-                                 json_t *body, const char *hname,
-                                 const char *hval)
+/* Build the answer (cs->resp, cs->status) from body, on any thread;
+ * hname/hval: one extra header, or NULL.  Out of memory leaves resp NULL,
+ * and the connection is then closed unanswered. */
+static void make_json(struct conn_state *cs, int status, json_t *body,
+                      const char *hname, const char *hval)
 {
+    cs->resp = NULL;
+    cs->status = (unsigned)status;
     char *text =
         ctnas_jsonv_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (text == NULL)
-        return MHD_NO;
+        return;
     size_t len = strlen(text);
     /* Terminate the document with a newline: friendlier for curl. */
     char *buf = ctnas_realloc(text, len + 2);
     if (buf == NULL) {
         ctnas_free(text);
-        return MHD_NO;
+        return;
     }
     buf[len] = '\n';
     buf[len + 1] = '\0';
@@ -124,7 +140,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
                                                            ctnas_free);
     if (resp == NULL) {
         ctnas_free(buf);
-        return MHD_NO;
+        return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "application/json");
@@ -136,8 +152,19 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, int status,
     if (status == 503 || status == 429)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
                                 status == 503 ? "1" : "5");
-    enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
+    cs->resp = resp;
+}
+
+/* I/O thread: queue the answer built. */
+static enum MHD_Result reply(struct MHD_Connection *conn,
+                             struct conn_state *cs)
+{
+    cs->responded = 1;
+    if (cs->resp == NULL)
+        return MHD_NO;
+    enum MHD_Result r = MHD_queue_response(conn, cs->status, cs->resp);
+    MHD_destroy_response(cs->resp);
+    cs->resp = NULL;
     return r;
 }
 
@@ -149,32 +176,36 @@ static json_t *error_body(const struct ctnas_err *err)
                      err->field[0] ? json_string(err->field) : json_null());
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn,
-                                  struct conn_state *cs,
-                                  const struct ctnas_err *err,
-                                  const char *allow)
+/* Build the error answer; allow: the Allow header of a 405, or NULL. */
+static void make_error(struct conn_state *cs, const struct ctnas_err *err,
+                       const char *allow)
 {
     int status = ctnas_err_http_status(err->code);
     json_t *body = error_body(err);
-    enum MHD_Result r;
     if (err->code == CTNAS_EAUTH)
-        r = send_json(conn, status, body, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                      "Bearer realm=\"ctnasd\"");
+        make_json(cs, status, body, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                  "Bearer realm=\"ctnasd\"");
     else if (err->code == CTNAS_EBUSY)
-        r = send_json(conn, status, body, MHD_HTTP_HEADER_CONNECTION,
-                      "close");
+        make_json(cs, status, body, MHD_HTTP_HEADER_CONNECTION, "close");
     else
-        r = send_json(conn, status, body,
-                      allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+        make_json(cs, status, body, allow ? MHD_HTTP_HEADER_ALLOW : NULL,
+                  allow);
     json_decref(body);
-    cs->responded = 1;
     if (status >= 500)
         ctnas_log_error("%s %s -> %d: %s", cs->req.method, cs->req.path,
                         status, err->msg);
     else
         ctnas_log_debug("%s %s -> %d: %s", cs->req.method, cs->req.path,
                         status, err->msg);
-    return r;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn,
+                                  struct conn_state *cs,
+                                  const struct ctnas_err *err,
+                                  const char *allow)
+{
+    make_error(cs, err, allow);
+    return reply(conn, cs);
 }
 
 int ctnas_http_route(const char *method, const char *path,
@@ -253,6 +284,60 @@ static int is_json_type(const char *ct)
     size_t n = strlen("application/json");
     return strncasecmp(ct, "application/json", n) == 0 &&
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Parse the body, run the handler, build the answer (cs->resp): any
+ * thread, the connection untouched but for reading its request. */
+static void handle(struct conn_state *cs)
+{
+    struct ctnas_err err = {0};
+    json_t *body = NULL;
+    if (cs->len > 0) {
+        json_error_t jerr;
+        int oom;
+        /* Any JSON value: a well-formed body of the wrong type (null,
+         * 3) is then told so by its handler, not called malformed. */
+        body = ctnas_jsonv_load(cs->body, cs->len,
+                                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                                &jerr, &oom);
+        if (oom) {
+            ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
+            make_error(cs, &err, NULL);
+            return;
+        }
+        if (body == NULL) {
+            /* jansson names its own flag for a NUL; say it plainly */
+            int nul = strstr(jerr.text, "JSON_ALLOW_NUL") != NULL;
+            ctnas_err_set(&err, CTNAS_EINVAL, "body",
+                          "malformed JSON at line %d, column %d: %s",
+                          jerr.line, jerr.column,
+                          nul ? "strings must not contain \\u0000"
+                              : jerr.text);
+            make_error(cs, &err, NULL);
+            return;
+        }
+    }
+    cs->req.body = body;
+
+    json_t *out = NULL;
+    int rc = cs->route->handler(&cs->req, &out, &err);
+    json_decref(body);
+    cs->req.body = NULL;
+    /* Every handler answers a body; none means it could not be built. */
+    if (rc >= 0 && out == NULL)
+        rc = ctnas_err_set(&err, CTNAS_ENOMEM, "",
+                           "out of memory: the answer could not be built");
+    if (rc < 0) {
+        json_decref(out);
+        if (err.code == 0)
+            ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
+        make_error(cs, &err, NULL);
+        return;
+    }
+    make_json(cs, rc, out, cs->req.reply_header, cs->req.reply_value);
+    json_decref(out);
+    ctnas_log_debug("%s %s -> %d (%.1f ms)", cs->req.method, cs->req.path,
+                    rc, (ctnas_now_seconds() - cs->t0) * 1e3);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -355,6 +440,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->len += n;
         return MHD_YES;
     }
+    if (cs->suspended) {
+        /* Resumed by its worker, the answer built. */
+        cs->suspended = 0;
+        return reply(conn, cs);
+    }
     if (cs->responded)
         return MHD_YES;
     if (cs->too_large) {
@@ -363,54 +453,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                       "(--max-body)", h->app->conf->max_body);
         return send_error(conn, cs, &err, NULL);
     }
-
-    json_t *body = NULL;
-    if (cs->len > 0) {
-        json_error_t jerr;
-        int oom;
-        /* Any JSON value: a well-formed body of the wrong type (null,
-         * 3) is then told so by its handler, not called malformed. */
-        body = ctnas_jsonv_load(cs->body, cs->len,
-                                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                                &jerr, &oom);
-        if (oom) {
-            ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
-            return send_error(conn, cs, &err, NULL);
-        }
-        if (body == NULL) {
-            /* jansson names its own flag for a NUL; say it plainly */
-            int nul = strstr(jerr.text, "JSON_ALLOW_NUL") != NULL;
-            ctnas_err_set(&err, CTNAS_EINVAL, "body",
-                          "malformed JSON at line %d, column %d: %s",
-                          jerr.line, jerr.column,
-                          nul ? "strings must not contain \\u0000"
-                              : jerr.text);
-            return send_error(conn, cs, &err, NULL);
-        }
+    /* Health answers on this thread: a monitor must hear from a daemon
+     * whose workers are all busy.  It only pings the database. */
+    if (cs->route->handler == ctnas_api_health) {
+        handle(cs);
+        return reply(conn, cs);
     }
-    cs->req.body = body;
-
-    json_t *out = NULL;
-    int rc = cs->route->handler(&cs->req, &out, &err);
-    json_decref(body);
-    cs->req.body = NULL;
-    /* Every handler answers a body; none means it could not be built. */
-    if (rc >= 0 && out == NULL)
-        rc = ctnas_err_set(&err, CTNAS_ENOMEM, "",
-                           "out of memory: the answer could not be built");
-    if (rc < 0) {
-        json_decref(out);
-        if (err.code == 0)
-            ctnas_err_set(&err, rc, "", "%s", ctnas_strerror(rc));
+    /* A body is what makes a request long (compares, ranks, uploads);
+     * GETs and DELETEs go ahead of them. */
+    cs->work.heavy = cs->len > 0 || strcmp(method, "POST") == 0;
+    /* Suspend before the push: the worker may resume at once. */
+    MHD_suspend_connection(conn);
+    cs->suspended = 1;
+    if (ctnas_workq_push(h->workers, &cs->work) < 0) {
+        cs->suspended = 0;
+        MHD_resume_connection(conn);
+        ctnas_err_set(&err, CTNAS_EBUSY, "", "the daemon is stopping");
         return send_error(conn, cs, &err, NULL);
     }
-    enum MHD_Result r = send_json(conn, rc, out, cs->req.reply_header,
-                                  cs->req.reply_value);
-    json_decref(out);
-    cs->responded = 1;
-    ctnas_log_debug("%s %s -> %d (%.1f ms)", method, url, rc,
-                    (ctnas_now_seconds() - cs->t0) * 1e3);
-    return r;
+    return MHD_YES;
+}
+
+/* Worker thread: the request's answer, then back to the I/O thread.  cs
+ * may be freed as soon as the connection is resumed. */
+static void run_request(struct ctnas_workq_item *it, void *ctx)
+{
+    (void)ctx;
+    struct conn_state *cs = (struct conn_state *)it;
+    handle(cs);
+    MHD_resume_connection(cs->req.conn);
+}
+
+/* A request still queued when the daemon stops is told so. */
+static void drop_request(struct ctnas_workq_item *it, void *ctx)
+{
+    (void)ctx;
+    struct conn_state *cs = (struct conn_state *)it;
+    struct ctnas_err err = {0};
+    ctnas_err_set(&err, CTNAS_EBUSY, "", "the daemon is stopping");
+    make_error(cs, &err, NULL);
+    MHD_resume_connection(cs->req.conn);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn,
@@ -422,18 +504,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     struct conn_state *cs = *con_cls;
     if (cs == NULL)
         return;
+    if (cs->resp)
+        MHD_destroy_response(cs->resp); /* built, never sent */
     ctnas_free(cs->body);
     ctnas_free(cs);
     *con_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
-/* One count of connections for the whole thread pool: MHD's own
- * MHD_OPTION_CONNECTION_LIMIT is split among the pool's threads, each
- * accepting until its share is full, so which connection is the one too
- * many depends on where the kernel hands it.  A connection started over
- * the limit is marked; its first request is answered 503 and the
- * connection closed (on_request). */
+/* The count of open connections behind --max-connections: MHD's own
+ * MHD_OPTION_CONNECTION_LIMIT would close the one too many unanswered.
+ * A connection started over the limit is marked instead; its first
+ * request is answered 503 and the connection closed (on_request). */
 static void on_connection(void *cls, struct MHD_Connection *conn,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -540,7 +622,8 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, conf->listen, &sin->sin_addr) == 1) {
@@ -557,19 +640,27 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                              conf->listen);
     }
 
-    /* --max-connections is counted by on_connection; MHD's limit (split
-     * among the threads) only bounds the sockets open at once, leaving
-     * each thread room for OVER_LIMIT_SLOTS connections over the limit
-     * to be told 503.  Beyond that, new connections wait in the listen
-     * queue. */
+    /* One worker is kept from POSTs, for polls, when there are two. */
+    int heavy_max = conf->threads > 1 ? conf->threads - 1 : 1;
+    int rc = ctnas_workq_new(conf->threads, heavy_max, run_request, h,
+                             &h->workers);
+    if (rc < 0) {
+        ctnas_free(h);
+        return ctnas_err_set(err, rc, "--threads",
+                             "cannot start %d worker threads",
+                             conf->threads);
+    }
+
+    /* --max-connections is counted by on_connection; MHD's limit only
+     * bounds the sockets open at once, leaving room for OVER_LIMIT_SLOTS
+     * connections over the limit to be told 503.  Beyond that, new
+     * connections wait in the listen queue. */
     enum { OVER_LIMIT_SLOTS = 8 };
-    unsigned sockets = (unsigned)conf->max_connections +
-                       OVER_LIMIT_SLOTS * (unsigned)conf->threads;
+    unsigned sockets = (unsigned)conf->max_connections + OVER_LIMIT_SLOTS;
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)conf->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conf->timeout,
         MHD_OPTION_CONNECTION_LIMIT, sockets,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
@@ -581,6 +672,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
          * over the last run's TIME_WAIT sockets. */
         MHD_OPTION_END);
     if (h->mhd == NULL) {
+        ctnas_workq_free(h->workers, NULL);
         ctnas_free(h);
         return ctnas_err_set(err, CTNAS_EIO, "--port",
                              "cannot listen on %s port %d (in use, or not "
@@ -598,6 +690,16 @@ int ctnas_http_port(const struct ctnas_http *h)
     return h->port;
 }
 
+/* Wait up to ms for no request in flight. */
+static void wait_idle(struct ctnas_http *h, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 10) {
+        if (atomic_load(&h->in_flight) == 0)
+            break;
+        usleep(10000);
+    }
+}
+
 int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
 {
     if (h == NULL)
@@ -606,12 +708,14 @@ int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    for (int waited = 0; waited < grace_ms; waited += 10) {
-        if (atomic_load(&h->in_flight) == 0)
-            break;
-        usleep(10000);
-    }
+    wait_idle(h, grace_ms);
     int left = atomic_load(&h->in_flight);
+    /* Requests still queued are told 503; running handlers finish (MHD
+     * must not stop with a connection suspended), and their answers get
+     * a moment to leave. */
+    ctnas_workq_free(h->workers, drop_request);
+    if (left > 0)
+        wait_idle(h, 1000);
     MHD_stop_daemon(h->mhd);
     ctnas_free(h);
     return left;

@@ -121,15 +121,16 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path); /* atomic: readers never see half a file */
 }
 
-/* Descriptors for --max-connections connections, the few per thread held
- * to be told 503 (http.c) and the rest (database, WAL, lock, listener,
- * logs): the soft limit is raised towards the hard one as far as that
- * needs, and a warning says when it cannot be, since running out shows
- * only as connections left waiting in the kernel. */
+/* Descriptors for --max-connections connections, the few held to be told
+ * 503 (http.c), each worker thread's database and WAL and the rest (the
+ * other threads' databases, lock, listener, logs): the soft limit is
+ * raised towards the hard one as far as that needs, and a warning says
+ * when it cannot be, since running out shows only as connections left
+ * waiting in the kernel. */
 static void fit_open_files(int max_connections, int threads)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)max_connections + 8 * (rlim_t)threads + 64;
+    rlim_t need = (rlim_t)max_connections + 8 + 2 * (rlim_t)threads + 64;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
         return;
     rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need

@@ -1,12 +1,22 @@
-"""--max-connections: the limit counts the open connections of the whole
-daemon, whatever the number of HTTP threads.  With N connections open, a
+"""Limits of the HTTP layer.
+
+--max-connections: the limit counts the open connections of the whole
+daemon, whatever the number of worker threads.  With N connections open, a
 new one is answered 503 (code "busy") and closed; the open ones go on
-working, and a freed slot is taken by the next new connection."""
+working, and a freed slot is taken by the next new connection.
+
+--threads: while every worker runs a long request, the other connections
+are still read and kept alive, health answers, and GETs go ahead of the
+queued POSTs; a stop answers what was queued."""
+import itertools
 import json
+import signal
 import socket
+import threading
 import time
 
-from ctnas_testlib import Daemon, check, check_eq, main, test
+from ctnas_testlib import (NB201_OPS, Daemon, check, check_eq, main,
+                           nb201_cell, test)
 
 
 class Conn:
@@ -139,6 +149,96 @@ def limit_smaller_than_the_thread_count():
 @test
 def limit_of_one_single_thread():
     limit_is_total(1, 1)
+
+
+def big_upload(dataset):
+    """Every NAS-Bench-201 cell with one measurement: about 0.6 s of one
+    worker (more under the sanitizers)."""
+    cells = (nb201_cell(list(o))
+             for o in itertools.product(NB201_OPS, repeat=6))
+    return {"items": [{"space": "nasbench201", "arch": c,
+                       "measurements": [{"dataset": dataset,
+                                         "metric": "acc",
+                                         "value": 50.0 + i % 97 / 10}]}
+                      for i, c in enumerate(cells)]}
+
+
+class Upload(threading.Thread):
+    """big_upload(dataset) posted on its own connection; .status is the
+    answer's status, or the error the client met."""
+
+    def __init__(self, d, dataset):
+        super().__init__()
+        self.d, self.body, self.status = d, big_upload(dataset), None
+
+    def run(self):
+        try:
+            self.status = self.d.post("/v1/architectures", self.body)[0]
+        except OSError as e:
+            self.status = repr(e)
+
+
+def uploads_in_flight(d, datasets):
+    ts = [Upload(d, ds) for ds in datasets]  # bodies built beforehand
+    for t in ts:
+        t.start()
+    return ts
+
+
+@test
+def a_busy_worker_holds_up_no_other_connection():
+    # One worker, three uploads that keep it busy for over a second.
+    # When requests ran on the I/O threads, the thread in an upload read
+    # no other connection: health and the idle connection's GET were
+    # answered after the last upload.
+    d = Daemon(args=["--threads", "1", "--timeout", "1", "--max-batch",
+                     "20000"])
+    try:
+        ups = [Upload(d, ds) for ds in ["d1", "d2", "d3"]]
+        idle = Conn(d.port)
+        check_eq(idle.get()[0], 200, "the idle connection served once")
+        for t in ups:
+            t.start()
+        time.sleep(0.3)
+        # Health answers on the I/O thread at once.
+        mon = Conn(d.port)
+        check_eq(mon.get()[0], 200, "health while the worker is busy")
+        check(any(t.is_alive() for t in ups), "before the last upload")
+        mon.close()
+        # The idle connection's GET waits for the worker (without timing
+        # out: the request was read), then goes ahead of the uploads
+        # still queued.
+        st, _, doc = idle.get("/v1/spaces")
+        check_eq(st, 200, "the keep-alive connection is answered")
+        check(doc["items"], "with its answer")
+        check(any(t.is_alive() for t in ups), "before the last upload")
+        for t in ups:
+            t.join(120)
+            check_eq(t.status, 201, "upload answered")
+        idle.close()
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+
+
+@test
+def a_stop_answers_the_requests_queued():
+    d = Daemon(args=["--threads", "1", "--max-batch", "20000"])
+    ts = uploads_in_flight(d, ["d1", "d2", "d3"])
+    time.sleep(0.3)
+    check_eq(d.stop(), 0, "clean stop with requests running and queued")
+    for t in ts:
+        t.join(120)
+        check_eq(t.status, 201, "each upload answered within the grace")
+    # Acknowledged means committed.
+    d2 = Daemon(db=d.db)
+    try:
+        for ds in ["d1", "d2", "d3"]:
+            st, _, doc = d2.get("/v1/architectures?dataset=%s&limit=1"
+                                % ds)
+            check_eq(st, 200, "list")
+            check_eq(doc["total"], 15625, "all of %s stored" % ds)
+    finally:
+        check_eq(d2.stop(), 0, "clean stop")
 
 
 if __name__ == "__main__":
