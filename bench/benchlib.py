@@ -77,11 +77,11 @@ def start_daemon(binary, db, workdir, args=(), level="warn",
 
 
 @contextlib.contextmanager
-def served_nb201(ctnasd, data, train_size, seed=1):
+def served_nb201(ctnasd, data, train_size, seed=1, args=()):
     """Yield (client, daemon process, port, training job row): data
-    imported into a fresh database, the daemon on a free loopback port,
-    the default comparator trained on train_size random cells.  Everything
-    is stopped and removed afterwards."""
+    imported into a fresh database, the daemon (with args) on a free
+    loopback port, the default comparator trained on train_size random
+    cells.  Everything is stopped and removed afterwards."""
     if not os.path.exists(data):
         sys.exit("no %s: this benchmark needs the NAS-Bench-201 file" % data)
     w = tempfile.mkdtemp(prefix="ctnas-bench-")
@@ -91,7 +91,7 @@ def served_nb201(ctnasd, data, train_size, seed=1):
         subprocess.run([ctnasd, "import", "--db", db, "--space",
                         "nasbench201", "--dataset", "cifar10", data],
                        check=True, capture_output=True)
-        d, port, _ = start_daemon(ctnasd, db, w, stderr=None)
+        d, port, _ = start_daemon(ctnasd, db, w, args, stderr=None)
         c = Client(port)
         job = c.call("POST", "/v1/nac/train", {
             "space": "nasbench201", "dataset": "cifar10",
