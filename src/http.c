@@ -621,7 +621,10 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 leaves a
+     * connection whose client left mid-request in CLOSE-WAIT until
+     * --timeout, holding a --max-connections slot. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -672,7 +675,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
          * over the last run's TIME_WAIT sockets. */
         MHD_OPTION_END);
     if (h->mhd == NULL) {
-        ctnas_workq_free(h->workers, NULL);
+        ctnas_workq_free(h->workers);
         ctnas_free(h);
         return ctnas_err_set(err, CTNAS_EIO, "--port",
                              "cannot listen on %s port %d (in use, or not "
@@ -710,13 +713,15 @@ int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
         close(fd);
     wait_idle(h, grace_ms);
     int left = atomic_load(&h->in_flight);
-    /* Requests still queued are told 503; running handlers finish (MHD
-     * must not stop with a connection suspended), and their answers get
-     * a moment to leave. */
-    ctnas_workq_free(h->workers, drop_request);
-    if (left > 0)
-        wait_idle(h, 1000);
+    /* Requests still queued are told 503 and running handlers finish:
+     * MHD must not stop with a connection suspended.  Open connections
+     * may still complete a request until MHD stops; the stopped queue
+     * refuses it, and it is told 503 too.  The answers get a moment to
+     * leave. */
+    ctnas_workq_stop(h->workers, drop_request);
+    wait_idle(h, 1000);
     MHD_stop_daemon(h->mhd);
+    ctnas_workq_free(h->workers);
     ctnas_free(h);
     return left;
 }

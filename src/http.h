@@ -17,9 +17,10 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                      struct ctnas_err *err);
 /* The port actually bound (useful with --port 0). */
 int ctnas_http_port(const struct ctnas_http *h);
-/* Stop accepting, wait up to grace_ms for requests in flight, stop the
- * threads and free h (accepts NULL).  Returns requests still in flight
- * when the grace period ran out. */
+/* Stop accepting, wait up to grace_ms for requests in flight, then
+ * answer 503 to those still waiting for a worker, let the running ones
+ * finish, stop the threads and free h (accepts NULL).  Returns the
+ * requests still in flight when the grace period ran out. */
 int ctnas_http_stop(struct ctnas_http *h, int grace_ms);
 
 /* Route method + path (no query string) by routes.def, without I/O: the

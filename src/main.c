@@ -293,7 +293,8 @@ static int cmd_serve(int argc, char **argv, int argi)
     if (conf.port_file[0])
         unlink(conf.port_file);
     if (left > 0)
-        ctnas_log_warn("%d requests still in flight after 10 s; closed",
+        ctnas_log_warn("%d requests still in flight after 10 s: those "
+                       "running were finished, those waiting told 503",
                        left);
     status = 0;
 out_loop:

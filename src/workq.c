@@ -105,7 +105,7 @@ int ctnas_workq_new(int n, int heavy_max, ctnas_workq_fn run, void *ctx,
     q->ctx = ctx;
     for (; q->n < n; q->n++)
         if (pthread_create(&q->threads[q->n], NULL, worker, q) != 0) {
-            ctnas_workq_free(q, NULL); /* nothing was queued */
+            ctnas_workq_free(q); /* nothing was queued */
             return CTNAS_ENOMEM;
         }
     *out = q;
@@ -141,11 +141,13 @@ static void drop_all(struct fifo *f, ctnas_workq_fn drop, void *ctx)
             drop(it, ctx);
 }
 
-void ctnas_workq_free(struct ctnas_workq *q, ctnas_workq_fn drop)
+void ctnas_workq_stop(struct ctnas_workq *q, ctnas_workq_fn drop)
 {
-    if (q == NULL)
-        return;
     pthread_mutex_lock(&q->mu);
+    if (q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
     q->stopping = 1;
     /* Take the items not started, so the threads only finish theirs. */
     struct fifo light = q->light, heavy = q->heavy;
@@ -157,6 +159,13 @@ void ctnas_workq_free(struct ctnas_workq *q, ctnas_workq_fn drop)
     drop_all(&heavy, drop, q->ctx);
     for (int i = 0; i < q->n; i++)
         pthread_join(q->threads[i], NULL);
+}
+
+void ctnas_workq_free(struct ctnas_workq *q)
+{
+    if (q == NULL)
+        return;
+    ctnas_workq_stop(q, NULL);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     ctnas_free(q->threads);

@@ -36,8 +36,10 @@ int ctnas_workq_new(int n, int heavy_max, ctnas_workq_fn run, void *ctx,
  * has begun. */
 int ctnas_workq_push(struct ctnas_workq *q, struct ctnas_workq_item *item);
 /* Stop: items not yet started go to drop (on the calling thread), the
- * running ones finish, the threads are joined and q freed (accepts
- * NULL). */
-void ctnas_workq_free(struct ctnas_workq *q, ctnas_workq_fn drop);
+ * running ones finish and the threads are joined.  A push from now on is
+ * refused; a second stop does nothing. */
+void ctnas_workq_stop(struct ctnas_workq *q, ctnas_workq_fn drop);
+/* Stop (dropping nothing) if not stopped, and free q (accepts NULL). */
+void ctnas_workq_free(struct ctnas_workq *q);
 
 #endif

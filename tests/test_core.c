@@ -455,7 +455,8 @@ static void workq_puts_light_first_and_bounds_heavy(void)
     ASSERT_EQ(started1, 4);
     ASSERT_EQ(now, 1);
     ASSERT_EQ(wq_wait_started(&st, 4), 4);
-    ctnas_workq_free(q, wq_drop);
+    ctnas_workq_stop(q, wq_drop);
+    ctnas_workq_free(q);
     ASSERT_EQ(st.started[0], 1);
     ASSERT_EQ(st.started[2], 2);
     ASSERT_EQ(st.started[3], 3);
@@ -476,7 +477,8 @@ static void workq_stop_drops_what_has_not_started(void)
         ASSERT_EQ(ctnas_workq_push(q, &it[i].it), 0);
     /* Item 1 runs, held at its gate: the stop drops 3 (light, so first)
      * and 2, and the second drop lets 1 finish. */
-    ctnas_workq_free(q, wq_drop);
+    ctnas_workq_stop(q, wq_drop);
+    ctnas_workq_free(q);
     ASSERT_EQ(st.n_started, 1);
     ASSERT_EQ(st.started[0], 1);
     ASSERT_EQ(st.n_dropped, 2);
