@@ -379,6 +379,7 @@ struct wq_state {
     int gate_open;
     int heavy_now, heavy_peak;
     int started[8], n_started;
+    pthread_t thread[8];
     int dropped[8], n_dropped;
 };
 
@@ -392,6 +393,7 @@ static void wq_run(struct ctnas_workq_item *it, void *ctx)
     struct wq_state *st = ctx;
     int id = ((struct wq_item *)it)->id;
     pthread_mutex_lock(&st->mu);
+    st->thread[st->n_started] = pthread_self();
     st->started[st->n_started++] = id;
     if (it->heavy) {
         if (++st->heavy_now > st->heavy_peak)
@@ -464,6 +466,36 @@ static void workq_puts_light_first_and_bounds_heavy(void)
     ASSERT_EQ(st.n_dropped, 0);
 }
 
+/* Wait up to 10 s for n idle threads. */
+static int wq_wait_idle(struct ctnas_workq *q, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < 10000 && (seen = ctnas_workq_idle(q)) < n; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return seen;
+}
+
+static void workq_wakes_the_thread_idle_the_shortest_time(void)
+{
+    struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                          .cv = PTHREAD_COND_INITIALIZER};
+    struct wq_item it[6];
+    struct ctnas_workq *q;
+    ASSERT_EQ(ctnas_workq_new(3, 2, wq_run, &st, &q), 0);
+    ASSERT_EQ(wq_wait_idle(q, 3), 3);
+    /* One request after another: all on one thread (a shared condition
+     * variable wakes the threads in turn). */
+    for (int i = 0; i < 6; i++) {
+        it[i] = (struct wq_item){{NULL, 0}, i};
+        ASSERT_EQ(ctnas_workq_push(q, &it[i].it), 0);
+        ASSERT_EQ(wq_wait_started(&st, i + 1), i + 1);
+        ASSERT_EQ(wq_wait_idle(q, 3), 3);
+    }
+    ctnas_workq_free(q);
+    for (int i = 1; i < 6; i++)
+        ASSERT(pthread_equal(st.thread[i], st.thread[0]));
+}
+
 static void workq_stop_drops_what_has_not_started(void)
 {
     struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -498,6 +530,7 @@ int main(void)
     TEST_RUN(runner_shutdown_keeps_a_cancel);
     TEST_RUN(runner_shutdown_ends_a_job_that_parks);
     TEST_RUN(workq_puts_light_first_and_bounds_heavy);
+    TEST_RUN(workq_wakes_the_thread_idle_the_shortest_time);
     TEST_RUN(workq_stop_drops_what_has_not_started);
     return test_done();
 }
