@@ -555,14 +555,20 @@ int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
                              struct ctnas_err *err)
 {
     sqlite3_stmt *s;
-    /* One statement: the check and the delete see the same rows.  A
+    /* One statement: the checks and the delete see the same rows.  A
      * search that has not started (or resumes without a checkpoint)
-     * loads its comparator by id. */
+     * loads its comparator by id.  The newest published model of its
+     * space and dataset is the one that serves them, or is about to: a
+     * training job commits its model, then publishes it to the registry,
+     * so the registry alone would let it go in between. */
     int rc = prep(st, &s,
                   "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT "
                   "1 FROM jobs WHERE kind = 'search' AND state IN "
                   "('queued', 'running', 'waiting') AND "
-                  "json_extract(params, '$.comparator') = ?1)",
+                  "json_extract(params, '$.comparator') = ?1) AND NOT "
+                  "(published = 1 AND id = (SELECT max(m.id) FROM models m "
+                  "WHERE m.published = 1 AND m.space = models.space AND "
+                  "m.dataset = models.dataset))",
                   "delete a model", err, "i", id);
     if (rc < 0)
         return rc;
@@ -574,14 +580,35 @@ int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
         return 0;
     json_t *row = NULL;
     rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
-    json_decref(row);
     if (rc == CTNAS_ENOTFOUND)
         return ctnas_err_set(err, rc, "id", "no model %lld", (long long)id);
     if (rc < 0)
         return rc;
-    return ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                         "model %lld is the comparator of a search that has "
-                         "not ended: cancel it first", (long long)id);
+    int64_t newest = 0;
+    int published = json_is_true(json_object_get(row, "published"));
+    if (published) {
+        rc = prep(st, &s,
+                  "SELECT max(id) FROM models WHERE published = 1 AND "
+                  "space = ? AND dataset = ?",
+                  "find the serving model", err, "tt",
+                  json_string_value(json_object_get(row, "space")),
+                  json_string_value(json_object_get(row, "dataset")));
+        if (rc == 0)
+            rc = one_i64(st, s, "find the serving model", &newest, err);
+    }
+    if (rc == 0 && published && newest == id)
+        rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                           "model %lld is the newest published for %s on "
+                           "%s, so it serves them: publish a newer one for "
+                           "them first", (long long)id,
+                           json_string_value(json_object_get(row, "dataset")),
+                           json_string_value(json_object_get(row, "space")));
+    else if (rc == 0)
+        rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                           "model %lld is the comparator of a search that "
+                           "has not ended: cancel it first", (long long)id);
+    json_decref(row);
+    return rc;
 }
 
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,

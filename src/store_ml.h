@@ -111,8 +111,9 @@ int ctnas_store_model_insert(struct ctnas_store *st,
 int ctnas_store_model_get(struct ctnas_store *st, int64_t id, json_t **row,
                           void **blob, size_t *len, struct ctnas_err *err);
 /* Delete model id: CTNAS_ENOTFOUND, or CTNAS_ECONFLICT while a search
- * that has not ended names it as its comparator (field "id" both).
- * Whether it serves is the caller's to check (the registry knows). */
+ * that has not ended names it as its comparator, or while it is the
+ * newest published model of its space and dataset, the one that serves
+ * them once published to the registry (field "id" all). */
 int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
                              struct ctnas_err *err);
 /* Newest first, at most limit, of ids below before (0: any); space and

@@ -1495,6 +1495,50 @@ static void test_busy(void)
     ASSERT_EQ(n, 1);   /* the committed row, not the pending one */
 }
 
+/* Models: the newest published one of a space and dataset serves them
+ * (or is about to, between a training job's commit and its publishing),
+ * so it cannot be deleted; older or unpublished ones can. */
+static void test_model_delete_keeps_the_newest_published(void)
+{
+    WITH_STORE(st, t);
+    json_t *cfg = json_object(), *fig = json_object(), *ids = json_array();
+    struct ctnas_err err = { 0 };
+    int64_t id[4] = { 0 };
+    /* A, B published on (s, d); C unpublished, newer; D published on
+     * (s, e), the newest of its own dataset. */
+    struct ctnas_model_meta m[4] = {
+        { "s", "d", "acc", 0, 1, cfg, fig, ids },
+        { "s", "d", "acc", 0, 1, cfg, fig, ids },
+        { "s", "d", "acc", 0, 0, cfg, fig, ids },
+        { "s", "e", "acc", 0, 1, cfg, fig, ids },
+    };
+    int r = 0;
+    for (int i = 0; r == 0 && i < 4; i++)
+        r = ctnas_store_model_insert(st, &m[i], "w", 1, &id[i], &err);
+    struct ctnas_err eb = { 0 }, ed = { 0 }, ea = { 0 };
+    int rb = r ? r : ctnas_store_model_delete(st, id[1], &eb);
+    int rd = r ? r : ctnas_store_model_delete(st, id[3], &ed);
+    int rc = r ? r : ctnas_store_model_delete(st, id[2], &err);
+    int ra = r ? r : ctnas_store_model_delete(st, id[0], &ea);
+    int ra2 = r ? r : ctnas_store_model_delete(st, id[0], NULL);
+    /* with A gone, B is still the newest */
+    int rb2 = r ? r : ctnas_store_model_delete(st, id[1], NULL);
+    json_decref(cfg);
+    json_decref(fig);
+    json_decref(ids);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_MSG(r == 0, "setup: %s", err.msg);
+    ASSERT_EQ(rb, CTNAS_ECONFLICT);
+    ASSERT(strstr(eb.msg, "newest published") != NULL);
+    ASSERT_STREQ(eb.field, "id");
+    ASSERT_EQ(rd, CTNAS_ECONFLICT);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(ra, 0);
+    ASSERT_EQ(ra2, CTNAS_ENOTFOUND);
+    ASSERT_EQ(rb2, CTNAS_ECONFLICT);
+}
+
 /* SQLITE_FULL, provoked by capping the file at its current size. */
 static void test_disk_full(void)
 {
@@ -1718,6 +1762,7 @@ int main(void)
     TEST_RUN(test_scores_follow_measurements);
     TEST_RUN(test_lock);
     TEST_RUN(test_busy);
+    TEST_RUN(test_model_delete_keeps_the_newest_published);
     TEST_RUN(test_disk_full);
     /* Root writes through file modes, so 0444 proves nothing there. */
     if (geteuid() == 0)
