@@ -810,7 +810,7 @@ static const ctnas_handler handlers[] = {
 #undef ROUTE
 };
 
-#define N_CALLS 20
+#define N_CALLS 27
 
 struct api_ctx {
     struct ctnas_conf conf;
@@ -839,10 +839,16 @@ static const struct {
      * (409), with no body. */
     {"GET", "/v1/searches/2/suggestions"},
     {"POST", "/v1/searches/2/continue"},
+    /* Model 1 (stored and serving) and 2 (stored only). */
+    {"GET", "/v1/nac/1"}, {"DELETE", "/v1/nac/1"}, {"GET", "/v1/nac/2"},
+    {"DELETE", "/v1/nac/2"},
+    {"GET", "/v1/searches"}, {"GET", "/v1/searches/2/events"},
+    {"DELETE", "/v1/searches/2"},
 };
 
 /* The calls that answer an error when nothing fails. */
-static const int api_expect[N_CALLS] = {[19] = CTNAS_ECONFLICT};
+static const int api_expect[N_CALLS] = {[19] = CTNAS_ECONFLICT,
+                                        [21] = CTNAS_ECONFLICT};
 
 static const char *const keyed[] = {"Idempotency-Key", "oom-1", NULL};
 static const char *const *const api_headers[N_CALLS] = {
@@ -850,10 +856,12 @@ static const char *const *const api_headers[N_CALLS] = {
 };
 
 /* Drop what differs between two runs of the same calls: the store's
- * clock (and what is computed from it). */
+ * clock (and what is computed from it), and how many features the
+ * registry holds (a cache that failed to grow holds fewer). */
 static void drop_times(json_t *j)
 {
     if (json_is_object(j)) {
+        json_object_del(j, "cached_features");
         json_object_del(j, "created_at");
         json_object_del(j, "updated_at");
         json_object_del(j, "started_at");
@@ -945,6 +953,20 @@ static int sc_api(void *vctx, int record)
     struct ctnas_store *st = NULL;
     remove_db(c->db);
     int rc = ctnas_store_open(c->db, CTNAS_STORE_MIGRATE, &st, &err);
+    /* The served comparator as model 1, and an unpublished model 2. */
+    json_t *cfg = json_object(), *ids = json_array();
+    struct ctnas_model_meta meta = {"nasbench201", "cifar10",
+                                    "test_accuracy", 0, 1, cfg, cfg, ids};
+    int64_t mid;
+    if (rc == 0)
+        rc = cfg && ids ? ctnas_store_model_insert(st, &meta, c->blob, c->n,
+                                                   &mid, &err)
+                        : CTNAS_ENOMEM;
+    meta.published = 0;
+    if (rc == 0)
+        rc = ctnas_store_model_insert(st, &meta, c->blob, c->n, &mid, &err);
+    json_decref(cfg);
+    json_decref(ids);
     ctnas_store_close(st);
     if (rc != 0)
         return rc;
