@@ -85,35 +85,27 @@ def one_run(binary, a):
         health, light, dropped = [], [], [0]
         lock = threading.Lock()
 
-        def monitor():
+        def client(path, sink, pause):
+            """GET path again and again, pause() seconds apart."""
             cl = Idle(port)
             while time.time() < stop:
-                dt = cl.get("/v1/health")
+                dt = cl.get(path)
                 with lock:
                     if dt is None:
                         dropped[0] += 1
                     else:
-                        health.append(dt)
-                time.sleep(0.1)
+                        sink.append(dt)
+                time.sleep(pause())
 
-        def idle(k):
-            cl = Idle(port)
-            rr = random.Random(k)
-            while time.time() < stop:
-                dt = cl.get("/v1/architectures/1")
-                with lock:
-                    if dt is None:
-                        dropped[0] += 1
-                    else:
-                        light.append(dt)
-                time.sleep(rr.uniform(0.3, 1.5))
-
+        gaps = [random.Random(k) for k in range(a.idle)]
         ps = [multiprocessing.Process(target=heavy,
                                       args=(port, by_id, stop, heavy_done))
               for _ in range(a.heavy)]
-        ts = ([threading.Thread(target=monitor)] +
-              [threading.Thread(target=idle, args=(k,))
-               for k in range(a.idle)])
+        ts = ([threading.Thread(target=client, args=(
+                  "/v1/health", health, lambda: 0.1))] +
+              [threading.Thread(target=client, args=(
+                  "/v1/architectures/1", light,
+                  lambda g=g: g.uniform(0.3, 1.5))) for g in gaps])
         for t in ps + ts:
             t.start()
         for t in ps + ts:
