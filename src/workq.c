@@ -33,6 +33,7 @@ struct ctnas_workq {
     struct fifo light, heavy; /* (mu) */
     struct wthread *idle;     /* the idle threads, last idle first (mu) */
     int heavy_running;        /* (mu) */
+    int light_streak;         /* light taken over a heavy that could (mu) */
     int heavy_max;
     int stopping;             /* (mu) */
     ctnas_workq_fn run;
@@ -70,14 +71,22 @@ static int can_take(const struct ctnas_workq *q)
            (q->heavy.head && q->heavy_running < q->heavy_max);
 }
 
-/* The next item a thread may run (mu held), or NULL. */
+/* The next item a thread may run (mu held), or NULL.  Light ones go
+ * first, but at most CTNAS_WORKQ_LIGHT_BURST of them in a row ahead of a
+ * heavy one that could start: a steady stream of polls must not hold a
+ * compare back for ever. */
 static struct ctnas_workq_item *take(struct ctnas_workq *q)
 {
-    struct ctnas_workq_item *it = fifo_pop(&q->light);
-    if (it == NULL && q->heavy_running < q->heavy_max) {
+    int heavy_ok = q->heavy.head && q->heavy_running < q->heavy_max;
+    struct ctnas_workq_item *it = NULL;
+    if (!heavy_ok || q->light_streak < CTNAS_WORKQ_LIGHT_BURST)
+        it = fifo_pop(&q->light);
+    if (it != NULL) {
+        q->light_streak += heavy_ok;
+    } else if (heavy_ok) {
         it = fifo_pop(&q->heavy);
-        if (it)
-            q->heavy_running++;
+        q->heavy_running++;
+        q->light_streak = 0;
     }
     return it;
 }

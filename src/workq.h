@@ -3,10 +3,11 @@
  *
  * http.c hands each request to one so that a long handler never holds up
  * the thread that reads and writes the connections.  Light items (polls,
- * lookups) go ahead of heavy ones (compares, ranks, uploads), and heavy
- * ones take at most heavy_max threads at once, so with n > heavy_max a
- * thread is always left for a poll while long requests run.  Within a
- * class, items run in the order pushed.  Items are intrusive: the caller
+ * lookups) go ahead of heavy ones (compares, ranks, uploads), at most
+ * CTNAS_WORKQ_LIGHT_BURST in a row ahead of a heavy one that could start,
+ * and heavy ones take at most heavy_max threads at once, so with n >
+ * heavy_max a thread is always left for a poll while long requests run.
+ * Within a class, items run in the order pushed.  Items are intrusive: the caller
  * embeds a struct ctnas_workq_item in its own record, so pushing never
  * allocates and never fails for memory.
  */
@@ -16,6 +17,8 @@
 #include "ctnas.h"
 
 struct ctnas_workq;
+
+#define CTNAS_WORKQ_LIGHT_BURST 8
 
 struct ctnas_workq_item {
     struct ctnas_workq_item *next;

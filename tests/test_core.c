@@ -371,15 +371,16 @@ static void runner_shutdown_ends_a_job_that_parks(void)
     ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
-/* Work queue items: heavy ones wait for the gate; every start (and
- * every drop) is recorded in order. */
+/* Work queue items: heavy ones (and light ones numbered 100 or more)
+ * wait for the gate; every start (and every drop) is recorded in
+ * order. */
 struct wq_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int gate_open;
     int heavy_now, heavy_peak;
-    int started[8], n_started;
-    pthread_t thread[8];
+    int started[24], n_started;
+    pthread_t thread[24];
     int dropped[8], n_dropped;
 };
 
@@ -395,12 +396,13 @@ static void wq_run(struct ctnas_workq_item *it, void *ctx)
     pthread_mutex_lock(&st->mu);
     st->thread[st->n_started] = pthread_self();
     st->started[st->n_started++] = id;
-    if (it->heavy) {
-        if (++st->heavy_now > st->heavy_peak)
+    if (it->heavy || id >= 100) {
+        st->heavy_now += it->heavy;
+        if (st->heavy_now > st->heavy_peak)
             st->heavy_peak = st->heavy_now;
         while (!st->gate_open)
             pthread_cond_wait(&st->cv, &st->mu);
-        st->heavy_now--;
+        st->heavy_now -= it->heavy;
     }
     pthread_mutex_unlock(&st->mu);
 }
@@ -496,6 +498,35 @@ static void workq_wakes_the_thread_idle_the_shortest_time(void)
         ASSERT(pthread_equal(st.thread[i], st.thread[0]));
 }
 
+static void workq_lets_a_heavy_item_past_a_stream_of_light_ones(void)
+{
+    struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                          .cv = PTHREAD_COND_INITIALIZER};
+    struct wq_item gate = {{NULL, 0}, 100}, heavy = {{NULL, 1}, 1};
+    struct wq_item light[20];
+    struct ctnas_workq *q;
+    ASSERT_EQ(ctnas_workq_new(1, 1, wq_run, &st, &q), 0);
+    ASSERT_EQ(ctnas_workq_push(q, &gate.it), 0);
+    ASSERT_EQ(wq_wait_started(&st, 1), 1);
+    /* The thread is held: one heavy item, then 20 light ones queue. */
+    ASSERT_EQ(ctnas_workq_push(q, &heavy.it), 0);
+    for (int i = 0; i < 20; i++) {
+        light[i] = (struct wq_item){{NULL, 0}, 2 + i};
+        ASSERT_EQ(ctnas_workq_push(q, &light[i].it), 0);
+    }
+    pthread_mutex_lock(&st.mu);
+    st.gate_open = 1;
+    pthread_cond_broadcast(&st.cv);
+    pthread_mutex_unlock(&st.mu);
+    ASSERT_EQ(wq_wait_started(&st, 22), 22);
+    ctnas_workq_free(q);
+    /* The gate, then a burst of light ones, the heavy one, the rest. */
+    ASSERT_EQ(st.started[1 + CTNAS_WORKQ_LIGHT_BURST], 1);
+    for (int i = 1; i <= CTNAS_WORKQ_LIGHT_BURST; i++)
+        ASSERT_EQ(st.started[i], 1 + i);
+    ASSERT_EQ(st.started[21], 21);
+}
+
 static void workq_stop_drops_what_has_not_started(void)
 {
     struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -531,6 +562,7 @@ int main(void)
     TEST_RUN(runner_shutdown_ends_a_job_that_parks);
     TEST_RUN(workq_puts_light_first_and_bounds_heavy);
     TEST_RUN(workq_wakes_the_thread_idle_the_shortest_time);
+    TEST_RUN(workq_lets_a_heavy_item_past_a_stream_of_light_ones);
     TEST_RUN(workq_stop_drops_what_has_not_started);
     return test_done();
 }
