@@ -76,6 +76,8 @@ struct conn_state {
     int responded;        /* a response is queued (early error) */
     int too_large;        /* body went over --max-body: discarding it */
     int suspended;        /* with a worker; resumed with resp built */
+    int no_body;          /* none announced: early errors wait for the
+                           * last call */
     struct MHD_Response *resp; /* the answer, until queued */
     unsigned status;
 };
@@ -340,6 +342,43 @@ static void handle(struct conn_state *cs)
                     rc, (ctnas_now_seconds() - cs->t0) * 1e3);
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    int *n = cls;
+    *n += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
+    return MHD_YES;
+}
+
+/* Whether the request announces no body. */
+static int has_no_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (cl == NULL || strcmp(cl, "0") == 0) &&
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
+               NULL;
+}
+
+/* An error found from the headers alone.  With a body to come it goes
+ * out now, and the connection is closed rather than the body read;
+ * without one it goes out at the request's last call, as any answer, so
+ * the connection stays open (an answer queued at the first call closes
+ * it: a 404 would cost a keep-alive client its connection). */
+static enum MHD_Result early_error(struct MHD_Connection *conn,
+                                   struct conn_state *cs,
+                                   const struct ctnas_err *err,
+                                   const char *allow)
+{
+    if (!cs->no_body)
+        return send_error(conn, cs, err, allow);
+    make_error(cs, err, allow);
+    return cs->resp ? MHD_YES : MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version,
@@ -362,6 +401,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.method = method;
         cs->req.path = url;
         cs->req.conn = conn;
+        cs->no_body = has_no_body(conn);
 
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
             conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -371,19 +411,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                           "%d); retry later", h->max_connections);
             return send_error(conn, cs, &err, NULL);
         }
-        if (check_auth(conn, h->app, method, url, &err) < 0)
+        /* Two lengths would frame the body two ways (libmicrohttpd
+         * takes the first): a request smuggled past a proxy that took
+         * the other.  Refused, and the connection closed. */
+        int n_length = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header,
+                                  &n_length);
+        if (n_length > 1) {
+            ctnas_err_set(&err, CTNAS_EINVAL, "Content-Length",
+                          "more than one Content-Length header");
             return send_error(conn, cs, &err, NULL);
+        }
+        if (check_auth(conn, h->app, method, url, &err) < 0)
+            return early_error(conn, cs, &err, NULL);
         char allow[64];
         cs->route = route_find(&cs->req, allow, sizeof allow, &err);
         if (cs->route == NULL)
-            return send_error(conn, cs, &err,
-                              err.code == CTNAS_EMETHOD ? allow : NULL);
+            return early_error(conn, cs, &err,
+                               err.code == CTNAS_EMETHOD ? allow : NULL);
         /* A parameter the route does not read is a client's mistake
          * (a typo of another route's), not something to ignore. */
         static const char *const no_params[] = {NULL};
         if (!cs->route->query &&
             ctnas_req_query_only(&cs->req, no_params, &err) < 0)
-            return send_error(conn, cs, &err, NULL);
+            return early_error(conn, cs, &err, NULL);
         if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
             const char *ct = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -391,15 +442,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             /* A POST without a body (curl -X POST) has no type to give;
              * the handler says whether it needs one. */
-            int no_body = (cl == NULL || strcmp(cl, "0") == 0) &&
-                          MHD_lookup_connection_value(
-                              conn, MHD_HEADER_KIND,
-                              MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
-            if (!(ct == NULL && no_body) && !is_json_type(ct)) {
+            if (!(ct == NULL && cs->no_body) && !is_json_type(ct)) {
                 ctnas_err_set(&err, CTNAS_EMEDIA, "Content-Type",
                               "request body must be application/json, not "
                               "%s", ct ? ct : "unspecified");
-                return send_error(conn, cs, &err, NULL);
+                return early_error(conn, cs, &err, NULL);
             }
             if (cl && strtoull(cl, NULL, 10) > h->app->conf->max_body) {
                 ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
@@ -445,6 +492,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->suspended = 0;
         return reply(conn, cs);
     }
+    if (cs->resp && !cs->responded)
+        return reply(conn, cs); /* an early error, held for this call */
     if (cs->responded)
         return MHD_YES;
     if (cs->too_large) {

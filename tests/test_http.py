@@ -376,6 +376,48 @@ def head_is_get_without_the_body():
 
 
 @test
+def errors_keep_a_keep_alive_connection_open():
+    # An error found from the headers of a request without a body (an
+    # unknown route, a method, a query parameter, a POST's type) used to
+    # be answered before the request was done with, which closed the
+    # connection: a client pipelining behind it lost its next request.
+    d = daemon()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    reqs = [b"GET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"DELETE /v1/spaces HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /v1/spaces?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /v1/architectures HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+            b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"]
+    s.sendall(b"".join(reqs))  # pipelined
+    data = b""
+    while data.count(b"HTTP/1.1 ") < len(reqs):
+        got = s.recv(65536)
+        if not got:
+            break
+        data += got
+    s.close()
+    got = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+    check_eq(got, [404, 405, 400, 415, 200], "every request answered")
+    check(b"Connection: close" not in data, "none closes")
+    # Two lengths: refused, and the connection closed.
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /v1/compare HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+              b"Content-Length: 5\r\n\r\n{}")
+    data = b""
+    while True:
+        got = s.recv(65536)
+        if not got:
+            break
+        data += got
+    s.close()
+    check(data.startswith(b"HTTP/1.1 400"), "two lengths: %r" % data[:60])
+    check(b"Content-Length" in data.split(b"\r\n\r\n", 1)[1],
+          "named: %r" % data[-200:])
+
+
+@test
 def oversized_body_is_413():
     d = daemon()
     big = {"items": [item("x" * 1000) for _ in range(100)]}
