@@ -7,9 +7,9 @@
  * CTNAS_WORKQ_LIGHT_BURST in a row ahead of a heavy one that could start,
  * and heavy ones take at most heavy_max threads at once, so with n >
  * heavy_max a thread is always left for a poll while long requests run.
- * Within a class, items run in the order pushed.  Items are intrusive: the caller
- * embeds a struct ctnas_workq_item in its own record, so pushing never
- * allocates and never fails for memory.
+ * Within a class, items run in the order pushed.  Items are intrusive:
+ * the caller embeds a struct ctnas_workq_item in its own record, so
+ * pushing never allocates and never fails for memory.
  */
 #ifndef CTNAS_WORKQ_H
 #define CTNAS_WORKQ_H
