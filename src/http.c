@@ -17,6 +17,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -523,13 +524,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
+/* Whether the client has closed its end (a FIN or a reset) while its
+ * request waited: libmicrohttpd, reading that on resuming, closes the
+ * connection unanswered anyway.  Pipelined bytes hide a FIN; then it
+ * runs. */
+static int client_gone(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char c;
+    if (ci == NULL)
+        return 0;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                      errno != EINTR);
+}
+
 /* Worker thread: the request's answer, then back to the I/O thread.  cs
- * may be freed as soon as the connection is resumed. */
+ * may be freed as soon as the connection is resumed.  A read (GET,
+ * compare, rank) whose client left while it waited is not run: nobody
+ * would get its answer, and a queue of abandoned ranks would delay the
+ * requests behind it.  Writes run: a client that sends and goes may
+ * count on them. */
 static void run_request(struct ctnas_workq_item *it, void *ctx)
 {
     (void)ctx;
     struct conn_state *cs = (struct conn_state *)it;
-    handle(cs);
+    int read_only = strcmp(cs->req.method, "GET") == 0 ||
+                    strcmp(cs->req.method, "HEAD") == 0 ||
+                    cs->route->handler == ctnas_api_compare ||
+                    cs->route->handler == ctnas_api_rank;
+    if (read_only && client_gone(cs->req.conn))
+        ctnas_log_debug("%s %s: the client left before it ran; not run",
+                        cs->req.method, cs->req.path);
+    else
+        handle(cs);
     MHD_resume_connection(cs->req.conn);
 }
 

@@ -243,6 +243,52 @@ def a_busy_worker_holds_up_no_other_connection():
 
 
 @test
+def a_read_whose_client_left_is_not_run():
+    # While the one worker is busy, clients send requests and leave.
+    # Their reads (a GET, a compare) are not run: nobody would get the
+    # answer.  A write is run all the same: its client may count on it.
+    d = Daemon(args=["--threads", "1", "--max-batch", "20000"])
+    try:
+        up = Upload(d, "d1")
+        up.start()
+        time.sleep(0.3)
+        gone = [b"GET /v1/spaces HTTP/1.1\r\nHost: t\r\n\r\n",
+                b"POST /v1/compare HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 2"
+                b"\r\n\r\n{}",
+                b"POST /v1/architectures HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d"
+                b"\r\n\r\n%s"]
+        item = json.dumps({"space": "nasbench201",
+                           "arch": nb201_cell(["none"] * 6),
+                           "measurements": [{"dataset": "left",
+                                             "metric": "acc",
+                                             "value": 1.0}]}).encode()
+        gone[2] = gone[2] % (len(item), item)
+        for r in gone:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+            s.sendall(r)
+            s.close()
+        check(up.is_alive(), "sent while the worker was busy")
+        up.join(120)
+        check_eq(up.status, 201, "the upload answered")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, _, doc = d.get("/v1/architectures?dataset=left")
+            if doc["total"]:
+                break
+            time.sleep(0.05)
+        check_eq(doc["total"], 1, "the abandoned upload was stored")
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+    log = d.stderr()
+    check_eq(log.count("the client left before it ran; not run"), 2,
+             "both reads skipped")
+    check("GET /v1/spaces ->" not in log, "the GET did not run")
+    check("POST /v1/compare ->" not in log, "nor the compare")
+
+
+@test
 def a_stop_answers_the_requests_queued():
     d = Daemon(args=["--threads", "1", "--max-batch", "20000"])
     ts = uploads_in_flight(d, ["d1", "d2", "d3"])
