@@ -26,6 +26,9 @@ struct ctnas_app {
     const struct ctnas_conf *conf;
     struct ctnas_runner *runner;      /* background jobs (thread-safe calls) */
     struct ctnas_registry *registry;  /* serving comparators */
+    /* The HTTP server, for its load (health), from its start to its
+     * stop (set by http.c). */
+    struct ctnas_http *http;
     pthread_key_t store_key;   /* each HTTP thread's own connection */
     /* Job submits one at a time, from the --max-jobs check to the
      * runner's taking the job (ctnas_api_job_start). */

@@ -738,6 +738,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
      * connections wait in the listen queue. */
     enum { OVER_LIMIT_SLOTS = 8 };
     unsigned sockets = (unsigned)conf->max_connections + OVER_LIMIT_SLOTS;
+    app->http = h; /* before the first request */
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -753,6 +754,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
          * over the last run's TIME_WAIT sockets. */
         MHD_OPTION_END);
     if (h->mhd == NULL) {
+        app->http = NULL;
         ctnas_workq_free(h->workers);
         ctnas_free(h);
         return ctnas_err_set(err, CTNAS_EIO, "--port",
@@ -769,6 +771,13 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
 int ctnas_http_port(const struct ctnas_http *h)
 {
     return h->port;
+}
+
+void ctnas_http_load(struct ctnas_http *h, int *workers, int *busy,
+                     int *queued)
+{
+    *workers = h->app->conf->threads;
+    ctnas_workq_load(h->workers, busy, queued);
 }
 
 /* Wait up to ms for no request in flight. */
@@ -799,6 +808,7 @@ int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
     ctnas_workq_stop(h->workers, drop_request);
     wait_idle(h, 1000);
     MHD_stop_daemon(h->mhd);
+    h->app->http = NULL;
     ctnas_workq_free(h->workers);
     ctnas_free(h);
     return left;

@@ -31,6 +31,7 @@ struct wthread {
 struct ctnas_workq {
     pthread_mutex_t mu;
     struct fifo light, heavy; /* (mu) */
+    int queued;               /* in light and heavy (mu) */
     struct wthread *idle;     /* the idle threads, last idle first (mu) */
     int heavy_running;        /* (mu) */
     int light_streak;         /* light taken over a heavy that could (mu) */
@@ -88,6 +89,7 @@ static struct ctnas_workq_item *take(struct ctnas_workq *q)
         q->heavy_running++;
         q->light_streak = 0;
     }
+    q->queued -= it != NULL;
     return it;
 }
 
@@ -193,20 +195,38 @@ int ctnas_workq_push(struct ctnas_workq *q, struct ctnas_workq_item *item)
         return CTNAS_EBUSY;
     }
     fifo_push(item->heavy ? &q->heavy : &q->light, item);
+    q->queued++;
     if (can_take(q))
         wake_one(q);
     pthread_mutex_unlock(&q->mu);
     return 0;
 }
 
-int ctnas_workq_idle(struct ctnas_workq *q)
+/* Threads on the idle stack (mu held). */
+static int n_idle(const struct ctnas_workq *q)
 {
-    pthread_mutex_lock(&q->mu);
     int n = 0;
     for (const struct wthread *w = q->idle; w; w = w->next_idle)
         n++;
+    return n;
+}
+
+int ctnas_workq_idle(struct ctnas_workq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    int n = n_idle(q);
     pthread_mutex_unlock(&q->mu);
     return n;
+}
+
+void ctnas_workq_load(struct ctnas_workq *q, int *busy, int *queued)
+{
+    pthread_mutex_lock(&q->mu);
+    /* A thread woken but not yet running counts as busy: it is off the
+     * idle stack, on its way to an item. */
+    *busy = q->stopping ? 0 : q->n - n_idle(q);
+    *queued = q->queued;
+    pthread_mutex_unlock(&q->mu);
 }
 
 static void drop_all(struct fifo *f, ctnas_workq_fn drop, void *ctx)
@@ -229,6 +249,7 @@ void ctnas_workq_stop(struct ctnas_workq *q, ctnas_workq_fn drop)
     struct fifo light = q->light, heavy = q->heavy;
     q->light.head = q->light.tail = NULL;
     q->heavy.head = q->heavy.tail = NULL;
+    q->queued = 0;
     for (int i = 0; i < q->n; i++)
         pthread_cond_signal(&q->threads[i].cv);
     pthread_mutex_unlock(&q->mu);

@@ -434,6 +434,15 @@ static int wq_wait_started(struct wq_state *st, int n)
     return seen;
 }
 
+/* Wait up to 10 s for n idle threads. */
+static int wq_wait_idle(struct ctnas_workq *q, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < 10000 && (seen = ctnas_workq_idle(q)) < n; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return seen;
+}
+
 static void workq_puts_light_first_and_bounds_heavy(void)
 {
     struct wq_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -447,6 +456,11 @@ static void workq_puts_light_first_and_bounds_heavy(void)
     ASSERT_EQ(wq_wait_started(&st, 1), 1);
     for (int i = 1; i < 3; i++)
         ASSERT_EQ(ctnas_workq_push(q, &it[i].it), 0);
+    ASSERT_EQ(wq_wait_idle(q, 1), 1);
+    int busy, queued;
+    ctnas_workq_load(q, &busy, &queued);
+    ASSERT_EQ(busy, 1);
+    ASSERT_EQ(queued, 2);
     /* Heavy 2 and 3 were queued first, but the light item runs now, on
      * the thread the heavy limit keeps free. */
     ASSERT_EQ(ctnas_workq_push(q, &it[3].it), 0);
@@ -466,15 +480,6 @@ static void workq_puts_light_first_and_bounds_heavy(void)
     ASSERT_EQ(st.started[3], 3);
     ASSERT_EQ(st.heavy_peak, 1);
     ASSERT_EQ(st.n_dropped, 0);
-}
-
-/* Wait up to 10 s for n idle threads. */
-static int wq_wait_idle(struct ctnas_workq *q, int n)
-{
-    int seen = 0;
-    for (int i = 0; i < 10000 && (seen = ctnas_workq_idle(q)) < n; i++)
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    return seen;
 }
 
 static void workq_wakes_the_thread_idle_the_shortest_time(void)

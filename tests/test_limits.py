@@ -222,10 +222,14 @@ def a_busy_worker_holds_up_no_other_connection():
         for t in ups:
             t.start()
         time.sleep(0.3)
-        # Health answers on the I/O thread at once.
+        # Health answers on the I/O thread at once, and says so.
         mon = Conn(d.port)
-        check_eq(mon.get()[0], 200, "health while the worker is busy")
+        st, _, doc = mon.get()
+        check_eq(st, 200, "health while the worker is busy")
         check(any(t.is_alive() for t in ups), "before the last upload")
+        r = doc["requests"]
+        check_eq((r["workers"], r["busy"]), (1, 1), "one worker, busy")
+        check(r["queued"] >= 1, "the other uploads queued: %r" % r)
         mon.close()
         # The idle connection's GET waits for the worker (without timing
         # out: the request was read), then goes ahead of the uploads
