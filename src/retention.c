@@ -37,11 +37,12 @@ static double interval_for(long long seconds)
  * until a batch comes back short or the daemon stops.
  *
  * Requests that write wait for SQLite's write lock while a batch holds
- * it, polling at growing intervals (1, 2, 5, 10 ms... by its busy
- * handler); a sweep that took the lock again at once would starve them
- * (measured: uploads waited up to 0.6 s behind 100-job batches).  So
- * each batch is sized to hold the lock about CTNAS_RETENTION_HOLD_S, and
- * the lock is then left free as long as it was held. */
+ * it (store.c's busy handler wakes them at each commit); a sweep that
+ * took the lock again at once could still beat them to it (measured,
+ * with SQLite's own handler: uploads waited up to 0.6 s behind 100-job
+ * batches).  So each batch is sized to hold the lock about
+ * CTNAS_RETENTION_HOLD_S, and the lock is then left free as long as it
+ * was held. */
 static int retention_work(struct ctnas_job *job)
 {
     struct retention *r = job->data;

@@ -50,6 +50,8 @@ struct ctnas_store {
     sqlite3_stmt *stmt[CTNAS__ST_COUNT_];         /* owned, lazily prepared */
     sqlite3_stmt *list_page[CTNAS__LIST_PAGE_SHAPES];
     sqlite3_stmt *list_count[CTNAS__LIST_COUNT_SHAPES];
+    double busy_since;     /* when the statement now waiting first met a
+                            * locked database (store.c's busy handler) */
 };
 
 /* SQL for the id of a new row of tbl: above every id ever deleted from

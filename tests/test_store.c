@@ -13,6 +13,7 @@
 #include "config.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1495,6 +1496,66 @@ static void test_busy(void)
     ASSERT_EQ(n, 1);   /* the committed row, not the pending one */
 }
 
+/* A second writer in the process waits for the first one's commit and
+ * then goes on (store.c's busy handler); held longer than the busy
+ * timeout (5 s), the lock makes it give up with EBUSY. */
+struct second_writer {
+    const char *path;
+    int rc;
+    double waited;
+};
+
+static void *write_second(void *arg)
+{
+    struct second_writer *w = arg;
+    struct ctnas_store *st;
+    double t0 = ctnas_now_seconds();
+    w->rc = ctnas_store_open(w->path, 0, &st, NULL);
+    if (w->rc == 0) {
+        int64_t id;
+        w->rc = add_arch(st, "s1", 2, &id);
+        ctnas_store_close(st);
+    }
+    w->waited = ctnas_now_seconds() - t0;
+    return NULL;
+}
+
+static void test_busy_handler_waits_for_the_commit(void)
+{
+    WITH_STORE(st, t);
+    struct ctnas_err err = { 0 };
+    struct second_writer w[2] = { { t.path, -1, 0 }, { t.path, -1, 0 } };
+    int r = ctnas_store_begin(st, &err);
+    pthread_t th;
+    for (int k = 0; r == 0 && k < 2; k++) {
+        if (pthread_create(&th, NULL, write_second, &w[k]) != 0) {
+            r = -1;
+            break;
+        }
+        /* held 0.2 s, then 5.5 s (past the busy timeout) */
+        nanosleep(&(struct timespec){ k ? 5 : 0, k ? 500000000 : 200000000 },
+                  NULL);
+        int64_t id;
+        r = add_arch(st, "s1", 10 + k, &id);
+        if (r == 0)
+            r = ctnas_store_commit(st, &err);
+        pthread_join(th, NULL);
+        if (r == 0 && k == 0)
+            r = ctnas_store_begin(st, &err);
+    }
+    int64_t n = -1;
+    if (r == 0)
+        r = ctnas_store_arch_count(st, NULL, &n, &err);
+    ctnas_store_rollback(st);
+    ctnas_store_close(st);
+    tmpdb_remove(&t);
+    ASSERT_MSG(r == 0, "setup: %s", err.msg);
+    ASSERT_EQ(w[0].rc, 0);
+    ASSERT_EQ(w[1].rc, CTNAS_EBUSY);
+    ASSERT(w[1].waited >= 4.9);
+    ASSERT_EQ(n, 3); /* 10, 2, 11: the second writer's first try only */
+}
+
 /* Models: the newest published one of a space and dataset serves them
  * (or is about to, between a training job's commit and its publishing),
  * so it cannot be deleted; older or unpublished ones can. */
@@ -1762,6 +1823,7 @@ int main(void)
     TEST_RUN(test_scores_follow_measurements);
     TEST_RUN(test_lock);
     TEST_RUN(test_busy);
+    TEST_RUN(test_busy_handler_waits_for_the_commit);
     TEST_RUN(test_model_delete_keeps_the_newest_published);
     TEST_RUN(test_disk_full);
     /* Root writes through file modes, so 0444 proves nothing there. */

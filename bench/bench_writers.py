@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Many concurrent uploads: answers, 503 "database busy" and latency.
+
+    python3 bench/bench_writers.py --ctnasd ./ctnasd --reference OLD --reps 2
+
+For each binary (alternating, the reference measured in the same run) and
+each --threads value: a fresh database, --writers keep-alive clients each
+uploading batches of 50 random NAS-Bench-201 cells with a measurement, one
+after another, for --seconds.  Prints one line per run (uploads answered
+201, 503s, latency p50 / p99 / max) and a summary: medians over the runs,
+and the ratio of this binary to the reference.
+"""
+import argparse
+import collections
+import http.client
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import os
+
+from benchlib import pct, start_daemon
+
+OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
+       "avg_pool_3x3"]
+
+
+def cell(r):
+    return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(
+        *[r.choice(OPS) for _ in range(6)])
+
+
+def one_run(binary, threads, a):
+    w = tempfile.mkdtemp(prefix="ctnas-writers-")
+    d, port, _ = start_daemon(binary, os.path.join(w, "w.db"), w,
+                              ["--threads", str(threads)])
+    counts, lat = collections.Counter(), []
+    lock = threading.Lock()
+    stop = time.time() + a.seconds
+
+    def writer(k):
+        r = random.Random(k)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        while time.time() < stop:
+            body = json.dumps({"items": [
+                {"space": "nasbench201", "arch": cell(r),
+                 "measurements": [{"dataset": "w", "metric": "acc",
+                                   "value": r.random()}]}
+                for _ in range(50)]})
+            t = time.perf_counter()
+            c.request("POST", "/v1/architectures", body,
+                      {"Content-Type": "application/json"})
+            resp = c.getresponse()
+            resp.read()
+            with lock:
+                counts[resp.status] += 1
+                lat.append(time.perf_counter() - t)
+    try:
+        ts = [threading.Thread(target=writer, args=(k,))
+              for k in range(a.writers)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        d.terminate()
+        d.wait()
+        shutil.rmtree(w, ignore_errors=True)
+    return {"answered_201": counts[201], "busy_503": counts[503],
+            "other": sum(v for k, v in counts.items() if k not in (201, 503)),
+            "p50_ms": 1e3 * statistics.median(lat),
+            "p99_ms": 1e3 * pct(lat, 0.99), "max_ms": 1e3 * max(lat)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ctnasd", default="./ctnasd")
+    ap.add_argument("--reference", help="binary to compare with")
+    ap.add_argument("--threads", default="4,32",
+                    help="--threads values, comma-separated")
+    ap.add_argument("--writers", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--reps", type=int, default=2)
+    a = ap.parse_args()
+    bins = [("this", a.ctnasd)]
+    if a.reference:
+        bins.append(("reference", a.reference))
+    runs = collections.defaultdict(list)
+    for threads in [int(x) for x in a.threads.split(",")]:
+        for rep in range(a.reps):
+            for name, b in bins:
+                res = one_run(b, threads, a)
+                runs[(name, threads)].append(res)
+                print(json.dumps(dict(res, binary=name, threads=threads,
+                                      rep=rep)), flush=True)
+    summary = {}
+    for (name, threads), rs in runs.items():
+        summary["%s threads=%d" % (name, threads)] = {
+            k: statistics.median(r[k] for r in rs) for k in rs[0]}
+    if a.reference:
+        for (name, threads) in list(runs):
+            if name != "this":
+                continue
+            this = summary["this threads=%d" % threads]
+            ref = summary["reference threads=%d" % threads]
+            summary["ratio threads=%d" % threads] = {
+                k: this[k] / ref[k] if ref[k] else None for k in this}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
