@@ -11,6 +11,22 @@ from ctnas_testlib import (Daemon, check, check_eq, check_error, main,
 D = None
 
 
+def recv_until(s, done=lambda data: False):
+    """What the daemon sends on socket s until done(data) or it closes
+    (a reset counts as a close)."""
+    data = b""
+    try:
+        while not done(data):
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    except OSError:
+        pass
+    s.close()
+    return data
+
+
 def daemon():
     global D
     if D is None:
@@ -390,13 +406,7 @@ def errors_keep_a_keep_alive_connection_open():
             b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
             b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"]
     s.sendall(b"".join(reqs))  # pipelined
-    data = b""
-    while data.count(b"HTTP/1.1 ") < len(reqs):
-        got = s.recv(65536)
-        if not got:
-            break
-        data += got
-    s.close()
+    data = recv_until(s, lambda data: data.count(b"HTTP/1.1 ") == len(reqs))
     got = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
     check_eq(got, [404, 405, 400, 415, 200], "every request answered")
     check(b"Connection: close" not in data, "none closes")
@@ -405,13 +415,7 @@ def errors_keep_a_keep_alive_connection_open():
     s.sendall(b"POST /v1/compare HTTP/1.1\r\nHost: x\r\n"
               b"Content-Type: application/json\r\nContent-Length: 2\r\n"
               b"Content-Length: 5\r\n\r\n{}")
-    data = b""
-    while True:
-        got = s.recv(65536)
-        if not got:
-            break
-        data += got
-    s.close()
+    data = recv_until(s)
     check(data.startswith(b"HTTP/1.1 400"), "two lengths: %r" % data[:60])
     check(b"Content-Length" in data.split(b"\r\n\r\n", 1)[1],
           "named: %r" % data[-200:])
@@ -434,16 +438,7 @@ def oversized_body_is_413():
         s.sendall(b"0\r\n\r\n")
     except OSError:
         pass  # the server may close once it has answered
-    data = b""
-    try:
-        while True:
-            got = s.recv(65536)
-            if not got:
-                break
-            data += got
-    except OSError:
-        pass
-    s.close()
+    data = recv_until(s)
     check(data.startswith(b"HTTP/1.1 413"), "chunked answer %r" % data[:60])
     st, _, _ = d.get("/v1/health")
     check_eq(st, 200, "still serving")
