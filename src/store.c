@@ -117,6 +117,76 @@ static int step_done(struct ctnas_store *st, int slot, const char *sql,
     return r;
 }
 
+/* Writers in this process wait for each other on a condition variable,
+ * each commit waking one of them, instead of SQLite's bare sleeps,
+ * between which a stream of other writers could keep taking the lock:
+ * at --threads 32 and 40 uploading clients, some waited past the busy
+ * timeout and got 503 (bench_writers.py).  Waking them all cost more
+ * throughput.  The lock is also released without a wake-up (a statement
+ * that changed nothing, another process) and a wake-up can come just
+ * before the wait: so the waits still back off as SQLite's do, 1, 2, 5,
+ * 10, 20, then 50 ms, and a wake-up only cuts them short. */
+static pthread_mutex_t commit_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t commit_cv;
+static pthread_once_t commit_once = PTHREAD_ONCE_INIT;
+
+/* On the monotonic clock: a wall clock set back must not stretch a
+ * wait. */
+static void commit_cv_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&commit_cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* The write lock was released: wake one waiting writer. */
+static void wake_writer(void)
+{
+    pthread_mutex_lock(&commit_mu);
+    pthread_cond_signal(&commit_cv);
+    pthread_mutex_unlock(&commit_mu);
+}
+
+static int on_busy(void *arg, int n)
+{
+    static const double backoff[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05};
+    enum { LAST = sizeof backoff / sizeof backoff[0] - 1 };
+    struct ctnas_store *st = arg;
+    double now = ctnas_now_seconds();
+    if (n == 0)
+        st->busy_since = now;
+    double left = BUSY_TIMEOUT_MS / 1e3 - (now - st->busy_since);
+    if (left <= 0)
+        return 0; /* SQLITE_BUSY to the caller */
+    double wait = backoff[n < LAST ? n : LAST];
+    if (wait > left)
+        wait = left;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = ts.tv_nsec + (long)(wait * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&commit_mu);
+    pthread_cond_timedwait(&commit_cv, &commit_mu, &ts);
+    pthread_mutex_unlock(&commit_mu);
+    return 1;
+}
+
+/* Called after each commit that wrote pages, the write lock released. */
+static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)arg;
+    wake_writer();
+    /* What SQLite's own hook does, which this one replaces
+     * (wal_autocheckpoint's default 1,000 pages). */
+    if (frames >= 1000)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                  NULL);
+    return SQLITE_OK;
+}
+
 static const char SQL_BEGIN_WRITE[] = "BEGIN IMMEDIATE";
 static const char SQL_BEGIN_READ[] = "BEGIN";
 static const char SQL_COMMIT[] = "COMMIT";
@@ -141,8 +211,10 @@ int ctnas_store_commit(struct ctnas_store *st, struct ctnas_err *err)
         return ctnas_err_set(err, CTNAS_EDB, "",
                              "no transaction to commit (it was rolled back "
                              "after an earlier error)");
-    return step_done(st, CTNAS__ST_COMMIT, SQL_COMMIT,
-                     "commit the transaction", err);
+    int r = step_done(st, CTNAS__ST_COMMIT, SQL_COMMIT,
+                      "commit the transaction", err);
+    wake_writer(); /* on_commit does too, but not for a commit of nothing */
+    return r;
 }
 
 void ctnas_store_rollback(struct ctnas_store *st)
@@ -153,6 +225,7 @@ void ctnas_store_rollback(struct ctnas_store *st)
     if (step_done(st, CTNAS__ST_ROLLBACK, SQL_ROLLBACK, "roll back",
                   NULL) != 0)
         sqlite3_exec(st->db, SQL_ROLLBACK, NULL, NULL, NULL);
+    wake_writer();
 }
 
 int ctnas__store_read_begin(struct ctnas_store *st, int *own,
@@ -286,55 +359,10 @@ static int pragma_text(struct ctnas_store *st, const char *sql, char *out,
     return r;
 }
 
-/* Writers in this process wait for each other on a condition variable,
- * each commit waking one of them, instead of SQLite's sleeps (1, 2, 5
- * ... 100 ms), between which a stream of other writers could keep taking
- * the lock: at --threads 32 and 40 uploading clients, some waited past
- * the busy timeout and got 503 (bench_writers.py).  Waking them all
- * cost more throughput.  A rollback, or another process, releases the
- * lock unannounced; waiting 50 ms at most covers those. */
-static pthread_mutex_t commit_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t commit_cv = PTHREAD_COND_INITIALIZER;
-
-static int on_busy(void *arg, int n)
-{
-    struct ctnas_store *st = arg;
-    double now = ctnas_now_seconds();
-    if (n == 0)
-        st->busy_since = now;
-    double left = BUSY_TIMEOUT_MS / 1e3 - (now - st->busy_since);
-    if (left <= 0)
-        return 0; /* SQLITE_BUSY to the caller */
-    double wait = left < 0.05 ? left : 0.05;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)(wait * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    pthread_mutex_lock(&commit_mu);
-    pthread_cond_timedwait(&commit_cv, &commit_mu, &ts);
-    pthread_mutex_unlock(&commit_mu);
-    return 1;
-}
-
-/* Called after each commit, the write lock released. */
-static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
-{
-    (void)arg;
-    /* What SQLite's own hook does, which this one replaces
-     * (wal_autocheckpoint's default 1,000 pages). */
-    if (frames >= 1000)
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                  NULL);
-    pthread_mutex_lock(&commit_mu);
-    pthread_cond_signal(&commit_cv);
-    pthread_mutex_unlock(&commit_mu);
-    return SQLITE_OK;
-}
-
 static int configure(struct ctnas_store *st, struct ctnas_err *err)
 {
     char buf[32];
+    pthread_once(&commit_once, commit_cv_init);
     sqlite3_busy_handler(st->db, on_busy, st);
     sqlite3_wal_hook(st->db, on_commit, NULL);
 

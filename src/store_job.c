@@ -551,63 +551,76 @@ int ctnas_store_model_insert(struct ctnas_store *st,
     return rc < 0 ? rc : exec_insert(st, s, "store a model", id, err);
 }
 
-int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
-                             struct ctnas_err *err)
+/* Why model id, still there, was not deleted (inside the delete's
+ * transaction, so the same rows): CTNAS_ECONFLICT saying so. */
+static int model_kept(struct ctnas_store *st, int64_t id,
+                      struct ctnas_err *err)
 {
-    sqlite3_stmt *s;
-    /* One statement: the checks and the delete see the same rows.  A
-     * search that has not started (or resumes without a checkpoint)
-     * loads its comparator by id.  The newest published model of its
-     * space and dataset is the one that serves them, or is about to: a
-     * training job commits its model, then publishes it to the registry,
-     * so the registry alone would let it go in between. */
-    int rc = prep(st, &s,
-                  "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT "
-                  "1 FROM jobs WHERE kind = 'search' AND state IN "
-                  "('queued', 'running', 'waiting') AND "
-                  "json_extract(params, '$.comparator') = ?1) AND NOT "
-                  "(published = 1 AND id = (SELECT max(m.id) FROM models m "
-                  "WHERE m.published = 1 AND m.space = models.space AND "
-                  "m.dataset = models.dataset))",
-                  "delete a model", err, "i", id);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return ctnas__store_fail(st, rc, "delete a model", err);
-    if (sqlite3_changes(st->db) > 0)
-        return 0;
     json_t *row = NULL;
-    rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
+    int rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
     if (rc == CTNAS_ENOTFOUND)
         return ctnas_err_set(err, rc, "id", "no model %lld", (long long)id);
     if (rc < 0)
         return rc;
+    const char *space = json_string_value(json_object_get(row, "space"));
+    const char *dataset = json_string_value(json_object_get(row, "dataset"));
     int64_t newest = 0;
-    int published = json_is_true(json_object_get(row, "published"));
-    if (published) {
+    sqlite3_stmt *s;
+    if (json_is_true(json_object_get(row, "published"))) {
         rc = prep(st, &s,
                   "SELECT max(id) FROM models WHERE published = 1 AND "
                   "space = ? AND dataset = ?",
-                  "find the serving model", err, "tt",
-                  json_string_value(json_object_get(row, "space")),
-                  json_string_value(json_object_get(row, "dataset")));
+                  "find the serving model", err, "tt", space, dataset);
         if (rc == 0)
             rc = one_i64(st, s, "find the serving model", &newest, err);
     }
-    if (rc == 0 && published && newest == id)
+    if (rc == 0 && newest == id)
         rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
                            "model %lld is the newest published for %s on "
                            "%s, so it serves them: publish a newer one for "
-                           "them first", (long long)id,
-                           json_string_value(json_object_get(row, "dataset")),
-                           json_string_value(json_object_get(row, "space")));
+                           "them first", (long long)id, dataset, space);
     else if (rc == 0)
         rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
                            "model %lld is the comparator of a search that "
                            "has not ended: cancel it first", (long long)id);
     json_decref(row);
+    return rc;
+}
+
+int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
+                             struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = ctnas_store_begin(st, err);
+    if (rc < 0)
+        return rc;
+    /* The checks are the delete's own conditions.  A search that has not
+     * started (or resumes without a checkpoint) loads its comparator by
+     * id.  The newest published model of its space and dataset is the
+     * one that serves them, or is about to: a training job commits its
+     * model, then publishes it to the registry, so the registry alone
+     * would let it go in between. */
+    rc = prep(st, &s,
+              "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT "
+              "1 FROM jobs WHERE kind = 'search' AND state IN "
+              "('queued', 'running', 'waiting') AND "
+              "json_extract(params, '$.comparator') = ?1) AND NOT "
+              "(published = 1 AND id = (SELECT max(m.id) FROM models m "
+              "WHERE m.published = 1 AND m.space = models.space AND "
+              "m.dataset = models.dataset))",
+              "delete a model", err, "i", id);
+    if (rc == 0) {
+        rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        rc = rc == SQLITE_DONE
+                 ? 0
+                 : ctnas__store_fail(st, rc, "delete a model", err);
+    }
+    if (rc == 0 && sqlite3_changes(st->db) == 0)
+        rc = model_kept(st, id, err);
+    if (rc == 0)
+        return ctnas_store_commit(st, err);
+    ctnas_store_rollback(st);
     return rc;
 }
 
