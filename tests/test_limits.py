@@ -8,8 +8,9 @@ working, and a freed slot is taken by the next new connection.
 A client gone in the middle of a request frees its slot at once.
 
 --threads: while every worker runs a long request, the other connections
-are still read and kept alive, health answers, and GETs go ahead of the
-queued POSTs; a stop answers what was queued."""
+are still read and kept alive, health answers (and counts the busy and
+the queued), and GETs go ahead of the queued POSTs; a read whose client
+left while it waited is not run; a stop answers what was queued."""
 import itertools
 import json
 import signal
