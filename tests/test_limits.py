@@ -214,7 +214,7 @@ def a_busy_worker_holds_up_no_other_connection():
     # When requests ran on the I/O threads, the thread in an upload read
     # no other connection: health and the idle connection's GET were
     # answered after the last upload.
-    d = Daemon(args=["--threads", "1", "--timeout", "1", "--max-batch",
+    d = Daemon(args=["--threads", "1", "--timeout", "5", "--max-batch",
                      "20000"])
     try:
         ups = [Upload(d, ds) for ds in ["d1", "d2", "d3"]]
@@ -222,15 +222,20 @@ def a_busy_worker_holds_up_no_other_connection():
         check_eq(idle.get()[0], 200, "the idle connection served once")
         for t in ups:
             t.start()
-        time.sleep(0.3)
-        # Health answers on the I/O thread at once, and says so.
+        # Health answers on the I/O thread at once, and says so: polled
+        # until an upload runs with another queued (when depends on how
+        # fast the bodies arrive; slower under the sanitizers).
         mon = Conn(d.port)
-        st, _, doc = mon.get()
-        check_eq(st, 200, "health while the worker is busy")
-        check(any(t.is_alive() for t in ups), "before the last upload")
-        r = doc["requests"]
-        check_eq((r["workers"], r["busy"]), (1, 1), "one worker, busy")
-        check(r["queued"] >= 1, "the other uploads queued: %r" % r)
+        r, seen, deadline = None, False, time.time() + 60
+        while not seen and time.time() < deadline and \
+                any(t.is_alive() for t in ups):
+            st, _, doc = mon.get()
+            check_eq(st, 200, "health while the worker is busy")
+            r = doc["requests"]
+            check_eq(r["workers"], 1, "one worker")
+            seen = r["busy"] == 1 and r["queued"] >= 1
+            time.sleep(0.02)
+        check(seen, "one upload running, another queued: %r" % r)
         mon.close()
         # The idle connection's GET waits for the worker (without timing
         # out: the request was read), then goes ahead of the uploads
@@ -295,21 +300,24 @@ def a_read_whose_client_left_is_not_run():
 
 @test
 def a_stop_answers_the_requests_queued():
+    # Each upload is answered: 201 within the 10 s grace (all of them on
+    # an idle machine), or 503 for one still queued after it.
     d = Daemon(args=["--threads", "1", "--max-batch", "20000"])
     ts = uploads_in_flight(d, ["d1", "d2", "d3"])
     time.sleep(0.3)
     check_eq(d.stop(), 0, "clean stop with requests running and queued")
     for t in ts:
         t.join(120)
-        check_eq(t.status, 201, "each upload answered within the grace")
-    # Acknowledged means committed.
+        check(t.status in (201, 503), "answered: %r" % t.status)
+    # Acknowledged means committed; refused means not run.
     d2 = Daemon(db=d.db)
     try:
-        for ds in ["d1", "d2", "d3"]:
+        for t, ds in zip(ts, ["d1", "d2", "d3"]):
             st, _, doc = d2.get("/v1/architectures?dataset=%s&limit=1"
                                 % ds)
             check_eq(st, 200, "list")
-            check_eq(doc["total"], 15625, "all of %s stored" % ds)
+            check_eq(doc["total"], 15625 if t.status == 201 else 0,
+                     "%s stored as answered (%d)" % (ds, t.status))
     finally:
         check_eq(d2.stop(), 0, "clean stop")
 
