@@ -551,42 +551,6 @@ int ctnas_store_model_insert(struct ctnas_store *st,
     return rc < 0 ? rc : exec_insert(st, s, "store a model", id, err);
 }
 
-/* Why model id, still there, was not deleted (inside the delete's
- * transaction, so the same rows): CTNAS_ECONFLICT saying so. */
-static int model_kept(struct ctnas_store *st, int64_t id,
-                      struct ctnas_err *err)
-{
-    json_t *row = NULL;
-    int rc = ctnas_store_model_get(st, id, &row, NULL, NULL, err);
-    if (rc == CTNAS_ENOTFOUND)
-        return ctnas_err_set(err, rc, "id", "no model %lld", (long long)id);
-    if (rc < 0)
-        return rc;
-    const char *space = json_string_value(json_object_get(row, "space"));
-    const char *dataset = json_string_value(json_object_get(row, "dataset"));
-    int64_t newest = 0;
-    sqlite3_stmt *s;
-    if (json_is_true(json_object_get(row, "published"))) {
-        rc = prep(st, &s,
-                  "SELECT max(id) FROM models WHERE published = 1 AND "
-                  "space = ? AND dataset = ?",
-                  "find the serving model", err, "tt", space, dataset);
-        if (rc == 0)
-            rc = one_i64(st, s, "find the serving model", &newest, err);
-    }
-    if (rc == 0 && newest == id)
-        rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                           "model %lld is the newest published for %s on "
-                           "%s, so it serves them: publish a newer one for "
-                           "them first", (long long)id, dataset, space);
-    else if (rc == 0)
-        rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                           "model %lld is the comparator of a search that "
-                           "has not ended: cancel it first", (long long)id);
-    json_decref(row);
-    return rc;
-}
-
 int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
                              struct ctnas_err *err)
 {
@@ -594,30 +558,45 @@ int ctnas_store_model_delete(struct ctnas_store *st, int64_t id,
     int rc = ctnas_store_begin(st, err);
     if (rc < 0)
         return rc;
-    /* The checks are the delete's own conditions.  A search that has not
+    /* The checks and the delete in one write transaction, so they see
+     * the same rows.  The newest published model of its space and
+     * dataset is the one that serves them, or is about to: a training
+     * job commits its model, then publishes it to the registry, so the
+     * registry alone would let it go in between.  A search that has not
      * started (or resumes without a checkpoint) loads its comparator by
-     * id.  The newest published model of its space and dataset is the
-     * one that serves them, or is about to: a training job commits its
-     * model, then publishes it to the registry, so the registry alone
-     * would let it go in between. */
+     * id. */
     rc = prep(st, &s,
-              "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT "
-              "1 FROM jobs WHERE kind = 'search' AND state IN "
-              "('queued', 'running', 'waiting') AND "
-              "json_extract(params, '$.comparator') = ?1) AND NOT "
-              "(published = 1 AND id = (SELECT max(m.id) FROM models m "
-              "WHERE m.published = 1 AND m.space = models.space AND "
-              "m.dataset = models.dataset))",
+              "SELECT published = 1 AND id = (SELECT max(m.id) FROM models "
+              "m WHERE m.published = 1 AND m.space = models.space AND "
+              "m.dataset = models.dataset), EXISTS (SELECT 1 FROM jobs "
+              "WHERE kind = 'search' AND state IN ('queued', 'running', "
+              "'waiting') AND json_extract(params, '$.comparator') = "
+              "models.id), space, dataset FROM models WHERE id = ?",
               "delete a model", err, "i", id);
     if (rc == 0) {
-        rc = sqlite3_step(s);
+        int step = sqlite3_step(s);
+        if (step == SQLITE_DONE)
+            rc = ctnas_err_set(err, CTNAS_ENOTFOUND, "id", "no model %lld",
+                               (long long)id);
+        else if (step != SQLITE_ROW)
+            rc = ctnas__store_fail(st, step, "delete a model", err);
+        else if (sqlite3_column_int(s, 0))
+            rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                               "model %lld is the newest published for %s "
+                               "on %s, so it serves them: publish a newer "
+                               "one for them first", (long long)id,
+                               (const char *)sqlite3_column_text(s, 3),
+                               (const char *)sqlite3_column_text(s, 2));
+        else if (sqlite3_column_int(s, 1))
+            rc = ctnas_err_set(err, CTNAS_ECONFLICT, "id",
+                               "model %lld is the comparator of a search "
+                               "that has not ended: cancel it first",
+                               (long long)id);
         sqlite3_finalize(s);
-        rc = rc == SQLITE_DONE
-                 ? 0
-                 : ctnas__store_fail(st, rc, "delete a model", err);
     }
-    if (rc == 0 && sqlite3_changes(st->db) == 0)
-        rc = model_kept(st, id, err);
+    if (rc == 0 && (rc = prep(st, &s, "DELETE FROM models WHERE id = ?",
+                              "delete a model", err, "i", id)) == 0)
+        rc = exec_done(st, s, "delete a model", err);
     if (rc == 0)
         return ctnas_store_commit(st, err);
     ctnas_store_rollback(st);
