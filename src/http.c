@@ -733,11 +733,11 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     }
 
     /* --max-connections is counted by on_connection; MHD's limit only
-     * bounds the sockets open at once, leaving room for OVER_LIMIT_SLOTS
-     * connections over the limit to be told 503.  Beyond that, new
-     * connections wait in the listen queue. */
-    enum { OVER_LIMIT_SLOTS = 8 };
-    unsigned sockets = (unsigned)conf->max_connections + OVER_LIMIT_SLOTS;
+     * bounds the sockets open at once, leaving room for
+     * CTNAS_HTTP_OVER_LIMIT_SLOTS connections over the limit to be told
+     * 503.  Beyond that, new connections wait in the listen queue. */
+    unsigned sockets =
+        (unsigned)conf->max_connections + CTNAS_HTTP_OVER_LIMIT_SLOTS;
     app->http = h; /* before the first request */
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,

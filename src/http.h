@@ -11,6 +11,10 @@
 
 struct ctnas_http;
 
+/* Connections over --max-connections held open at once to be told 503
+ * (any more wait in the listen queue): they need descriptors too. */
+#define CTNAS_HTTP_OVER_LIMIT_SLOTS 8
+
 /* Bind and start serving (worker threads from app->conf).  *out is new;
  * stop it with ctnas_http_stop. */
 int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,

@@ -130,7 +130,8 @@ static int write_port_file(const char *path, int port)
 static void fit_open_files(int max_connections, int threads)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)max_connections + 8 + 2 * (rlim_t)threads + 64;
+    rlim_t need = (rlim_t)max_connections + CTNAS_HTTP_OVER_LIMIT_SLOTS +
+                  2 * (rlim_t)threads + 64;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
         return;
     rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need
