@@ -211,14 +211,6 @@ static int n_idle(const struct ctnas_workq *q)
     return n;
 }
 
-int ctnas_workq_idle(struct ctnas_workq *q)
-{
-    pthread_mutex_lock(&q->mu);
-    int n = n_idle(q);
-    pthread_mutex_unlock(&q->mu);
-    return n;
-}
-
 void ctnas_workq_load(struct ctnas_workq *q, int *busy, int *queued)
 {
     pthread_mutex_lock(&q->mu);

@@ -38,8 +38,6 @@ int ctnas_workq_new(int n, int heavy_max, ctnas_workq_fn run, void *ctx,
  * class (item->heavy).  Any thread.  CTNAS_EBUSY once ctnas_workq_free
  * has begun. */
 int ctnas_workq_push(struct ctnas_workq *q, struct ctnas_workq_item *item);
-/* Threads waiting for an item now. */
-int ctnas_workq_idle(struct ctnas_workq *q);
 /* Threads running an item, and items waiting for one, now. */
 void ctnas_workq_load(struct ctnas_workq *q, int *busy, int *queued);
 /* Stop: items not yet started go to drop (on the calling thread), the
