@@ -29,7 +29,7 @@ import statistics
 import threading
 import time
 
-from benchlib import NB201, Client, pct, served_nb201
+from benchlib import NB201, Client, compare_binaries, pct, served_nb201
 
 
 class Idle:
@@ -134,20 +134,7 @@ def main():
     bins = [("this", a.ctnasd)]
     if a.reference:
         bins.append(("reference", a.reference))
-    runs = {name: [] for name, _ in bins}
-    for rep in range(a.reps):
-        for name, b in bins:
-            res = one_run(b, a)
-            runs[name].append(res)
-            print(json.dumps(dict(res, binary=name, rep=rep)), flush=True)
-    keys = list(runs["this"][0])
-    summary = {name: {k: statistics.median(r[k] for r in rs) for k in keys}
-               for name, rs in runs.items()}
-    if a.reference:
-        summary["ratio"] = {
-            k: (summary["this"][k] / summary["reference"][k]
-                if summary["reference"][k] else None) for k in keys}
-    print(json.dumps(summary))
+    print(json.dumps(compare_binaries(bins, a.reps, lambda b: one_run(b, a))))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import threading
 import time
 import os
 
-from benchlib import pct, start_daemon
+from benchlib import compare_binaries, pct, start_daemon
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
        "avg_pool_3x3"]
@@ -88,26 +88,10 @@ def main():
     bins = [("this", a.ctnasd)]
     if a.reference:
         bins.append(("reference", a.reference))
-    runs = collections.defaultdict(list)
-    for threads in [int(x) for x in a.threads.split(",")]:
-        for rep in range(a.reps):
-            for name, b in bins:
-                res = one_run(b, threads, a)
-                runs[(name, threads)].append(res)
-                print(json.dumps(dict(res, binary=name, threads=threads,
-                                      rep=rep)), flush=True)
     summary = {}
-    for (name, threads), rs in runs.items():
-        summary["%s threads=%d" % (name, threads)] = {
-            k: statistics.median(r[k] for r in rs) for k in rs[0]}
-    if a.reference:
-        for (name, threads) in list(runs):
-            if name != "this":
-                continue
-            this = summary["this threads=%d" % threads]
-            ref = summary["reference threads=%d" % threads]
-            summary["ratio threads=%d" % threads] = {
-                k: this[k] / ref[k] if ref[k] else None for k in this}
+    for t in [int(x) for x in a.threads.split(",")]:
+        summary["threads=%d" % t] = compare_binaries(
+            bins, a.reps, lambda b: one_run(b, t, a), {"threads": t})
     print(json.dumps(summary))
 
 

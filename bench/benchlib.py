@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,28 @@ def rss_mb(pid):
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def compare_binaries(bins, reps, run, tag=None):
+    """Run run(binary) -> {figure: value} reps times for each (name,
+    binary) of bins, alternating, printing each run as a JSON line (with
+    tag's keys); return the medians per name and, with a "reference"
+    beside "this", their ratio this / reference."""
+    runs = {name: [] for name, _ in bins}
+    for rep in range(reps):
+        for name, b in bins:
+            res = run(b)
+            runs[name].append(res)
+            print(json.dumps(dict(res, binary=name, rep=rep, **(tag or {}))),
+                  flush=True)
+    keys = list(runs[bins[0][0]][0])
+    summary = {name: {k: statistics.median(r[k] for r in rs) for k in keys}
+               for name, rs in runs.items()}
+    if "reference" in summary:
+        this, ref = summary["this"], summary["reference"]
+        summary["ratio"] = {k: this[k] / ref[k] if ref[k] else None
+                            for k in keys}
+    return summary
 
 
 def start_daemon(binary, db, workdir, args=(), level="warn",
