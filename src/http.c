@@ -423,6 +423,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                           "more than one Content-Length header");
             return send_error(conn, cs, &err, NULL);
         }
+        /* Both a length and chunks: the same smuggling, framed by the
+         * chunks here (RFC 9112 6.3 asks to close after it anyway). */
+        const char *cl = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && MHD_lookup_connection_value(
+                      conn, MHD_HEADER_KIND,
+                      MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+            ctnas_err_set(&err, CTNAS_EINVAL, "Content-Length",
+                          "both Content-Length and Transfer-Encoding");
+            return send_error(conn, cs, &err, NULL);
+        }
         if (check_auth(conn, h->app, method, url, &err) < 0)
             return early_error(conn, cs, &err, NULL);
         char allow[64];
@@ -439,8 +450,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
             const char *ct = MHD_lookup_connection_value(
                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-            const char *cl = MHD_lookup_connection_value(
-                conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             /* A POST without a body (curl -X POST) has no type to give;
              * the handler says whether it needs one. */
             if (!(ct == NULL && cs->no_body) && !is_json_type(ct)) {

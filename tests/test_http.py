@@ -419,6 +419,18 @@ def errors_keep_a_keep_alive_connection_open():
     check(data.startswith(b"HTTP/1.1 400"), "two lengths: %r" % data[:60])
     check(b"Content-Length" in data.split(b"\r\n\r\n", 1)[1],
           "named: %r" % data[-200:])
+    # A length and chunks: refused as well (libmicrohttpd took the
+    # chunks), and the connection closed.
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /v1/compare HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 7\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    data = recv_until(s)
+    check(data.startswith(b"HTTP/1.1 400"), "length and chunks: %r"
+          % data[:60])
+    check(b"Transfer-Encoding" in data.split(b"\r\n\r\n", 1)[1],
+          "named: %r" % data[-200:])
+    check(data.count(b"HTTP/1.1 ") == 1, "one answer, then closed")
 
 
 @test
