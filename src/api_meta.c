@@ -69,11 +69,12 @@ int ctnas_api_health(struct ctnas_req *req, json_t **out,
     /* Jobs: a client about to submit can see whether it would get 429. */
     int active = app->runner ? ctnas_runner_active(app->runner) : 0;
     /* Requests: whether the workers keep up (queued stays near 0). */
-    int workers = 0, busy = 0, queued = 0;
+    struct ctnas_http_load load = {0};
     if (app->http)
-        ctnas_http_load(app->http, &workers, &busy, &queued);
+        ctnas_http_load(app->http, &load);
     *out = json_pack("{s:s, s:s, s:f, s:{s:b, s:i, s:s*}, "
-                     "s:{s:i, s:i, s:I}, s:{s:i, s:i, s:i}}", "status",
+                     "s:{s:i, s:i, s:I}, s:{s:i, s:i, s:i, s:I, s:I}}",
+                     "status",
                      db_ok ? "ok" : "degraded", "version", CTNAS_VERSION,
                      "uptime_seconds", ctnas_now_seconds() - app->started,
                      "database", "ok", db_ok, "schema_version",
@@ -81,7 +82,9 @@ int ctnas_api_health(struct ctnas_req *req, json_t **out,
                      db_ok ? NULL : derr.msg, "jobs", "active", active,
                      "limit", app->conf->max_jobs, "retention_seconds",
                      (json_int_t)app->conf->job_retention, "requests",
-                     "workers", workers, "busy", busy, "queued", queued);
+                     "workers", load.workers, "busy", load.busy, "queued",
+                     load.queued, "buffered_bytes", (json_int_t)load.buffered,
+                     "buffered_limit", (json_int_t)app->conf->max_buffered);
     /* Degraded health is still an answer; 503 tells load balancers. */
     return db_ok ? 200 : 503;
 }

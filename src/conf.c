@@ -41,6 +41,8 @@ static const struct opt opts[] = {
     {"--log-level", "CTNASD_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, 0, 0},
     {"--max-body", "CTNASD_MAX_BODY", OPT_SIZE, OFF(max_body), 0, 1024,
      1LL << 30},
+    {"--max-buffered", "CTNASD_MAX_BUFFERED", OPT_SIZE, OFF(max_buffered),
+     0, 1024, 1LL << 40},
     {"--max-batch", "CTNASD_MAX_BATCH", OPT_INT, OFF(max_batch), 0, 1,
      1000000},
     {"--max-pairs", "CTNASD_MAX_PAIRS", OPT_INT, OFF(max_pairs), 0, 1,
@@ -66,6 +68,9 @@ const char ctnas_conf_usage[] =
     "  --threads N            threads that run requests (CTNASD_THREADS, 4)\n"
     "  --log-level LEVEL      error|warn|info|debug (CTNASD_LOG_LEVEL, info)\n"
     "  --max-body BYTES       largest request body (CTNASD_MAX_BODY, 16777216)\n"
+    "  --max-buffered BYTES   request bodies held in memory at once, received\n"
+    "                         or waiting for a worker; more are told 503\n"
+    "                         (CTNASD_MAX_BUFFERED, 268435456)\n"
     "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"
     "  --max-pairs N          pairs per /v1/compare (CTNASD_MAX_PAIRS, 100000)\n"
     "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 50000)\n"
@@ -165,6 +170,7 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err)
     cfg->threads = 4;
     cfg->log_level = CTNAS_LOG_INFO;
     cfg->max_body = 16u << 20;
+    cfg->max_buffered = 256u << 20;
     cfg->max_batch = 10000;
     cfg->max_pairs = 100000;
     cfg->max_rank = 50000;
@@ -213,6 +219,17 @@ int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
             return rc;
         ++*argi;
     }
+    return 0;
+}
+
+int ctnas_conf_check(const struct ctnas_conf *cfg, struct ctnas_err *err)
+{
+    if (cfg->max_buffered < cfg->max_body)
+        return ctnas_err_set(err, CTNAS_EINVAL, "--max-buffered",
+                             "--max-buffered (%zu) is below --max-body "
+                             "(%zu): a body of the largest size allowed "
+                             "could never be received", cfg->max_buffered,
+                             cfg->max_body);
     return 0;
 }
 

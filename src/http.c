@@ -38,6 +38,7 @@ struct ctnas_http {
     struct ctnas_app *app;
     atomic_int in_flight;
     atomic_int admitted;  /* open connections within --max-connections */
+    atomic_size_t buffered; /* request body bytes held (--max-buffered) */
     int max_connections;
     int port;
 };
@@ -69,13 +70,17 @@ static const struct route routes[] = {
  * callback. */
 struct conn_state {
     struct ctnas_workq_item work; /* first: the item is the state */
+    struct ctnas_http *http;
     char *body;
     size_t len, cap;
+    size_t announced;     /* Content-Length, 0 if none */
+    size_t held;          /* bytes counted in http->buffered */
     const struct route *route;
     struct ctnas_req req;
     double t0;
     int responded;        /* a response is queued (early error) */
     int too_large;        /* body went over --max-body: discarding it */
+    int over_budget;      /* over --max-buffered: discarding it */
     int suspended;        /* with a worker; resumed with resp built */
     int no_body;          /* none announced: early errors wait for the
                            * last call */
@@ -289,6 +294,31 @@ static int is_json_type(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Count n more bytes of cs's body against --max-buffered: -1, nothing
+ * counted, when they do not fit.  Only the I/O thread takes (workers
+ * only give back), so the add-then-undo cannot refuse another taker. */
+static int budget_take(struct conn_state *cs, size_t n)
+{
+    struct ctnas_http *h = cs->http;
+    if (atomic_fetch_add(&h->buffered, n) + n >
+        h->app->conf->max_buffered) {
+        atomic_fetch_sub(&h->buffered, n);
+        return -1;
+    }
+    cs->held += n;
+    return 0;
+}
+
+/* Free cs's body text and give its bytes back to the budget. */
+static void body_release(struct conn_state *cs)
+{
+    ctnas_free(cs->body);
+    cs->body = NULL;
+    cs->len = cs->cap = 0;
+    atomic_fetch_sub(&cs->http->buffered, cs->held);
+    cs->held = 0;
+}
+
 /* Parse the body, run the handler, build the answer (cs->resp): any
  * thread, the connection untouched but for reading its request. */
 static void handle(struct conn_state *cs)
@@ -303,6 +333,9 @@ static void handle(struct conn_state *cs)
         body = ctnas_jsonv_load(cs->body, cs->len,
                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                 &jerr, &oom);
+        /* The tree is what the handler reads: the text can go, and
+         * make room for bodies still to come. */
+        body_release(cs);
         if (oom) {
             ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
             make_error(cs, &err, NULL);
@@ -351,6 +384,25 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
     int *n = cls;
     *n += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
     return MHD_YES;
+}
+
+/* Whether the client waits for "100 Continue" before sending its body. */
+static int expects_continue(struct MHD_Connection *conn)
+{
+    const char *e = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_EXPECT);
+    return e != NULL && strcasecmp(e, "100-continue") == 0;
+}
+
+/* The 503 of a body that does not fit in --max-buffered. */
+static const struct ctnas_err *budget_error(const struct ctnas_http *h,
+                                            struct ctnas_err *err)
+{
+    ctnas_err_set(err, CTNAS_EBUSY, "body",
+                  "request bodies held in memory are at the limit of %zu "
+                  "bytes (--max-buffered); retry later",
+                  h->app->conf->max_buffered);
+    return err;
 }
 
 /* Whether the request announces no body. */
@@ -402,6 +454,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.method = method;
         cs->req.path = url;
         cs->req.conn = conn;
+        cs->http = h;
         cs->no_body = has_no_body(conn);
 
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
@@ -458,13 +511,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                               "%s", ct ? ct : "unspecified");
                 return early_error(conn, cs, &err, NULL);
             }
-            if (cl && strtoull(cl, NULL, 10) > h->app->conf->max_body) {
-                ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
-                              "request body of %s bytes is over the limit "
-                              "of %zu bytes (--max-body)", cl,
-                              h->app->conf->max_body);
-                return send_error(conn, cs, &err, NULL);
-            }
+        }
+        /* libmicrohttpd has checked the length is a number. */
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        if (announced > h->app->conf->max_body) {
+            ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
+                          "request body of %s bytes is over the limit of "
+                          "%zu bytes (--max-body)", cl,
+                          h->app->conf->max_body);
+            return send_error(conn, cs, &err, NULL);
+        }
+        /* A body announced is counted before it comes, so a client
+         * waiting on "Expect: 100-continue" hears before it sends; any
+         * other reads its answer after the body, as with chunks. */
+        cs->announced = (size_t)announced;
+        if (announced > 0 && budget_take(cs, cs->announced) < 0) {
+            cs->over_budget = 1;
+            if (expects_continue(conn))
+                return send_error(conn, cs, budget_error(h, &err), NULL);
         }
         return MHD_YES;
     }
@@ -472,19 +536,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (*upload_data_size != 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cs->responded || cs->too_large)
+        if (cs->responded || cs->too_large || cs->over_budget)
             return MHD_YES; /* discard the rest of a refused body */
+        /* Refused bodies are answered once read: closing with unread
+         * data would reset the connection and lose the answer. */
         if (cs->len + n > h->app->conf->max_body) {
-            /* Answer once the body is read: closing with unread data
-             * would reset the connection and lose the answer. */
             cs->too_large = 1;
-            ctnas_free(cs->body);
-            cs->body = NULL;
-            cs->len = cs->cap = 0;
+            body_release(cs);
+            return MHD_YES;
+        }
+        if (cs->len + n > cs->held &&
+            budget_take(cs, cs->len + n - cs->held) < 0) {
+            cs->over_budget = 1;
+            body_release(cs);
             return MHD_YES;
         }
         if (cs->len + n + 1 > cs->cap) {
-            size_t cap = cs->cap ? cs->cap : 4096;
+            /* An announced length sizes the buffer once. */
+            size_t cap = cs->announced >= cs->len + n ? cs->announced + 1
+                         : cs->cap                  ? cs->cap
+                                                    : 4096;
             while (cap < cs->len + n + 1)
                 cap *= 2;
             char *b = ctnas_realloc(cs->body, cap);
@@ -512,6 +583,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                       "(--max-body)", h->app->conf->max_body);
         return send_error(conn, cs, &err, NULL);
     }
+    if (cs->over_budget)
+        return send_error(conn, cs, budget_error(h, &err), NULL);
     /* Health answers on this thread: a monitor must hear from a daemon
      * whose workers are all busy.  It only pings the database. */
     if (cs->route->handler == ctnas_api_health) {
@@ -593,7 +666,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
         return;
     if (cs->resp)
         MHD_destroy_response(cs->resp); /* built, never sent */
-    ctnas_free(cs->body);
+    body_release(cs);
     ctnas_free(cs);
     *con_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
@@ -782,11 +855,11 @@ int ctnas_http_port(const struct ctnas_http *h)
     return h->port;
 }
 
-void ctnas_http_load(struct ctnas_http *h, int *workers, int *busy,
-                     int *queued)
+void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out)
 {
-    *workers = h->app->conf->threads;
-    ctnas_workq_load(h->workers, busy, queued);
+    out->workers = h->app->conf->threads;
+    ctnas_workq_load(h->workers, &out->busy, &out->queued);
+    out->buffered = atomic_load(&h->buffered);
 }
 
 /* Wait up to ms for no request in flight. */

@@ -21,10 +21,14 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                      struct ctnas_err *err);
 /* The port actually bound (useful with --port 0). */
 int ctnas_http_port(const struct ctnas_http *h);
-/* Worker threads: how many, how many run a request, how many requests
- * wait for one. */
-void ctnas_http_load(struct ctnas_http *h, int *workers, int *busy,
-                     int *queued);
+/* What health reports of the requests. */
+struct ctnas_http_load {
+    int workers;     /* worker threads */
+    int busy;        /* of them running a request */
+    int queued;      /* requests waiting for one */
+    size_t buffered; /* request body bytes held (--max-buffered) */
+};
+void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out);
 /* Stop accepting, wait up to grace_ms for requests in flight, then
  * answer 503 to those still waiting for a worker, let the running ones
  * finish, stop the threads and free h (accepts NULL).  Returns the

@@ -169,6 +169,10 @@ static int cmd_serve(int argc, char **argv, int argi)
         fprintf(stderr, "ctnasd: unexpected argument '%s'\n", argv[argi]);
         return 2;
     }
+    if (ctnas_conf_check(&conf, &err) < 0) {
+        fprintf(stderr, "ctnasd: %s\n", err.msg);
+        return 2;
+    }
     ctnas_log_set_level(conf.log_level);
     /* A client closing its socket mid-response must not kill the
      * daemon: the write fails with EPIPE instead. */

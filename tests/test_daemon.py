@@ -33,6 +33,8 @@ def bad_flags_exit_2_with_a_message():
                        (["--job-retention", "30days"], "--job-retention"),
                        (["--listen", "999.1.1.1"], "--listen"),
                        (["--frobnicate"], "--frobnicate"),
+                       (["--max-body", "2000000", "--max-buffered",
+                         "1000000"], "--max-buffered"),
                        (["fly"], "fly")):
         st, _, err = run_ctnasd(*args)
         check_eq(st, 2, "status for %r" % args)

@@ -13,6 +13,7 @@ the queued), and GETs go ahead of the queued POSTs; a read whose client
 left while it waited is not run; a stop answers what was queued."""
 import itertools
 import json
+import re
 import signal
 import socket
 import threading
@@ -352,6 +353,110 @@ def a_request_completed_during_the_stop_is_told_503():
     check(503 in told or None in told, "some after the grace: %r" % told)
     check_eq(d.stop(), 0, "clean stop (%r)" % told)
     half.close()
+
+
+def upload_of(n_bytes, dataset):
+    """An upload of a few cells, padded with spaces to n_bytes."""
+    doc = json.dumps({"items": [
+        {"space": "nasbench201", "arch": nb201_cell(list(o)),
+         "measurements": [{"dataset": dataset, "metric": "acc",
+                           "value": 60.0}]}
+        for o in itertools.islice(
+            itertools.product(NB201_OPS, repeat=6), 3)]}).encode()
+    return doc + b" " * (n_bytes - len(doc))
+
+
+def post_head(n, extra=b""):
+    return (b"POST /v1/architectures HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\n%sContent-Length: %d"
+            b"\r\n\r\n" % (extra, n))
+
+
+def answer_of(s):
+    """The status and JSON body of the one answer on s."""
+    data = b""
+    while b"\r\n\r\n" not in data or \
+            len(data.split(b"\r\n\r\n", 1)[1]) < int(re.search(
+                rb"Content-Length: (\d+)", data).group(1)):
+        got = s.recv(65536)
+        check(got, "answer cut short: %r" % data[:200])
+        data += got
+    head, body = data.split(b"\r\n\r\n", 1)
+    return int(head.split()[1]), head, json.loads(body)
+
+
+@test
+def bodies_beyond_max_buffered_are_told_503():
+    # Room for 100,000 bytes of bodies.  One upload announces 60,000 and
+    # sends them slowly: it holds them all from its headers on.
+    d = Daemon(args=["--max-body", "60000", "--max-buffered", "100000"])
+    try:
+        slow = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        body = upload_of(60000, "slow")
+        slow.sendall(post_head(60000) + body[:1000])
+        mon = Conn(d.port)
+        deadline = time.time() + 20
+        while mon.get()[2]["requests"]["buffered_bytes"] != 60000 and \
+                time.time() < deadline:
+            time.sleep(0.02)
+        r = mon.get()[2]["requests"]
+        check_eq((r["buffered_bytes"], r["buffered_limit"]),
+                 (60000, 100000), "the announced body is counted")
+        # 50,000 more do not fit: a client waiting for "100 Continue" is
+        # told at once, before it sends its body.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        s.sendall(post_head(50000, b"Expect: 100-continue\r\n"))
+        st, head, doc = answer_of(s)
+        check_eq((st, doc["error"]["code"], doc["error"]["field"]),
+                 (503, "busy", "body"), "told at once")
+        check(b"Retry-After: 1" in head, "with Retry-After: %r" % head)
+        check(b"100 Continue" not in head, "no 100 Continue: %r" % head)
+        s.close()
+        # Any other client is told once its body is read.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        s.sendall(post_head(50000) + upload_of(50000, "refused"))
+        st, _, doc = answer_of(s)
+        check_eq((st, doc["error"]["field"]), (503, "body"),
+                 "told after the body")
+        s.close()
+        # Chunks are counted as they come.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        chunked = upload_of(45000, "chunked")
+        for i in range(0, len(chunked), 15000):
+            part = chunked[i:i + 15000]
+            s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        s.sendall(b"0\r\n\r\n")
+        st, _, doc = answer_of(s)
+        check_eq((st, doc["error"]["code"]), (503, "busy"), "chunked")
+        s.close()
+        # Smaller bodies still fit, and are given back once parsed.
+        check_eq(d.post("/v1/architectures", json.loads(
+            upload_of(30000, "small")))[0], 201, "a body that fits")
+        # The slow upload completes and is stored; its bytes go back.
+        slow.sendall(body[1000:])
+        st, _, doc = answer_of(slow)
+        check_eq(st, 201, "the slow upload stored")
+        slow.close()
+        deadline = time.time() + 20
+        while mon.get()[2]["requests"]["buffered_bytes"] != 0 and \
+                time.time() < deadline:
+            time.sleep(0.02)
+        check_eq(mon.get()[2]["requests"]["buffered_bytes"], 0,
+                 "nothing held once answered")
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        s.sendall(post_head(50000) + upload_of(50000, "again"))
+        check_eq(answer_of(s)[0], 201, "the refused upload fits now")
+        s.close()
+        mon.close()
+        for ds, want in (("slow", 3), ("small", 3), ("again", 3),
+                         ("refused", 0), ("chunked", 0)):
+            st, _, doc = d.get("/v1/architectures?dataset=" + ds)
+            check_eq(doc["total"], want, "stored with dataset " + ds)
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
 
 
 if __name__ == "__main__":
