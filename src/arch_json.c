@@ -11,11 +11,28 @@
 #include "jsonv.h"
 
 /* The keys an item and a measurement may carry; any other is rejected by
- * name (ctnas_jsonv_only), so a misspelt "epoch" is not silently lost. */
+ * name (ctnas_jsonv_only), so a misspelt "epoch" is not silently lost.
+ * Those a GET adds (id, hash, created_at) are taken too, so what one
+ * daemon answers can be posted to another as it is: checked, then
+ * ignored (the store gives its own ids and times). */
 static const char *const item_keys[] = {"space", "arch", "measurements",
-                                        NULL};
+                                        "id", "hash", "created_at", NULL};
 static const char *const meas_keys[] = {"dataset", "metric", "value",
-                                        "epochs", "source", NULL};
+                                        "epochs", "source", "id",
+                                        "created_at", NULL};
+
+/* The id and created_at of a GET's answer, in o at path: checked for
+ * their type only. */
+static int check_read_only(const json_t *o, const char *path,
+                           struct ctnas_err *err)
+{
+    int64_t id;
+    const char *when;
+    int rc = ctnas_jsonv_int(o, path, "id", 0, &id, 1, INT64_MAX, err);
+    if (rc == 0)
+        rc = ctnas_jsonv_string(o, path, "created_at", 0, &when, 64, err);
+    return rc;
+}
 
 /* Parse arch with sp; errors name the field under path (the space's own
  * field names are relative to the architecture). */
@@ -68,6 +85,23 @@ int ctnas_item_parse(const json_t *item, const char *path,
         return ctnas_err_set(err, CTNAS_EINVAL, fp, "%s is required", fp);
     if ((rc = parse_arch(out->space, arch, fp, &out->arch, err)) < 0)
         return rc;
+    /* A hash that came with the item must be the one it gets here: a
+     * copy that does not match is a corrupted copy. */
+    const char *given = NULL;
+    if ((rc = check_read_only(item, path, err)) < 0 ||
+        (rc = ctnas_jsonv_string(item, path, "hash", 0, &given,
+                                 CTNAS_HASH_LEN - 1, err)) < 0)
+        return rc;
+    if (given != NULL) {
+        char hash[CTNAS_HASH_LEN];
+        out->space->hash(&out->arch, hash);
+        if (strcmp(given, hash) != 0)
+            return ctnas_err_set(err, CTNAS_EINVAL,
+                                 ctnas_jsonv_path(fp, sizeof fp, path,
+                                                  "hash"),
+                                 "%s is not the hash of the architecture "
+                                 "(%s)", fp, hash);
+    }
 
     out->meas = json_object_get(item, "measurements");
     if (out->meas != NULL) {
@@ -99,7 +133,8 @@ int ctnas_item_meas(const struct ctnas_item *item, const char *path,
     const json_t *o = json_array_get(item->meas, i);
     int rc;
     if ((rc = ctnas_jsonv_object(o, mp, err)) < 0 ||
-        (rc = ctnas_jsonv_only(o, mp, meas_keys, err)) < 0)
+        (rc = ctnas_jsonv_only(o, mp, meas_keys, err)) < 0 ||
+        (rc = check_read_only(o, mp, err)) < 0)
         return rc;
     const char *dataset, *metric, *source = default_source;
     int64_t epochs = 0;

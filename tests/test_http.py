@@ -115,6 +115,52 @@ def post_is_idempotent_and_keeps_both_measurements():
 
 
 @test
+def what_get_answers_posts_back_as_it_is():
+    # Copying a catalogue from one daemon to another: the items of a GET,
+    # with their ids, hashes and times, are a valid upload.
+    d = daemon()
+    cells = [nb201_cell([op] * 6) for op in ("avg_pool_3x3", "none")]
+    st, _, doc = d.post("/v1/architectures", {"items": [
+        item(cells[0], 70.5, dataset="copy"),
+        item(NB101_OK, 0.91, space="nasbench101", dataset="copy")]})
+    check_eq(st, 201, "upload")
+    page = d.get("/v1/architectures?dataset=copy")[2]["items"]
+    check_eq(len(page), 2, "both listed")
+    check(all("id" in m and "created_at" in m
+              for x in page for m in x["measurements"]), "with ids, times")
+    st, _, again = d.post("/v1/architectures", {"items": page})
+    check_eq(st, 201, "posted back")
+    check_eq([(x["id"], x["new"]) for x in again["items"]],
+             [(x["id"], False) for x in page], "the same rows")
+    check_eq(d.get("/v1/architectures?dataset=copy")[2]["items"], page,
+             "no measurement twice")
+    other = Daemon()
+    try:
+        st, _, copied = other.post("/v1/architectures", {"items": page})
+        check_eq(st, 201, "copied to another daemon")
+        got = other.get("/v1/architectures?dataset=copy")[2]["items"]
+        strip = [(x["space"], x["arch"], x["hash"],
+                  [(m["dataset"], m["metric"], m["value"], m["source"])
+                   for m in x["measurements"]]) for x in got]
+        check_eq(strip, [(x["space"], x["arch"], x["hash"],
+                          [(m["dataset"], m["metric"], m["value"],
+                            m["source"]) for m in x["measurements"]])
+                         for x in page], "the same catalogue")
+    finally:
+        other.stop()
+    # The copied fields are checked: a hash must be the architecture's.
+    bad = dict(page[0], hash=page[1]["hash"])
+    check_error(d.post("/v1/architectures", bad), 400, "invalid_argument",
+                "hash")
+    check_error(d.post("/v1/architectures", {"items": [
+        dict(page[0], id="seven")]}), 400, "invalid_argument", "items[0].id")
+    m = dict(page[0]["measurements"][0], created_at=5)
+    check_error(d.post("/v1/architectures", {"items": [
+        dict(page[0], measurements=[m])]}), 400, "invalid_argument",
+        "items[0].measurements[0].created_at")
+
+
+@test
 def a_wrong_measurement_is_deleted_and_the_ranking_follows():
     d = daemon()
     ds = "typo-set"
