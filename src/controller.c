@@ -68,18 +68,21 @@ struct dec {
     int e;
     uint8_t ops201[NB201_EDGES];
     /* nasbench101, in slot space (slot 6 is the output) */
+    int min_nodes, max_nodes;   /* the node counts allowed */
     int m, v, edges;
     uint8_t adj[NB101_SLOTS][NB101_SLOTS];
     uint8_t op[NB101_SLOTS];
     uint8_t has_succ[NB101_SLOTS];
 };
 
-/* A fresh decoder: no decision taken yet. */
-static void dec_init(struct dec *d, int space_id)
+/* A fresh decoder for c: no decision taken yet. */
+static void dec_init(struct dec *d, const struct ctnas_ctrl *c)
 {
     memset(d, 0, sizeof *d);
-    d->space_id = space_id;
+    d->space_id = c->space_id;
     d->phase = P_NODES;
+    d->min_nodes = c->min_nodes;
+    d->max_nodes = c->max_nodes;
 }
 
 /* Masks have at most 22 bits (EDGE: 21 pairs and STOP), so a plain loop
@@ -121,7 +124,13 @@ static uint32_t nb101_mask(const struct dec *d)
     uint32_t mask = 0;
     switch (d->phase) {
     case P_NODES:
-        return (1u << (NB101_MAX_MID + 1)) - 1;
+        /* A cell of m intermediate nodes has m + 2: none is ever pruned
+         * (see dec_finish).  A range allowing none allows all. */
+        for (int m = 0; m <= NB101_MAX_MID; m++)
+            if ((d->min_nodes <= 0 || m + 2 >= d->min_nodes) &&
+                (d->max_nodes <= 0 || m + 2 <= d->max_nodes))
+                mask |= 1u << m;
+        return mask ? mask : (1u << (NB101_MAX_MID + 1)) - 1;
     case P_PRED: {
         /* Leaves among 1..v-1, then the choices that keep the leaves
          * (which only a later node can consume, one each) within the
@@ -595,7 +604,7 @@ static void run_one(const struct ctnas_ctrl *c, const double *th, int mode,
     const int H = c->cfg.hidden, stride = STRIDE(H);
     const struct ctnas_ctrl_layout *l = &c->lay;
     struct dec d;
-    dec_init(&d, c->space_id);
+    dec_init(&d, c);
     int t = 0, kind;
     uint32_t mask;
     double logp = 0, ent = 0;

@@ -116,6 +116,10 @@ struct ctnas_ctrl {
     /* Adam (betas 0.9 / 0.999, eps 1e-8, no weight decay). */
     double *adam_m, *adam_v;
     uint64_t adam_t;
+    /* nasbench101: the node counts a sample may have, min_nodes to
+     * max_nodes (0: no bound).  Not state: its owner sets it (a search,
+     * from its labelled set) and keeps it while samples are replayed. */
+    int min_nodes, max_nodes;
 };
 
 /* New controller for space (nasbench101 or nasbench201) with parameters

@@ -51,6 +51,7 @@ static const char usage_text[] =
     "  --ft-iters N --ft-pairs N --ft-lr X --ft-top X --ft-top-weight X\n"
     "  --ft-top-scale X --polish N --polish-tries N --pool-cap N "
     "--top-n N\n"
+    "  --sizes labelled|any (cells of the sizes the labelled set spans)\n"
     "comparator training (defaults: ctnas_nac_train_config_search):\n"
     "  --recipe search|default|paper (search: default with top weighting)\n"
     "  --epochs N --members N --nac-lr X --nac-wd X (AdamW decay)\n"
@@ -437,6 +438,13 @@ static int run_seed(const struct opts *o, const struct table *tab,
     json_object_set_new(line, "steps", json_integer(pg.step));
     json_object_set_new(line, "pseudo_labels", json_integer(pg.n_pseudo));
     json_object_set_new(line, "pool", json_integer(pg.pool_size));
+    /* the node counts proposed (--sizes; every nasbench201 cell has the
+     * same) */
+    if (sp == &ctnas_space_nb101)
+        json_object_set_new(line, "sizes",
+                            pg.max_size > 0 ? json_pack("[i, i]", pg.min_size,
+                                                        pg.max_size)
+                                            : json_null());
     if (o->diag) {
         int rank = -1;
         double nac1 = comparator_argmax(tab, ctnas_search_comparator(s),
@@ -488,7 +496,7 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
     return json_pack(
         "{s:I, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:f, s:s, s:i, s:i,"
         " s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i,"
-        " s:i, s:i}",
+        " s:i, s:i, s:s}",
         "steps", (json_int_t)c->steps, "batch", c->batch, "lr", c->lr,
         "entropy_weight", c->entropy_weight, "grad_clip", c->grad_clip,
         "advantage", ctnas_search_advantage_name(c->advantage), "ema_decay",
@@ -502,7 +510,7 @@ static json_t *search_config_json(const struct ctnas_search_config *c)
         "ft_top_weight", c->ft_top_weight, "ft_top_scale", c->ft_top_scale,
         "polish", c->polish, "polish_tries", c->polish_tries,
         "pool_cap", c->pool_cap,
-        "top_n", c->top_n);
+        "top_n", c->top_n, "sizes", ctnas_search_sizes_name(c->sizes));
 }
 
 /* The search and comparator flags, one row each, so a flag is one line
@@ -557,6 +565,7 @@ static const struct flag flags[] = {
     {"--polish-tries", FLAG_INT, SC(polish_tries), 1, 10000, NULL},
     {"--ft-top-weight", FLAG_DOUBLE, SC(ft_top_weight), 0, 0, NULL},
     {"--ft-top-scale", FLAG_DOUBLE, SC(ft_top_scale), 0, 0, NULL},
+    {"--sizes", FLAG_ENUM, SC(sizes), 0, 0, ctnas_search_sizes_parse},
     {"--pool-cap", FLAG_INT, SC(pool_cap), 2, 1000000, NULL},
     {"--top-n", FLAG_INT, SC(top_n), 1, 1000000, NULL},
     {"--epochs", FLAG_INT, TC(epochs), 0, 1000000, NULL},

@@ -63,6 +63,7 @@ static const struct ctnas_jsonv_field fields[] = {
     {"ft_top_scale", CTNAS_JV_REAL, S(ft_top_scale), 1e-6, 1, NULL},
     {"polish", CTNAS_JV_INT, S(polish), 0, 1000, NULL},
     {"polish_tries", CTNAS_JV_INT, S(polish_tries), 1, 10000, NULL},
+    {"sizes", CTNAS_JV_ENUM, S(sizes), 0, 0, ctnas_search_sizes_names},
     {"pool_cap", CTNAS_JV_INT, S(pool_cap), 2, 1000000, NULL},
     {"top_n", CTNAS_JV_INT, S(top_n), 1, 10000, NULL},
     {"hidden", CTNAS_JV_INT, C(hidden), 1, 512, NULL},

@@ -38,6 +38,7 @@
 const char *const ctnas_search_baseline_names[] = {"updated", "fixed",
                                                    "random", NULL};
 const char *const ctnas_search_advantage_names[] = {"ema", "none", NULL};
+const char *const ctnas_search_sizes_names[] = {"labelled", "any", NULL};
 
 const char *ctnas_search_baseline_name(int mode)
 {
@@ -57,6 +58,16 @@ const char *ctnas_search_advantage_name(int adv)
 int ctnas_search_advantage_parse(const char *name)
 {
     return ctnas_name_index(ctnas_search_advantage_names, name);
+}
+
+const char *ctnas_search_sizes_name(int sizes)
+{
+    return ctnas_name_of(ctnas_search_sizes_names, sizes);
+}
+
+int ctnas_search_sizes_parse(const char *name)
+{
+    return ctnas_name_index(ctnas_search_sizes_names, name);
 }
 
 /* Defaults, measured with `ctnasd eval-search` on NAS-Bench-201 CIFAR-10,
@@ -135,6 +146,7 @@ void ctnas_search_config_default(struct ctnas_search_config *cfg)
     cfg->ft_top_scale = 0.05;
     cfg->polish = 20;
     cfg->polish_tries = 32;
+    cfg->sizes = CTNAS_SEARCH_SIZES_LABELLED;
     cfg->pool_cap = 1000;
     cfg->top_n = 100;
 }
@@ -215,6 +227,9 @@ int ctnas_search_config_check(const struct ctnas_search_config *cfg,
     if (!(cfg->ft_lr > 0 && cfg->ft_lr < 10))
         return ctnas_err_set(err, CTNAS_EINVAL, "ft_lr",
                              "ft_lr must be in (0, 10)");
+    if (cfg->sizes < 0 || cfg->sizes > CTNAS_SEARCH_SIZES_ANY)
+        return ctnas_err_set(err, CTNAS_EINVAL, "sizes",
+                             "sizes must be labelled or any");
     if (cfg->polish < 0 || cfg->polish > 1000)
         return ctnas_err_set(err, CTNAS_EINVAL, "polish",
                              "polish must be 0..1000");
@@ -807,6 +822,31 @@ static int labels_reserve(struct ctnas_search *s, int more)
     return 0;
 }
 
+/* The sizes (struct ctnas_arch's n: nasbench101's node count) the
+ * controller may propose and a climb may reach: those the labelled set
+ * spans, under sizes "labelled" with labels; else any (0, 0).  Labels
+ * only ever join, so the span only widens. */
+static void sizes_update(struct ctnas_search *s)
+{
+    int lo = 0, hi = 0;
+    if (s->cfg.sizes == CTNAS_SEARCH_SIZES_LABELLED)
+        for (int i = 0; i < s->n_lab; i++) {
+            if (lo == 0 || s->lab[i].n < lo)
+                lo = s->lab[i].n;
+            if (s->lab[i].n > hi)
+                hi = s->lab[i].n;
+        }
+    s->ctrl->min_nodes = lo;
+    s->ctrl->max_nodes = hi;
+}
+
+static int size_allowed(const struct ctnas_search *s,
+                        const struct ctnas_arch *a)
+{
+    return (s->ctrl->min_nodes <= 0 || a->n >= s->ctrl->min_nodes) &&
+           (s->ctrl->max_nodes <= 0 || a->n <= s->ctrl->max_nodes);
+}
+
 int ctnas_search_add_labels(struct ctnas_search *s,
                             const struct ctnas_arch *archs,
                             const double *values, int n)
@@ -842,6 +882,7 @@ int ctnas_search_add_labels(struct ctnas_search *s,
         s->top[t].measured = j >= 0;
         s->top[t].value = j >= 0 ? s->lab_val[j] : 0;
     }
+    sizes_update(s);
     return 0;
 }
 
@@ -1566,7 +1607,8 @@ static int polish_step(struct ctnas_search *s, int *done)
     int best = -1;
     double pbest = 0.5;
     for (int i = 0; i < t; i++) {
-        double p = prob(s, row[i], row[t]);
+        /* A change may prune a cell to a size the search keeps off. */
+        double p = size_allowed(s, &a[i]) ? prob(s, row[i], row[t]) : 0;
         if (p > pbest) {   /* strict: ties keep the first, no cycles */
             pbest = p;
             best = i;
@@ -1625,6 +1667,8 @@ void ctnas_search_progress_get(const struct ctnas_search *s,
     p->baseline_updates = s->baseline_updates;
     p->ft_left = s->stage == STAGE_FINETUNE ? s->ft_left : 0;
     p->polish_left = s->stage == STAGE_POLISH ? s->pol_n - s->pol_i : 0;
+    p->min_size = s->ctrl->min_nodes;
+    p->max_size = s->ctrl->max_nodes;
 }
 
 /* One unit of work: a stage of the current step.  A step runs its stages
@@ -1894,8 +1938,9 @@ int ctnas_search_next_round(struct ctnas_search *s)
  * to the config; a version 1 blob loads with ft_top_weight 0 and polish 0,
  * the behaviour it was saved under, so its resume stays bit-identical.
  * Version 3 added the polish stage's position (versions 1 and 2 polished
- * in one unit, so never checkpointed inside one). */
-#define BLOB_VERSION 3
+ * in one unit, so never checkpointed inside one).  Version 4 added sizes
+ * (older blobs load with "any", as they ran). */
+#define BLOB_VERSION 4
 static const char blob_magic[8] = {'C', 'T', 'N', 'A', 'S', 'S', 'R', 'C'};
 
 /* A writer.  serialise runs twice, first with p NULL to count the bytes,
@@ -2047,6 +2092,7 @@ static void w_config(struct wr *w, const struct ctnas_search_config *c)
     w_i64(w, c->polish_tries);
     w_i64(w, c->pool_cap);
     w_i64(w, c->top_n);
+    w_i64(w, c->sizes);
 }
 
 /* The ranges here only keep the ints sane while reading;
@@ -2087,6 +2133,8 @@ static void r_config(struct rd *r, struct ctnas_search_config *c,
     c->polish_tries = version >= 2 ? r_int(r, 0, 1000000) : 32;
     c->pool_cap = r_int(r, 0, 100000000);
     c->top_n = r_int(r, 0, 100000000);
+    /* Searches before version 4 proposed cells of any size. */
+    c->sizes = version >= 4 ? r_int(r, 0, 100) : CTNAS_SEARCH_SIZES_ANY;
 }
 
 /* Write (or count, w->p NULL) the whole state, in this order: header,
@@ -2353,6 +2401,7 @@ struct ctnas_search *ctnas_search_load(const void *blob, size_t len,
     s->n_lab = r.bad ? 0 : n_lab;
     if (kindex_rebuild(&s->lab_ix, s->lab_key, s->n_lab, s->n_lab) != 0)
         return load_fail(s, err, CTNAS_ENOMEM, "out of memory");
+    sizes_update(s);
 
     r_arch(&r, &s->base);
     s->base_key = r_key(&r);

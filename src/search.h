@@ -73,14 +73,26 @@ enum ctnas_search_advantage {
     CTNAS_SEARCH_ADV_NONE = 1,  /* R itself (method.md's formula) */
 };
 
-/* "updated", "fixed", "random"; "ema", "none" (NULL-terminated).
- * Parse: name -> value or -1. */
+/* Which cells a search may propose, by size (nasbench101's node count;
+ * every nasbench201 cell has the same): the sizes its labelled set spans
+ * (a comparator trained on 5- to 7-node cells has no evidence about a
+ * 3-node one, and may score it above everything), or any. */
+enum ctnas_search_sizes {
+    CTNAS_SEARCH_SIZES_LABELLED = 0,
+    CTNAS_SEARCH_SIZES_ANY = 1,
+};
+
+/* "updated", "fixed", "random"; "ema", "none"; "labelled", "any"
+ * (NULL-terminated).  Parse: name -> value or -1. */
 extern const char *const ctnas_search_baseline_names[];
 extern const char *const ctnas_search_advantage_names[];
+extern const char *const ctnas_search_sizes_names[];
 const char *ctnas_search_baseline_name(int mode);
 int ctnas_search_baseline_parse(const char *name);
 const char *ctnas_search_advantage_name(int adv);
 int ctnas_search_advantage_parse(const char *name);
+const char *ctnas_search_sizes_name(int sizes);
+int ctnas_search_sizes_parse(const char *name);
 
 struct ctnas_search_config {
     uint64_t seed;
@@ -115,6 +127,7 @@ struct ctnas_search_config {
                                under the comparator (0: off) */
     int polish_tries;       /* random single changes tried per climb
                                step */
+    int sizes;              /* enum ctnas_search_sizes */
     int pool_cap;           /* distinct architectures kept */
     int top_n;              /* size of the ranking kept (>= 1) */
 };
@@ -169,6 +182,7 @@ struct ctnas_search_progress {
     int explorations, baseline_updates;
     int ft_left;            /* fine-tuning steps left in this phase */
     int polish_left;        /* climbs left in the end-of-round polish */
+    int min_size, max_size; /* the sizes (arch n) proposed; 0: any */
 };
 
 /* Return nonzero to cancel (ctnas_search_run then returns

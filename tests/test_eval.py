@@ -9,7 +9,7 @@ import json
 import os
 
 from ctnas_testlib import (NB201_OPS, check, check_eq, main, nb201_cell,
-                           run_ctnasd, test, workdir)
+                           run_ctnasd, shared_file, skip, test, workdir)
 
 WEIGHT = {"none": 0.0, "skip_connect": 1.0, "avg_pool_3x3": 0.5,
           "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0}
@@ -95,6 +95,27 @@ def ask_tell_rounds_spend_the_budget_on_suggestions():
     check_eq(r["best_measured"], best[-1], "the line's best is the last")
     check_eq(r["best_measured"], acc[r["best_measured_arch"]], "table")
     check_eq(summary["rounds"], 2, "summary says the rounds")
+
+
+@test
+def nasbench101_searches_answer_within_the_labelled_sizes():
+    # A comparator trained the default way on 423 random NAS-Bench-101
+    # cells (of 5 to 7 nodes) scores a 3-node cell above everything; the
+    # search free to propose it (--sizes any) answered it.  By default it
+    # proposes only sizes its labelled set spans.
+    src = shared_file("nb101_val.jsonl")
+    if src is None:
+        skip("../shared/data/nb101_val.jsonl absent")
+    st, out, err = run_ctnasd("eval-search", "--space", "nasbench101",
+                              "--data", src, "--budget", "423", "--seeds",
+                              "1", "--recipe", "default", "--steps", "400")
+    check_eq(st, 0, "eval-search status (%s)" % err[-500:])
+    line = json.loads(out.splitlines()[0])
+    lo, hi = line["sizes"]
+    n = len(json.loads(line["answer"])["ops"])
+    print("# labelled sizes %d..%d, answer of %d nodes" % (lo, hi, n))
+    check(lo >= 4 and hi == 7, "random cells span 4-5..7: %r" % line["sizes"])
+    check(lo <= n <= hi, "answer of %d nodes" % n)
 
 
 @test

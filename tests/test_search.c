@@ -808,6 +808,96 @@ static void test_search_resume_nb101(void)
     ctnas_nac_free(nac);
 }
 
+/* A controller told a range of node counts samples only those, and
+ * replays them (the node-count step is forced when one count is left). */
+static void test_ctrl_node_range(void)
+{
+    const struct ctnas_space *sp = &ctnas_space_nb101;
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 31);
+    struct ctnas_ctrl_config cfg;
+    ctnas_ctrl_config_default(&cfg);
+    cfg.hidden = 16;
+    struct ctnas_ctrl *c = ctnas_ctrl_new(sp, &cfg, &rng, NULL);
+    struct ctnas_ctrl_work w;
+    ASSERT(c != NULL && ctnas_ctrl_work_init(&w, c, 1) == 0);
+    const int lo[] = {4, 7}, hi[] = {5, 7};
+    for (int r = 0; r < 2; r++) {
+        int hist[CTNAS_GRAPH_MAX + 1] = {0};
+        c->min_nodes = lo[r];
+        c->max_nodes = hi[r];
+        for (int i = 0; i < 500; i++) {
+            struct ctnas_ctrl_sample smp, t;
+            ctnas_ctrl_sample(c, &rng, 1, &smp, NULL);
+            hist[smp.arch.n]++;
+            t = smp;
+            ctnas_ctrl_forward(c, NULL, 1, &t, &w);
+            ASSERT(fabs(t.logp - smp.logp) < 1e-12);
+        }
+        for (int n = 2; n <= 7; n++)
+            ASSERT_MSG((hist[n] > 0) == (n >= lo[r] && n <= hi[r]),
+                       "range %d..%d: %d cells of %d nodes", lo[r], hi[r],
+                       hist[n], n);
+    }
+    ctnas_ctrl_work_destroy(&w);
+    ctnas_ctrl_free(c);
+}
+
+/* A comparator that prefers small cells, trained on 6- and 7-node cells
+ * only: with sizes "any" the search answers a smaller cell than any it
+ * learnt from (the comparator's extrapolation); with "labelled" (the
+ * default) every cell it ranks, polish included, has 6 or 7 nodes. */
+static void test_search_sizes_nb101(void)
+{
+    const struct ctnas_space *sp = &ctnas_space_nb101;
+    struct ctnas_rng rng;
+    ctnas_rng_seed(&rng, 8);
+    struct ctnas_arch lab[40];
+    struct ctnas_graph g[40];
+    double val[40];
+    for (int i = 0; i < 40;) {
+        sp->sample(&rng, &lab[i]);
+        if (lab[i].n < 6)
+            continue;
+        sp->to_graph(&lab[i], &g[i]);
+        val[i] = -lab[i].n + 0.1 * lab[i].ops[1];
+        i++;
+    }
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    tc.model.n_types = sp->n_node_types;
+    tc.model.dim = 16;
+    tc.model.layers = 2;
+    tc.epochs = 20;
+    struct ctnas_nac *nac = NULL;
+    ASSERT_EQ(ctnas_nac_train(&tc, g, val, 40, NULL, NULL, &nac, NULL, NULL),
+              0);
+    for (int any = 0; any <= 1; any++) {
+        struct ctnas_search_config c;
+        small_config(&c, 3);
+        c.sizes = any ? CTNAS_SEARCH_SIZES_ANY : CTNAS_SEARCH_SIZES_LABELLED;
+        struct ctnas_err err;
+        struct ctnas_search *s = ctnas_search_new(sp, &c, nac, lab, val, 40,
+                                                  &err);
+        ASSERT_MSG(s != NULL, "%s", err.msg);
+        ASSERT_EQ(ctnas_search_run(s, 0, 0, NULL, NULL),
+                  CTNAS_SEARCH_FINISHED);
+        struct ctnas_search_entry e[10];
+        int n = ctnas_search_best(s, 10, e), lo = 7;
+        ASSERT(n > 0);
+        for (int i = 0; i < n; i++)
+            lo = e[i].arch.n < lo ? e[i].arch.n : lo;
+        printf("# sizes %s: answer of %d nodes, smallest ranked %d\n",
+               ctnas_search_sizes_name(c.sizes), e[0].arch.n, lo);
+        if (any)
+            ASSERT_MSG(e[0].arch.n < 6, "answer of %d nodes", e[0].arch.n);
+        else
+            ASSERT_MSG(lo >= 6, "a ranked cell of %d nodes", lo);
+        ctnas_search_free(s);
+    }
+    ctnas_nac_free(nac);
+}
+
 /* The end-of-round polish runs one climb step per unit of work: a cancel
  * lands inside it, whatever its settings, and a checkpoint taken there
  * resumes to the uninterrupted run's state, byte for byte. */
@@ -998,26 +1088,32 @@ static uint64_t fnv1a64(const unsigned char *p, size_t n)
 
 /* An older checkpoint of a search outside its polish loads, with what
  * its version lacks off, and resumes as the search that wrote it: a
- * version 3 blob of such a search is cut back by hand.  Version 2 lacks
- * the polish position at the end (pol_n, pol_i, pol_step: 3 x 8 bytes,
- * then the current cell); version 1 also the 4 config fields ft_top_weight,
- * ft_top_scale, polish, polish_tries. */
+ * version 4 blob of such a search is cut back by hand.  Version 3 lacks
+ * the last config field, sizes; version 2 also the polish position at the
+ * end (pol_n, pol_i, pol_step: 3 x 8 bytes, then the current cell);
+ * version 1 also the 4 config fields ft_top_weight, ft_top_scale, polish,
+ * polish_tries. */
 static void *older_blob(const void *b, size_t n, int version, size_t *out_n)
 {
     const struct ctnas_arch *a = NULL;
-    size_t tail = 3 * 8 + 8 + sizeof a->adj + sizeof a->ops;
-    /* header 56 bytes (magic, version, real size, space name), then 24
-     * config fields of 8 bytes before version 2's 4 */
-    size_t at = 56 + 24 * 8, cut = version == 1 ? 4 * 8 : 0;
-    size_t m = n - tail - cut;  /* the checksum is rewritten at the end */
-    unsigned char *v = malloc(m);
-    memcpy(v, b, at);
-    memcpy(v + at, (const unsigned char *)b + at + cut, m - 8 - at);
+    const unsigned char *src = b;
+    /* header 56 bytes (magic, version, real size, space name), then the
+     * config: 24 fields of 8 bytes, version 2's 4, pool_cap and top_n,
+     * version 4's sizes */
+    size_t v2_at = 56 + 24 * 8, v4_at = 56 + 30 * 8;
+    size_t tail = version <= 2 ? 3 * 8 + 8 + sizeof a->adj + sizeof a->ops
+                               : 0;
+    unsigned char *v = malloc(n);
+    size_t m = 0;
+    for (size_t i = 0; i < n - 8 - tail; i++)
+        if (!(version == 1 && i >= v2_at && i < v2_at + 4 * 8) &&
+            !(i >= v4_at && i < v4_at + 8))
+            v[m++] = src[i];
     int64_t ver = version;
     memcpy(v + 8, &ver, 8);
-    uint64_t h = fnv1a64(v, m - 8);
-    memcpy(v + m - 8, &h, 8);
-    *out_n = m;
+    uint64_t h = fnv1a64(v, m);  /* the checksum is rewritten */
+    memcpy(v + m, &h, 8);
+    *out_n = m + 8;
     return v;
 }
 
@@ -1032,13 +1128,14 @@ static void test_checkpoint_older_loads(void)
     c.ft_top_scale = 0.05;
     c.polish = 0;
     c.polish_tries = 32;
+    c.sizes = CTNAS_SEARCH_SIZES_ANY;
     struct ctnas_search *s = synth_search(&sy, &c);
     ASSERT(s != NULL);
     ctnas_search_run(s, 35, 0, NULL, NULL);
     void *b;
     size_t n;
     ASSERT_EQ(ctnas_search_save(s, &b, &n), 0);
-    for (int version = 1; version <= 2; version++) {
+    for (int version = 1; version <= 3; version++) {
         size_t vn;
         void *v = older_blob(b, n, version, &vn);
         struct ctnas_err err;
@@ -1046,6 +1143,7 @@ static void test_checkpoint_older_loads(void)
         ASSERT_MSG(t != NULL, "version %d: %s", version, err.msg);
         const struct ctnas_search_config *tc = ctnas_search_config_get(t);
         ASSERT(tc->ft_top_weight == 0 && tc->polish == 0);
+        ASSERT_EQ(tc->sizes, CTNAS_SEARCH_SIZES_ANY);
         ASSERT(tc->pool_cap == c.pool_cap && tc->top_n == c.top_n);
         void *b2;
         size_t n2;
@@ -1167,6 +1265,8 @@ int main(void)
     TEST_RUN(test_pseudo_labels_match_comparator);
     TEST_RUN(test_search_resume_bit_identical);
     TEST_RUN(test_search_resume_nb101);
+    TEST_RUN(test_ctrl_node_range);
+    TEST_RUN(test_search_sizes_nb101);
     TEST_RUN(test_polish_resumable);
     TEST_RUN(test_search_rounds);
     TEST_RUN(test_ranking_while_running);

@@ -80,6 +80,7 @@ def search_runs_reports_progress_and_finds_a_good_cell():
     check_eq(st, 202, "accepted: %r" % (job,))
     check_eq(job["kind"], "search", "kind")
     check("label_ids" not in job["params"], "internal ids hidden")
+    check_eq(job["params"]["sizes"], "labelled", "sizes by default")
     j = wait(d, job["id"])
     check_eq(j["state"], "succeeded", "state (%r)" % j.get("error"))
     p = j["progress"]
@@ -138,6 +139,7 @@ def search_errors_name_the_field():
                          ({"train": {"steps": 3}}, "train.steps"),
                          ({"epochs": 3}, "epochs"),
                          ({"polish": -1}, "polish"),
+                         ({"sizes": "small"}, "sizes"),
                          ({"ft_top_weight": 1e300}, "ft_top_weight"),
                          ({"space": "nb999"}, "space")):
         check_error(d.post("/v1/searches", dict(base, **extra)), 400,
