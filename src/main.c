@@ -1,6 +1,7 @@
 /*
  * main.c - the ctnasd command: subcommand dispatch, the serve life cycle
- * (lock, migrate, serve, drain on SIGTERM/SIGINT) and the import command.
+ * (lock, migrate, serve, drain on SIGTERM/SIGINT), the import and vacuum
+ * commands.
  * The only file that exits or prints to the user.
  */
 #include "config.h"
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
@@ -39,6 +41,10 @@ static const char usage[] =
     "FILE...\n"
     "                                    load measured architectures (CSV "
     "or JSON Lines)\n"
+    "       ctnasd vacuum [--db FILE]\n"
+    "                                    give the space purged jobs and "
+    "deletions freed back\n"
+    "                                    to the disk (daemon stopped)\n"
     "       ctnasd eval-nac --space S --data FILE --train N --test M "
     "--seed K [...]\n"
     "                                    train and score a comparator on "
@@ -413,6 +419,60 @@ out:
     return status;
 }
 
+/* The database file and its WAL, in bytes (0 for a file absent). */
+static double db_bytes(const char *db)
+{
+    char wal[4200];
+    struct stat sb;
+    double n = stat(db, &sb) == 0 ? (double)sb.st_size : 0;
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    return n + (stat(wal, &sb) == 0 ? (double)sb.st_size : 0);
+}
+
+/* Offline compaction: the database file does not shrink by itself (freed
+ * pages are reused, not returned), so an operator reclaims the space of
+ * purged jobs and deleted rows with this, the daemon stopped. */
+static int cmd_vacuum(int argc, char **argv, int argi)
+{
+    const char *db = getenv("CTNASD_DB");
+    if (db == NULL)
+        db = "./ctnas.db";
+    for (; argi < argc; argi++) {
+        if (strcmp(argv[argi], "--db") != 0 || argi + 1 >= argc) {
+            fprintf(stderr, "ctnasd vacuum: %s '%s'\n",
+                    strcmp(argv[argi], "--db") == 0 ? "missing value for"
+                                                    : "unexpected argument",
+                    argv[argi]);
+            return 2;
+        }
+        db = argv[++argi];
+    }
+    struct stat sb;
+    if (stat(db, &sb) != 0) {
+        fprintf(stderr, "ctnasd vacuum: no database %s\n", db);
+        return 1;
+    }
+    struct ctnas_err err = {0};
+    int lock_fd = -1, status = 1;
+    struct ctnas_store *st = NULL;
+    if (ctnas_store_lock(db, &lock_fd, &err) < 0) {
+        fprintf(stderr, "ctnasd vacuum: %s; stop it first\n", err.msg);
+        return 1;
+    }
+    double before = db_bytes(db);
+    if (ctnas_store_open(db, 0, &st, &err) < 0 ||
+        ctnas_store_vacuum(st, &err) < 0) {
+        fprintf(stderr, "ctnasd vacuum: %s: %s\n", db, err.msg);
+    } else {
+        printf("%s: %.1f MB -> %.1f MB\n", db, before / 1e6,
+               db_bytes(db) / 1e6);
+        status = 0;
+    }
+    ctnas_store_close(st);
+    ctnas_store_unlock(lock_fd, db);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     /* jansson through ctnas_malloc too, so its allocation failures are
@@ -438,6 +498,8 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], "import") == 0)
         return cmd_import(argc, argv, 2);
+    if (argc > 1 && strcmp(argv[1], "vacuum") == 0)
+        return cmd_vacuum(argc, argv, 2);
     if (argc > 1 && strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc, argv, 2);
     if (argc > 1 && strncmp(argv[1], "--", 2) != 0) {

@@ -278,6 +278,15 @@ int ctnas_store_schema_version(struct ctnas_store *st)
     return r != 0 ? r : v;
 }
 
+int ctnas_store_vacuum(struct ctnas_store *st, struct ctnas_err *err)
+{
+    int rc = sqlite3_exec(st->db, "VACUUM", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+                          NULL, NULL);
+    return rc == SQLITE_OK ? 0 : ctnas__store_fail(st, rc, "vacuum", err);
+}
+
 int ctnas_store_ping(struct ctnas_store *st, struct ctnas_err *err)
 {
     /* Reading user_version touches the database header: a real read. */

@@ -38,6 +38,12 @@ void ctnas_store_close(struct ctnas_store *st);
 int ctnas_store_schema_latest(void);
 int ctnas_store_schema_version(struct ctnas_store *st);
 
+/* Rebuild the file without its free pages (VACUUM) and empty the WAL:
+ * what jobs, checkpoints and deletions freed goes back to the disk.  Needs
+ * the database to itself (run offline, under the lock file) and up to
+ * the database's size again in temporary space. */
+int ctnas_store_vacuum(struct ctnas_store *st, struct ctnas_err *err);
+
 /* Cheap liveness probe for /v1/health (SELECT 1 and a read of the schema). */
 int ctnas_store_ping(struct ctnas_store *st, struct ctnas_err *err);
 

@@ -1,5 +1,6 @@
 """Daemon life cycle: flags and environment, the database lock, schema
 versions, graceful shutdown with a request in flight, log format."""
+import itertools
 import os
 import re
 import resource
@@ -9,7 +10,7 @@ import sqlite3
 import subprocess
 import time
 
-from ctnas_testlib import (CTNASD, Daemon, check, check_eq, main,
+from ctnas_testlib import (CTNASD, NB201_OPS, Daemon, check, check_eq, main,
                            nb201_cell, run_ctnasd, test, workdir)
 
 
@@ -122,6 +123,49 @@ def the_port_file_names_only_a_live_daemon():
         p.send_signal(signal.SIGTERM)
         check_eq(p.wait(30), 0, "stops cleanly")
     check(not os.path.exists(pf), "removed again")
+
+
+@test
+def vacuum_gives_freed_space_back_offline():
+    # Upload 3,000 cells, delete 2,900: the file keeps its size until
+    # vacuumed, which refuses while a daemon holds the database.
+    d = Daemon()
+    cells = itertools.islice(itertools.product(NB201_OPS, repeat=6), 3000)
+    items = [{"space": "nasbench201", "arch": nb201_cell(list(ops)),
+              "measurements": [{"dataset": "v", "metric": "acc",
+                                "value": i / 10, "source": "x" * 40}]}
+             for i, ops in enumerate(cells)]
+    ids = []
+    for k in range(0, 3000, 1000):
+        st, _, doc = d.post("/v1/architectures", {"items": items[k:k + 1000]})
+        check_eq(st, 201, "upload")
+        ids += [x["id"] for x in doc["items"]]
+    for i in ids[100:]:
+        check_eq(d.request("DELETE", "/v1/architectures/%d" % i)[0], 200,
+                 "delete")
+    st, out, err = run_ctnasd("vacuum", "--db", d.db)
+    check(st == 1 and "stop it first" in err, "refused while served: %r"
+          % err)
+    check_eq(d.stop(), 0, "stop")
+    before = os.path.getsize(d.db)
+    st, out, err = run_ctnasd("vacuum", "--db", d.db)
+    check_eq(st, 0, "vacuum (%s)" % err)
+    after = os.path.getsize(d.db)
+    print("# %s" % out.strip())
+    check(after < before / 3, "file %d -> %d bytes" % (before, after))
+    check(re.search(r"MB -> [0-9.]+ MB", out), "says so: %r" % out)
+    d = Daemon(db=d.db)
+    try:
+        st, _, doc = d.get("/v1/architectures?dataset=v&limit=1000")
+        check_eq((st, doc["total"]), (200, 100), "the rest kept")
+        check_eq([x["id"] for x in doc["items"]], ids[:100], "same ids")
+    finally:
+        check_eq(d.stop(), 0, "stop after")
+    st, _, err = run_ctnasd("vacuum", "--db", os.path.join(workdir(), "no"))
+    check(st == 1 and "no database" in err, "absent file: %r" % err)
+    check(not os.path.exists(os.path.join(workdir(), "no")), "not created")
+    st, _, err = run_ctnasd("vacuum", "--frob")
+    check(st == 2 and "--frob" in err, "usage: %r" % err)
 
 
 @test
