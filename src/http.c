@@ -43,6 +43,10 @@ struct ctnas_http {
     int port;
 };
 
+/* A body over --max-body but within this many times it is read and
+ * dropped before the 413 goes out, so the client sees the answer. */
+#define CTNAS_HTTP_DISCARD_FACTOR 4
+
 /* Socket contexts of connections: admitted, or over --max-connections
  * (answered 503 and closed). */
 static char conn_admitted, conn_over_limit;
@@ -515,6 +519,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         /* libmicrohttpd has checked the length is a number. */
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
         if (announced > h->app->conf->max_body) {
+            /* Told once the body is read, as a chunked one: answering
+             * now and closing with the body unread makes the client's
+             * send fail (a reset), losing the 413.  Unless the client
+             * waits for "100 Continue", or the body is too big to read
+             * through (CTNAS_HTTP_DISCARD_FACTOR). */
+            if (!expects_continue(conn) &&
+                announced / CTNAS_HTTP_DISCARD_FACTOR <=
+                    h->app->conf->max_body) {
+                cs->too_large = 1;
+                return MHD_YES;
+            }
             ctnas_err_set(&err, CTNAS_ETOOLARGE, "body",
                           "request body of %s bytes is over the limit of "
                           "%zu bytes (--max-body)", cl,

@@ -498,6 +498,27 @@ def oversized_body_is_413():
         pass  # the server may close once it has answered
     data = recv_until(s)
     check(data.startswith(b"HTTP/1.1 413"), "chunked answer %r" % data[:60])
+    # A length over the limit: the body is read through and dropped, so
+    # the client, still sending, gets the 413 (not a reset), and the
+    # connection stays open for the next request.
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        body = b"[" + b" " * (3 * 65536)
+        s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_until(s, lambda data: data.count(b"HTTP/1.1 ") == 2 and
+                          data.endswith(b"}\n"))
+        got = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+        check_eq(got, [413, 200], "413, then the next request")
+    # A client waiting for "100 Continue" is told at once instead.
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % (3 * 65536))
+    data = recv_until(s)
+    check(data.startswith(b"HTTP/1.1 413"), "told at once: %r" % data[:60])
     st, _, _ = d.get("/v1/health")
     check_eq(st, 200, "still serving")
 
