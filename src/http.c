@@ -78,7 +78,8 @@ struct conn_state {
     char *body;
     size_t len, cap;
     size_t announced;     /* Content-Length, 0 if none */
-    size_t held;          /* bytes counted in http->buffered */
+    size_t held;          /* bytes counted in http->buffered: those
+                           * received and kept (len) */
     const struct route *route;
     struct ctnas_req req;
     double t0;
@@ -298,8 +299,8 @@ static int is_json_type(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Count n more bytes of cs's body against --max-buffered: -1, nothing
- * counted, when they do not fit.  Only the I/O thread takes (workers
+/* Count n more bytes received of cs's body against --max-buffered: -1,
+ * nothing counted, when they do not fit.  Only the I/O thread takes (workers
  * only give back), so the add-then-undo cannot refuse another taker. */
 static int budget_take(struct conn_state *cs, size_t n)
 {
@@ -536,15 +537,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                           h->app->conf->max_body);
             return send_error(conn, cs, &err, NULL);
         }
-        /* A body announced is counted before it comes, so a client
-         * waiting on "Expect: 100-continue" hears before it sends; any
-         * other reads its answer after the body, as with chunks. */
+        /* Bytes count as they arrive, not as announced: a length alone,
+         * trickled, would hold the budget for nothing.  A client waiting
+         * on "Expect: 100-continue" whose body would not fit now is told
+         * before it sends; any other reads its answer after the body. */
         cs->announced = (size_t)announced;
-        if (announced > 0 && budget_take(cs, cs->announced) < 0) {
-            cs->over_budget = 1;
-            if (expects_continue(conn))
-                return send_error(conn, cs, budget_error(h, &err), NULL);
-        }
+        if (announced > 0 && expects_continue(conn) &&
+            atomic_load(&h->buffered) + cs->announced >
+                h->app->conf->max_buffered)
+            return send_error(conn, cs, budget_error(h, &err), NULL);
         return MHD_YES;
     }
 
@@ -560,8 +561,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             body_release(cs);
             return MHD_YES;
         }
-        if (cs->len + n > cs->held &&
-            budget_take(cs, cs->len + n - cs->held) < 0) {
+        if (budget_take(cs, n) < 0) {
             cs->over_budget = 1;
             body_release(cs);
             return MHD_YES;

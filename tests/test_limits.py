@@ -385,23 +385,30 @@ def answer_of(s):
     return int(head.split()[1]), head, json.loads(body)
 
 
+def buffered(mon, want):
+    """Poll health on mon until buffered_bytes is want; the last seen."""
+    deadline = time.time() + 20
+    while True:
+        r = mon.get()[2]["requests"]
+        if r["buffered_bytes"] == want or time.time() > deadline:
+            return r
+        time.sleep(0.02)
+
+
 @test
 def bodies_beyond_max_buffered_are_told_503():
     # Room for 100,000 bytes of bodies.  One upload announces 60,000 and
-    # sends them slowly: it holds them all from its headers on.
+    # sends 55,000 of them: what it sent is counted, not what it
+    # announced (a length alone, trickled, must not hold the room).
     d = Daemon(args=["--max-body", "60000", "--max-buffered", "100000"])
     try:
         slow = socket.create_connection(("127.0.0.1", d.port), timeout=20)
         body = upload_of(60000, "slow")
-        slow.sendall(post_head(60000) + body[:1000])
+        slow.sendall(post_head(60000) + body[:55000])
         mon = Conn(d.port)
-        deadline = time.time() + 20
-        while mon.get()[2]["requests"]["buffered_bytes"] != 60000 and \
-                time.time() < deadline:
-            time.sleep(0.02)
-        r = mon.get()[2]["requests"]
+        r = buffered(mon, 55000)
         check_eq((r["buffered_bytes"], r["buffered_limit"]),
-                 (60000, 100000), "the announced body is counted")
+                 (55000, 100000), "the bytes received are counted")
         # 50,000 more do not fit: a client waiting for "100 Continue" is
         # told at once, before it sends its body.
         s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
@@ -424,7 +431,7 @@ def bodies_beyond_max_buffered_are_told_503():
         s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: t\r\n"
                   b"Content-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n")
-        chunked = upload_of(45000, "chunked")
+        chunked = upload_of(46000, "chunked")
         for i in range(0, len(chunked), 15000):
             part = chunked[i:i + 15000]
             s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
@@ -432,19 +439,20 @@ def bodies_beyond_max_buffered_are_told_503():
         st, _, doc = answer_of(s)
         check_eq((st, doc["error"]["code"]), (503, "busy"), "chunked")
         s.close()
-        # Smaller bodies still fit, and are given back once parsed.
-        check_eq(d.post("/v1/architectures", json.loads(
-            upload_of(30000, "small")))[0], 201, "a body that fits")
+        check_eq(buffered(mon, 55000)["buffered_bytes"], 55000,
+                 "the refused gave back what they held")
+        # A body that fits still goes through, and is given back once
+        # parsed.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+        s.sendall(post_head(30000) + upload_of(30000, "small"))
+        check_eq(answer_of(s)[0], 201, "a body that fits")
+        s.close()
         # The slow upload completes and is stored; its bytes go back.
-        slow.sendall(body[1000:])
+        slow.sendall(body[55000:])
         st, _, doc = answer_of(slow)
         check_eq(st, 201, "the slow upload stored")
         slow.close()
-        deadline = time.time() + 20
-        while mon.get()[2]["requests"]["buffered_bytes"] != 0 and \
-                time.time() < deadline:
-            time.sleep(0.02)
-        check_eq(mon.get()[2]["requests"]["buffered_bytes"], 0,
+        check_eq(buffered(mon, 0)["buffered_bytes"], 0,
                  "nothing held once answered")
         s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
         s.sendall(post_head(50000) + upload_of(50000, "again"))
@@ -455,6 +463,13 @@ def bodies_beyond_max_buffered_are_told_503():
                          ("refused", 0), ("chunked", 0)):
             st, _, doc = d.get("/v1/architectures?dataset=" + ds)
             check_eq(doc["total"], want, "stored with dataset " + ds)
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+    # Unset, the limit follows a --max-body above its default.
+    d = Daemon(args=["--max-body", "300000000"])
+    try:
+        r = d.get("/v1/health")[2]["requests"]
+        check_eq(r["buffered_limit"], 300000000, "follows --max-body")
     finally:
         check_eq(d.stop(), 0, "clean stop")
 
