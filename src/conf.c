@@ -70,7 +70,8 @@ const char ctnas_conf_usage[] =
     "  --max-body BYTES       largest request body (CTNASD_MAX_BODY, 16777216)\n"
     "  --max-buffered BYTES   request bodies held in memory at once, received\n"
     "                         or waiting for a worker; more are told 503\n"
-    "                         (CTNASD_MAX_BUFFERED, 268435456)\n"
+    "                         (CTNASD_MAX_BUFFERED, 268435456 or --max-body\n"
+    "                         if larger)\n"
     "  --max-batch N          items per upload (CTNASD_MAX_BATCH, 10000)\n"
     "  --max-pairs N          pairs per /v1/compare (CTNASD_MAX_PAIRS, 100000)\n"
     "  --max-rank N           architectures per /v1/rank (CTNASD_MAX_RANK, 50000)\n"
@@ -170,7 +171,7 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err)
     cfg->threads = 4;
     cfg->log_level = CTNAS_LOG_INFO;
     cfg->max_body = 16u << 20;
-    cfg->max_buffered = 256u << 20;
+    cfg->max_buffered = 0; /* ctnas_conf_finish: the default's rule */
     cfg->max_batch = 10000;
     cfg->max_pairs = 100000;
     cfg->max_rank = 50000;
@@ -222,8 +223,13 @@ int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
     return 0;
 }
 
-int ctnas_conf_check(const struct ctnas_conf *cfg, struct ctnas_err *err)
+int ctnas_conf_finish(struct ctnas_conf *cfg, struct ctnas_err *err)
 {
+    /* Unset, it follows a --max-body above its 256 MiB, so a config
+     * that raised --max-body alone still starts. */
+    if (cfg->max_buffered == 0)
+        cfg->max_buffered = cfg->max_body > (256u << 20) ? cfg->max_body
+                                                         : 256u << 20;
     if (cfg->max_buffered < cfg->max_body)
         return ctnas_err_set(err, CTNAS_EINVAL, "--max-buffered",
                              "--max-buffered (%zu) is below --max-body "

@@ -17,7 +17,8 @@ struct ctnas_conf {
     int threads;            /* HTTP worker threads, default 4 */
     int log_level;          /* enum ctnas_log_level */
     size_t max_body;        /* request body bytes, default 16 MiB */
-    /* Bytes of request bodies held at once, default 256 MiB */
+    /* Bytes of request bodies held at once, default 256 MiB (or
+     * max_body if larger) */
     size_t max_buffered;
     int max_batch;          /* items per upload batch, default 10000 */
     int max_pairs;          /* pairs per /v1/compare, default 100000 */
@@ -40,9 +41,10 @@ int ctnas_conf_init(struct ctnas_conf *cfg, struct ctnas_err *err);
 int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
                             int *argi, struct ctnas_err *err);
 
-/* The rules between options (--max-buffered >= --max-body); errors
- * name the flag in err->field. */
-int ctnas_conf_check(const struct ctnas_conf *cfg, struct ctnas_err *err);
+/* After the flags: defaults that depend on other options, then the
+ * rules between options (--max-buffered >= --max-body); errors name the
+ * flag in err->field. */
+int ctnas_conf_finish(struct ctnas_conf *cfg, struct ctnas_err *err);
 
 /* Read the bearer token of cfg->token_file into buf (trailing newline
  * and spaces trimmed): 16 to cap-1 printable characters.  Errors say why

@@ -175,7 +175,7 @@ static int cmd_serve(int argc, char **argv, int argi)
         fprintf(stderr, "ctnasd: unexpected argument '%s'\n", argv[argi]);
         return 2;
     }
-    if (ctnas_conf_check(&conf, &err) < 0) {
+    if (ctnas_conf_finish(&conf, &err) < 0) {
         fprintf(stderr, "ctnasd: %s\n", err.msg);
         return 2;
     }
