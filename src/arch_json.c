@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "jsonv.h"
@@ -95,7 +96,7 @@ int ctnas_item_parse(const json_t *item, const char *path,
     if (given != NULL) {
         char hash[CTNAS_HASH_LEN];
         out->space->hash(&out->arch, hash);
-        if (strcmp(given, hash) != 0)
+        if (strcasecmp(given, hash) != 0)
             return ctnas_err_set(err, CTNAS_EINVAL,
                                  ctnas_jsonv_path(fp, sizeof fp, path,
                                                   "hash"),
