@@ -702,6 +702,10 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     const char *space_name, *dataset, *metric = NULL;
     int64_t suggestions = j->suggestions;
     int publish = 0;
+    /* A job stored before "sizes" existed proposed any size: resumed
+     * without a checkpoint, it goes on as it was made. */
+    if (resume && json_object_get(req, "sizes") == NULL)
+        j->cfg.sizes = CTNAS_SEARCH_SIZES_ANY;
     if ((!resume &&
          (rc = ctnas_jsonv_only_fields(req, "", fields, N_FIELDS, route_keys,
                                        err)) < 0) ||
