@@ -843,39 +843,54 @@ static void test_ctrl_node_range(void)
     ctnas_ctrl_free(c);
 }
 
-/* A comparator that prefers small cells, trained on 6- and 7-node cells
- * only: with sizes "any" the search answers a smaller cell than any it
- * learnt from (the comparator's extrapolation); with "labelled" (the
- * default) every cell it ranks, polish included, has 6 or 7 nodes. */
+/* A search whose labelled cells all have 6 or 7 nodes, with a comparator
+ * that prefers smaller cells (trained on cells of every size, value -n):
+ * with sizes "any" it answers a smaller cell; with "labelled" (the
+ * default) every cell it ranks has 6 or 7 nodes, also when the answer is
+ * left to the polish, whose changes can prune a node. */
 static void test_search_sizes_nb101(void)
 {
     const struct ctnas_space *sp = &ctnas_space_nb101;
     struct ctnas_rng rng;
     ctnas_rng_seed(&rng, 8);
-    struct ctnas_arch lab[40];
-    struct ctnas_graph g[40];
-    double val[40];
-    for (int i = 0; i < 40;) {
-        sp->sample(&rng, &lab[i]);
-        if (lab[i].n < 6)
-            continue;
-        sp->to_graph(&lab[i], &g[i]);
-        val[i] = -lab[i].n + 0.1 * lab[i].ops[1];
-        i++;
+    struct ctnas_arch all[60], lab[40];
+    struct ctnas_graph g[60];
+    double vall[60], val[40];
+    int n_lab = 0;
+    for (int i = 0; i < 60; i++) {
+        sp->sample(&rng, &all[i]);
+        sp->to_graph(&all[i], &g[i]);
+        vall[i] = -all[i].n + 0.1 * all[i].ops[1];
+    }
+    while (n_lab < 40) {
+        sp->sample(&rng, &lab[n_lab]);
+        if (lab[n_lab].n >= 6) {
+            val[n_lab] = -lab[n_lab].n + 0.1 * lab[n_lab].ops[1];
+            n_lab++;
+        }
     }
     struct ctnas_nac_train_config tc;
     ctnas_nac_train_config_default(&tc);
     tc.model.n_types = sp->n_node_types;
     tc.model.dim = 16;
     tc.model.layers = 2;
-    tc.epochs = 20;
+    tc.epochs = 100;
     struct ctnas_nac *nac = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, g, val, 40, NULL, NULL, &nac, NULL, NULL),
-              0);
-    for (int any = 0; any <= 1; any++) {
+    ASSERT_EQ(ctnas_nac_train(&tc, g, vall, 60, NULL, NULL, &nac, NULL,
+                              NULL), 0);
+    /* runs: any; labelled; labelled, its answer left to the polish (few
+     * controller steps, many climbs and tries: a change that prunes a
+     * node is the climb's way down) */
+    for (int run = 0; run < 3; run++) {
+        int any = run == 0;
         struct ctnas_search_config c;
         small_config(&c, 3);
         c.sizes = any ? CTNAS_SEARCH_SIZES_ANY : CTNAS_SEARCH_SIZES_LABELLED;
+        if (run == 2) {
+            c.steps = 4;
+            c.polish = 10;
+            c.polish_tries = 200;
+        }
         struct ctnas_err err;
         struct ctnas_search *s = ctnas_search_new(sp, &c, nac, lab, val, 40,
                                                   &err);
