@@ -55,6 +55,9 @@ struct ctnas_req {
     /* A header a handler adds to its success answer (static strings),
      * or NULL. */
     const char *reply_header, *reply_value;
+    /* Set by a handler whose *out is a JSON string to be answered as
+     * text of this Content-Type (static), not as JSON; or NULL. */
+    const char *reply_type;
 };
 
 typedef int (*ctnas_handler)(struct ctnas_req *req, json_t **out,

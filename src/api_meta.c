@@ -1,11 +1,14 @@
 /*
  * api_meta.c - the application state shared by handlers, and the routes
- * that describe the daemon itself: /v1/health and /v1/spaces.
+ * that describe the daemon itself: /v1/health, /metrics and /v1/spaces.
  */
 #include "config.h"
 #include "api.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "http.h"
@@ -87,6 +90,65 @@ int ctnas_api_health(struct ctnas_req *req, json_t **out,
                      "buffered_limit", (json_int_t)app->conf->max_buffered);
     /* Degraded health is still an answer; 503 tells load balancers. */
     return db_ok ? 200 : 503;
+}
+
+/* Resident memory in bytes (/proc/self/statm), or -1. */
+static double resident_bytes(void)
+{
+    long pages = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%*s %ld", &pages) != 1)
+            pages = -1;
+        fclose(f);
+    }
+    return pages < 0 ? -1 : (double)pages * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Prometheus' text format: what health says, as numbers, and the
+ * request metrics of http.c.  Built in a memory stream, answered as a
+ * JSON string the HTTP layer sends as text (req->reply_type). */
+int ctnas_api_metrics(struct ctnas_req *req, json_t **out,
+                      struct ctnas_err *err)
+{
+    struct ctnas_app *app = req->app;
+    struct ctnas_store *st;
+    struct ctnas_err derr = {0};
+    int db_ok = ctnas_app_store(app, &st, &derr) == 0 &&
+                ctnas_store_ping(st, &derr) == 0;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    fprintf(f,
+            "# HELP ctnasd_up 1 when the database answers (health ok).\n"
+            "# TYPE ctnasd_up gauge\n"
+            "ctnasd_up %d\n"
+            "# HELP ctnasd_uptime_seconds Seconds since the start.\n"
+            "# TYPE ctnasd_uptime_seconds gauge\n"
+            "ctnasd_uptime_seconds %.3f\n"
+            "# HELP ctnasd_jobs_active Jobs queued, running or waiting.\n"
+            "# TYPE ctnasd_jobs_active gauge\n"
+            "ctnasd_jobs_active %d\n"
+            "# HELP ctnasd_jobs_limit --max-jobs.\n"
+            "# TYPE ctnasd_jobs_limit gauge\n"
+            "ctnasd_jobs_limit %d\n"
+            "# HELP process_resident_memory_bytes Resident memory.\n"
+            "# TYPE process_resident_memory_bytes gauge\n"
+            "process_resident_memory_bytes %.0f\n",
+            db_ok, ctnas_now_seconds() - app->started,
+            app->runner ? ctnas_runner_active(app->runner) : 0,
+            app->conf->max_jobs, resident_bytes());
+    int rc = app->http ? ctnas_http_metrics(app->http, f) : 0;
+    if (fclose(f) != 0 || rc < 0 || text == NULL) {
+        free(text);
+        return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    }
+    *out = json_stringn(text, len);
+    free(text);
+    req->reply_type = "text/plain; version=0.0.4; charset=utf-8";
+    return 200;
 }
 
 int ctnas_api_spaces(struct ctnas_req *req, json_t **out,

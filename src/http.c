@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +33,19 @@
 #include "mem.h"
 #include "workq.h"
 
+/* Request metrics of one route (or of requests no route matched):
+ * answers by status, and a histogram of their seconds from the headers
+ * to the answer.  Written by the I/O thread, read by a scrape. */
+#define N_BUCKETS 14 /* the last one is +Inf */
+static const double bucket_le[N_BUCKETS - 1] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+struct route_stats {
+    atomic_ulong by_status[500]; /* 100 .. 599 */
+    atomic_ulong bucket[N_BUCKETS];
+    atomic_ulong micros;         /* the seconds' sum, in microseconds */
+};
+
 struct ctnas_http {
     struct MHD_Daemon *mhd;
     struct ctnas_workq *workers;
@@ -41,6 +55,8 @@ struct ctnas_http {
     atomic_size_t buffered; /* request body bytes held (--max-buffered) */
     int max_connections;
     int port;
+    /* one per route, then one for requests no route matched */
+    struct route_stats *stats;
 };
 
 /* A body over --max-body but within this many times it is read and
@@ -168,6 +184,47 @@ static void make_json(struct conn_state *cs, int status, json_t *body,
     cs->resp = resp;
 }
 
+/* The answer (cs->resp, cs->status) of text as it is, of type ctype. */
+static void make_text(struct conn_state *cs, int status, const char *text,
+                      size_t len, const char *ctype)
+{
+    cs->resp = NULL;
+    cs->status = (unsigned)status;
+    char *buf = ctnas_malloc(len + 1);
+    if (buf == NULL)
+        return;
+    memcpy(buf, text, len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, buf,
+                                                           ctnas_free);
+    if (resp == NULL) {
+        ctnas_free(buf);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    cs->resp = resp;
+}
+
+/* I/O thread: count the answer in its route's metrics. */
+static void observe(struct conn_state *cs)
+{
+    struct route_stats *rs =
+        &cs->http->stats[cs->route ? (size_t)(cs->route - routes)
+                                   : N_ROUTES];
+    double dt = ctnas_now_seconds() - cs->t0;
+    int b = 0;
+    while (b < N_BUCKETS - 1 && dt > bucket_le[b])
+        b++;
+    if (cs->status >= 100 && cs->status <= 599)
+        atomic_fetch_add_explicit(&rs->by_status[cs->status - 100], 1,
+                                  memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->micros,
+                              (unsigned long)(dt > 0 ? dt * 1e6 : 0),
+                              memory_order_relaxed);
+}
+
 /* I/O thread: queue the answer built. */
 static enum MHD_Result reply(struct MHD_Connection *conn,
                              struct conn_state *cs)
@@ -175,6 +232,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn,
     cs->responded = 1;
     if (cs->resp == NULL)
         return MHD_NO;
+    observe(cs);
     enum MHD_Result r = MHD_queue_response(conn, cs->status, cs->resp);
     MHD_destroy_response(cs->resp);
     cs->resp = NULL;
@@ -375,7 +433,11 @@ static void handle(struct conn_state *cs)
         make_error(cs, &err, NULL);
         return;
     }
-    make_json(cs, rc, out, cs->req.reply_header, cs->req.reply_value);
+    if (cs->req.reply_type && json_is_string(out))
+        make_text(cs, rc, json_string_value(out), json_string_length(out),
+                  cs->req.reply_type);
+    else
+        make_json(cs, rc, out, cs->req.reply_header, cs->req.reply_value);
     json_decref(out);
     ctnas_log_debug("%s %s -> %d (%.1f ms)", cs->req.method, cs->req.path,
                     rc, (ctnas_now_seconds() - cs->t0) * 1e3);
@@ -784,11 +846,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     ctnas_log_debug("libmicrohttpd: %s", msg);
 }
 
+static void http_free(struct ctnas_http *h)
+{
+    ctnas_free(h->stats);
+    ctnas_free(h);
+}
+
 int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                      struct ctnas_err *err)
 {
     const struct ctnas_conf *conf = app->conf;
     struct ctnas_http *h = ctnas_calloc(1, sizeof *h);
+    if (h != NULL &&
+        (h->stats = ctnas_calloc(N_ROUTES + 1, sizeof *h->stats)) == NULL) {
+        http_free(h);
+        h = NULL;
+    }
     if (h == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     h->app = app;
@@ -812,7 +885,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
         sin6->sin6_port = htons((uint16_t)conf->port);
         flags |= MHD_USE_IPv6;
     } else {
-        ctnas_free(h);
+        http_free(h);
         return ctnas_err_set(err, CTNAS_EINVAL, "--listen",
                              "--listen: '%s' is not an IPv4 or IPv6 address",
                              conf->listen);
@@ -823,7 +896,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     int rc = ctnas_workq_new(conf->threads, heavy_max, run_request, h,
                              &h->workers);
     if (rc < 0) {
-        ctnas_free(h);
+        http_free(h);
         return ctnas_err_set(err, rc, "--threads",
                              "cannot start %d worker threads",
                              conf->threads);
@@ -853,7 +926,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     if (h->mhd == NULL) {
         app->http = NULL;
         ctnas_workq_free(h->workers);
-        ctnas_free(h);
+        http_free(h);
         return ctnas_err_set(err, CTNAS_EIO, "--port",
                              "cannot listen on %s port %d (in use, or not "
                              "permitted)", conf->listen, conf->port);
@@ -875,6 +948,88 @@ void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out)
     out->workers = h->app->conf->threads;
     ctnas_workq_load(h->workers, &out->busy, &out->queued);
     out->buffered = atomic_load(&h->buffered);
+}
+
+/* The labels of route i (N_ROUTES: requests no route matched). */
+static void route_labels(size_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "method=\"%s\",route=\"%s\"",
+             i < N_ROUTES ? routes[i].method : "",
+             i < N_ROUTES ? routes[i].path : "");
+}
+
+int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
+{
+    struct ctnas_http_load load;
+    ctnas_http_load(h, &load);
+    fprintf(f,
+            "# HELP ctnasd_http_connections Open connections "
+            "(--max-connections).\n"
+            "# TYPE ctnasd_http_connections gauge\n"
+            "ctnasd_http_connections %d\n"
+            "# HELP ctnasd_http_workers Threads that run requests "
+            "(--threads).\n"
+            "# TYPE ctnasd_http_workers gauge\n"
+            "ctnasd_http_workers %d\n"
+            "# HELP ctnasd_http_workers_busy Workers running a request.\n"
+            "# TYPE ctnasd_http_workers_busy gauge\n"
+            "ctnasd_http_workers_busy %d\n"
+            "# HELP ctnasd_http_requests_queued Requests waiting for a "
+            "worker.\n"
+            "# TYPE ctnasd_http_requests_queued gauge\n"
+            "ctnasd_http_requests_queued %d\n"
+            "# HELP ctnasd_http_buffered_bytes Request body bytes held in "
+            "memory.\n"
+            "# TYPE ctnasd_http_buffered_bytes gauge\n"
+            "ctnasd_http_buffered_bytes %zu\n"
+            "# HELP ctnasd_http_buffered_limit_bytes --max-buffered.\n"
+            "# TYPE ctnasd_http_buffered_limit_bytes gauge\n"
+            "ctnasd_http_buffered_limit_bytes %zu\n",
+            atomic_load(&h->admitted), load.workers, load.busy, load.queued,
+            load.buffered, h->app->conf->max_buffered);
+    char lab[160];
+    fputs("# HELP ctnasd_http_requests_total Requests answered, by route "
+          "and status.\n"
+          "# TYPE ctnasd_http_requests_total counter\n", f);
+    for (size_t i = 0; i <= N_ROUTES; i++) {
+        route_labels(i, lab, sizeof lab);
+        for (int c = 0; c < 500; c++) {
+            unsigned long n = atomic_load_explicit(
+                &h->stats[i].by_status[c], memory_order_relaxed);
+            if (n > 0)
+                fprintf(f, "ctnasd_http_requests_total{%s,code=\"%d\"} "
+                        "%lu\n", lab, c + 100, n);
+        }
+    }
+    fputs("# HELP ctnasd_http_request_duration_seconds From a request's "
+          "headers to its answer.\n"
+          "# TYPE ctnasd_http_request_duration_seconds histogram\n", f);
+    for (size_t i = 0; i <= N_ROUTES; i++) {
+        const struct route_stats *rs = &h->stats[i];
+        unsigned long n[N_BUCKETS], cum = 0, all = 0;
+        for (int b = 0; b < N_BUCKETS; b++)
+            all += n[b] = atomic_load_explicit(&rs->bucket[b],
+                                               memory_order_relaxed);
+        if (all == 0)
+            continue;  /* a route not asked yet prints nothing */
+        route_labels(i, lab, sizeof lab);
+        for (int b = 0; b < N_BUCKETS; b++) {
+            cum += n[b];
+            if (b < N_BUCKETS - 1)
+                fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
+                        "{%s,le=\"%g\"} %lu\n", lab, bucket_le[b], cum);
+            else
+                fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
+                        "{%s,le=\"+Inf\"} %lu\n"
+                        "ctnasd_http_request_duration_seconds_sum{%s} %.6f\n"
+                        "ctnasd_http_request_duration_seconds_count{%s} "
+                        "%lu\n", lab, cum, lab,
+                        atomic_load_explicit(&rs->micros,
+                                             memory_order_relaxed) / 1e6,
+                        lab, cum);
+        }
+    }
+    return ferror(f) ? CTNAS_ENOMEM : 0;
 }
 
 /* Wait up to ms for no request in flight. */
@@ -907,6 +1062,6 @@ int ctnas_http_stop(struct ctnas_http *h, int grace_ms)
     MHD_stop_daemon(h->mhd);
     h->app->http = NULL;
     ctnas_workq_free(h->workers);
-    ctnas_free(h);
+    http_free(h);
     return left;
 }

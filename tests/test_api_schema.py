@@ -188,6 +188,7 @@ def every_answer_matches_its_documented_schema():
          want=201)
     call(d, "GET", "/v1/health", want=200)
     call(d, "GET", "/v1/spaces", want=200)
+    call(d, "GET", "/metrics", want=200)
     call(d, "GET", "/v1/architectures?space=nasbench201&limit=5", want=200)
     call(d, "GET", "/v1/architectures?dataset=syn&metric=acc"
          "&order=metric_desc&limit=3", want=200)

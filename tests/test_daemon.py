@@ -331,6 +331,10 @@ def token_guards_every_route_but_health():
         check_eq(st, 401, "writes need it too")
         st, _, _ = d.get("/v1/nothing")
         check_eq(st, 401, "unknown routes do not leak before auth")
+        check_eq(d.get("/metrics")[0], 401, "metrics need it")
+        st, h, _ = d.get("/metrics",
+                         headers={"Authorization": "Bearer " + secret})
+        check_eq(st, 200, "a scrape with the token")
     finally:
         check_eq(d.stop(), 0, "clean stop")
     check(secret not in d.stderr(), "the token never appears in the logs")

@@ -575,6 +575,64 @@ def non_json_body_is_415_and_malformed_is_400():
     check("(2, not 2.0)" in e["message"], e["message"])
 
 
+def scrape(d):
+    """GET /metrics: ({(name, labels): value}, content type)."""
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    check_eq(r.status, 200, "scrape")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = re.match(r"^([a-z_]+)(\{.*\})? (\S+)$", line)
+        check(m, "a sample line: %r" % line)
+        out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out, r.getheader("Content-Type")
+
+
+@test
+def metrics_count_every_answer_by_route_and_status():
+    d = daemon()
+    before, ctype = scrape(d)
+    check(ctype.startswith("text/plain; version=0.0.4"), "type %r" % ctype)
+    check_eq(before[("ctnasd_up", "")], 1.0, "up")
+    check_eq(before[("ctnasd_http_workers", "")], 4.0, "workers")
+    check(before[("process_resident_memory_bytes", "")] > 1e6, "rss")
+    for _ in range(3):
+        check_eq(d.get("/v1/spaces")[0], 200, "spaces")
+    check_eq(d.get("/v1/nowhere")[0], 404, "unmatched")
+    check_eq(d.post("/v1/compare", {"a": 1})[0], 400, "a 400")
+    after, _ = scrape(d)
+    spaces = '{method="GET",route="/v1/spaces",code="200"}'
+    unmatched = '{method="",route="",code="404"}'
+    bad = '{method="POST",route="/v1/compare",code="400"}'
+    scr = '{method="GET",route="/metrics",code="200"}'
+    for key, n in ((spaces, 3), (unmatched, 1), (bad, 1), (scr, 1)):
+        k = ("ctnasd_http_requests_total", key)
+        check_eq(after.get(k, 0) - before.get(k, 0), n, "counted %s" % key)
+    # The histogram of a route: cumulative buckets ending in +Inf, which
+    # is its count, the sum of its answers by status.
+    lab = 'method="GET",route="/v1/spaces"'
+    les = [k[1] for k in after
+           if k[0] == "ctnasd_http_request_duration_seconds_bucket" and
+           k[1].startswith("{" + lab)]
+    check_eq(len(les), 14, "every bucket of the route")
+    vals = [after[("ctnasd_http_request_duration_seconds_bucket", k)]
+            for k in les]
+    check(vals == sorted(vals), "cumulative: %r" % vals)
+    total = sum(v for k, v in after.items()
+                if k[0] == "ctnasd_http_requests_total" and
+                k[1].startswith("{" + lab + ","))
+    check_eq(vals[-1], total, "+Inf is every answer of the route")
+    check_eq(after[("ctnasd_http_request_duration_seconds_count",
+                    "{" + lab + "}")], total, "count")
+    check(after[("ctnasd_http_request_duration_seconds_sum",
+                 "{" + lab + "}")] > 0, "sum")
+
+
 def documented_routes():
     """(method, path) pairs of api/openapi.yaml (paths: block)."""
     out = []
