@@ -385,6 +385,31 @@ def answer_of(s):
     return int(head.split()[1]), head, json.loads(body)
 
 
+@test
+def a_chunked_upload_of_megabytes_is_stored():
+    # Chunks grow the body from a heap buffer into a mapping (1 MiB and
+    # more), which then grows in place or moves; every byte must arrive.
+    d = Daemon(args=["--max-batch", "20000"])
+    try:
+        body = json.dumps(big_upload("chunky")).encode()
+        check(len(body) > 2 << 20, "over 2 MiB: %d" % len(body))
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=60)
+        s.sendall(b"POST /v1/architectures HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(body), 50000):
+            part = body[i:i + 50000]
+            s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        s.sendall(b"0\r\n\r\n")
+        st, _, doc = answer_of(s)
+        s.close()
+        check_eq((st, len(doc["items"])), (201, 15625), "stored")
+        st, _, doc = d.get("/v1/architectures?dataset=chunky&limit=1")
+        check_eq(doc["total"], 15625, "every cell")
+    finally:
+        check_eq(d.stop(), 0, "clean stop")
+
+
 def buffered(mon, want):
     """Poll health on mon until buffered_bytes is want; the last seen."""
     deadline = time.time() + 20
