@@ -403,24 +403,37 @@ static void promise_drop(struct conn_state *cs)
     promise_unlink(cs);
 }
 
-/* Drop the promises of bodies that do not come.  The number dropped. */
-static int promise_sweep(struct ctnas_http *h)
+static int promise_stalled(const struct conn_state *cs, double now)
 {
-    double now = ctnas_now_seconds();
-    int n = 0;
-    for (struct conn_state *cs = h->promised, *next; cs; cs = next) {
-        next = cs->pnext;
-        double dt = now - cs->t0;
-        if (dt > PROMISE_GRACE && (double)cs->len < dt * PROMISE_MIN_RATE) {
-            promise_drop(cs);
-            n++;
-        }
-    }
-    return n;
+    double dt = now - cs->t0;
+    return dt > PROMISE_GRACE && (double)cs->len < dt * PROMISE_MIN_RATE;
 }
 
-/* Count n bytes against the budget, sweeping stalled promises once if
- * they do not fit: 0, or -1 with nothing counted. */
+/* Make room for n bytes by dropping the promises of bodies that do not
+ * come, as few as needed, and only when that makes room: 0, or -1 with
+ * none dropped. */
+static int promise_sweep(struct ctnas_http *h, size_t n)
+{
+    double now = ctnas_now_seconds();
+    size_t limit = h->app->conf->max_buffered, stalled = 0;
+    size_t used = atomic_load(&h->buffered);
+    for (struct conn_state *cs = h->promised; cs; cs = cs->pnext)
+        if (promise_stalled(cs, now))
+            stalled += cs->promise;
+    if (n > limit || used - stalled > limit - n)
+        return -1;
+    for (struct conn_state *cs = h->promised, *next; cs; cs = next) {
+        next = cs->pnext;
+        if (atomic_load(&h->buffered) <= limit - n)
+            break;
+        if (promise_stalled(cs, now))
+            promise_drop(cs);
+    }
+    return 0;
+}
+
+/* Count n bytes against the budget, making room from stalled promises
+ * if they do not fit: 0, or -1 with nothing counted. */
 static int budget_add(struct ctnas_http *h, size_t n)
 {
     for (int tries = 0; tries < 2; tries++) {
@@ -428,7 +441,7 @@ static int budget_add(struct ctnas_http *h, size_t n)
             h->app->conf->max_buffered)
             return 0;
         atomic_fetch_sub(&h->buffered, n);
-        if (tries == 0 && promise_sweep(h) == 0)
+        if (tries == 0 && promise_sweep(h, n) < 0)
             break;
     }
     return -1;
