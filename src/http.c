@@ -727,8 +727,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
              * waits for "100 Continue", or the body is too big to read
              * through (CTNAS_HTTP_DISCARD_FACTOR). */
             if (!expects_continue(conn) &&
-                announced / CTNAS_HTTP_DISCARD_FACTOR <=
-                    h->app->conf->max_body) {
+                announced <= (unsigned long long)h->app->conf->max_body *
+                                 CTNAS_HTTP_DISCARD_FACTOR) {
                 cs->too_large = 1;
                 return MHD_YES;
             }
