@@ -42,9 +42,9 @@ static const double bucket_le[N_BUCKETS - 1] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 struct route_stats {
-    atomic_ulong by_status[500]; /* 100 .. 599 */
-    atomic_ulong bucket[N_BUCKETS];
-    atomic_ulong micros;         /* the seconds' sum, in microseconds */
+    atomic_ullong by_status[500]; /* 100 .. 599 */
+    atomic_ullong bucket[N_BUCKETS];
+    atomic_ullong micros;         /* the seconds' sum, in microseconds */
 };
 
 struct ctnas_http {
@@ -218,9 +218,20 @@ static void make_text(struct conn_state *cs, int status, const char *text,
 /* I/O thread: count the answer in its route's metrics. */
 static void observe(struct conn_state *cs)
 {
-    struct route_stats *rs =
-        &cs->http->stats[cs->route ? (size_t)(cs->route - routes)
-                                   : N_ROUTES];
+    /* An answer given before the route was looked up (401, a refused
+     * connection or framing) still counts under the route it asked. */
+    size_t i = N_ROUTES;
+    if (cs->route) {
+        i = (size_t)(cs->route - routes);
+    } else {
+        char allow[64];
+        struct ctnas_err e = {0};
+        int r = ctnas_http_route(cs->req.method, cs->req.path, NULL, allow,
+                                 sizeof allow, &e);
+        if (r >= 0)
+            i = (size_t)r;
+    }
+    struct route_stats *rs = &cs->http->stats[i];
     double dt = ctnas_now_seconds() - cs->t0;
     int b = 0;
     while (b < N_BUCKETS - 1 && dt > bucket_le[b])
@@ -230,7 +241,7 @@ static void observe(struct conn_state *cs)
                                   memory_order_relaxed);
     atomic_fetch_add_explicit(&rs->bucket[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rs->micros,
-                              (unsigned long)(dt > 0 ? dt * 1e6 : 0),
+                              (unsigned long long)(dt > 0 ? dt * 1e6 : 0),
                               memory_order_relaxed);
 }
 
@@ -803,9 +814,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     if (cs->over_budget)
         return send_error(conn, cs, budget_error(h, &err), NULL);
-    /* Health answers on this thread: a monitor must hear from a daemon
-     * whose workers are all busy.  It only pings the database. */
-    if (cs->route->handler == ctnas_api_health) {
+    /* Health and metrics answer on this thread: a monitor must hear
+     * from a daemon whose workers are all busy.  They only ping the
+     * database. */
+    if (cs->route->handler == ctnas_api_health ||
+        cs->route->handler == ctnas_api_metrics) {
         handle(cs);
         return reply(conn, cs);
     }
@@ -1139,11 +1152,11 @@ int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
     for (size_t i = 0; i <= N_ROUTES; i++) {
         route_labels(i, lab, sizeof lab);
         for (int c = 0; c < 500; c++) {
-            unsigned long n = atomic_load_explicit(
+            unsigned long long n = atomic_load_explicit(
                 &h->stats[i].by_status[c], memory_order_relaxed);
             if (n > 0)
                 fprintf(f, "ctnasd_http_requests_total{%s,code=\"%d\"} "
-                        "%lu\n", lab, c + 100, n);
+                        "%llu\n", lab, c + 100, n);
         }
     }
     fputs("# HELP ctnasd_http_request_duration_seconds From a request's "
@@ -1151,7 +1164,7 @@ int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
           "# TYPE ctnasd_http_request_duration_seconds histogram\n", f);
     for (size_t i = 0; i <= N_ROUTES; i++) {
         const struct route_stats *rs = &h->stats[i];
-        unsigned long n[N_BUCKETS], cum = 0, all = 0;
+        unsigned long long n[N_BUCKETS], cum = 0, all = 0;
         for (int b = 0; b < N_BUCKETS; b++)
             all += n[b] = atomic_load_explicit(&rs->bucket[b],
                                                memory_order_relaxed);
@@ -1162,13 +1175,13 @@ int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
             cum += n[b];
             if (b < N_BUCKETS - 1)
                 fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
-                        "{%s,le=\"%g\"} %lu\n", lab, bucket_le[b], cum);
+                        "{%s,le=\"%g\"} %llu\n", lab, bucket_le[b], cum);
             else
                 fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
-                        "{%s,le=\"+Inf\"} %lu\n"
+                        "{%s,le=\"+Inf\"} %llu\n"
                         "ctnasd_http_request_duration_seconds_sum{%s} %.6f\n"
                         "ctnasd_http_request_duration_seconds_count{%s} "
-                        "%lu\n", lab, cum, lab,
+                        "%llu\n", lab, cum, lab,
                         atomic_load_explicit(&rs->micros,
                                              memory_order_relaxed) / 1e6,
                         lab, cum);

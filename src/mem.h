@@ -10,8 +10,11 @@
  * OpenBLAS keep their own allocators.
  *
  * Memory from these functions is released with ctnas_free, never free():
- * a replaced allocator need not be libc's.  The one exception is
- * getline's buffer, which libc allocates and free() releases.
+ * a replaced allocator need not be libc's.  The exceptions: getline's
+ * buffer, which libc allocates and free() releases; the text of
+ * /metrics, an open_memstream buffer (api_meta.c); and request bodies of
+ * 1 MiB and more, mappings of their own (http.c, body_resize), which
+ * these hooks do not see.
  */
 #ifndef CTNAS_MEM_H
 #define CTNAS_MEM_H
