@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,9 +448,17 @@ static int cmd_vacuum(int argc, char **argv, int argi)
         }
         db = argv[++argi];
     }
+    /* An empty file would be made a database (SQLite takes it for an
+     * empty one); an absent one is never created. */
     struct stat sb;
     if (stat(db, &sb) != 0) {
-        fprintf(stderr, "ctnasd vacuum: no database %s\n", db);
+        fprintf(stderr, "ctnasd vacuum: %s: %s\n", db,
+                errno == ENOENT ? "no database" : strerror(errno));
+        return 1;
+    }
+    if (sb.st_size == 0) {
+        fprintf(stderr, "ctnasd vacuum: %s: an empty file, not a "
+                "database\n", db);
         return 1;
     }
     struct ctnas_err err = {0};
@@ -460,9 +469,15 @@ static int cmd_vacuum(int argc, char **argv, int argi)
         return 1;
     }
     double before = db_bytes(db);
-    if (ctnas_store_open(db, 0, &st, &err) < 0 ||
-        ctnas_store_vacuum(st, &err) < 0) {
-        fprintf(stderr, "ctnasd vacuum: %s: %s\n", db, err.msg);
+    int rc = ctnas_store_open(db, CTNAS_STORE_EXISTING, &st, &err);
+    if (rc == 0)
+        rc = ctnas_store_vacuum(st, &err);
+    if (rc < 0) {
+        /* an older schema: the daemon migrates it at its next start */
+        fprintf(stderr, "ctnasd vacuum: %s: %s%s\n", db, err.msg,
+                rc == CTNAS_ECONFLICT && strstr(err.msg, "older")
+                    ? "; start ctnasd on it once first"
+                    : "");
     } else {
         printf("%s: %.1f MB -> %.1f MB\n", db, before / 1e6,
                db_bytes(db) / 1e6);

@@ -444,8 +444,11 @@ int ctnas_store_open(const char *path, int flags, struct ctnas_store **out,
     }
 
     int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX, NULL);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                                 (flags & CTNAS_STORE_EXISTING
+                                      ? 0
+                                      : SQLITE_OPEN_CREATE),
+                             NULL);
     if (st->db == NULL) {
         ctnas_free(st->path);
         ctnas_free(st);

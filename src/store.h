@@ -22,9 +22,12 @@ enum {
     /* Apply pending migrations (the daemon's first connection and the
      * import command do this; later connections only check the version). */
     CTNAS_STORE_MIGRATE = 1 << 0,
+    /* Open only a database that exists (vacuum): never create one. */
+    CTNAS_STORE_EXISTING = 1 << 1,
 };
 
-/* Open (creating if needed) the database at path, set WAL, foreign keys,
+/* Open (creating if needed, unless CTNAS_STORE_EXISTING) the database
+ * at path, set WAL, foreign keys,
  * busy timeout; with CTNAS_STORE_MIGRATE apply the migrations of sql/ in
  * order.  A database whose user_version is newer than this build knows is
  * refused (CTNAS_ECONFLICT).  On success *out is a new connection to free

@@ -164,6 +164,11 @@ def vacuum_gives_freed_space_back_offline():
     st, _, err = run_ctnasd("vacuum", "--db", os.path.join(workdir(), "no"))
     check(st == 1 and "no database" in err, "absent file: %r" % err)
     check(not os.path.exists(os.path.join(workdir(), "no")), "not created")
+    empty = os.path.join(workdir(), "empty.db")
+    open(empty, "w").close()
+    st, _, err = run_ctnasd("vacuum", "--db", empty)
+    check(st == 1 and "empty" in err, "an empty file: %r" % err)
+    check_eq(os.path.getsize(empty), 0, "left as it was")
     st, _, err = run_ctnasd("vacuum", "--frob")
     check(st == 2 and "--frob" in err, "usage: %r" % err)
 
