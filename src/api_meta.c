@@ -140,7 +140,7 @@ int ctnas_api_metrics(struct ctnas_req *req, json_t **out,
             db_ok, ctnas_now_seconds() - app->started,
             app->runner ? ctnas_runner_active(app->runner) : 0,
             app->conf->max_jobs, resident_bytes());
-    int rc = app->http ? ctnas_http_metrics(app->http, f) : 0;
+    int rc = app->http ? ctnas_http_write_metrics(app->http, f) : 0;
     if (fclose(f) != 0 || rc < 0 || text == NULL) {
         free(text);
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");

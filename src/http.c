@@ -29,23 +29,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_metrics.h"
 #include "jsonv.h"
 #include "log.h"
 #include "mem.h"
 #include "workq.h"
-
-/* Request metrics of one route (or of requests no route matched):
- * answers by status, and a histogram of their seconds from the headers
- * to the answer.  Written by the I/O thread, read by a scrape. */
-#define N_BUCKETS 14 /* the last one is +Inf */
-static const double bucket_le[N_BUCKETS - 1] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
-struct route_stats {
-    atomic_ullong by_status[500]; /* 100 .. 599 */
-    atomic_ullong bucket[N_BUCKETS];
-    atomic_ullong micros;         /* the seconds' sum, in microseconds */
-};
 
 struct ctnas_http {
     struct MHD_Daemon *mhd;
@@ -58,8 +46,7 @@ struct ctnas_http {
     struct conn_state *promised;
     int max_connections;
     int port;
-    /* one per route, then one for requests no route matched */
-    struct route_stats *stats;
+    struct ctnas_http_metrics *metrics;
 };
 
 /* A body over --max-body but within this many times it is read and
@@ -231,18 +218,8 @@ static void observe(struct conn_state *cs)
         if (r >= 0)
             i = (size_t)r;
     }
-    struct route_stats *rs = &cs->http->stats[i];
-    double dt = ctnas_now_seconds() - cs->t0;
-    int b = 0;
-    while (b < N_BUCKETS - 1 && dt > bucket_le[b])
-        b++;
-    if (cs->status >= 100 && cs->status <= 599)
-        atomic_fetch_add_explicit(&rs->by_status[cs->status - 100], 1,
-                                  memory_order_relaxed);
-    atomic_fetch_add_explicit(&rs->bucket[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rs->micros,
-                              (unsigned long long)(dt > 0 ? dt * 1e6 : 0),
-                              memory_order_relaxed);
+    ctnas_http_metrics_observe(cs->http->metrics, i, cs->status,
+                               ctnas_now_seconds() - cs->t0);
 }
 
 /* I/O thread: queue the answer built. */
@@ -1006,7 +983,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void http_free(struct ctnas_http *h)
 {
-    ctnas_free(h->stats);
+    ctnas_http_metrics_free(h->metrics);
     ctnas_free(h);
 }
 
@@ -1016,7 +993,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     const struct ctnas_conf *conf = app->conf;
     struct ctnas_http *h = ctnas_calloc(1, sizeof *h);
     if (h != NULL &&
-        (h->stats = ctnas_calloc(N_ROUTES + 1, sizeof *h->stats)) == NULL) {
+        (h->metrics = ctnas_http_metrics_new(N_ROUTES)) == NULL) {
         http_free(h);
         h = NULL;
     }
@@ -1109,14 +1086,13 @@ void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out)
 }
 
 /* The labels of route i (N_ROUTES: requests no route matched). */
-static void route_labels(size_t i, char *buf, size_t cap)
+static void route_label(size_t i, const char **method, const char **path)
 {
-    snprintf(buf, cap, "method=\"%s\",route=\"%s\"",
-             i < N_ROUTES ? routes[i].method : "",
-             i < N_ROUTES ? routes[i].path : "");
+    *method = i < N_ROUTES ? routes[i].method : "";
+    *path = i < N_ROUTES ? routes[i].path : "";
 }
 
-int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
+int ctnas_http_write_metrics(struct ctnas_http *h, FILE *f)
 {
     struct ctnas_http_load load;
     ctnas_http_load(h, &load);
@@ -1145,49 +1121,7 @@ int ctnas_http_metrics(struct ctnas_http *h, FILE *f)
             "ctnasd_http_buffered_limit_bytes %zu\n",
             atomic_load(&h->admitted), load.workers, load.busy, load.queued,
             load.buffered, h->app->conf->max_buffered);
-    char lab[160];
-    fputs("# HELP ctnasd_http_requests_total Requests answered, by route "
-          "and status.\n"
-          "# TYPE ctnasd_http_requests_total counter\n", f);
-    for (size_t i = 0; i <= N_ROUTES; i++) {
-        route_labels(i, lab, sizeof lab);
-        for (int c = 0; c < 500; c++) {
-            unsigned long long n = atomic_load_explicit(
-                &h->stats[i].by_status[c], memory_order_relaxed);
-            if (n > 0)
-                fprintf(f, "ctnasd_http_requests_total{%s,code=\"%d\"} "
-                        "%llu\n", lab, c + 100, n);
-        }
-    }
-    fputs("# HELP ctnasd_http_request_duration_seconds From a request's "
-          "headers to its answer.\n"
-          "# TYPE ctnasd_http_request_duration_seconds histogram\n", f);
-    for (size_t i = 0; i <= N_ROUTES; i++) {
-        const struct route_stats *rs = &h->stats[i];
-        unsigned long long n[N_BUCKETS], cum = 0, all = 0;
-        for (int b = 0; b < N_BUCKETS; b++)
-            all += n[b] = atomic_load_explicit(&rs->bucket[b],
-                                               memory_order_relaxed);
-        if (all == 0)
-            continue;  /* a route not asked yet prints nothing */
-        route_labels(i, lab, sizeof lab);
-        for (int b = 0; b < N_BUCKETS; b++) {
-            cum += n[b];
-            if (b < N_BUCKETS - 1)
-                fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
-                        "{%s,le=\"%g\"} %llu\n", lab, bucket_le[b], cum);
-            else
-                fprintf(f, "ctnasd_http_request_duration_seconds_bucket"
-                        "{%s,le=\"+Inf\"} %llu\n"
-                        "ctnasd_http_request_duration_seconds_sum{%s} %.6f\n"
-                        "ctnasd_http_request_duration_seconds_count{%s} "
-                        "%llu\n", lab, cum, lab,
-                        atomic_load_explicit(&rs->micros,
-                                             memory_order_relaxed) / 1e6,
-                        lab, cum);
-        }
-    }
-    return ferror(f) ? CTNAS_ENOMEM : 0;
+    return ctnas_http_metrics_write(h->metrics, f, route_label);
 }
 
 /* Wait up to ms for no request in flight. */

@@ -34,7 +34,7 @@ void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out);
 /* The request metrics in Prometheus' text format, to f: the load above
  * and the open connections as gauges, answers by route and status, and
  * a histogram of their seconds.  0, or CTNAS_ENOMEM when f failed. */
-int ctnas_http_metrics(struct ctnas_http *h, FILE *f);
+int ctnas_http_write_metrics(struct ctnas_http *h, FILE *f);
 /* Stop accepting, wait up to grace_ms for requests in flight, then
  * answer 503 to those still waiting for a worker, let the running ones
  * finish, stop the threads and free h (accepts NULL).  Returns the
