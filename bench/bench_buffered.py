@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import compare_binaries, start_daemon
+from benchlib import compare_binaries, rss_mb, start_daemon
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
        "avg_pool_3x3"]
@@ -36,14 +36,6 @@ def body_of(k, n_bytes):
          "measurements": [{"dataset": "b", "metric": "acc",
                            "value": 50.0}]} for c in cells]}).encode()
     return doc + b" " * (n_bytes - len(doc))
-
-
-def peak_rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def one_run(binary, a):
@@ -86,7 +78,7 @@ def one_run(binary, a):
         for t in ts:
             t.join()
         secs = time.perf_counter() - t0
-        peak = peak_rss_mb(d.pid)
+        peak = rss_mb(d.pid, "VmHWM")
     finally:
         d.terminate()
         d.wait()

@@ -43,10 +43,12 @@ class Client:
             time.sleep(poll)
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in MB: resident now, or its
+    peak with field VmHWM."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
 
