@@ -1,6 +1,8 @@
 /*
- * http.c - libmicrohttpd adapter.  Owns: connection state, body
- * buffering and limits, routing, JSON error bodies, the access log.
+ * http.c - libmicrohttpd adapter.  Owns: connection state, body limits
+ * (the bodies and their budget are http_body.c's), routing, JSON error
+ * bodies, the access log, the gauges of /metrics (the per-route counters
+ * are http_metrics.c's).
  * Must not touch: SQL (handlers go through store.h), job memory.
  *
  * One thread (libmicrohttpd's) reads and writes every connection and
@@ -25,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_body.h"
 #include "http_metrics.h"
 #include "jsonv.h"
 #include "log.h"
@@ -41,9 +43,7 @@ struct ctnas_http {
     struct ctnas_app *app;
     atomic_int in_flight;
     atomic_int admitted;  /* open connections within --max-connections */
-    atomic_size_t buffered; /* request body bytes held (--max-buffered) */
-    /* Requests holding a promise (conn_state.promise), I/O thread only */
-    struct conn_state *promised;
+    struct ctnas_body_budget bodies; /* --max-buffered */
     int max_connections;
     int port;
     struct ctnas_http_metrics *metrics;
@@ -81,17 +81,7 @@ static const struct route routes[] = {
 struct conn_state {
     struct ctnas_workq_item work; /* first: the item is the state */
     struct ctnas_http *http;
-    char *body;
-    size_t len, cap;
-    size_t announced;     /* Content-Length, 0 if none */
-    size_t held;          /* bytes counted in http->buffered: those
-                           * received and kept (len) */
-    /* Of the announced length, the bytes still to come, counted in
-     * http->buffered ahead (I/O thread only); and the list of the
-     * requests holding some (http->promised). */
-    size_t promise;
-    struct conn_state *pnext, *pprev;
-    int mapped;           /* body is a mapping (body_resize) */
+    struct ctnas_body body;
     const struct route *route;
     struct ctnas_req req;
     double t0;
@@ -354,178 +344,23 @@ static int is_json_type(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* The budget (--max-buffered).  A body with a length is counted whole
- * from its headers (a promise), so the bodies let in can all complete: a
- * burst counted only as bytes came let every upload in, filled the budget
- * half-way through each, and refused most of them, again and again
- * (bench_buffered.py: 11.5 s against 7.4 s for the same 48 uploads).  A
- * promise whose bytes do not come (a length announced, then a byte now
- * and then) would hold the budget for nothing: when the budget is short,
- * promises of bodies arriving slower than PROMISE_MIN_RATE since their
- * first PROMISE_GRACE seconds are dropped, and their bytes then count as
- * they come.  Promises are the I/O thread's alone; workers only give
- * back what they held, so the add-then-undo below cannot refuse another
- * taker. */
-#define PROMISE_GRACE 2.0
-#define PROMISE_MIN_RATE 65536.0 /* bytes per second */
-
-static void promise_unlink(struct conn_state *cs)
-{
-    struct ctnas_http *h = cs->http;
-    if (cs->pprev)
-        cs->pprev->pnext = cs->pnext;
-    else if (h->promised == cs)
-        h->promised = cs->pnext;
-    if (cs->pnext)
-        cs->pnext->pprev = cs->pprev;
-    cs->pnext = cs->pprev = NULL;
-}
-
-/* Give back what is left of cs's promise. */
-static void promise_drop(struct conn_state *cs)
-{
-    if (cs->promise == 0)
-        return;
-    atomic_fetch_sub(&cs->http->buffered, cs->promise);
-    cs->promise = 0;
-    promise_unlink(cs);
-}
-
-static int promise_stalled(const struct conn_state *cs, double now)
-{
-    double dt = now - cs->t0;
-    return dt > PROMISE_GRACE && (double)cs->len < dt * PROMISE_MIN_RATE;
-}
-
-/* Make room for n bytes by dropping the promises of bodies that do not
- * come, as few as needed, and only when that makes room: 0, or -1 with
- * none dropped. */
-static int promise_sweep(struct ctnas_http *h, size_t n)
-{
-    double now = ctnas_now_seconds();
-    size_t limit = h->app->conf->max_buffered, stalled = 0;
-    size_t used = atomic_load(&h->buffered);
-    for (struct conn_state *cs = h->promised; cs; cs = cs->pnext)
-        if (promise_stalled(cs, now))
-            stalled += cs->promise;
-    if (n > limit || used - stalled > limit - n)
-        return -1;
-    for (struct conn_state *cs = h->promised, *next; cs; cs = next) {
-        next = cs->pnext;
-        if (atomic_load(&h->buffered) <= limit - n)
-            break;
-        if (promise_stalled(cs, now))
-            promise_drop(cs);
-    }
-    return 0;
-}
-
-/* Count n bytes against the budget, making room from stalled promises
- * if they do not fit: 0, or -1 with nothing counted. */
-static int budget_add(struct ctnas_http *h, size_t n)
-{
-    for (int tries = 0; tries < 2; tries++) {
-        if (atomic_fetch_add(&h->buffered, n) + n <=
-            h->app->conf->max_buffered)
-            return 0;
-        atomic_fetch_sub(&h->buffered, n);
-        if (tries == 0 && promise_sweep(h, n) < 0)
-            break;
-    }
-    return -1;
-}
-
-/* Promise cs's announced length: 0, or -1 when it does not fit. */
-static int promise_take(struct conn_state *cs)
-{
-    struct ctnas_http *h = cs->http;
-    if (budget_add(h, cs->announced) < 0)
-        return -1;
-    cs->promise = cs->announced;
-    cs->pprev = NULL;
-    cs->pnext = h->promised;
-    if (h->promised)
-        h->promised->pprev = cs;
-    h->promised = cs;
-    return 0;
-}
-
-/* Count n more bytes received of cs's body: from its promise while it
- * lasts, then against the budget.  0, or -1 when they do not fit. */
-static int budget_take(struct conn_state *cs, size_t n)
-{
-    size_t from = n < cs->promise ? n : cs->promise;
-    cs->promise -= from;
-    cs->held += from;
-    if (from > 0 && cs->promise == 0)
-        promise_unlink(cs);
-    if (n > from) {
-        if (budget_add(cs->http, n - from) < 0)
-            return -1;
-        cs->held += n - from;
-    }
-    return 0;
-}
-
-/* Bodies of BODY_MAP_MIN bytes and more are mapped, not malloc'd: a
- * mapping freed goes back to the system at once, where glibc keeps a
- * freed block of 16 MB in its heap (its mmap threshold rises to the size
- * of the last mapping freed), and the daemon's memory grew past
- * --max-buffered: 688 MB resident for 268 MB of bodies held, in
- * bench_buffered.py's burst.  Resize cs's body to cap bytes: the new
- * buffer, or NULL (the old one kept). */
-#define BODY_MAP_MIN (1u << 20)
-
-static char *body_resize(struct conn_state *cs, size_t cap)
-{
-    if (cs->mapped) {
-        void *b = mremap(cs->body, cs->cap, cap, MREMAP_MAYMOVE);
-        return b == MAP_FAILED ? NULL : b;
-    }
-    if (cap < BODY_MAP_MIN)
-        return ctnas_realloc(cs->body, cap);
-    void *b = mmap(NULL, cap, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (b == MAP_FAILED)
-        return NULL;
-    if (cs->len > 0)
-        memcpy(b, cs->body, cs->len);
-    ctnas_free(cs->body);
-    cs->mapped = 1;
-    return b;
-}
-
-/* Free cs's body text and give its bytes back to the budget. */
-static void body_release(struct conn_state *cs)
-{
-    if (cs->mapped)
-        munmap(cs->body, cs->cap);
-    else
-        ctnas_free(cs->body);
-    cs->mapped = 0;
-    cs->body = NULL;
-    cs->len = cs->cap = 0;
-    atomic_fetch_sub(&cs->http->buffered, cs->held);
-    cs->held = 0;
-}
-
 /* Parse the body, run the handler, build the answer (cs->resp): any
  * thread, the connection untouched but for reading its request. */
 static void handle(struct conn_state *cs)
 {
     struct ctnas_err err = {0};
     json_t *body = NULL;
-    if (cs->len > 0) {
+    if (cs->body.len > 0) {
         json_error_t jerr;
         int oom;
         /* Any JSON value: a well-formed body of the wrong type (null,
          * 3) is then told so by its handler, not called malformed. */
-        body = ctnas_jsonv_load(cs->body, cs->len,
+        body = ctnas_jsonv_load(cs->body.data, cs->body.len,
                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                 &jerr, &oom);
         /* The tree is what the handler reads: the text can go, and
          * make room for bodies still to come. */
-        body_release(cs);
+        ctnas_body_free(&cs->body);
         if (oom) {
             ctnas_err_set(&err, CTNAS_ENOMEM, "", "out of memory");
             make_error(cs, &err, NULL);
@@ -649,6 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.path = url;
         cs->req.conn = conn;
         cs->http = h;
+        ctnas_body_init(&cs->body, &h->bodies, cs->t0);
         cs->no_body = has_no_body(conn);
 
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
@@ -729,8 +565,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         /* A client waiting on "Expect: 100-continue" whose body does not
          * fit is told before it sends; any other reads its answer after
          * the body. */
-        cs->announced = (size_t)announced;
-        if (announced > 0 && promise_take(cs) < 0) {
+        if (ctnas_body_promise(&cs->body, (size_t)announced) < 0) {
             cs->over_budget = 1;
             if (expects_continue(conn))
                 return send_error(conn, cs, budget_error(h, &err), NULL);
@@ -745,33 +580,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             return MHD_YES; /* discard the rest of a refused body */
         /* Refused bodies are answered once read: closing with unread
          * data would reset the connection and lose the answer. */
-        if (cs->len + n > h->app->conf->max_body) {
+        if (cs->body.len + n > h->app->conf->max_body) {
             cs->too_large = 1;
-            promise_drop(cs);
-            body_release(cs);
+            ctnas_body_free(&cs->body);
             return MHD_YES;
         }
-        if (budget_take(cs, n) < 0) {
-            cs->over_budget = 1;
-            promise_drop(cs);
-            body_release(cs);
-            return MHD_YES;
-        }
-        if (cs->len + n + 1 > cs->cap) {
-            /* An announced length sizes the buffer once. */
-            size_t cap = cs->announced >= cs->len + n ? cs->announced + 1
-                         : cs->cap                  ? cs->cap
-                                                    : 4096;
-            while (cap < cs->len + n + 1)
-                cap *= 2;
-            char *b = body_resize(cs, cap);
-            if (b == NULL)
-                return MHD_NO;
-            cs->body = b;
-            cs->cap = cap;
-        }
-        memcpy(cs->body + cs->len, upload_data, n);
-        cs->len += n;
+        int rc = ctnas_body_append(&cs->body, upload_data, n);
+        if (rc == CTNAS_ENOMEM)
+            return MHD_NO;
+        cs->over_budget = rc < 0;
         return MHD_YES;
     }
     if (cs->suspended) {
@@ -801,10 +618,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     /* A body is what makes a request long (compares, ranks, uploads);
      * GETs and DELETEs go ahead of them. */
-    cs->work.heavy = cs->len > 0 || strcmp(method, "POST") == 0;
+    cs->work.heavy = cs->body.len > 0 || strcmp(method, "POST") == 0;
     /* The body is whole (a length is all there): nothing promised is
-     * left, and nothing of cs is in the I/O thread's list. */
-    promise_drop(cs);
+     * left, and the worker may free it. */
+    ctnas_body_settle(&cs->body);
     /* Suspend before the push: the worker may resume at once. */
     MHD_suspend_connection(conn);
     cs->suspended = 1;
@@ -877,8 +694,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
         return;
     if (cs->resp)
         MHD_destroy_response(cs->resp); /* built, never sent */
-    promise_drop(cs);
-    body_release(cs);
+    ctnas_body_free(&cs->body);
     ctnas_free(cs);
     *con_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
@@ -1000,6 +816,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     if (h == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
     h->app = app;
+    ctnas_body_budget_init(&h->bodies, conf->max_buffered);
     h->max_connections = conf->max_connections;
 
     struct sockaddr_storage ss;
@@ -1082,7 +899,7 @@ void ctnas_http_load(struct ctnas_http *h, struct ctnas_http_load *out)
 {
     out->workers = h->app->conf->threads;
     ctnas_workq_load(h->workers, &out->busy, &out->queued);
-    out->buffered = atomic_load(&h->buffered);
+    out->buffered = ctnas_body_budget_used(&h->bodies);
 }
 
 /* The labels of route i (N_ROUTES: requests no route matched). */

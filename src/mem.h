@@ -13,7 +13,7 @@
  * a replaced allocator need not be libc's.  The exceptions: getline's
  * buffer, which libc allocates and free() releases; the text of
  * /metrics, an open_memstream buffer (api_meta.c); and request bodies of
- * 1 MiB and more, mappings of their own (http.c, body_resize), which
+ * 1 MiB and more, mappings of their own (http_body.c), which
  * these hooks do not see.
  */
 #ifndef CTNAS_MEM_H

@@ -8,10 +8,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "arch_json.h"
 #include "conf.h"
+#include "http_body.h"
 #include "ctnas.h"
 #include "jsonv.h"
 #include "rng.h"
@@ -557,6 +559,73 @@ static void workq_stop_drops_what_has_not_started(void)
     ASSERT_EQ(st.dropped[1], 2);
 }
 
+/* The body budget: a length is promised whole; a body that does not
+ * fit is refused unless stalled promises make the room (and then only
+ * as few as needed); what is refused, freed or given back returns to
+ * the count; 1 MiB and more become a mapping that keeps every byte. */
+static void body_budget_promises_and_gives_way(void)
+{
+    struct ctnas_body_budget bb;
+    struct ctnas_body a, b, c, d;
+    char buf[60000];
+    memset(buf, 'x', sizeof buf);
+    double now = ctnas_now_seconds();
+    ctnas_body_budget_init(&bb, 100000);
+    ctnas_body_init(&a, &bb, now);
+    ASSERT_EQ(ctnas_body_promise(&a, 60000), 0);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 60000);
+    ASSERT_EQ(ctnas_body_append(&a, buf, 1000), 0);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 60000);
+    ctnas_body_init(&b, &bb, now);
+    ASSERT_EQ(ctnas_body_promise(&b, 50000), -1); /* a is not stalled */
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 60000);
+    /* b without a length: its bytes count as they come, up to the room */
+    ASSERT_EQ(ctnas_body_append(&b, buf, 30000), 0);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 90000);
+    ASSERT_EQ(ctnas_body_append(&b, buf, 20000), -1);
+    ASSERT_EQ(b.len, 0);
+    ASSERT(b.data == NULL);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 60000);
+    /* a has sent 1,000 bytes in 3 s: stalled.  45,000 more do not fit
+     * but for its promise of 59,000, which is given back; 100,000
+     * would not fit even so (1,000 held), and nothing is given back
+     * for them. */
+    a.t0 = now - 3;
+    ctnas_body_init(&c, &bb, now);
+    ASSERT_EQ(ctnas_body_promise(&c, 100000), -1);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 60000);
+    ASSERT_EQ(a.promise, 59000);
+    ASSERT_EQ(ctnas_body_promise(&c, 45000), 0);
+    ASSERT_EQ(a.promise, 0);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 1000 + 45000);
+    /* a's next bytes count as they come */
+    ASSERT_EQ(ctnas_body_append(&a, buf, 4000), 0);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 5000 + 45000);
+    ctnas_body_free(&a);
+    ctnas_body_free(&c);
+    ctnas_body_free(&a); /* twice: nothing more */
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 0);
+    /* heap buffer, then a mapping past 1 MiB, every byte kept */
+    ctnas_body_budget_init(&bb, 8u << 20);
+    ctnas_body_init(&d, &bb, now);
+    size_t total = 0;
+    while (total < (3u << 20)) {
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (char)((total + i) % 251);
+        ASSERT_EQ(ctnas_body_append(&d, buf, sizeof buf), 0);
+        total += sizeof buf;
+    }
+    ASSERT_EQ(d.mapped, 1);
+    ASSERT_EQ(d.len, total);
+    int same = 1;
+    for (size_t i = 0; i < total; i++)
+        same &= d.data[i] == (char)(i % 251);
+    ASSERT(same);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), total);
+    ctnas_body_free(&d);
+    ASSERT_EQ(ctnas_body_budget_used(&bb), 0);
+}
+
 int main(void)
 {
     TEST_RUN(err_table_maps_codes);
@@ -572,5 +641,6 @@ int main(void)
     TEST_RUN(workq_wakes_the_thread_idle_the_shortest_time);
     TEST_RUN(workq_lets_a_heavy_item_past_a_stream_of_light_ones);
     TEST_RUN(workq_stop_drops_what_has_not_started);
+    TEST_RUN(body_budget_promises_and_gives_way);
     return test_done();
 }
