@@ -129,37 +129,49 @@ static int path_match(const char *pattern, const char *path,
     return *p == '\0' && *s == '\0';
 }
 
-/* Build the answer (cs->resp, cs->status) from body, on any thread;
- * hname/hval: one extra header, or NULL.  Out of memory leaves resp NULL,
- * and the connection is then closed unanswered. */
-static void make_json(struct conn_state *cs, int status, json_t *body,
-                      const char *hname, const char *hval)
+/* The answer (cs->resp, cs->status) of the len bytes of buf (taken:
+ * freed with the response, or now on failure), of type ctype; any
+ * thread.  Out of memory leaves resp NULL, and the connection is then
+ * closed unanswered.  The response, or NULL. */
+static struct MHD_Response *make_response(struct conn_state *cs, int status,
+                                          char *buf, size_t len,
+                                          const char *ctype)
 {
     cs->resp = NULL;
     cs->status = (unsigned)status;
-    char *text =
-        ctnas_jsonv_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (text == NULL)
-        return;
-    size_t len = strlen(text);
-    /* Terminate the document with a newline: friendlier for curl. */
-    char *buf = ctnas_realloc(text, len + 2);
-    if (buf == NULL) {
-        ctnas_free(text);
-        return;
-    }
-    buf[len] = '\n';
-    buf[len + 1] = '\0';
+    if (buf == NULL)
+        return NULL;
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len + 1, buf,
+        MHD_create_response_from_buffer_with_free_callback(len, buf,
                                                            ctnas_free);
     if (resp == NULL) {
         ctnas_free(buf);
-        return;
+        return NULL;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    cs->resp = resp;
+    return resp;
+}
+
+/* Build the answer (cs->resp, cs->status) from body, on any thread;
+ * hname/hval: one extra header, or NULL. */
+static void make_json(struct conn_state *cs, int status, json_t *body,
+                      const char *hname, const char *hval)
+{
+    char *text =
+        ctnas_jsonv_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    size_t len = text ? strlen(text) : 0;
+    /* Terminate the document with a newline: friendlier for curl. */
+    char *buf = text ? ctnas_realloc(text, len + 2) : NULL;
+    if (buf == NULL)
+        ctnas_free(text);
+    else
+        buf[len++] = '\n';
+    struct MHD_Response *resp =
+        make_response(cs, status, buf, len, "application/json");
+    if (resp == NULL)
+        return;
     if (hname)
         MHD_add_response_header(resp, hname, hval);
     /* When to try again: a busy daemon or database soon, a full job
@@ -167,29 +179,16 @@ static void make_json(struct conn_state *cs, int status, json_t *body,
     if (status == 503 || status == 429)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
                                 status == 503 ? "1" : "5");
-    cs->resp = resp;
 }
 
 /* The answer (cs->resp, cs->status) of text as it is, of type ctype. */
 static void make_text(struct conn_state *cs, int status, const char *text,
                       size_t len, const char *ctype)
 {
-    cs->resp = NULL;
-    cs->status = (unsigned)status;
     char *buf = ctnas_malloc(len + 1);
-    if (buf == NULL)
-        return;
-    memcpy(buf, text, len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, buf,
-                                                           ctnas_free);
-    if (resp == NULL) {
-        ctnas_free(buf);
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    cs->resp = resp;
+    if (buf != NULL)
+        memcpy(buf, text, len);
+    make_response(cs, status, buf, len, ctype);
 }
 
 /* I/O thread: count the answer in its route's metrics. */
