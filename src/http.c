@@ -433,17 +433,6 @@ static const struct ctnas_err *budget_error(const struct ctnas_http *h,
     return err;
 }
 
-/* Whether the request announces no body. */
-static int has_no_body(struct MHD_Connection *conn)
-{
-    const char *cl = MHD_lookup_connection_value(
-        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return (cl == NULL || strcmp(cl, "0") == 0) &&
-           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
-               NULL;
-}
-
 /* An error found from the headers alone.  With a body to come it goes
  * out now, and the connection is closed rather than the body read;
  * without one it goes out at the request's last call, as any answer, so
@@ -484,7 +473,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         cs->req.conn = conn;
         cs->http = h;
         ctnas_body_init(&cs->body, &h->bodies, cs->t0);
-        cs->no_body = has_no_body(conn);
+        /* The framing headers, read once for every check below. */
+        const char *cl = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        cs->no_body = (cl == NULL || strcmp(cl, "0") == 0) && te == NULL;
 
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
             conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -507,11 +501,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
         /* Both a length and chunks: the same smuggling, framed by the
          * chunks here (RFC 9112 6.3 asks to close after it anyway). */
-        const char *cl = MHD_lookup_connection_value(
-            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && MHD_lookup_connection_value(
-                      conn, MHD_HEADER_KIND,
-                      MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (cl && te) {
             ctnas_err_set(&err, CTNAS_EINVAL, "Content-Length",
                           "both Content-Length and Transfer-Encoding");
             return send_error(conn, cs, &err, NULL);
