@@ -776,6 +776,24 @@ static void test_search_resume_bit_identical(void)
     ctnas_nac_free(sy.nac);
 }
 
+/* A small comparator (width 16, 2 layers) trained on n NB101 graphs
+ * for epochs, or NULL. */
+static struct ctnas_nac *small_nb101_nac(const struct ctnas_graph *g,
+                                         const double *val, int n,
+                                         int epochs)
+{
+    struct ctnas_nac_train_config tc;
+    ctnas_nac_train_config_default(&tc);
+    tc.model.n_types = ctnas_space_nb101.n_node_types;
+    tc.model.dim = 16;
+    tc.model.layers = 2;
+    tc.epochs = epochs;
+    struct ctnas_nac *nac = NULL;
+    if (ctnas_nac_train(&tc, g, val, n, NULL, NULL, &nac, NULL, NULL) != 0)
+        return NULL;
+    return nac;
+}
+
 static void test_search_resume_nb101(void)
 {
     const struct ctnas_space *sp = &ctnas_space_nb101;
@@ -789,15 +807,8 @@ static void test_search_resume_nb101(void)
         sp->to_graph(&lab[i], &g[i]);
         val[i] = lab[i].n + 0.1 * lab[i].ops[1];
     }
-    struct ctnas_nac_train_config tc;
-    ctnas_nac_train_config_default(&tc);
-    tc.model.n_types = sp->n_node_types;
-    tc.model.dim = 16;
-    tc.model.layers = 2;
-    tc.epochs = 20;
-    struct ctnas_nac *nac = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, g, val, 30, NULL, NULL, &nac, NULL, NULL),
-              0);
+    struct ctnas_nac *nac = small_nb101_nac(g, val, 30, 20);
+    ASSERT(nac != NULL);
     struct ctnas_search_config c;
     small_config(&c, 5);
     c.steps = 70;
@@ -869,15 +880,8 @@ static void test_search_sizes_nb101(void)
             n_lab++;
         }
     }
-    struct ctnas_nac_train_config tc;
-    ctnas_nac_train_config_default(&tc);
-    tc.model.n_types = sp->n_node_types;
-    tc.model.dim = 16;
-    tc.model.layers = 2;
-    tc.epochs = 100;
-    struct ctnas_nac *nac = NULL;
-    ASSERT_EQ(ctnas_nac_train(&tc, g, vall, 60, NULL, NULL, &nac, NULL,
-                              NULL), 0);
+    struct ctnas_nac *nac = small_nb101_nac(g, vall, 60, 100);
+    ASSERT(nac != NULL);
     /* runs: any; labelled; labelled, its answer left to the polish (few
      * controller steps, many climbs and tries: a change that prunes a
      * node is the climb's way down) */
