@@ -163,11 +163,11 @@ static int on_busy(void *arg, int n)
     double wait = backoff[n < LAST ? n : LAST];
     if (wait > left)
         wait = left;
+    /* now is on the monotonic clock too (ctnas_now_seconds) */
+    double until = now + wait;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ns = ts.tv_nsec + (long)(wait * 1e9);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
+    ts.tv_sec = (time_t)until;
+    ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
     pthread_mutex_lock(&commit_mu);
     pthread_cond_timedwait(&commit_cv, &commit_mu, &ts);
     pthread_mutex_unlock(&commit_mu);
