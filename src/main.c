@@ -345,16 +345,22 @@ static void import_bad_line(void *cls, long line, const struct ctnas_err *why)
             why->field[0] ? ")" : "");
 }
 
+/* The database of the offline commands without --db: the same default
+ * and variable as serve's --db (conf.c would also read every other
+ * variable, and refuse a bad one these commands do not use). */
+static const char *offline_db(void)
+{
+    const char *db = getenv("CTNASD_DB");
+    return db ? db : "./ctnas.db";
+}
+
 /* Offline bulk load into the database, which must not be in use by a
  * daemon (the lock says so).  Exit status 1 when any file failed or any
  * line was rejected, so scripts notice partial imports; 2 for usage. */
 static int cmd_import(int argc, char **argv, int argi)
 {
-    /* The same default and variable as serve's --db. */
-    const char *db = getenv("CTNASD_DB");
+    const char *db = offline_db();
     struct ctnas_import_opts o = {0};
-    if (db == NULL)
-        db = "./ctnas.db";
     for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
         const char *a = argv[argi];
         const char **dst = strcmp(a, "--db") == 0        ? &db
@@ -435,9 +441,7 @@ static double db_bytes(const char *db)
  * purged jobs and deleted rows with this, the daemon stopped. */
 static int cmd_vacuum(int argc, char **argv, int argi)
 {
-    const char *db = getenv("CTNASD_DB");
-    if (db == NULL)
-        db = "./ctnas.db";
+    const char *db = offline_db();
     for (; argi < argc; argi++) {
         if (strcmp(argv[argi], "--db") != 0 || argi + 1 >= argc) {
             fprintf(stderr, "ctnasd vacuum: %s '%s'\n",
