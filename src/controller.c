@@ -62,13 +62,13 @@ enum { P_NODES, P_PRED, P_OP, P_EDGE, P_DONE };
  * actions alone (replay), so a sample needs to keep only its actions; the
  * masks it recomputes must equal the ones recorded (asserted). */
 struct dec {
+    const struct ctnas_ctrl *c; /* its sizes allowed */
     int space_id;
     int phase;
     /* nasbench201 */
     int e;
     uint8_t ops201[NB201_EDGES];
     /* nasbench101, in slot space (slot 6 is the output) */
-    int min_nodes, max_nodes;   /* the node counts allowed */
     int m, v, edges;
     uint8_t adj[NB101_SLOTS][NB101_SLOTS];
     uint8_t op[NB101_SLOTS];
@@ -79,10 +79,9 @@ struct dec {
 static void dec_init(struct dec *d, const struct ctnas_ctrl *c)
 {
     memset(d, 0, sizeof *d);
+    d->c = c;
     d->space_id = c->space_id;
     d->phase = P_NODES;
-    d->min_nodes = c->min_nodes;
-    d->max_nodes = c->max_nodes;
 }
 
 /* Masks have at most 22 bits (EDGE: 21 pairs and STOP), so a plain loop
@@ -127,8 +126,7 @@ static uint32_t nb101_mask(const struct dec *d)
         /* A cell of m intermediate nodes has m + 2: none is ever pruned
          * (see dec_finish).  A range allowing none allows all. */
         for (int m = 0; m <= NB101_MAX_MID; m++)
-            if ((d->min_nodes <= 0 || m + 2 >= d->min_nodes) &&
-                (d->max_nodes <= 0 || m + 2 <= d->max_nodes))
+            if (ctnas_ctrl_size_allowed(d->c, m + 2))
                 mask |= 1u << m;
         return mask ? mask : (1u << (NB101_MAX_MID + 1)) - 1;
     case P_PRED: {

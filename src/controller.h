@@ -122,6 +122,13 @@ struct ctnas_ctrl {
     int min_nodes, max_nodes;
 };
 
+/* Whether a cell of n nodes is within c's min_nodes..max_nodes. */
+static inline int ctnas_ctrl_size_allowed(const struct ctnas_ctrl *c, int n)
+{
+    return (c->min_nodes <= 0 || n >= c->min_nodes) &&
+           (c->max_nodes <= 0 || n <= c->max_nodes);
+}
+
 /* New controller for space (nasbench101 or nasbench201) with parameters
  * drawn from rng.  NULL on an unsupported space, a bad config (err says
  * which) or no memory. */

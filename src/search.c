@@ -840,13 +840,6 @@ static void sizes_update(struct ctnas_search *s)
     s->ctrl->max_nodes = hi;
 }
 
-static int size_allowed(const struct ctnas_search *s,
-                        const struct ctnas_arch *a)
-{
-    return (s->ctrl->min_nodes <= 0 || a->n >= s->ctrl->min_nodes) &&
-           (s->ctrl->max_nodes <= 0 || a->n <= s->ctrl->max_nodes);
-}
-
 int ctnas_search_add_labels(struct ctnas_search *s,
                             const struct ctnas_arch *archs,
                             const double *values, int n)
@@ -1608,7 +1601,9 @@ static int polish_step(struct ctnas_search *s, int *done)
     double pbest = 0.5;
     for (int i = 0; i < t; i++) {
         /* A change may prune a cell to a size the search keeps off. */
-        double p = size_allowed(s, &a[i]) ? prob(s, row[i], row[t]) : 0;
+        double p = ctnas_ctrl_size_allowed(s->ctrl, a[i].n)
+                       ? prob(s, row[i], row[t])
+                       : 0;
         if (p > pbest) {   /* strict: ties keep the first, no cycles */
             pbest = p;
             best = i;
