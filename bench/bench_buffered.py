@@ -21,7 +21,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import compare_binaries, rss_mb, start_daemon
+from benchlib import (add_binary_args, binaries, compare_binaries, rss_mb,
+                      start_daemon)
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
        "avg_pool_3x3"]
@@ -91,16 +92,13 @@ def one_run(binary, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ctnasd", default="./ctnasd")
-    ap.add_argument("--reference", help="binary to compare with")
+    add_binary_args(ap)
     ap.add_argument("--clients", type=int, default=48)
     ap.add_argument("--mb", type=float, default=15.0,
                     help="MB per upload (the default --max-body is 16)")
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    bins = [("this", a.ctnasd)]
-    if a.reference:
-        bins.append(("reference", a.reference))
+    bins = binaries(a)
     print(json.dumps(compare_binaries(bins, a.reps,
                                       lambda b: one_run(b, a))))
 

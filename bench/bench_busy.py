@@ -29,7 +29,8 @@ import statistics
 import threading
 import time
 
-from benchlib import NB201, Client, compare_binaries, pct, served_nb201
+from benchlib import (NB201, Client, add_binary_args, binaries,
+                      compare_binaries, pct, served_nb201)
 
 
 class Idle:
@@ -123,17 +124,14 @@ def one_run(binary, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ctnasd", default="./ctnasd")
-    ap.add_argument("--reference", help="binary to compare with")
+    add_binary_args(ap)
     ap.add_argument("--data", default=NB201)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--heavy", type=int, default=6)
     ap.add_argument("--idle", type=int, default=8)
     a = ap.parse_args()
-    bins = [("this", a.ctnasd)]
-    if a.reference:
-        bins.append(("reference", a.reference))
+    bins = binaries(a)
     print(json.dumps(compare_binaries(bins, a.reps, lambda b: one_run(b, a))))
 
 

@@ -22,7 +22,8 @@ import threading
 import time
 import os
 
-from benchlib import compare_binaries, pct, start_daemon
+from benchlib import (add_binary_args, binaries, compare_binaries, pct,
+                      start_daemon)
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
        "avg_pool_3x3"]
@@ -77,17 +78,14 @@ def one_run(binary, threads, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ctnasd", default="./ctnasd")
-    ap.add_argument("--reference", help="binary to compare with")
+    add_binary_args(ap)
     ap.add_argument("--threads", default="4,32",
                     help="--threads values, comma-separated")
     ap.add_argument("--writers", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--reps", type=int, default=2)
     a = ap.parse_args()
-    bins = [("this", a.ctnasd)]
-    if a.reference:
-        bins.append(("reference", a.reference))
+    bins = binaries(a)
     summary = {}
     for t in [int(x) for x in a.threads.split(",")]:
         summary["threads=%d" % t] = compare_binaries(

@@ -58,6 +58,19 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def add_binary_args(ap):
+    """--ctnasd and --reference, the binaries of compare_binaries."""
+    ap.add_argument("--ctnasd", default="./ctnasd")
+    ap.add_argument("--reference", help="binary to compare with")
+
+
+def binaries(a):
+    """The (name, binary) pairs add_binary_args' flags name: "this", and
+    "reference" when given."""
+    return [("this", a.ctnasd)] + ([("reference", a.reference)]
+                                   if a.reference else [])
+
+
 def compare_binaries(bins, reps, run, tag=None):
     """Run run(binary) -> {figure: value} reps times for each (name,
     binary) of bins, alternating, printing each run as a JSON line (with
