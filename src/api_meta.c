@@ -60,14 +60,22 @@ int ctnas_app_store(struct ctnas_app *app, struct ctnas_store **st,
     return 0;
 }
 
+/* Whether this thread's connection answers (health, metrics): *st is
+ * it, derr why not. */
+static int db_up(struct ctnas_app *app, struct ctnas_store **st,
+                 struct ctnas_err *derr)
+{
+    return ctnas_app_store(app, st, derr) == 0 &&
+           ctnas_store_ping(*st, derr) == 0;
+}
+
 int ctnas_api_health(struct ctnas_req *req, json_t **out,
                      struct ctnas_err *err)
 {
     (void)err;
     struct ctnas_store *st;
     struct ctnas_err derr = {0};
-    int db_ok = ctnas_app_store(req->app, &st, &derr) == 0 &&
-                ctnas_store_ping(st, &derr) == 0;
+    int db_ok = db_up(req->app, &st, &derr);
     const struct ctnas_app *app = req->app;
     /* Jobs: a client about to submit can see whether it would get 429. */
     int active = app->runner ? ctnas_runner_active(app->runner) : 0;
@@ -114,8 +122,7 @@ int ctnas_api_metrics(struct ctnas_req *req, json_t **out,
     struct ctnas_app *app = req->app;
     struct ctnas_store *st;
     struct ctnas_err derr = {0};
-    int db_ok = ctnas_app_store(app, &st, &derr) == 0 &&
-                ctnas_store_ping(st, &derr) == 0;
+    int db_ok = db_up(app, &st, &derr);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
