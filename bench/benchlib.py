@@ -18,11 +18,18 @@ NB201 = os.path.join(HERE, "..", "..", "shared", "data", "nb201_cifar10.csv")
 
 
 class Client:
-    """One keep-alive connection; call() exits on a non-2xx answer, as a
-    benchmark that gets errors measures nothing."""
+    """One keep-alive connection (HTTPS with an ssl context); call() exits
+    on a non-2xx answer, as a benchmark that gets errors measures
+    nothing."""
 
-    def __init__(self, port):
-        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    def __init__(self, port, context=None):
+        if context is not None:
+            self.c = http.client.HTTPSConnection("127.0.0.1", port,
+                                                 timeout=600,
+                                                 context=context)
+        else:
+            self.c = http.client.HTTPConnection("127.0.0.1", port,
+                                                timeout=600)
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None

@@ -5,7 +5,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential autoconf automake libtool pkg-config
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev
-      libuv1-dev python3 python3-jsonschema python3-yaml valgrind"
+      libuv1-dev python3 python3-jsonschema python3-yaml valgrind openssl"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

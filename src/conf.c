@@ -57,6 +57,10 @@ static const struct opt opts[] = {
      CAP(port_file), 0, 0},
     {"--token", "CTNASD_TOKEN_FILE", OPT_STR, OFF(token_file),
      CAP(token_file), 0, 0},
+    {"--tls-cert", "CTNASD_TLS_CERT", OPT_STR, OFF(tls_cert), CAP(tls_cert),
+     0, 0},
+    {"--tls-key", "CTNASD_TLS_KEY", OPT_STR, OFF(tls_key), CAP(tls_key), 0,
+     0},
     {"--job-retention", "CTNASD_JOB_RETENTION", OPT_DURATION,
      OFF(job_retention), 0, 0, 100LL * 366 * 86400},
 };
@@ -82,6 +86,9 @@ const char ctnas_conf_usage[] =
     "  --token FILE           require \"Authorization: Bearer <token>\" with the\n"
     "                         token in FILE on every route but GET /v1/health\n"
     "                         (CTNASD_TOKEN_FILE)\n"
+    "  --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
+    "                         (CTNASD_TLS_CERT); needs --tls-key\n"
+    "  --tls-key FILE         its unencrypted PEM private key (CTNASD_TLS_KEY)\n"
     "  --job-retention TIME   delete ended jobs (their events, pseudo-labels\n"
     "                         and Idempotency-Keys) this long after they end:\n"
     "                         seconds, or a number with s, m, h or d (30d);\n"
@@ -236,6 +243,13 @@ int ctnas_conf_finish(struct ctnas_conf *cfg, struct ctnas_err *err)
                              "(%zu): a body of the largest size allowed "
                              "could never be received", cfg->max_buffered,
                              cfg->max_body);
+    /* One without the other is a typo, not a wish for plain HTTP. */
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return ctnas_err_set(err, CTNAS_EINVAL,
+                             cfg->tls_cert[0] ? "--tls-key" : "--tls-cert",
+                             "HTTPS needs both --tls-cert and --tls-key; "
+                             "%s is missing",
+                             cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
     return 0;
 }
 

@@ -28,6 +28,9 @@ struct ctnas_conf {
     int max_connections;    /* open connections at most */
     char port_file[4096];   /* write the bound port here (tests), or "" */
     char token_file[4096];  /* bearer token required when set, or "" */
+    /* HTTPS: PEM certificate (chain) and private key, or both "" */
+    char tls_cert[4096];
+    char tls_key[4096];
     /* Seconds an ended job is kept before it is deleted; 0 keeps it. */
     long long job_retention;
 };
@@ -42,8 +45,8 @@ int ctnas_conf_parse_args(struct ctnas_conf *cfg, int argc, char **argv,
                             int *argi, struct ctnas_err *err);
 
 /* After the flags: defaults that depend on other options, then the
- * rules between options (--max-buffered >= --max-body); errors name the
- * flag in err->field. */
+ * rules between options (--max-buffered >= --max-body, --tls-cert with
+ * --tls-key); errors name the flag in err->field. */
 int ctnas_conf_finish(struct ctnas_conf *cfg, struct ctnas_err *err);
 
 /* Read the bearer token of cfg->token_file into buf (trailing newline

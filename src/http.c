@@ -1,8 +1,9 @@
 /*
- * http.c - libmicrohttpd adapter.  Owns: connection state, body limits
- * (the bodies and their budget are http_body.c's), routing, JSON error
- * bodies, the access log, the gauges of /metrics (the per-route counters
- * are http_metrics.c's).
+ * http.c - libmicrohttpd adapter, over HTTP or HTTPS (the credentials
+ * are http_tls.c's).  Owns: connection state, body limits (the bodies
+ * and their budget are http_body.c's), routing, JSON error bodies, the
+ * access log, the gauges of /metrics (the per-route counters are
+ * http_metrics.c's).
  * Must not touch: SQL (handlers go through store.h), job memory.
  *
  * One thread (libmicrohttpd's) reads and writes every connection and
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 
 #include "http_body.h"
 #include "http_metrics.h"
+#include "http_tls.h"
 #include "jsonv.h"
 #include "log.h"
 #include "mem.h"
@@ -47,6 +50,10 @@ struct ctnas_http {
     int max_connections;
     int port;
     struct ctnas_http_metrics *metrics;
+    /* libmicrohttpd's first message, for the error of a failed start (a
+     * key that does not match its certificate, say). */
+    pthread_mutex_t msg_mu;
+    char first_msg[256];
 };
 
 /* A body over --max-body but within this many times it is read and
@@ -780,27 +787,37 @@ int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct ctnas_http *h = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+        msg[--n] = '\0';
     ctnas_log_debug("libmicrohttpd: %s", msg);
+    pthread_mutex_lock(&h->msg_mu);
+    if (h->first_msg[0] == '\0')
+        snprintf(h->first_msg, sizeof h->first_msg, "%s", msg);
+    pthread_mutex_unlock(&h->msg_mu);
 }
 
 static void http_free(struct ctnas_http *h)
 {
     ctnas_http_metrics_free(h->metrics);
+    pthread_mutex_destroy(&h->msg_mu);
     ctnas_free(h);
 }
 
-int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
-                     struct ctnas_err *err)
+int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
+                     struct ctnas_http **out, struct ctnas_err *err)
 {
     const struct ctnas_conf *conf = app->conf;
     struct ctnas_http *h = ctnas_calloc(1, sizeof *h);
-    if (h != NULL &&
-        (h->metrics = ctnas_http_metrics_new(N_ROUTES)) == NULL) {
-        http_free(h);
-        h = NULL;
+    if (h != NULL) {
+        pthread_mutex_init(&h->msg_mu, NULL);
+        if ((h->metrics = ctnas_http_metrics_new(N_ROUTES)) == NULL) {
+            http_free(h);
+            h = NULL;
+        }
     }
     if (h == NULL)
         return ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
@@ -832,6 +849,28 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
                              conf->listen);
     }
 
+    /* HTTPS.  Versions before TLS 1.2 are off: no client of this decade
+     * needs them. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tls != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        http_free(h);
+        return ctnas_err_set(err, CTNAS_EINVAL, "--tls-cert",
+                             "this libmicrohttpd was built without HTTPS");
+    }
+    if (tls != NULL) {
+        tls_opts[0].ptr_value = tls->cert;
+        tls_opts[1].ptr_value = tls->key;
+        flags |= MHD_USE_TLS;
+    } else {
+        tls_opts[0].option = MHD_OPTION_END;
+    }
+
     /* One worker is kept from POSTs, for polls, when there are two. */
     int heavy_max = conf->threads > 1 ? conf->threads - 1 : 1;
     int rc = ctnas_workq_new(conf->threads, heavy_max, run_request, h,
@@ -852,7 +891,7 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
     app->http = h; /* before the first request */
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conf->timeout,
         MHD_OPTION_CONNECTION_LIMIT, sockets,
@@ -863,14 +902,21 @@ int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
          * mistake would then share its connections, silently.  MHD's
          * default, SO_REUSEADDR, already lets a restart bind at once
          * over the last run's TIME_WAIT sockets. */
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
         app->http = NULL;
         ctnas_workq_free(h->workers);
+        /* MHD names a bad key or certificate only in its log. */
+        if (tls != NULL && strstr(h->first_msg, "TLS") != NULL)
+            rc = ctnas_err_set(err, CTNAS_EINVAL, "--tls-key",
+                               "cannot serve HTTPS: %s", h->first_msg);
+        else
+            rc = ctnas_err_set(err, CTNAS_EIO, "--port",
+                               "cannot listen on %s port %d (in use, or "
+                               "not permitted)", conf->listen, conf->port);
         http_free(h);
-        return ctnas_err_set(err, CTNAS_EIO, "--port",
-                             "cannot listen on %s port %d (in use, or not "
-                             "permitted)", conf->listen, conf->port);
+        return rc;
     }
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);

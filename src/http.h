@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "ctnas.h"
+#include "http_tls.h"
 
 struct ctnas_http;
 
@@ -17,10 +18,12 @@ struct ctnas_http;
  * (any more wait in the listen queue): they need descriptors too. */
 #define CTNAS_HTTP_OVER_LIMIT_SLOTS 8
 
-/* Bind and start serving (worker threads from app->conf).  *out is new;
- * stop it with ctnas_http_stop. */
-int ctnas_http_start(struct ctnas_app *app, struct ctnas_http **out,
-                     struct ctnas_err *err);
+/* Bind and start serving (worker threads from app->conf), HTTPS with
+ * tls's credentials (ctnas_tls_load; the caller keeps them, until the
+ * stop) or plain HTTP when tls is NULL.  *out is new; stop it with
+ * ctnas_http_stop. */
+int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
+                     struct ctnas_http **out, struct ctnas_err *err);
 /* The port actually bound (useful with --port 0). */
 int ctnas_http_port(const struct ctnas_http *h);
 /* What health reports of the requests. */

@@ -25,6 +25,7 @@
 #include "eval_search.h"
 #include "ctnas.h"
 #include "http.h"
+#include "http_tls.h"
 #include "importer.h"
 #include "job_search.h"
 #include "job_train.h"
@@ -189,6 +190,19 @@ static int cmd_serve(int argc, char **argv, int argi)
     if (getenv("OPENBLAS_NUM_THREADS") == NULL)
         ctnas_blas_set_threads(1);
 
+    /* The credentials first: a wrong file is told before anything
+     * starts. */
+    struct ctnas_tls tls = {0};
+    if (conf.tls_cert[0]) {
+        if (ctnas_tls_load(conf.tls_cert, conf.tls_key, &tls, &err) < 0) {
+            ctnas_log_error("%s", err.msg);
+            return 1;
+        }
+        if (tls.key_open_to_others)
+            ctnas_log_warn("--tls-key: other users can read %s (chmod 600 "
+                           "it)", conf.tls_key);
+    }
+
     int status = 1, lock_fd = -1;
     struct ctnas_store *st = NULL;
     struct ctnas_http *http = NULL;
@@ -203,6 +217,7 @@ static int cmd_serve(int argc, char **argv, int argi)
     long prev_pid = 0;
     if (ctnas_store_lock_ex(conf.db, &lock_fd, &prev_pid, &err) < 0) {
         ctnas_log_error("%s", err.msg);
+        ctnas_tls_free(&tls);
         return 1;
     }
     if (prev_pid > 0)
@@ -235,14 +250,19 @@ static int cmd_serve(int argc, char **argv, int argi)
             goto out;
         }
         ctnas_log_info("bearer token required (from %s)", conf.token_file);
-        /* Only a warning: a private network may be protection enough,
-         * and that is the operator's call. */
-    } else if (strncmp(conf.listen, "127.", 4) != 0 &&
-               strcmp(conf.listen, "::1") != 0) {
+    }
+    /* Only warnings: a private network may be protection enough, and
+     * that is the operator's call. */
+    int loopback = strncmp(conf.listen, "127.", 4) == 0 ||
+                   strcmp(conf.listen, "::1") == 0;
+    if (!loopback && !conf.token_file[0])
         ctnas_log_warn("listening on %s without --token: anyone who can "
                        "reach this address can use and change the "
                        "daemon", conf.listen);
-    }
+    else if (!loopback && !conf.tls_cert[0])
+        ctnas_log_warn("listening on %s over plain HTTP: the token and "
+                       "the data cross the network unencrypted "
+                       "(--tls-cert, --tls-key)", conf.listen);
 
     uv_loop_init(&loop);
     uv_signal_init(&loop, &sigterm);
@@ -282,15 +302,17 @@ static int cmd_serve(int argc, char **argv, int argi)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
 
-    if (ctnas_http_start(&app, &http, &err) < 0) {
+    if (ctnas_http_start(&app, conf.tls_cert[0] ? &tls : NULL, &http,
+                         &err) < 0) {
         ctnas_log_error("%s", err.msg);
         goto out_loop;
     }
     int port = ctnas_http_port(http);
     if (conf.port_file[0] && write_port_file(conf.port_file, port) < 0)
         ctnas_log_warn("cannot write the port file %s", conf.port_file);
-    ctnas_log_info("ctnasd %s listening on %s port %d, %d threads",
-                   CTNAS_VERSION, conf.listen, port, conf.threads);
+    ctnas_log_info("ctnasd %s listening on %s port %d (%s), %d threads",
+                   CTNAS_VERSION, conf.listen, port,
+                   conf.tls_cert[0] ? "HTTPS" : "HTTP", conf.threads);
     /* Only now: systemd orders dependent units on readiness, which must
      * mean the port accepts connections. */
     sd_notify_ready();
@@ -330,6 +352,7 @@ out:
     }
     ctnas_store_close(st);
     ctnas_store_unlock(lock_fd, conf.db);
+    ctnas_tls_free(&tls);
     if (status == 0)
         ctnas_log_info("stopped cleanly");
     return status;

@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -63,10 +64,16 @@ def _kill_leftovers():
 
 
 class Daemon:
-    """One ctnasd process on 127.0.0.1 and a free port."""
+    """One ctnasd process on 127.0.0.1 and a free port; over HTTPS when
+    tls is (certificate, key) PEM paths, the certificate then being the
+    one authority requests trust."""
 
-    def __init__(self, db=None, args=(), env=None, wrapper=()):
+    def __init__(self, db=None, args=(), env=None, wrapper=(), tls=None):
         self.dir = workdir()
+        self.ssl = None
+        if tls:
+            args = list(args) + ["--tls-cert", tls[0], "--tls-key", tls[1]]
+            self.ssl = ssl.create_default_context(cafile=tls[0])
         self.db = db or os.path.join(self.dir, "ctnas.db")
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "stderr.log")
@@ -102,8 +109,7 @@ class Daemon:
     def request(self, method, path, body=None, headers=None, raw=None,
                 timeout=60):
         """(status, headers dict, parsed JSON or None)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                          timeout=timeout)
+        conn = self.connection(timeout)
         h = {}
         data = raw
         if body is not None:
@@ -120,6 +126,15 @@ class Daemon:
         except ValueError:
             doc = None
         return r.status, {k.lower(): v for k, v in r.getheaders()}, doc
+
+    def connection(self, timeout=60):
+        """A new http.client connection to the daemon (HTTPS with tls)."""
+        if self.ssl is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port,
+                                               timeout=timeout,
+                                               context=self.ssl)
+        return http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -19,7 +19,8 @@ def help_and_version():
     st, out, _ = run_ctnasd("--help")
     check_eq(st, 0, "--help status")
     for flag in ("--listen", "--port", "--db", "--threads", "--log-level",
-                 "CTNASD_PORT", "--job-retention", "import"):
+                 "CTNASD_PORT", "--job-retention", "--tls-cert",
+                 "--tls-key", "import"):
         check(flag in out, "--help mentions %s" % flag)
     st, out, _ = run_ctnasd("--version")
     check_eq(st, 0, "--version status")
