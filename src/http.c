@@ -166,8 +166,7 @@ static struct MHD_Response *make_response(struct conn_state *cs, int status,
 static void make_json(struct conn_state *cs, int status, json_t *body,
                       const char *hname, const char *hval)
 {
-    char *text =
-        ctnas_jsonv_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *text = ctnas_jsonv_dumps_exact(body, JSON_COMPACT);
     size_t len = text ? strlen(text) : 0;
     /* Terminate the document with a newline: friendlier for curl. */
     char *buf = text ? ctnas_realloc(text, len + 2) : NULL;

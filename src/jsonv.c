@@ -397,3 +397,82 @@ char *ctnas_jsonv_dumps(const json_t *j, size_t flags)
     }
     return text;
 }
+
+/* The shortest of %.15g .. %.17g that reads back as v, written as jansson
+ * writes reals (a real stays a real: "1.0"; no leading zeros or plus in
+ * the exponent) into buf; its length. */
+static size_t shortest_real(double v, char *buf, size_t cap)
+{
+    int n = 0;
+    for (int p = 15; p <= 17; p++) {
+        n = snprintf(buf, cap, "%.*g", p, v);
+        if (p == 17 || strtod(buf, NULL) == v)
+            break;
+    }
+    char *e = strchr(buf, 'e');
+    if (e == NULL) {
+        if (strchr(buf, '.') == NULL && (size_t)n + 2 < cap) {
+            memcpy(buf + n, ".0", 3);
+            n += 2;
+        }
+        return (size_t)n;
+    }
+    /* "e+07" -> "e7", "e-07" -> "e-7" */
+    char *d = e + 1, *q = e + 1;
+    if (*q == '+')
+        q++;
+    else if (*q == '-')
+        *d++ = *q++;
+    while (*q == '0' && q[1] != '\0')
+        q++;
+    memmove(d, q, strlen(q) + 1);
+    return strlen(buf);
+}
+
+/* Rewrite, in place, each real of the JSON text s (written at precision
+ * 17) to its shortest exact form; strings and integers are copied. */
+static void shorten_reals(char *s)
+{
+    char *r = s, *w = s;
+    while (*r != '\0') {
+        if (*r == '"') {
+            *w++ = *r++;
+            while (*r != '\0' && *r != '"') {
+                if (*r == '\\' && r[1] != '\0')
+                    *w++ = *r++;
+                *w++ = *r++;
+            }
+            if (*r == '"')
+                *w++ = *r++;
+            continue;
+        }
+        if (*r != '-' && (*r < '0' || *r > '9')) {
+            *w++ = *r++;
+            continue;
+        }
+        size_t len = strspn(r, "0123456789+-.eE");
+        char buf[40];
+        size_t n = len;
+        if (strcspn(r, ".eE") < len && len < sizeof buf)
+            n = shortest_real(strtod(r, NULL), buf, sizeof buf);
+        /* w trails r, so the token's own bytes may be overwritten only
+         * once they are no longer read. */
+        if (n < len) {
+            memcpy(w, buf, n);
+        } else {
+            n = len; /* keep jansson's: never longer */
+            memmove(w, r, len);
+        }
+        w += n;
+        r += len;
+    }
+    *w = '\0';
+}
+
+char *ctnas_jsonv_dumps_exact(const json_t *j, size_t flags)
+{
+    char *text = ctnas_jsonv_dumps(j, flags | JSON_REAL_PRECISION(17));
+    if (text != NULL)
+        shorten_reals(text);
+    return text;
+}

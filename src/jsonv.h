@@ -107,6 +107,11 @@ json_t *ctnas_jsonv_load(const char *buf, size_t len, size_t flags,
  * survive one inside a dump with a key left out ("{:2, ...}"), and such
  * text must never be sent or stored.  Free the text with ctnas_free. */
 char *ctnas_jsonv_dumps(const json_t *j, size_t flags);
+/* ctnas_jsonv_dumps for answers: every real written with the fewest
+ * significant digits (15 to 17) that read back as the same double, so
+ * 93.66 stays 93.66 and what a client posts back is what was stored.
+ * flags must not carry JSON_REAL_PRECISION. */
+char *ctnas_jsonv_dumps_exact(const json_t *j, size_t flags);
 
 /* Parse a decimal integer from text (query strings): whole string. */
 int ctnas_jsonv_parse_int(const char *s, const char *field, int64_t min,

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,6 +17,7 @@
 #include "http_body.h"
 #include "ctnas.h"
 #include "jsonv.h"
+#include "mem.h"
 #include "rng.h"
 #include "runner.h"
 #include "test.h"
@@ -106,6 +108,64 @@ static void jsonv_names_fields(void)
               CTNAS_EINVAL);
     ASSERT_EQ(ctnas_jsonv_parse_int("21", "n", 1, 20, &i, &e), CTNAS_EINVAL);
     json_decref(o);
+}
+
+/* A real of one of the kinds answers carry. */
+static double some_real(struct ctnas_rng *r)
+{
+    switch ((int)(ctnas_rng_uniform(r) * 4)) {
+    case 0: /* a probability: 16-17 digits */
+        return ctnas_rng_uniform(r);
+    case 1: /* an accuracy with two decimals: 15 digits do */
+        return (double)(int)(ctnas_rng_uniform(r) * 10000) / 100;
+    case 2: /* any magnitude */
+        return (ctnas_rng_uniform(r) - 0.5) *
+               pow(10, (int)(ctnas_rng_uniform(r) * 600) - 300);
+    default: /* integral reals stay reals */
+        return (double)(int)(ctnas_rng_uniform(r) * 1e6);
+    }
+}
+
+/* Answers write each real in its shortest exact form: every double
+ * reads back bit for bit, whatever precedes it (the rewrite is in place,
+ * so short arrays try every small lag between reading and writing), user
+ * values keep their digits, and strings and integers are left. */
+static void jsonv_reals_round_trip_short(void)
+{
+    struct ctnas_rng r;
+    ctnas_rng_seed(&r, 7);
+    for (int t = 0; t < 5000; t++) {
+        json_t *a = json_array();
+        for (int i = 0; i < 4; i++)
+            json_array_append_new(a, json_real(some_real(&r)));
+        json_array_append_new(a, json_integer(42));
+        json_array_append_new(a, json_string("0.10000000000000001 \"1e-07"));
+        char *text = ctnas_jsonv_dumps_exact(a, JSON_COMPACT);
+        ASSERT(text != NULL);
+        json_t *b = json_loads(text, 0, NULL);
+        ASSERT_MSG(b != NULL, "not JSON: %s", text);
+        ASSERT_EQ(json_array_size(b), json_array_size(a));
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+            ASSERT_EQ(json_typeof(x), json_typeof(y));
+            if (json_is_real(x))
+                ASSERT_MSG(json_real_value(x) == json_real_value(y),
+                           "%.17g read back as %.17g from %s",
+                           json_real_value(x), json_real_value(y), text);
+            else
+                ASSERT(json_equal(x, y));
+        }
+        ctnas_free(text);
+        json_decref(b);
+        json_decref(a);
+    }
+
+    json_t *a = json_pack("[f,f,f,f,f,f,f]", 93.66, 0.1, 85.74000000000001, 1e-7,
+                  2.0, -0.0, 1e300);
+    char *text = ctnas_jsonv_dumps_exact(a, JSON_COMPACT);
+    ASSERT_STREQ(text, "[93.66,0.1,85.74000000000001,1e-7,2.0,-0.0,1e300]");
+    ctnas_free(text);
+    json_decref(a);
 }
 
 static void conf_flags_override_environment(void)
@@ -631,6 +691,7 @@ int main(void)
     TEST_RUN(err_table_maps_codes);
     TEST_RUN(rng_is_deterministic_and_uniform);
     TEST_RUN(jsonv_names_fields);
+    TEST_RUN(jsonv_reals_round_trip_short);
     TEST_RUN(conf_flags_override_environment);
     TEST_RUN(conf_durations_take_units);
     TEST_RUN(item_shape_round_trips);
