@@ -89,8 +89,8 @@ def post_single_then_get_by_id():
     check_eq(len(m), 1, "one measurement")
     check_eq((m[0]["dataset"], m[0]["metric"], m[0]["value"]),
              ("cifar10", "test_accuracy", 93.5), "measurement")
-    # Values come back as sent, to the 15 digits a double keeps.
-    fine = 93.1234567890123
+    # Values come back as sent, every digit of the double.
+    fine = 93.12345678901234
     cell2 = nb201_cell(["nor_conv_1x1"] * 6)
     st, _, doc = d.post("/v1/architectures", item(cell2, fine))
     st, _, got = d.get("/v1/architectures/%d" % doc["items"][0]["id"])
@@ -117,15 +117,19 @@ def post_is_idempotent_and_keeps_both_measurements():
 @test
 def what_get_answers_posts_back_as_it_is():
     # Copying a catalogue from one daemon to another: the items of a GET,
-    # with their ids, hashes and times, are a valid upload.
+    # with their ids, hashes and times, are a valid upload.  The values
+    # need 16 and 17 significant digits to read back the same.
     d = daemon()
     cells = [nb201_cell([op] * 6) for op in ("avg_pool_3x3", "none")]
     st, _, doc = d.post("/v1/architectures", {"items": [
-        item(cells[0], 70.5, dataset="copy"),
-        item(NB101_OK, 0.91, space="nasbench101", dataset="copy")]})
+        item(cells[0], 85.74000000000001, dataset="copy"),
+        item(NB101_OK, 0.8932291865348816, space="nasbench101",
+             dataset="copy")]})
     check_eq(st, 201, "upload")
     page = d.get("/v1/architectures?dataset=copy")[2]["items"]
     check_eq(len(page), 2, "both listed")
+    check_eq(sorted(x["measurements"][0]["value"] for x in page),
+             [0.8932291865348816, 85.74000000000001], "every digit")
     check(all("id" in m and "created_at" in m
               for x in page for m in x["measurements"]), "with ids, times")
     st, _, again = d.post("/v1/architectures", {"items": page})
