@@ -171,7 +171,8 @@ static int train_tick(struct ctnas_job *job)
         return 0;
     if (t->seq_written == 0) {
         /* First tick after the pool picked the job up. */
-        if (ctnas_store_job_start(st, job->id, &err) < 0)
+        if (ctnas_store_job_start(st, job->id,
+                                  atomic_load(&job->started_at), &err) < 0)
             return 0;
         t->seq_written = -1;
     }

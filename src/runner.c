@@ -6,6 +6,7 @@
 #include "runner.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "mem.h"
 
@@ -33,6 +34,12 @@ static _Thread_local struct ctnas_runner *in_done;
 static void on_work(uv_work_t *w)
 {
     struct ctnas_job *job = w->data;
+    if (!atomic_load(&job->started)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&job->started_at,
+                     (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    }
     atomic_store(&job->started, 1);
     job->rc = atomic_load(&job->cancel) ? CTNAS_ECANCELED
                                         : job->ops->work(job);

@@ -66,6 +66,10 @@ struct ctnas_job {
     void *data;                  /* the job kind's own state */
     atomic_int cancel;           /* CTNAS_RUNNER_CANCELLED / _SHUTDOWN */
     atomic_int started;          /* work has begun on a pool thread */
+    /* Wall-clock seconds when it began (set with started), which the job
+     * kinds write as the row's started_at: their first tick may come a
+     * while later. */
+    _Atomic double started_at;
     /* Set before submit for the daemon's own housekeeping (a model's
      * feature warm-up): it takes no max_active place, so it never makes
      * a client's job answer 429, and ctnas_runner_active skips it. */

@@ -446,15 +446,16 @@ int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
     return collect(st, s, job_row, rows, "list jobs", err);
 }
 
-int ctnas_store_job_start(struct ctnas_store *st, int64_t id,
+int ctnas_store_job_start(struct ctnas_store *st, int64_t id, double at,
                           struct ctnas_err *err)
 {
     sqlite3_stmt *s;
     double now = ctnas_store_now();
     int rc = prep(st, &s,
                   "UPDATE jobs SET state = 'running', started_at = "
-                  "coalesce(started_at, ?1), updated_at = ?1 WHERE id = ?2",
-                  "start a job", err, "di", now, id);
+                  "coalesce(started_at, ?1), updated_at = ?2 WHERE id = ?3",
+                  "start a job", err, "ddi", at > 0 && at <= now ? at : now,
+                  now, id);
     return rc < 0 ? rc : exec_done(st, s, "start a job", err);
 }
 

@@ -77,8 +77,9 @@ int ctnas_store_job_get(struct ctnas_store *st, int64_t id, json_t **row,
 int ctnas_store_job_list(struct ctnas_store *st, const char *kind,
                          const char *state, int64_t before, int limit,
                          json_t **rows, struct ctnas_err *err);
-/* queued -> running (sets started_at). */
-int ctnas_store_job_start(struct ctnas_store *st, int64_t id,
+/* queued -> running; started_at becomes at (now when at is 0) unless
+ * it is set already (a resumed job). */
+int ctnas_store_job_start(struct ctnas_store *st, int64_t id, double at,
                           struct ctnas_err *err);
 int ctnas_store_job_progress(struct ctnas_store *st, int64_t id,
                              const json_t *progress, struct ctnas_err *err);

@@ -97,6 +97,12 @@ def training_job_reports_progress_and_publishes_a_model():
     check_eq(j["fraction"], 1.0, "fraction")
     check(j["elapsed_seconds"] > 0 and j["remaining_seconds"] == 0,
           "timing %r %r" % (j["elapsed_seconds"], j["remaining_seconds"]))
+    # The job's time covers the work it reports (it starts when the work
+    # does, not at the runner's first look).
+    fig = j["result"]["figures"]
+    check(j["elapsed_seconds"] >= fig["train_seconds"] +
+          fig.get("warm_seconds", 0), "elapsed %r covers %r" %
+          (j["elapsed_seconds"], fig))
     mid = j["result"]["model_id"]
     st, _, doc = d.get("/v1/nac")
     check_eq(st, 200, "nac list")
