@@ -18,7 +18,9 @@
 #include "store_ml.h"
 
 /* Add the derived timing fields to a job row: elapsed and estimated
- * remaining seconds, from its start time and progress fraction. */
+ * remaining seconds, from its start time and progress fraction.  No
+ * estimate while a search waits for measurements (the client's time) or
+ * polishes (its steps are all done, the climbs' length unknown). */
 int ctnas_api_job_view(json_t *row)
 {
     /* Internal to resuming (jobs stored before sql/004 keep their
@@ -28,8 +30,12 @@ int ctnas_api_job_view(json_t *row)
     const char *state = json_string_value(json_object_get(row, "state"));
     json_t *started = json_object_get(row, "started_at");
     json_t *finished = json_object_get(row, "finished_at");
-    double frac = json_number_value(
-        json_object_get(json_object_get(row, "progress"), "fraction"));
+    json_t *progress = json_object_get(row, "progress");
+    double frac = json_number_value(json_object_get(progress, "fraction"));
+    const char *phase =
+        json_string_value(json_object_get(progress, "phase"));
+    int unknown = strcmp(state, "waiting") == 0 ||
+                  (phase != NULL && strcmp(phase, "polishing") == 0);
     int done = strcmp(state, "succeeded") == 0;
     json_t *elapsed = json_null(), *remaining = json_null();
     if (json_is_number(started)) {
@@ -39,7 +45,7 @@ int ctnas_api_job_view(json_t *row)
         elapsed = json_real(e > 0 ? e : 0);
         if (json_is_number(finished))
             remaining = json_real(0);
-        else if (frac > 0 && frac <= 1)
+        else if (!unknown && frac > 0 && frac <= 1)
             remaining = json_real(e * (1 - frac) / frac);
     }
     int bad = json_object_set_new(row, "elapsed_seconds", elapsed);

@@ -112,7 +112,9 @@ struct search_job {
     /* Progress snapshot: work writes, tick reads. */
     pthread_mutex_t mu;
     struct ctnas_search_progress prog;
-    int phase;                         /* 0 training, 1 searching */
+    /* 0 training a comparator (the first, or between rounds), 1
+     * searching */
+    int phase;
     /* Loop thread only. */
     long events;                       /* events written */
     int pseudo_stored;                 /* pseudo-labels written */
@@ -284,6 +286,10 @@ static json_t *progress_json(struct search_job *j, int with_search)
     int phase = j->phase;
     pthread_mutex_unlock(&j->mu);
     long total = j->cfg.steps * j->cfg.rounds;
+    /* While a comparator trains, the round it trains for (1-based). */
+    int round = p.round;
+    if (!phase && round < j->cfg.rounds)
+        round++;
     json_t *o = json_pack(
         "{s:s, s:I, s:I, s:f, s:i, s:i, s:o, s:o, s:o, s:i, s:i, s:i, "
         "s:i}",
@@ -291,8 +297,8 @@ static json_t *progress_json(struct search_job *j, int with_search)
         !phase ? "training comparator"
                : p.polish_left > 0 ? "polishing" : "searching", "step",
         (json_int_t)p.step, "steps", (json_int_t)total, "fraction",
-        total > 0 ? (double)p.step / (double)total : 0.0, "round", p.round,
-        "rounds", p.rounds,
+        total > 0 ? (double)p.step / (double)total : 0.0, "round", round,
+        "rounds", j->cfg.rounds,
         "reward_avg", ctnas_jsonv_real_or_null(p.reward_avg),
         "entropy_avg", ctnas_jsonv_real_or_null(p.entropy_avg),
         "baseline_score", ctnas_jsonv_real_or_null(p.baseline_score),
@@ -323,25 +329,17 @@ static json_t *progress_json(struct search_job *j, int with_search)
     return o;
 }
 
-/* Loop thread: write the progress row, an event, the new pseudo-labels
- * and a checkpoint: when due (ck 0), always (1) or never (-1: the job
- * ends, and its checkpoint goes with it, sql/007). */
-static int flush(struct search_job *j, struct ctnas_store *st, int ck,
-                 struct ctnas_err *err)
+/* Loop thread: write the progress row (with_search as progress_json)
+ * and, with event, an event: the progress without the long lists.  Out
+ * of memory, the row keeps its last progress (the next write tries
+ * again) rather than losing it to null. */
+static int write_progress(struct search_job *j, struct ctnas_store *st,
+                          int with_search, int event, struct ctnas_err *err)
 {
-    int rc;
-    if (!j->started_row) {
-        if ((rc = ctnas_store_job_start(st, j->job.id, err)) < 0)
-            return rc;
-        j->started_row = 1;
-    }
-    /* Out of memory, the row keeps its last progress (the next flush
-     * tries again) rather than losing it to null. */
-    json_t *pj = progress_json(j, 1);
-    rc = pj ? ctnas_store_job_progress(st, j->job.id, pj, err)
-            : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
-    if (rc == 0) {
-        /* One event per flush: the progress without the long lists. */
+    json_t *pj = progress_json(j, with_search);
+    int rc = pj ? ctnas_store_job_progress(st, j->job.id, pj, err)
+                : ctnas_err_set(err, CTNAS_ENOMEM, "", "out of memory");
+    if (rc == 0 && event) {
         json_t *ev = json_deep_copy(pj);
         json_object_del(ev, "suggestions");
         json_object_del(ev, "best");
@@ -353,6 +351,25 @@ static int flush(struct search_job *j, struct ctnas_store *st, int ck,
         json_decref(ev);
     }
     json_decref(pj);
+    return rc;
+}
+
+/* Loop thread: write the progress row, an event, the new pseudo-labels
+ * and a checkpoint: when due (ck 0), always (1) or never (-1: the job
+ * ends, and its checkpoint goes with it, sql/007). */
+static int flush(struct search_job *j, struct ctnas_store *st, int ck,
+                 struct ctnas_err *err)
+{
+    int rc;
+    if (!j->started_row) {
+        if ((rc = ctnas_store_job_start(st, j->job.id,
+                                        atomic_load(&j->job.started_at),
+                                        err)) < 0)
+            return rc;
+        j->started_row = 1;
+    }
+    /* One event per flush. */
+    rc = write_progress(j, st, 1, 1, err);
     if (rc < 0 || j->s == NULL)
         return rc;
 
@@ -623,13 +640,16 @@ static int search_tick(struct ctnas_job *job)
     if (!job->parked && !j->started_row) {
         /* Show "running" from the first moment, and the phase: the
          * comparator may train for a while before the first slice ends. */
-        if (ctnas_store_job_start(st, job->id, &err) == 0)
+        if (ctnas_store_job_start(st, job->id,
+                                  atomic_load(&job->started_at), &err) == 0)
             j->started_row = 1;
         /* The work may be making j->s this very moment: the phase is
-         * all there is to show yet. */
-        json_t *pj = progress_json(j, 0);
-        ctnas_store_job_progress(st, job->id, pj, &err);
-        json_decref(pj);
+         * all there is to show yet, and a comparator in training is
+         * worth an event (a resumed search shows where it resumes). */
+        pthread_mutex_lock(&j->mu);
+        int training = !j->phase;
+        pthread_mutex_unlock(&j->mu);
+        write_progress(j, st, 0, training, &err);
         return 0;
     }
     if (!job->parked || j->s == NULL || j->new_archs != NULL)
@@ -680,6 +700,13 @@ static int search_tick(struct ctnas_job *job)
                        "of %d suggestions measured", (long long)job->id,
                        p.round, got, n);
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
+    /* The next slice retrains the comparator on every label first: say
+     * so now, as that may take a while.  The search is still parked
+     * here, so its lists may be read. */
+    pthread_mutex_lock(&j->mu);
+    j->phase = 0;
+    pthread_mutex_unlock(&j->mu);
+    write_progress(j, st, 1, 1, &err);
     return 1;
 }
 
@@ -885,6 +912,9 @@ static int build_job(struct search_job *j, struct ctnas_store *st,
     *params = p;
     if (label_ids)
         *label_ids = ids;
+    /* A stored comparator needs no training: the search starts at
+     * once. */
+    j->phase = !train_first;
     return 0;
 }
 

@@ -278,6 +278,9 @@ def ask_tell_rounds_wait_for_measurements():
     time.sleep(0.6)
     _, _, still = d.get("/v1/searches/%d" % sid)
     check_eq(still["state"], "waiting", "still waiting without data")
+    check_eq(still["remaining_seconds"], None,
+             "no estimate of the client's time")
+    check_eq(still["progress"]["round"], 1, "round 1 done")
     check_eq(checkpoints(d.db, sid), 1, "a waiting search keeps its "
              "checkpoint (a restart resumes it)")
     st, _, _ = d.post("/v1/architectures", {"items": measured(
@@ -288,6 +291,15 @@ def ask_tell_rounds_wait_for_measurements():
              j.get("error"))
     check_eq(j["progress"]["round"], 2, "round 2")
     check_eq(j["progress"]["step"], 300, "both rounds' steps")
+    # The retraining between the rounds is an event of its own, naming
+    # the round it trains for; rounds count from 1 throughout.
+    _, _, ev = d.get("/v1/searches/%d/events?since=0&limit=1000" % sid)
+    phases = [(e["phase"], e["round"]) for e in ev["items"]]
+    check(("training comparator", 2) in phases,
+          "retraining for round 2 reported: %r" % phases)
+    i = phases.index(("training comparator", 2))
+    check(all(p[1] == 1 for p in phases[:i]) and
+          all(p[1] == 2 for p in phases[i:]), "in order: %r" % phases)
     check_eq(checkpoints(d.db, sid), 0, "a finished search's checkpoint "
              "is dropped")
     # Purged, its records go with it.
