@@ -250,8 +250,16 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
         return ctnas_err_set(err, CTNAS_EINVAL, path,
                              "%s must be an architecture id, native string "
                              "or object", path);
+    /* Only a nasbench101 cell shows its space by its shape: one among
+     * another space's cells is named as such, not as a bad cell. */
+    const struct ctnas_space *shape = infer_space(ref);
     if (*space == NULL)
-        *space = infer_space(ref);
+        *space = shape;
+    else if (shape == &ctnas_space_nb101 && *space != shape)
+        return ctnas_err_set(err, CTNAS_EINVAL, path,
+                             "%s is a nasbench101 cell, in a request for "
+                             "%s cells: one space at a time", path,
+                             (*space)->name);
     return parse_arch(*space, ref, path, out, err);
 }
 

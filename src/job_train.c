@@ -378,9 +378,12 @@ int ctnas_job_train_submit(struct ctnas_app *app, struct ctnas_store *st,
                                  "ids must be an array of at least 2 "
                                  "architecture ids");
         for (size_t i = 0; i < json_array_size(ids); i++)
-            if (!json_is_integer(json_array_get(ids, i)))
-                return ctnas_err_set(err, CTNAS_EINVAL, "ids",
-                                     "ids[%zu] must be an integer", i);
+            if (!json_is_integer(json_array_get(ids, i))) {
+                char f[32];
+                snprintf(f, sizeof f, "ids[%zu]", i);
+                return ctnas_err_set(err, CTNAS_EINVAL, f,
+                                     "%s must be an integer", f);
+            }
         if (train_size)
             return ctnas_err_set(err, CTNAS_EINVAL, "train_size",
                                  "give ids or train_size, not both");

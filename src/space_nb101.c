@@ -214,11 +214,16 @@ static int nb101_canon(const struct ctnas_arch *raw, struct ctnas_arch *out,
     return 0;
 }
 
+/* An object of a request: only the cell's fields, so a typo is not
+ * ignored.  (The text form, a dataset line among them, may carry more.) */
 static int nb101_parse_object(const json_t *obj, struct ctnas_arch *out,
                               struct ctnas_err *err)
 {
+    static const char *const keys[] = {"adjacency", "ops", NULL};
     struct ctnas_arch raw;
-    int rc = nb101_read_object(obj, &raw, err);
+    int rc = ctnas_jsonv_only(obj, "", keys, err);
+    if (rc == 0)
+        rc = nb101_read_object(obj, &raw, err);
     if (rc < 0)
         return rc;
     return nb101_canon(&raw, out, err);

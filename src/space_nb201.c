@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonv.h"
 #include "md5.h"
 
 #define NB201_EDGES 6
@@ -165,6 +166,10 @@ static int nb201_parse_string(const char *s, struct ctnas_arch *out,
 static int nb201_parse_object(const json_t *obj, struct ctnas_arch *out,
                               struct ctnas_err *err)
 {
+    static const char *const keys[] = {"ops", NULL};
+    int rc = ctnas_jsonv_only(obj, "", keys, err);
+    if (rc < 0)
+        return rc;
     const json_t *ops = json_object_get(obj, "ops");
     if (ops == NULL)
         return ctnas_err_set(err, CTNAS_EINVAL, "ops",

@@ -217,9 +217,18 @@ def compare_errors_name_the_field():
                 field="pairs[1][1].ops[0]")
     nb101_in_batch = {"adjacency": [[0, 1], [0, 0]],
                       "ops": ["input", "output"]}
-    check_error(d.post("/v1/compare", {"pairs": [[BEST, WORST],
-                                                 [nb101_in_batch, BEST]]}),
-                400, field="pairs[1][0].ops")
+    e = check_error(d.post("/v1/compare", {"pairs": [
+        [BEST, WORST], [nb101_in_batch, BEST]]}), 400, field="pairs[1][0]")
+    check("nasbench101 cell" in e["message"], "says which: %r" %
+          e["message"])
+    # An object with the other space's fields is not taken for a cell of
+    # this one (its adjacency ignored), nor one with stray fields.
+    shaped = {"ops": ["none"] * 6, "adjacency": [[0]]}
+    check_error(d.post("/v1/rank", {"architectures": [BEST, WORST, shaped]}),
+                400, field="architectures[2]")
+    check_error(d.post("/v1/rank", {"architectures": [
+        BEST, dict(bad_op, ops=["none"] * 6, note="x")]}), 400,
+        field="architectures[1].note")
     check_error(d.post("/v1/compare", {"a": BEST, "b": WORST, "model": 1,
                                        "dataset": "synth"}), 400,
                 field="dataset")
@@ -284,6 +293,7 @@ def bad_training_options_name_the_field():
                          ({"layers": 1.5}, "layers"),
                          ({"ids": [1]}, "ids"), ({"ids": [1, 2, 1]}, "ids"),
                          ({"ids": [1, 999999]}, "ids[1]"),
+                         ({"ids": [2, 3, "x"]}, "ids[2]"),
                          ({"seed": -3}, "seed"),
                          ({"readout": "max"}, "readout"),
                          ({"top_weight": -1}, "top_weight"),
