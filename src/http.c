@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -271,14 +272,32 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
     return reply(conn, cs);
 }
 
+/* The "{x}" parameters of a route's path. */
+static int n_params(const char *pattern)
+{
+    int n = 0;
+    for (const char *p = pattern; *p; p++)
+        n += *p == '{';
+    return n;
+}
+
 int ctnas_http_route(const char *method, const char *path,
                      struct ctnas_req *req, char *allow, size_t allow_cap,
                      struct ctnas_err *err)
 {
     int hit = -1;
     allow[0] = '\0';
+    /* A literal segment beats a parameter: the paths with the fewest
+     * parameters that match are the resource ("/v1/nac/train" is not
+     * the model "train" of "/v1/nac/{id}"). */
+    int fewest = INT_MAX;
+    for (size_t i = 0; i < N_ROUTES; i++)
+        if (path_match(routes[i].path, path, NULL) &&
+            n_params(routes[i].path) < fewest)
+            fewest = n_params(routes[i].path);
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!path_match(routes[i].path, path, NULL))
+        if (n_params(routes[i].path) != fewest ||
+            !path_match(routes[i].path, path, NULL))
             continue;
         /* HEAD is GET without the body (libmicrohttpd drops it), as
          * HTTP asks of every GET resource: monitors probe with it. */
@@ -742,7 +761,9 @@ const char *ctnas_req_header(const struct ctnas_req *req, const char *name)
 
 struct query_check {
     const char *const *allowed;
+    unsigned long seen;  /* bit i: allowed[i] was given */
     const char *bad;
+    int twice;           /* bad was given more than once */
 };
 
 static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind,
@@ -751,9 +772,19 @@ static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind,
     (void)kind;
     (void)value;
     struct query_check *qc = cls;
-    for (const char *const *a = qc->allowed; *a; a++)
-        if (strcmp(*a, key) == 0)
+    for (size_t i = 0; qc->allowed[i]; i++) {
+        if (strcmp(qc->allowed[i], key) != 0)
+            continue;
+        unsigned long bit = 1ul << (i % (8 * sizeof qc->seen));
+        if (!(qc->seen & bit)) {
+            qc->seen |= bit;
             return MHD_YES;
+        }
+        /* A repeat: the handler would read the first one only, and a
+         * bound checked on one would not hold for the other. */
+        qc->twice = 1;
+        break;
+    }
     qc->bad = key;
     return MHD_NO;
 }
@@ -761,10 +792,14 @@ static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind,
 int ctnas_req_query_only(const struct ctnas_req *req,
                          const char *const *allowed, struct ctnas_err *err)
 {
-    struct query_check qc = {allowed, NULL};
+    struct query_check qc = {allowed, 0, NULL, 0};
     if (req->conn != NULL)
         MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
                                   check_key, &qc);
+    if (qc.bad && qc.twice)
+        return ctnas_err_set(err, CTNAS_EINVAL, qc.bad,
+                             "query parameter '%s' is given more than "
+                             "once; give it once", qc.bad);
     if (qc.bad)
         return ctnas_err_set(err, CTNAS_EINVAL, qc.bad,
                              "unknown query parameter '%s'", qc.bad);

@@ -404,6 +404,12 @@ def wrong_method_is_405_with_allow():
     st, h, doc = d.request("PUT", "/v1/architectures", body={})
     check_eq(st, 405, "PUT status")
     check_eq(h.get("allow"), "GET, HEAD, POST", "Allow lists them all")
+    # A literal path is its own resource, not an id of its neighbour's.
+    for method in ("PUT", "GET", "DELETE"):
+        st, h, doc = d.request(method, "/v1/nac/train")
+        check_eq((st, h.get("allow")), (405, "POST"),
+                 "%s /v1/nac/train" % method)
+    check_error(d.get("/v1/nac/9999"), 404, "not_found")
 
 
 @test
@@ -420,6 +426,14 @@ def a_query_parameter_no_route_reads_is_400():
         key = path.split("?")[1].split("=")[0]
         check_eq(e["field"], key, "%s %s names it" % (method, path))
     check_eq(d.get("/v1/architectures?limit=5")[0], 200, "a known one")
+    # Given twice, either order: the bound must hold for what is read.
+    for q in ("limit=1&limit=2000", "limit=2000&limit=1",
+              "space=nasbench201&limit=3&space=nasbench101"):
+        e = check_error(d.get("/v1/architectures?" + q), 400,
+                        "invalid_argument")
+        check_eq(e["field"], q.split("=")[-2].split("&")[-1],
+                 "names the repeated one (%s)" % q)
+        check("more than once" in e["message"], "says so: %r" % e["message"])
 
 
 @test
