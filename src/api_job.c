@@ -225,12 +225,13 @@ int ctnas_api_job_submit(struct ctnas_req *req, ctnas_api_submit_fn submit,
 
 static int too_many(struct ctnas_app *app, struct ctnas_err *err)
 {
+    int n = app->conf->max_jobs;
     return ctnas_err_set(err, CTNAS_ELIMIT, "",
-                         "%d jobs are already queued, running or waiting "
+                         "%d job%s already queued, running or waiting "
                          "(the limit, --max-jobs): wait for one to finish, "
                          "or cancel one (a waiting ask/tell search holds "
-                         "its place until its last round)",
-                         app->conf->max_jobs);
+                         "its place until its last round)", n,
+                         n == 1 ? " is" : "s are");
 }
 
 int ctnas_api_job_start(struct ctnas_app *app, struct ctnas_store *st,
@@ -388,8 +389,9 @@ int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
     if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
         strcmp(state, "cancelled") == 0) {
         ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                      "job %lld has already %s; there is nothing to cancel "
-                      "(?purge=true deletes it)", (long long)id, state);
+                      "job %lld has already ended (%s); there is nothing "
+                      "to cancel (?purge=true deletes it)", (long long)id,
+                      state);
         json_decref(row);
         return CTNAS_ECONFLICT;
     }
@@ -406,8 +408,8 @@ int ctnas_api_job_cancel(struct ctnas_req *req, json_t **out,
     if (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0) {
         /* It ended while we looked. */
         ctnas_err_set(err, CTNAS_ECONFLICT, "id",
-                      "job %lld has already %s; there is nothing to cancel",
-                      (long long)id, state);
+                      "job %lld has already ended (%s); there is nothing "
+                      "to cancel", (long long)id, state);
         json_decref(row);
         return CTNAS_ECONFLICT;
     }

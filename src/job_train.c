@@ -337,10 +337,11 @@ static int missing_ids(const struct ctnas_dataset *set, const int64_t *want,
         n_missing++;
     }
     return ctnas_err_set(err, CTNAS_EINVAL, field,
-                         "%zu of the ids (%s%s) are not %s architectures "
+                         "%zu of the ids (%s%s) %s not %s architecture%s "
                          "measured on %s with metric %s", n_missing, list,
-                         n_missing > 5 ? ", ..." : "", set->space->name,
-                         dataset, metric);
+                         n_missing > 5 ? ", ..." : "",
+                         n_missing == 1 ? "is" : "are", set->space->name,
+                         n_missing == 1 ? "" : "s", dataset, metric);
 }
 
 /* HTTP thread.  Everything that can fail on the request's content is
