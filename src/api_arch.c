@@ -189,15 +189,31 @@ static int arch_answer(struct ctnas_store *st, int64_t id, json_t **out,
     return 200;
 }
 
+/* The architecture the path names: by its id, or by its hash (as GET
+ * answers it, or a published fingerprint: NAS-Bench-101 data is keyed
+ * by it). */
+static int arch_path_id(struct ctnas_req *req, struct ctnas_store *st,
+                        int64_t *id, struct ctnas_err *err)
+{
+    const char *seg = req->params[0];
+    if (ctnas_api_path_id(seg, "id", "architecture", id, NULL) == 0)
+        return 0;
+    int rc = ctnas_arch_hash_find(st, NULL, seg, id, NULL, err);
+    if (rc == 0 || rc == CTNAS_ENOTFOUND)
+        return ctnas_err_set(err, CTNAS_ENOTFOUND, "id",
+                             "no architecture '%s' (an id, or a hash of "
+                             "32 hex digits)", seg);
+    return rc < 0 ? rc : 0;
+}
+
 int ctnas_api_arch_get(struct ctnas_req *req, json_t **out,
                        struct ctnas_err *err)
 {
     int64_t id;
     struct ctnas_store *st;
     int rc;
-    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
-                                err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = arch_path_id(req, st, &id, err)) < 0)
         return rc;
     return arch_answer(st, id, out, err);
 }
@@ -211,9 +227,8 @@ int ctnas_api_arch_delete(struct ctnas_req *req, json_t **out,
     int64_t id;
     struct ctnas_store *st;
     int rc, n_meas = 0;
-    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
-                                err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = arch_path_id(req, st, &id, err)) < 0 ||
         (rc = ctnas_store_arch_delete(st, id, &n_meas, err)) < 0)
         return rc;
     *out = json_pack("{s:I, s:b, s:i}", "id", (json_int_t)id, "deleted", 1,
@@ -229,9 +244,8 @@ int ctnas_api_meas_delete(struct ctnas_req *req, json_t **out,
     int64_t id, mid;
     struct ctnas_store *st;
     int rc;
-    if ((rc = ctnas_api_path_id(req->params[0], "id", "architecture", &id,
-                                err)) < 0 ||
-        (rc = ctnas_app_store(req->app, &st, err)) < 0)
+    if ((rc = ctnas_app_store(req->app, &st, err)) < 0 ||
+        (rc = arch_path_id(req, st, &id, err)) < 0)
         return rc;
     if (ctnas_api_path_id(req->params[1], "measurement_id", "measurement",
                           &mid, err) < 0) {

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "arch_json.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -208,6 +209,36 @@ static const struct ctnas_space *infer_space(const json_t *ref)
     return NULL;
 }
 
+int ctnas_arch_hash_find(struct ctnas_store *st,
+                         const struct ctnas_space *space, const char *text,
+                         int64_t *id, const struct ctnas_space **found,
+                         struct ctnas_err *err)
+{
+    char hash[CTNAS_HASH_LEN];
+    size_t n = strlen(text);
+    if (n != CTNAS_HASH_LEN - 1 || strspn(text, "0123456789abcdefABCDEF")
+                                       != n)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        hash[i] = (char)tolower((unsigned char)text[i]);
+    for (int i = 0; ctnas_spaces[i] != NULL; i++) {
+        const struct ctnas_space *sp = ctnas_spaces[i];
+        if (space != NULL && sp != space)
+            continue;
+        int rc = ctnas_store_arch_find(st, sp->name, hash, id, err);
+        if (rc == 0) {
+            if (found)
+                *found = sp;
+            return 1;
+        }
+        if (rc != CTNAS_ENOTFOUND)
+            return rc;
+    }
+    return ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no stored %s "
+                         "architecture has the hash %s",
+                         space ? space->name : "", hash);
+}
+
 int ctnas_arch_ref_parse(struct ctnas_store *st,
                          const struct ctnas_space **space, const json_t *ref,
                          const char *path, struct ctnas_arch *out,
@@ -215,8 +246,22 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
 {
     if (id_out)
         *id_out = 0;
-    if (json_is_integer(ref)) {
-        int64_t id = json_integer_value(ref);
+    int64_t by_hash = 0;
+    if (json_is_string(ref)) {
+        /* A hash names a stored architecture, as an id does. */
+        int rc = ctnas_arch_hash_find(st, *space, json_string_value(ref),
+                                      &by_hash, NULL, err);
+        if (rc == CTNAS_ENOTFOUND)
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "%s: no stored %s%sarchitecture has the "
+                                 "hash %s", path, *space ? (*space)->name
+                                                         : "",
+                                 *space ? " " : "", json_string_value(ref));
+        if (rc < 0)
+            return rc;
+    }
+    if (json_is_integer(ref) || by_hash > 0) {
+        int64_t id = by_hash > 0 ? by_hash : json_integer_value(ref);
         struct ctnas_arch_row row;
         int rc = ctnas_store_arch_head(st, id, &row, err);
         if (rc == CTNAS_ENOTFOUND)

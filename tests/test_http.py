@@ -95,6 +95,13 @@ def post_single_then_get_by_id():
     st, _, doc = d.post("/v1/architectures", item(cell2, fine))
     st, _, got = d.get("/v1/architectures/%d" % doc["items"][0]["id"])
     check_eq(got["measurements"][0]["value"], fine, "all digits kept")
+    # Its hash is a name of it as good as its id, in either case.
+    for h in (got["hash"], got["hash"].upper()):
+        check_eq(d.get("/v1/architectures/" + h)[2], got, "by hash %s" % h)
+    check_error(d.get("/v1/architectures/" + "0" * 32), 404, "not_found",
+                "id")
+    check_error(d.get("/v1/architectures/" + "g" * 32), 404, "not_found",
+                "id")
 
 
 @test

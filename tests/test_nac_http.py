@@ -152,6 +152,16 @@ def compare_orders_clear_cases_and_accepts_ids_strings_objects():
     _, _, by_id = d.post("/v1/compare", {"a": some[0][1], "b": some[1][1]})
     _, _, by_str = d.post("/v1/compare", {"a": some[0][0], "b": some[1][0]})
     check(abs(by_id["p"] - by_str["p"]) < 1e-9, "id == string")
+    # A stored architecture's hash names it too, in either case.
+    hashes = [d.get("/v1/architectures/%d" % i)[2]["hash"]
+              for _, i in some]
+    _, _, by_hash = d.post("/v1/compare", {"a": hashes[0].upper(),
+                                           "b": hashes[1]})
+    check_eq(by_hash["p"], by_id["p"], "hash == id")
+    e = check_error(d.post("/v1/compare", {"a": hashes[0],
+                                           "b": "0" * 32}), 400, field="b")
+    check("hash" in e["message"], "says what was looked for: %r" %
+          e["message"])
     obj = {"ops": ["nor_conv_3x3"] * 6}
     _, _, by_obj = d.post("/v1/compare", {"a": obj, "b": WORST,
                                           "space": "nasbench201"})
