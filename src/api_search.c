@@ -54,8 +54,12 @@ static int add_standing(struct ctnas_store *st, const json_t *params,
         if (space && dataset && metric && hash)
             ctnas_store_arch_standing(st, space, hash, dataset, metric,
                                       &found, &id, &v, &rank, &err);
+        /* Stored with other datasets' measurements only: still its id. */
+        int stored = found || (space && hash &&
+                               ctnas_store_arch_find(st, space, hash, &id,
+                                                     &err) == 0);
         if (json_object_set_new(e, "id",
-                                found ? json_integer(id) : json_null()) ||
+                                stored ? json_integer(id) : json_null()) ||
             json_object_set_new(e, "measured",
                                 found ? json_real(v) : json_null()) ||
             json_object_set_new(e, "rank",

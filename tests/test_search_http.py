@@ -281,6 +281,18 @@ def ask_tell_rounds_wait_for_measurements():
     check_eq(still["remaining_seconds"], None,
              "no estimate of the client's time")
     check_eq(still["progress"]["round"], 1, "round 1 done")
+    # Stored with another dataset's measurement only, a suggestion is
+    # still one, now with its id.
+    check_eq(sug["items"][0]["id"], None, "not stored yet")
+    other = dict(measured([sug["items"][0]["arch"]])[0])
+    other["measurements"] = [dict(other["measurements"][0],
+                                  dataset="elsewhere")]
+    _, _, up = d.post("/v1/architectures", other)
+    _, _, sug2 = d.get("/v1/searches/%d/suggestions?n=2" % sid)
+    check_eq([s["hash"] for s in sug2["items"]],
+             [s["hash"] for s in sug["items"]], "the same suggestions")
+    check_eq(sug2["items"][0]["id"], up["items"][0]["id"],
+             "with its stored id")
     check_eq(checkpoints(d.db, sid), 1, "a waiting search keeps its "
              "checkpoint (a restart resumes it)")
     st, _, _ = d.post("/v1/architectures", {"items": measured(
