@@ -8,15 +8,19 @@ CSV: an `arch` column and one numeric column per metric.  JSON Lines: API
 items ({"space", "arch", "measurements"}) or NAS-Bench-101 records
 ({"adjacency", "ops", "val_accuracy", ...}).  Each batch is one
 all-or-nothing POST /v1/architectures; uploads are idempotent, so a
-failed run can simply be repeated.  (For a stopped daemon, `ctnasd import`
-is faster.)
+failed run can simply be repeated (and a batch whose connection dropped,
+or that was told 503, is sent again).  HTTPS with --url https://... and
+--cafile for a certificate of your own.  (For a stopped daemon, `ctnasd
+import` is faster.)
 """
 import argparse
 import csv
 import json
+import os
 import sys
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctnas_client import Client, CtnasError  # noqa: E402
 
 METRICS = ("val_accuracy", "test_accuracy", "train_accuracy")
 
@@ -47,17 +51,12 @@ def items(path, space, dataset):
                                     for m in METRICS if m in j]}
 
 
-def post(url, batch, token=None):
-    req = urllib.request.Request(
-        url + "/v1/architectures", data=json.dumps({"items": batch}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
+def post(client, batch):
     try:
-        with urllib.request.urlopen(req, timeout=300) as r:
-            return json.load(r)["items"]
-    except urllib.error.HTTPError as e:
-        sys.exit("upload failed: %d %s" % (e.code, e.read().decode()))
+        return client.request("POST", "/v1/architectures",
+                              {"items": batch})["items"]
+    except CtnasError as e:
+        sys.exit("upload failed: %s" % e)
 
 
 def main():
@@ -67,18 +66,20 @@ def main():
     ap.add_argument("--dataset", default="cifar10")
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--token-file")
+    ap.add_argument("--cafile", help="certificate to trust for https")
     ap.add_argument("file")
     a = ap.parse_args()
     token = open(a.token_file).read().strip() if a.token_file else None
+    client = Client(a.url, token=token, cafile=a.cafile, timeout=300)
     n = new = 0
     batch = []
     for it in items(a.file, a.space, a.dataset):
         batch.append(it)
         if len(batch) == a.batch:
-            res = post(a.url, batch, token)
+            res = post(client, batch)
             n, new, batch = n + len(res), new + sum(r["new"] for r in res), []
     if batch:
-        res = post(a.url, batch, token)
+        res = post(client, batch)
         n, new = n + len(res), new + sum(r["new"] for r in res)
     print("%s: %d stored (%d new architectures)" % (a.file, n, new))
 

@@ -99,11 +99,31 @@ def the_same_over_https():
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
                    capture_output=True)
     os.chmod(key, 0o600)
-    d = Daemon(tls=(crt, key), args=["--token", token_file()])
+    tok = token_file()
+    d = Daemon(tls=(crt, key), args=["--token", tok])
     try:
         c = Client("https://127.0.0.1:%d" % d.port, token=TOKEN,
                    cafile=crt)
         notebook_session(c)
+        # scripts/import_http.py rides on the client: a CSV over HTTPS.
+        csv = os.path.join(w, "more.csv")
+        more = cells(300, 9)
+        with open(csv, "w") as f:
+            f.write("arch,test_accuracy\n")
+            f.writelines("%s,%r\n" % (x, accuracy(x)) for x in more)
+        p = subprocess.run([sys.executable,
+                            os.path.join(SRCDIR, "scripts", "import_http.py"),
+                            "--url", "https://127.0.0.1:%d" % d.port,
+                            "--cafile", crt, "--token-file", tok, "--space",
+                            "nasbench201", "--dataset", "cifar10",
+                            "--batch", "128", csv],
+                           capture_output=True, text=True, timeout=120)
+        check_eq(p.returncode, 0, "import_http: %s" % p.stderr)
+        check("300 stored" in p.stdout, "counts: %r" % p.stdout)
+        stored = {a["arch"]: a for a in c.architectures(
+            space="nasbench201", dataset="cifar10")}
+        check(all(stored[x]["measurements"][-1]["value"] == accuracy(x)
+                  for x in more), "every value, every digit")
         try:
             Client("https://127.0.0.1:%d" % d.port, retries=0).health()
             raise AssertionError("a certificate nobody signed was trusted")
