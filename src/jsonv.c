@@ -12,6 +12,7 @@
 #include "config.h"
 #include "jsonv.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -398,35 +399,129 @@ char *ctnas_jsonv_dumps(const json_t *j, size_t flags)
     return text;
 }
 
-/* The shortest of %.15g .. %.17g that reads back as v, written as jansson
- * writes reals (a real stays a real: "1.0"; no leading zeros or plus in
- * the exponent) into buf; its length. */
-static size_t shortest_real(double v, char *buf, size_t cap)
+/* A number token's decimal digits: value = (neg ? -1 : 1) * 0.d * 10^exp,
+ * d without leading or trailing zeros (n == 0: the value is zero). */
+struct dec {
+    int neg, n, exp;
+    char d[32];
+};
+
+/* Read a token as jansson writes reals ("-12.5", "1.5e-7", "0.00012",
+ * "1e300"); -1 if it is not one of at most 31 mantissa digits. */
+static int dec_read(const char *t, size_t len, struct dec *x)
 {
-    int n = 0;
-    for (int p = 15; p <= 17; p++) {
-        n = snprintf(buf, cap, "%.*g", p, v);
-        if (p == 17 || strtod(buf, NULL) == v)
-            break;
-    }
-    char *e = strchr(buf, 'e');
-    if (e == NULL) {
-        if (strchr(buf, '.') == NULL && (size_t)n + 2 < cap) {
-            memcpy(buf + n, ".0", 3);
-            n += 2;
+    size_t i = 0;
+    int point = -1, raw = 0;
+    memset(x, 0, sizeof *x);
+    if (i < len && t[i] == '-')
+        x->neg = 1, i++;
+    for (; i < len && (isdigit((unsigned char)t[i]) || t[i] == '.'); i++) {
+        if (t[i] == '.') {
+            point = raw;
+            continue;
         }
-        return (size_t)n;
+        if (x->n == 0 && t[i] == '0') {
+            raw++; /* a leading zero: moves the point, not a digit */
+            x->exp--;
+            continue;
+        }
+        if (x->n >= (int)sizeof x->d - 1)
+            return -1;
+        x->d[x->n++] = t[i];
+        raw++;
     }
-    /* "e+07" -> "e7", "e-07" -> "e-7" */
-    char *d = e + 1, *q = e + 1;
-    if (*q == '+')
-        q++;
-    else if (*q == '-')
-        *d++ = *q++;
-    while (*q == '0' && q[1] != '\0')
-        q++;
-    memmove(d, q, strlen(q) + 1);
-    return strlen(buf);
+    x->exp += point < 0 ? raw : point;
+    if (i < len && (t[i] == 'e' || t[i] == 'E')) {
+        char *end;
+        long e = strtol(t + i + 1, &end, 10);
+        if (end != t + len || e < -400 || e > 400)
+            return -1;
+        x->exp += (int)e;
+    } else if (i != len) {
+        return -1;
+    }
+    while (x->n > 0 && x->d[x->n - 1] == '0')
+        x->n--;
+    return 0;
+}
+
+/* x rounded half up to p significant digits, written as a JSON real
+ * (fixed from 1e-5 to below 1e16, else with an exponent; "2.0", never
+ * "2") into buf of at least 48 bytes; its length. */
+static size_t dec_write(const struct dec *x, int p, char *buf)
+{
+    char d[32];
+    int n = x->n < p ? x->n : p, exp = x->exp;
+    memcpy(d, x->d, (size_t)n);
+    if (x->n > p && x->d[p] >= '5') {
+        int k = n - 1;
+        while (k >= 0 && d[k] == '9')
+            d[k--] = '0';
+        if (k >= 0) {
+            d[k]++;
+        } else { /* 9.99 -> 10.0 */
+            d[0] = '1';
+            n = 1;
+            exp++;
+        }
+    }
+    while (n > 1 && d[n - 1] == '0')
+        n--;
+    char *w = buf;
+    if (x->neg)
+        *w++ = '-';
+    int sci = exp - 1; /* the exponent of the first digit */
+    if (sci >= -5 && sci < 16) {
+        if (exp <= 0) {
+            *w++ = '0';
+            *w++ = '.';
+            for (int z = 0; z < -exp; z++)
+                *w++ = '0';
+            memcpy(w, d, (size_t)n);
+            w += n;
+        } else {
+            for (int k = 0; k < exp; k++)
+                *w++ = k < n ? d[k] : '0';
+            *w++ = '.';
+            if (n > exp) {
+                memcpy(w, d + exp, (size_t)(n - exp));
+                w += n - exp;
+            } else {
+                *w++ = '0';
+            }
+        }
+        *w = '\0';
+    } else {
+        *w++ = d[0];
+        if (n > 1) {
+            *w++ = '.';
+            memcpy(w, d + 1, (size_t)(n - 1));
+            w += n - 1;
+        }
+        w += sprintf(w, "e%d", sci);
+    }
+    return (size_t)(w - buf);
+}
+
+/* The shortest form of the real token t (15 or 16 significant digits)
+ * that reads back as the same double, in buf of at least 48 bytes; its
+ * length, or 0 when only the 17 digits jansson wrote do.  The digits are
+ * rounded from jansson's text, each candidate checked by reading it
+ * back: about a third of the cost of printing it twice more. */
+static size_t shortest_real(const char *t, size_t len, char *buf)
+{
+    struct dec x;
+    if (dec_read(t, len, &x) < 0 || x.n == 0)
+        return 0;
+    double v = strtod(t, NULL);
+    for (int p = 15; p <= 16; p++) {
+        if (x.n <= p && p == 16)
+            break; /* already short: 15 took it, or nothing will */
+        size_t n = dec_write(&x, p, buf);
+        if (strtod(buf, NULL) == v)
+            return n;
+    }
+    return 0;
 }
 
 /* Rewrite, in place, each real of the JSON text s (written at precision
@@ -451,13 +546,13 @@ static void shorten_reals(char *s)
             continue;
         }
         size_t len = strspn(r, "0123456789+-.eE");
-        char buf[40];
+        char buf[48];
         size_t n = len;
-        if (strcspn(r, ".eE") < len && len < sizeof buf)
-            n = shortest_real(strtod(r, NULL), buf, sizeof buf);
+        if (strcspn(r, ".eE") < len)
+            n = shortest_real(r, len, buf);
         /* w trails r, so the token's own bytes may be overwritten only
          * once they are no longer read. */
-        if (n < len) {
+        if (n > 0 && n < len) {
             memcpy(w, buf, n);
         } else {
             n = len; /* keep jansson's: never longer */
