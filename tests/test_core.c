@@ -160,8 +160,8 @@ static void jsonv_reals_round_trip_short(void)
         json_decref(a);
     }
 
-    json_t *a = json_pack("[f,f,f,f,f,f,f]", 93.66, 0.1, 85.74000000000001, 1e-7,
-                  2.0, -0.0, 1e300);
+    json_t *a = json_pack("[f,f,f,f,f,f,f]", 93.66, 0.1, 85.74000000000001,
+                          1e-7, 2.0, -0.0, 1e300);
     char *text = ctnas_jsonv_dumps_exact(a, JSON_COMPACT);
     ASSERT_STREQ(text, "[93.66,0.1,85.74000000000001,1e-7,2.0,-0.0,1e300]");
     ctnas_free(text);
