@@ -113,7 +113,7 @@ static void jsonv_names_fields(void)
 /* A real of one of the kinds answers carry. */
 static double some_real(struct ctnas_rng *r)
 {
-    switch ((int)(ctnas_rng_uniform(r) * 4)) {
+    switch ((int)(ctnas_rng_uniform(r) * 6)) {
     case 0: /* a probability: 16-17 digits */
         return ctnas_rng_uniform(r);
     case 1: /* an accuracy with two decimals: 15 digits do */
@@ -121,8 +121,16 @@ static double some_real(struct ctnas_rng *r)
     case 2: /* any magnitude */
         return (ctnas_rng_uniform(r) - 0.5) *
                pow(10, (int)(ctnas_rng_uniform(r) * 600) - 300);
-    default: /* integral reals stay reals */
+    case 3: /* integral reals stay reals */
         return (double)(int)(ctnas_rng_uniform(r) * 1e6);
+    case 4: /* integral, to 1e19: fixed or with an exponent */
+        return floor(pow(10, ctnas_rng_uniform(r) * 19));
+    default: { /* any bit pattern but inf and NaN */
+        uint64_t bits = ctnas_rng_next(r);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        return isfinite(v) ? v : 0.5;
+    }
     }
 }
 
