@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,6 +47,29 @@ def workdir():
     base = os.path.join(os.getcwd(), "tests", "tmp")
     os.makedirs(base, exist_ok=True)
     return tempfile.mkdtemp(dir=base)
+
+
+def token_file(token):
+    """A file holding token, as --token reads it: its path."""
+    p = os.path.join(workdir(), "token")
+    with open(p, "w") as f:
+        f.write(token + "\n")
+    return p
+
+
+def make_cert(d, name, cn="localhost"):
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost, made
+    by the openssl command in directory d, and its key (mode 600):
+    (certificate path, key path)."""
+    cert = os.path.join(d, name + ".crt")
+    key = os.path.join(d, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    key, "-out", cert, "-days", "2", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
 
 
 _daemons = []

@@ -10,7 +10,7 @@ import sys
 import time
 
 from ctnas_testlib import (NB201_OPS, SRCDIR, Daemon, check, check_eq, main,
-                           nb201_cell, test, workdir)
+                           make_cert, nb201_cell, test, token_file, workdir)
 
 sys.path.insert(0, os.path.join(SRCDIR, "scripts"))
 from ctnas_client import Client, CtnasError  # noqa: E402
@@ -37,13 +37,6 @@ def items(cs):
     return [{"space": "nasbench201", "arch": c, "measurements": [
         {"dataset": "cifar10", "metric": "test_accuracy",
          "value": accuracy(c)}]} for c in cs]
-
-
-def token_file():
-    p = os.path.join(workdir(), "token")
-    with open(p, "w") as f:
-        f.write(TOKEN + "\n")
-    return p
 
 
 def notebook_session(c):
@@ -73,7 +66,7 @@ def notebook_session(c):
 
 @test
 def a_notebook_session_over_http_with_a_token():
-    d = Daemon(args=["--token", token_file()])
+    d = Daemon(args=["--token", token_file(TOKEN)])
     try:
         c = Client("http://127.0.0.1:%d" % d.port, token=TOKEN)
         notebook_session(c)
@@ -92,14 +85,8 @@ def a_notebook_session_over_http_with_a_token():
 @test
 def the_same_over_https():
     w = workdir()
-    crt, key = os.path.join(w, "tls.crt"), os.path.join(w, "tls.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
-                   capture_output=True)
-    os.chmod(key, 0o600)
-    tok = token_file()
+    crt, key = make_cert(w, "tls")
+    tok = token_file(TOKEN)
     d = Daemon(tls=(crt, key), args=["--token", tok])
     try:
         c = Client("https://127.0.0.1:%d" % d.port, token=TOKEN,

@@ -11,7 +11,8 @@ import subprocess
 import time
 
 from ctnas_testlib import (CTNASD, NB201_OPS, Daemon, check, check_eq, main,
-                           nb201_cell, run_ctnasd, test, workdir)
+                           nb201_cell, run_ctnasd, test, token_file,
+                           workdir)
 
 
 @test
@@ -311,9 +312,7 @@ def sigterm_lets_the_request_in_flight_finish():
 def token_guards_every_route_but_health():
     w = workdir()
     secret = "s3cret-token-" + "x" * 20
-    tf = os.path.join(w, "token")
-    with open(tf, "w") as f:
-        f.write(secret + "\n")
+    tf = token_file(secret)
     d = Daemon(args=["--token", tf])
     try:
         st, _, _ = d.get("/v1/health")

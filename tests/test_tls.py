@@ -10,22 +10,9 @@ import ssl
 import subprocess
 import time
 
-from ctnas_testlib import (Daemon, check, check_eq, main, random_nb201,
-                           run_ctnasd, test, workdir)
-
-
-def make_cert(d, name, cn="localhost"):
-    """A self-signed P-256 certificate for 127.0.0.1 and its key (mode
-    600): (cert path, key path)."""
-    cert = os.path.join(d, name + ".crt")
-    key = os.path.join(d, name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                    key, "-out", cert, "-days", "2", "-subj", "/CN=" + cn,
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    os.chmod(key, 0o600)
-    return cert, key
+from ctnas_testlib import (Daemon, check, check_eq, main, make_cert,
+                           random_nb201, run_ctnasd, test, token_file,
+                           workdir)
 
 
 _CERT = None
@@ -36,6 +23,18 @@ def cert():
     if _CERT is None:
         _CERT = make_cert(workdir(), "server")
     return _CERT
+
+
+def https_health(port, ctx):
+    """GET /v1/health over a new HTTPS connection trusting ctx: (status,
+    the connection's TLS version)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                       context=ctx)
+    try:
+        conn.request("GET", "/v1/health")
+        return conn.getresponse().status, conn.sock.version()
+    finally:
+        conn.close()
 
 
 def upload(n, seed):
@@ -85,11 +84,8 @@ def the_api_answers_over_https():
 
 @test
 def the_token_still_applies_over_https():
-    w = workdir()
-    tok = os.path.join(w, "token")
-    with open(tok, "w") as f:
-        f.write("s3cret-token-0123456789\n")
-    d = Daemon(tls=cert(), args=["--token", tok])
+    d = Daemon(tls=cert(),
+               args=["--token", token_file("s3cret-token-0123456789")])
     try:
         st, _, _ = d.get("/v1/architectures")
         check_eq(st, 401, "no token")
@@ -108,11 +104,8 @@ def a_client_that_trusts_another_certificate_is_refused():
     d = Daemon(tls=cert())
     try:
         ctx = ssl.create_default_context(cafile=other)
-        conn = http.client.HTTPSConnection("127.0.0.1", d.port, timeout=10,
-                                           context=ctx)
         try:
-            conn.request("GET", "/v1/health")
-            conn.getresponse()
+            https_health(d.port, ctx)
             raise AssertionError("a certificate nobody signed was trusted")
         except ssl.SSLCertVerificationError:
             pass
@@ -128,12 +121,7 @@ def tls_1_2_clients_are_served():
     try:
         ctx = ssl.create_default_context(cafile=cert()[0])
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        conn = http.client.HTTPSConnection("127.0.0.1", d.port, timeout=10,
-                                           context=ctx)
-        conn.request("GET", "/v1/health")
-        check_eq(conn.getresponse().status, 200, "TLS 1.2")
-        check_eq(conn.sock.version(), "TLSv1.2", "protocol")
-        conn.close()
+        check_eq(https_health(d.port, ctx), (200, "TLSv1.2"), "TLS 1.2")
     finally:
         d.stop()
 
@@ -243,10 +231,7 @@ def a_key_others_can_read_is_warned_of():
 
 @test
 def a_token_over_plain_http_beyond_loopback_is_warned_of():
-    w = workdir()
-    tok = os.path.join(w, "token")
-    with open(tok, "w") as f:
-        f.write("s3cret-token-0123456789\n")
+    tok = token_file("s3cret-token-0123456789")
     for tls, warned in ((None, True), (cert(), False)):
         d = Daemon(tls=tls, args=["--listen", "0.0.0.0", "--token", tok])
         try:
