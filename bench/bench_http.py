@@ -17,20 +17,10 @@ and single compares from --clients concurrent keep-alive clients for
 import argparse
 import json
 import random
-import statistics
 import threading
 import time
 
-from benchlib import NB201, Client, rss_mb, served_nb201
-
-
-def timed(fn, reps):
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out), out
+from benchlib import NB201, Client, rss_mb, served_nb201, timed
 
 
 def main():

@@ -20,21 +20,14 @@ import os
 import random
 import shutil
 import ssl
-import statistics
 import subprocess
 import tempfile
-import time
 
-from benchlib import NB201, Client, compare_binaries, start_daemon
+from benchlib import NB201, Client, compare_binaries, start_daemon, timed
 
 
 def med_ms(fn, n):
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(out)
+    return 1e3 * timed(fn, n)[0]
 
 
 def main():

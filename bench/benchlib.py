@@ -60,6 +60,16 @@ def rss_mb(pid, field="VmRSS"):
     return float("nan")
 
 
+def timed(fn, reps):
+    """Call fn reps times: (the median seconds, every call's seconds)."""
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return statistics.median(out), out
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
