@@ -11,13 +11,15 @@ Copy this file next to a notebook or put scripts/ on sys.path:
     s = c.search("nasbench201", "cifar10", rounds=4, suggestions=10)
     s = c.ask_tell(s["id"], train_and_measure)           # your training
 
-Every request is safe to send again, so the client does when the
-connection drops (a daemon restart, an idle keep-alive closed) and when
-the daemon answers 503 or 429 with Retry-After: uploads store nothing
-twice, compares and ranks only read, and the job POSTs carry an
-Idempotency-Key made per call, so a retried one answers the job the first
-made.  Any other error answer raises CtnasError with the daemon's code,
-message and field.
+The client sends a request again when the daemon answers 503 or 429
+(after its Retry-After) and when the connection drops before an answer
+(a daemon restart, an idle keep-alive closed): uploads store nothing
+twice, compares and ranks only read, the job POSTs carry an
+Idempotency-Key made per call, so a resent one answers the job the first
+made, and a resent cancel or continue that finds its work done (409) is
+taken as done.  It does not resend after a timeout (the daemon may still
+be working on the request) or a TLS error.  Any other error answer raises
+CtnasError with the status and the daemon's code, message and field.
 """
 import http.client
 import json
@@ -32,13 +34,40 @@ _ENDED = ("succeeded", "failed", "cancelled")
 
 
 class CtnasError(Exception):
-    """An error answer: status, code, message and field (or None)."""
+    """An error answer: status, code, message and field (or None);
+    resent: the request had been sent before, on a connection that
+    dropped without an answer."""
 
-    def __init__(self, status, code, message, field=None):
+    def __init__(self, status, code, message, field=None, resent=False):
         super().__init__("%d %s: %s%s" % (
             status, code, message, " (field %s)" % field if field else ""))
         self.status, self.code = status, code
         self.message, self.field = message, field
+        self.resent = resent
+
+
+def _retry_after(r):
+    """The seconds a 503 / 429 answer asks to wait (1 without a number)."""
+    try:
+        return max(0.0, float(r.getheader("Retry-After") or "1"))
+    except ValueError:
+        return 1.0
+
+
+def _error(status, text, resent):
+    """The CtnasError of an error answer, whether its body is the
+    daemon's JSON or not (libmicrohttpd's own pages are HTML)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(err, dict):
+        return CtnasError(status, "http_error",
+                          text[:200].decode("utf-8", "replace"),
+                          resent=resent)
+    return CtnasError(status, err.get("code", "http_error"),
+                      err.get("message", ""), err.get("field"), resent)
 
 
 class Client:
@@ -98,34 +127,52 @@ class Client:
         if self.token:
             h["Authorization"] = "Bearer " + self.token
         h.update(headers or {})
+        resent = False
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                c = self._connection()
-                c.request(method, path, body=data, headers=h)
-                r = c.getresponse()
-                text = r.read()
+                r, text = self._exchange(method, path, data, h)
+            except (ssl.SSLError, ssl.CertificateError, TimeoutError):
+                # Not a dropped connection: a certificate not trusted, or
+                # a daemon still working on it.  Sending again would not
+                # help, or would run it twice.
+                self.close()
+                raise
             except (ConnectionError, http.client.HTTPException, OSError):
-                # A dropped connection: every request is safe to send
-                # again (see the module's comment).
                 self.close()
                 if last:
                     raise
+                resent = True
                 time.sleep(min(0.2 * 2 ** attempt, self.max_wait))
                 continue
-            if r.getheader("Connection", "").lower() == "close":
-                self.close()
-            doc = json.loads(text) if text else None
             if r.status in (429, 503) and not last:
-                wait = r.getheader("Retry-After") or "1"
-                time.sleep(min(float(wait), self.max_wait))
+                time.sleep(min(_retry_after(r), self.max_wait))
                 continue
             if r.status >= 400:
-                err = (doc or {}).get("error") or {}
-                raise CtnasError(r.status, err.get("code", "http_error"),
-                                 err.get("message", text[:200]),
-                                 err.get("field"))
-            return doc
+                raise _error(r.status, text, resent)
+            return json.loads(text) if text else None
+
+    def _exchange(self, method, path, data, headers):
+        """One request on the kept-alive connection: (response, body)."""
+        c = self._connection()
+        try:
+            c.request(method, path, body=data, headers=headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # The daemon may have answered and closed before taking the
+            # whole body (a 413 for one far over --max-body): read it.
+            try:
+                r = c.getresponse()
+            except (ConnectionError, http.client.HTTPException, OSError):
+                r = None
+            if r is None:
+                raise
+        else:
+            r = c.getresponse()
+        text = r.read()
+        if (r.getheader("Connection", "").lower() == "close" or
+                r.will_close):
+            self.close()
+        return r, text
 
     # -- architectures and measurements ------------------------------
 
@@ -221,11 +268,23 @@ class Client:
                             query={"n": n})["items"]
 
     def continue_search(self, search_id):
-        return self.request("POST", "/v1/searches/%d/continue" % search_id,
-                            {})
+        """Tell a waiting search to go on without the measurements still
+        missing; None when a resend found it gone on already."""
+        return self._done_if_resent(
+            "POST", "/v1/searches/%d/continue" % search_id, {})
 
     def cancel_search(self, search_id):
-        return self.request("DELETE", "/v1/searches/%d" % search_id)
+        """Cancel a search; None when a resend found it ended already."""
+        return self._done_if_resent("DELETE", "/v1/searches/%d" % search_id)
+
+    def _done_if_resent(self, method, path, body=None):
+        try:
+            return self.request(method, path, body)
+        except CtnasError as e:
+            # The first sending did it; its answer was lost.
+            if e.status == 409 and e.resent:
+                return None
+            raise
 
     def wait(self, path, poll=0.5, timeout=None, until=_ENDED):
         """Poll a job or search at path until its state is in until; the
@@ -250,7 +309,7 @@ class Client:
             s = self.wait(path, poll, until=_ENDED + ("waiting",))
             if s["state"] != "waiting":
                 return self._succeeded(s)
-            p = s["params"]
+            p, answered = s["params"], s["progress"]["round"]
             items, missing = [], 0
             # All of the round's suggestions: the round waits for them.
             for sug in self.suggestions(search_id):
@@ -267,8 +326,14 @@ class Client:
             if missing or not items:
                 self.continue_search(search_id)
             # The job takes the uploads (or the continue) on its next
-            # look: wait until it has left this round before asking again.
-            self.wait(path, poll, until=_ENDED + ("running", "queued"))
+            # look: wait until it has left the round answered, which a
+            # short next round may end before a poll sees it running.
+            while True:
+                s = self.request("GET", path)
+                if (s["state"] != "waiting" or
+                        (s["progress"] or {}).get("round", 0) > answered):
+                    break
+                time.sleep(poll)
 
     @staticmethod
     def _succeeded(job):

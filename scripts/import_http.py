@@ -9,7 +9,8 @@ items ({"space", "arch", "measurements"}) or NAS-Bench-101 records
 ({"adjacency", "ops", "val_accuracy", ...}).  Each batch is one
 all-or-nothing POST /v1/architectures; uploads are idempotent, so a
 failed run can simply be repeated (and a batch whose connection dropped,
-or that was told 503, is sent again).  HTTPS with --url https://... and
+or that was told 503, is sent again; its architectures then count as not
+new).  HTTPS with --url https://... and
 --cafile for a certificate of your own.  (For a stopped daemon, `ctnasd
 import` is faster.)
 """
