@@ -702,11 +702,14 @@ static int search_tick(struct ctnas_job *job)
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
     /* The next slice retrains the comparator on every label first: say
      * so now, as that may take a while.  The search is still parked
-     * here, so its lists may be read. */
+     * here, so its lists may be read.  The checkpoint (of the parked
+     * search) counts the event, so a stop during the retraining resumes
+     * after it rather than writing its number again. */
     pthread_mutex_lock(&j->mu);
     j->phase = 0;
     pthread_mutex_unlock(&j->mu);
-    write_progress(j, st, 1, 1, &err);
+    if (write_progress(j, st, 1, 1, &err) == 0)
+        ctnas_store_checkpoint_events(st, job->id, j->events, &err);
     return 1;
 }
 

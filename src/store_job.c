@@ -830,6 +830,19 @@ int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,
     return rc < 0 ? rc : exec_done(st, s, "write a checkpoint", err);
 }
 
+int ctnas_store_checkpoint_events(struct ctnas_store *st, int64_t id,
+                                  long events, struct ctnas_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = prep(st, &s,
+                  "UPDATE search_checkpoints SET extra = json_set(extra, "
+                  "'$.events', ?) WHERE job_id = ?",
+                  "record a checkpoint's events", err, "ii",
+                  (int64_t)events, id);
+    return rc < 0 ? rc : exec_done(st, s, "record a checkpoint's events",
+                                   err);
+}
+
 int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,
                                long *step, void **blob, size_t *len,
                                json_t **extra, struct ctnas_err *err)

@@ -173,6 +173,11 @@ int ctnas_store_arch_measured_since(struct ctnas_store *st,
 int ctnas_store_checkpoint_put(struct ctnas_store *st, int64_t id,
                                long step, const void *blob, size_t len,
                                const json_t *extra, struct ctnas_err *err);
+/* Record in job id's checkpoint (if it has one) that events up to seq
+ * events are written: events that describe no progress beyond it (a
+ * phase that began), which a resume must keep rather than number anew. */
+int ctnas_store_checkpoint_events(struct ctnas_store *st, int64_t id,
+                                  long events, struct ctnas_err *err);
 /* The checkpoint of job id: *blob new (ctnas_free()), *extra new
  * reference; CTNAS_ENOTFOUND when it has none. */
 int ctnas_store_checkpoint_get(struct ctnas_store *st, int64_t id,

@@ -450,10 +450,18 @@ def a_stop_while_a_round_retrains_resumes_that_round():
         check(time.time() < deadline, "goes on")
         time.sleep(0.02)
     time.sleep(0.5)  # inside the retraining (1,500 epochs: seconds)
+    _, _, before = d.get("/v1/searches/%d/events?since=0&limit=1000" % sid)
+    check_eq(before["items"][-1]["phase"], "training comparator",
+             "the retraining is reported")
     check_eq(d.stop(), 0, "clean stop")
     check("round 1 goes on" in d.stderr(), "the round was under way")
     d = Daemon(db=c)
     j = round_is(d, sid, 2, timeout=120)
+    # What a client saw before the stop stays as it saw it: no number is
+    # given to another record.
+    _, _, after = d.get("/v1/searches/%d/events?since=0&limit=1000" % sid)
+    check_eq(after["items"][:len(before["items"])], before["items"],
+             "the events before the stop are kept as they were")
     check_eq((j["state"], j["progress"]["round"]), ("waiting", 2),
              "round 2 ran after the restart (%r)" % j.get("error"))
     check_eq(j["progress"]["skipped"], 2, "the two left unmeasured, only")
