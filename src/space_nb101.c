@@ -214,19 +214,26 @@ static int nb101_canon(const struct ctnas_arch *raw, struct ctnas_arch *out,
     return 0;
 }
 
+/* The cell of an object; other fields are not looked at. */
+static int nb101_read_cell(const json_t *obj, struct ctnas_arch *out,
+                           struct ctnas_err *err)
+{
+    struct ctnas_arch raw;
+    int rc = nb101_read_object(obj, &raw, err);
+    if (rc < 0)
+        return rc;
+    return nb101_canon(&raw, out, err);
+}
+
 /* An object of a request: only the cell's fields, so a typo is not
- * ignored.  (The text form, a dataset line among them, may carry more.) */
+ * ignored.  (The text form, which data files and tools write, may carry
+ * more: nb101_parse_string reads the cell alone.) */
 static int nb101_parse_object(const json_t *obj, struct ctnas_arch *out,
                               struct ctnas_err *err)
 {
     static const char *const keys[] = {"adjacency", "ops", NULL};
-    struct ctnas_arch raw;
     int rc = ctnas_jsonv_only(obj, "", keys, err);
-    if (rc == 0)
-        rc = nb101_read_object(obj, &raw, err);
-    if (rc < 0)
-        return rc;
-    return nb101_canon(&raw, out, err);
+    return rc < 0 ? rc : nb101_read_cell(obj, out, err);
 }
 
 /* Skip the literal lit at *p: 1 and *p past it, or 0. */
@@ -316,7 +323,7 @@ static int nb101_parse_string(const char *s, struct ctnas_arch *out,
                            "a nasbench101 cell string must hold a JSON "
                            "object {\"adjacency\": ..., \"ops\": ...}");
     else
-        rc = nb101_parse_object(obj, out, err);
+        rc = nb101_read_cell(obj, out, err);
     json_decref(obj);
     return rc;
 }
