@@ -548,7 +548,13 @@ static void shorten_reals(char *s)
         size_t len = strspn(r, "0123456789+-.eE");
         char buf[48];
         size_t n = len;
-        if (strcspn(r, ".eE") < len)
+        /* A real has a point or an exponent (looked for in the token
+         * only: a scan past it would make long integer arrays
+         * quadratic). */
+        int real = 0;
+        for (size_t k = 0; k < len && !real; k++)
+            real = r[k] == '.' || r[k] == 'e' || r[k] == 'E';
+        if (real)
             n = shortest_real(r, len, buf);
         /* w trails r, so the token's own bytes may be overwritten only
          * once they are no longer read. */
@@ -566,6 +572,7 @@ static void shorten_reals(char *s)
 
 char *ctnas_jsonv_dumps_exact(const json_t *j, size_t flags)
 {
+    flags &= ~(size_t)JSON_REAL_PRECISION(31);
     char *text = ctnas_jsonv_dumps(j, flags | JSON_REAL_PRECISION(17));
     if (text != NULL)
         shorten_reals(text);

@@ -123,7 +123,9 @@ static double some_real(struct ctnas_rng *r)
                pow(10, (int)(ctnas_rng_uniform(r) * 600) - 300);
     case 3: /* integral reals stay reals */
         return (double)(int)(ctnas_rng_uniform(r) * 1e6);
-    case 4: /* integral, to 1e19: fixed or with an exponent */
+    case 4: /* integral, to 1e19: fixed or with an exponent; zeros */
+        if (ctnas_rng_uniform(r) < 0.05)
+            return ctnas_rng_uniform(r) < 0.5 ? 0.0 : -0.0;
         return floor(pow(10, ctnas_rng_uniform(r) * 19));
     default: { /* any bit pattern but inf and NaN */
         uint64_t bits = ctnas_rng_next(r);
@@ -156,8 +158,10 @@ static void jsonv_reals_round_trip_short(void)
         for (size_t i = 0; i < json_array_size(a); i++) {
             json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
             ASSERT_EQ(json_typeof(x), json_typeof(y));
-            if (json_is_real(x))
-                ASSERT_MSG(json_real_value(x) == json_real_value(y),
+            if (json_is_real(x)) /* bit for bit: -0.0 keeps its sign */
+                ASSERT_MSG(json_real_value(x) == json_real_value(y) &&
+                               !signbit(json_real_value(x)) ==
+                                   !signbit(json_real_value(y)),
                            "%.17g read back as %.17g from %s",
                            json_real_value(x), json_real_value(y), text);
             else
