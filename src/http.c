@@ -41,6 +41,13 @@
 #include "mem.h"
 #include "workq.h"
 
+/* What libmicrohttpd logs, for the error of a failed start: it names a
+ * key that does not match its certificate only there. */
+struct mhd_msgs {
+    pthread_mutex_t mu;
+    char first_tls[256]; /* the first message about TLS, or "" */
+};
+
 struct ctnas_http {
     struct MHD_Daemon *mhd;
     struct ctnas_workq *workers;
@@ -51,10 +58,7 @@ struct ctnas_http {
     int max_connections;
     int port;
     struct ctnas_http_metrics *metrics;
-    /* libmicrohttpd's first message, for the error of a failed start (a
-     * key that does not match its certificate, say). */
-    pthread_mutex_t msg_mu;
-    char first_msg[256];
+    struct mhd_msgs msgs;
 };
 
 /* A body over --max-body but within this many times it is read and
@@ -821,24 +825,77 @@ int ctnas_req_body_object(const struct ctnas_req *req, json_t **body,
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    struct ctnas_http *h = cls;
+    struct mhd_msgs *m = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
         msg[--n] = '\0';
     ctnas_log_debug("libmicrohttpd: %s", msg);
-    pthread_mutex_lock(&h->msg_mu);
-    if (h->first_msg[0] == '\0')
-        snprintf(h->first_msg, sizeof h->first_msg, "%s", msg);
-    pthread_mutex_unlock(&h->msg_mu);
+    pthread_mutex_lock(&m->mu);
+    if (m->first_tls[0] == '\0' && strstr(msg, "TLS") != NULL)
+        snprintf(m->first_tls, sizeof m->first_tls, "%s", msg);
+    pthread_mutex_unlock(&m->mu);
 }
 
 static void http_free(struct ctnas_http *h)
 {
     ctnas_http_metrics_free(h->metrics);
-    pthread_mutex_destroy(&h->msg_mu);
+    pthread_mutex_destroy(&h->msgs.mu);
     ctnas_free(h);
+}
+
+/* The options that make a daemon serve HTTPS with tls's credentials, or
+ * none (tls NULL), into opts; CTNAS_EINVAL when this libmicrohttpd
+ * cannot.  Versions before TLS 1.2 are off: no client of this decade
+ * needs them. */
+static int tls_options(const struct ctnas_tls *tls,
+                       struct MHD_OptionItem opts[4], unsigned *flags,
+                       struct ctnas_err *err)
+{
+    const struct MHD_OptionItem on[4] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? tls->cert : NULL},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    memcpy(opts, on, sizeof on);
+    if (tls == NULL) {
+        opts[0].option = MHD_OPTION_END;
+        return 0;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return ctnas_err_set(err, CTNAS_EINVAL, "--tls-cert",
+                             "this libmicrohttpd was built without HTTPS");
+    *flags |= MHD_USE_TLS;
+    return 0;
+}
+
+int ctnas_http_tls_check(const struct ctnas_tls *tls, struct ctnas_err *err)
+{
+    /* A daemon with no socket and no thread: its start is the whole
+     * check (GnuTLS reads the pair then). */
+    struct mhd_msgs m = {.first_tls = ""};
+    struct MHD_OptionItem opts[4];
+    unsigned flags = MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+    int rc = tls_options(tls, opts, &flags, err);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_init(&m.mu, NULL);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, &m, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (d != NULL)
+        MHD_stop_daemon(d);
+    else
+        rc = ctnas_err_set(err, CTNAS_EINVAL, "--tls-key",
+                           "cannot serve HTTPS: %s",
+                           m.first_tls[0] ? m.first_tls
+                                          : "libmicrohttpd refused the "
+                                            "certificate and key");
+    pthread_mutex_destroy(&m.mu);
+    return rc;
 }
 
 int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
@@ -847,7 +904,7 @@ int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
     const struct ctnas_conf *conf = app->conf;
     struct ctnas_http *h = ctnas_calloc(1, sizeof *h);
     if (h != NULL) {
-        pthread_mutex_init(&h->msg_mu, NULL);
+        pthread_mutex_init(&h->msgs.mu, NULL);
         if ((h->metrics = ctnas_http_metrics_new(N_ROUTES)) == NULL) {
             http_free(h);
             h = NULL;
@@ -883,32 +940,17 @@ int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
                              conf->listen);
     }
 
-    /* HTTPS.  Versions before TLS 1.2 are off: no client of this decade
-     * needs them. */
-    struct MHD_OptionItem tls_opts[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0,
-         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    if (tls != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    struct MHD_OptionItem tls_opts[4];
+    int rc = tls_options(tls, tls_opts, &flags, err);
+    if (rc < 0) {
         http_free(h);
-        return ctnas_err_set(err, CTNAS_EINVAL, "--tls-cert",
-                             "this libmicrohttpd was built without HTTPS");
-    }
-    if (tls != NULL) {
-        tls_opts[0].ptr_value = tls->cert;
-        tls_opts[1].ptr_value = tls->key;
-        flags |= MHD_USE_TLS;
-    } else {
-        tls_opts[0].option = MHD_OPTION_END;
+        return rc;
     }
 
     /* One worker is kept from POSTs, for polls, when there are two. */
     int heavy_max = conf->threads > 1 ? conf->threads - 1 : 1;
-    int rc = ctnas_workq_new(conf->threads, heavy_max, run_request, h,
-                             &h->workers);
+    rc = ctnas_workq_new(conf->threads, heavy_max, run_request, h,
+                         &h->workers);
     if (rc < 0) {
         http_free(h);
         return ctnas_err_set(err, rc, "--threads",
@@ -925,7 +967,7 @@ int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
     app->http = h; /* before the first request */
     h->mhd = MHD_start_daemon(
         flags, (uint16_t)conf->port, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &h->msgs,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conf->timeout,
         MHD_OPTION_CONNECTION_LIMIT, sockets,
@@ -941,10 +983,11 @@ int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
     if (h->mhd == NULL) {
         app->http = NULL;
         ctnas_workq_free(h->workers);
-        /* MHD names a bad key or certificate only in its log. */
-        if (tls != NULL && strstr(h->first_msg, "TLS") != NULL)
+        /* MHD names a bad key or certificate only in its log
+         * (ctnas_http_tls_check has told it before, as a rule). */
+        if (tls != NULL && h->msgs.first_tls[0] != '\0')
             rc = ctnas_err_set(err, CTNAS_EINVAL, "--tls-key",
-                               "cannot serve HTTPS: %s", h->first_msg);
+                               "cannot serve HTTPS: %s", h->msgs.first_tls);
         else
             rc = ctnas_err_set(err, CTNAS_EIO, "--port",
                                "cannot listen on %s port %d (in use, or "

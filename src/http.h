@@ -24,6 +24,10 @@ struct ctnas_http;
  * ctnas_http_stop. */
 int ctnas_http_start(struct ctnas_app *app, const struct ctnas_tls *tls,
                      struct ctnas_http **out, struct ctnas_err *err);
+/* Whether libmicrohttpd (GnuTLS) takes tls's certificate and key, a
+ * key that is not the certificate's above all, without binding
+ * anything: 0, or CTNAS_EINVAL naming --tls-key with its reason. */
+int ctnas_http_tls_check(const struct ctnas_tls *tls, struct ctnas_err *err);
 /* The port actually bound (useful with --port 0). */
 int ctnas_http_port(const struct ctnas_http *h);
 /* What health reports of the requests. */

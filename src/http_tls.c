@@ -6,38 +6,56 @@
 #include "http_tls.h"
 
 #include <errno.h>
-#include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mem.h"
 
-/* The whole of path as a NUL-terminated text in *out (ctnas_free). */
+/* Wipe through a volatile pointer, so the stores are not elided. */
+static void wipe(char *s, size_t n)
+{
+    volatile char *p = s;
+    for (size_t i = 0; s != NULL && i < n; i++)
+        p[i] = 0;
+}
+
+/* The whole of path as a NUL-terminated text in *out (ctnas_free), read
+ * with read(2): stdio would leave a copy of the key in its own buffer. */
 static int read_pem(const char *path, const char *flag, char **out,
                     size_t *len, struct stat *stp, struct ctnas_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return ctnas_err_set(err, CTNAS_EIO, flag, "%s: cannot read %s: %s",
                              flag, path, strerror(errno));
-    if (fstat(fileno(f), stp) < 0 || !S_ISREG(stp->st_mode) ||
+    if (fstat(fd, stp) < 0 || !S_ISREG(stp->st_mode) ||
         stp->st_size <= 0 || stp->st_size > (off_t)CTNAS_TLS_MAX_FILE) {
-        fclose(f);
+        close(fd);
         return ctnas_err_set(err, CTNAS_EINVAL, flag,
                              "%s: %s is not a PEM file (a regular file of "
                              "1 byte to %u KiB)", flag, path,
                              CTNAS_TLS_MAX_FILE >> 10);
     }
-    size_t cap = (size_t)stp->st_size;
+    size_t cap = (size_t)stp->st_size, n = 0;
     char *buf = ctnas_malloc(cap + 1);
     if (buf == NULL) {
-        fclose(f);
+        close(fd);
         return ctnas_err_set(err, CTNAS_ENOMEM, flag, "out of memory");
     }
-    size_t n = fread(buf, 1, cap, f);
-    int bad = ferror(f);
-    fclose(f);
+    while (n < cap) {
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    int bad = n < cap;
+    close(fd);
     if (bad) {
+        wipe(buf, n);
         ctnas_free(buf);
         return ctnas_err_set(err, CTNAS_EIO, flag, "%s: cannot read %s",
                              flag, path);
@@ -46,14 +64,6 @@ static int read_pem(const char *path, const char *flag, char **out,
     *out = buf;
     *len = n;
     return 0;
-}
-
-/* Wipe through a volatile pointer, so the stores are not elided. */
-static void wipe(char *s, size_t n)
-{
-    volatile char *p = s;
-    for (size_t i = 0; s != NULL && i < n; i++)
-        p[i] = 0;
 }
 
 int ctnas_tls_load(const char *cert_path, const char *key_path,

@@ -194,8 +194,10 @@ static int cmd_serve(int argc, char **argv, int argi)
      * starts. */
     struct ctnas_tls tls = {0};
     if (conf.tls_cert[0]) {
-        if (ctnas_tls_load(conf.tls_cert, conf.tls_key, &tls, &err) < 0) {
+        if (ctnas_tls_load(conf.tls_cert, conf.tls_key, &tls, &err) < 0 ||
+            ctnas_http_tls_check(&tls, &err) < 0) {
             ctnas_log_error("%s", err.msg);
+            ctnas_tls_free(&tls);
             return 1;
         }
         if (tls.key_open_to_others)
@@ -307,6 +309,8 @@ static int cmd_serve(int argc, char **argv, int argi)
         ctnas_log_error("%s", err.msg);
         goto out_loop;
     }
+    /* GnuTLS holds its own copy of the key now: wipe ours. */
+    ctnas_tls_free(&tls);
     int port = ctnas_http_port(http);
     if (conf.port_file[0] && write_port_file(conf.port_file, port) < 0)
         ctnas_log_warn("cannot write the port file %s", conf.port_file);

@@ -206,8 +206,9 @@ def wrong_credentials_stop_the_start_with_the_flag_named():
             ["--tls-key", "encrypted"])
     # A key that is not the certificate's: only the TLS library can tell.
     _, other_key = make_cert(w, "other")
-    refused(["--tls-cert", c, "--tls-key", other_key], 1,
-            ["HTTPS", "do not match"])
+    db, _ = refused(["--tls-cert", c, "--tls-key", other_key], 1,
+                    ["HTTPS", "do not match"])
+    check(not os.path.exists(db), "told before the database is made")
 
 
 @test
