@@ -249,14 +249,24 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
     int64_t by_hash = 0;
     if (json_is_string(ref)) {
         /* A hash names a stored architecture, as an id does. */
-        int rc = ctnas_arch_hash_find(st, *space, json_string_value(ref),
-                                      &by_hash, NULL, err);
+        const char *text = json_string_value(ref);
+        const struct ctnas_space *elsewhere = NULL;
+        int64_t other;
+        int rc = ctnas_arch_hash_find(st, *space, text, &by_hash, NULL, err);
+        if (rc == CTNAS_ENOTFOUND && *space &&
+            ctnas_arch_hash_find(st, NULL, text, &other, &elsewhere,
+                                 err) == 1)
+            return ctnas_err_set(err, CTNAS_EINVAL, path,
+                                 "%s: the hash of a stored %s "
+                                 "architecture, in a request for %s cells: "
+                                 "one space at a time", path,
+                                 elsewhere->name, (*space)->name);
         if (rc == CTNAS_ENOTFOUND)
             return ctnas_err_set(err, CTNAS_EINVAL, path,
                                  "%s: no stored %s%sarchitecture has the "
                                  "hash %s", path, *space ? (*space)->name
                                                          : "",
-                                 *space ? " " : "", json_string_value(ref));
+                                 *space ? " " : "", text);
         if (rc < 0)
             return rc;
     }

@@ -162,6 +162,14 @@ def compare_orders_clear_cases_and_accepts_ids_strings_objects():
                                            "b": "0" * 32}), 400, field="b")
     check("hash" in e["message"], "says what was looked for: %r" %
           e["message"])
+    # The hash of a cell of another space is named as such.
+    _, _, up = d.post("/v1/architectures", {
+        "space": "nasbench101",
+        "arch": {"adjacency": [[0, 1], [0, 0]], "ops": ["input", "output"]}})
+    h101 = d.get("/v1/architectures/%d" % up["items"][0]["id"])[2]["hash"]
+    e = check_error(d.post("/v1/compare", {"a": hashes[0], "b": h101}), 400,
+                    field="b")
+    check("nasbench101" in e["message"], "says which: %r" % e["message"])
     obj = {"ops": ["nor_conv_3x3"] * 6}
     _, _, by_obj = d.post("/v1/compare", {"a": obj, "b": WORST,
                                           "space": "nasbench201"})
