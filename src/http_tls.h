@@ -23,7 +23,7 @@ struct ctnas_tls {
 /* Read both files into *out.  Errors name the flag in err->field: a file
  * unreadable, empty or over CTNAS_TLS_MAX_FILE, without a PEM block of
  * its kind (CERTIFICATE; PRIVATE KEY), or an encrypted key.  Whether the
- * key matches the certificate only libmicrohttpd's start tells. */
+ * key is the certificate's, GnuTLS tells (ctnas_http_tls_check). */
 int ctnas_tls_load(const char *cert_path, const char *key_path,
                    struct ctnas_tls *out, struct ctnas_err *err);
 /* Free both texts, the key wiped first; t zeroed or loaded. */

@@ -160,10 +160,10 @@ static void fit_open_files(int max_connections, int threads)
 }
 
 /* The daemon's life.  Exit status: 0 after a clean stop, 1 when it could
- * not start or keep going, 2 for a usage error.  Start-up goes store ->
- * app -> registry and runner -> restored models and jobs -> signals ->
- * HTTP, so no request arrives before the served models are loaded; the
- * labels below unwind in the reverse order. */
+ * not start or keep going, 2 for a usage error.  Start-up goes TLS
+ * credentials -> store -> app -> registry and runner -> restored models
+ * and jobs -> signals -> HTTP, so no request arrives before the served
+ * models are loaded; the labels below unwind in the reverse order. */
 static int cmd_serve(int argc, char **argv, int argi)
 {
     struct ctnas_conf conf;
