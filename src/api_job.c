@@ -18,9 +18,10 @@
 #include "store_ml.h"
 
 /* Add the derived timing fields to a job row: elapsed and estimated
- * remaining seconds, from its start time and progress fraction.  No
- * estimate while a search waits for measurements (the client's time) or
- * polishes (its steps are all done, the climbs' length unknown). */
+ * remaining seconds, from its start time (less a search's time waiting
+ * for measurements) and progress fraction.  No estimate while a search
+ * waits (the client's time) or polishes (its steps are all done, the
+ * climbs' length unknown). */
 int ctnas_api_job_view(json_t *row)
 {
     /* Internal to resuming (jobs stored before sql/004 keep their
@@ -43,10 +44,15 @@ int ctnas_api_job_view(json_t *row)
                                               : ctnas_store_now();
         double e = end - json_number_value(started);
         elapsed = json_real(e > 0 ? e : 0);
+        /* A search's rounds past waited for the client: not its pace. */
+        double active =
+            e - json_number_value(json_object_get(progress,
+                                                  "waited_seconds"));
         if (json_is_number(finished))
             remaining = json_real(0);
         else if (!unknown && frac > 0 && frac <= 1)
-            remaining = json_real(e * (1 - frac) / frac);
+            remaining = json_real((active > 0 ? active : 0) * (1 - frac) /
+                                  frac);
     }
     int bad = json_object_set_new(row, "elapsed_seconds", elapsed);
     bad |= json_object_set_new(row, "remaining_seconds", remaining);

@@ -117,6 +117,10 @@ struct search_job {
     int phase;
     /* Loop thread only. */
     long events;                       /* events written */
+    /* Seconds parked in the rounds past (the client's time, left out of
+     * the remaining time's estimate), and when it last parked (0: it
+     * is not parked).  Both in the checkpoint's extra. */
+    double waited, parked_at;
     int pseudo_stored;                 /* pseudo-labels written */
     double last_checkpoint;
     int started_row;
@@ -305,6 +309,11 @@ static json_t *progress_json(struct search_job *j, int with_search)
         "pseudo_labels", p.n_pseudo, "pool_size", p.pool_size,
         "explorations", p.explorations,
         "baseline_updates", p.baseline_updates);
+    if (o != NULL &&
+        json_object_set_new(o, "waited_seconds", json_real(j->waited))) {
+        json_decref(o);
+        return NULL;
+    }
     if (o != NULL && with_search && j->s != NULL) {
         const struct ctnas_arch *b = ctnas_search_baseline(j->s);
         const struct ctnas_arch *la;
@@ -404,11 +413,12 @@ static int flush(struct search_job *j, struct ctnas_store *st, int ck,
         json_t *skip = json_array();
         for (int i = 0; skip != NULL && i < j->n_skip; i++)
             skip = ctnas_jsonv_append(skip, json_string(j->skip[i]));
-        json_t *extra = json_pack("{s:I, s:i, s:I, s:o}", "events",
-                                  (json_int_t)j->events, "pseudo_stored",
-                                  j->pseudo_stored, "label_mark",
-                                  (json_int_t)j->label_mark, "skipped",
-                                  skip);
+        json_t *extra = json_pack("{s:I, s:i, s:I, s:o, s:f, s:f}",
+                                  "events", (json_int_t)j->events,
+                                  "pseudo_stored", j->pseudo_stored,
+                                  "label_mark", (json_int_t)j->label_mark,
+                                  "skipped", skip, "waited", j->waited,
+                                  "parked_at", j->parked_at);
         struct ctnas_search_progress p;
         ctnas_search_progress_get(j->s, &p);
         /* without extra the resumed job would count its events from 0 */
@@ -536,6 +546,9 @@ static int search_done(struct ctnas_job *job, int status)
      * so resumes from the last one and ends the same. */
     int ck = state == CTNAS_SEARCH_RUNNING ? 0
              : state == CTNAS_SEARCH_WAITING ? 1 : -1;
+    /* The wait starts now (the checkpoint below records when). */
+    if (state == CTNAS_SEARCH_WAITING)
+        j->parked_at = ctnas_store_now();
     if (flush(j, st, ck, &err) < 0)
         ctnas_log_warn("search %lld: cannot record progress: %s",
                        (long long)job->id, err.msg);
@@ -700,6 +713,11 @@ static int search_tick(struct ctnas_job *job)
                        "of %d suggestions measured", (long long)job->id,
                        p.round, got, n);
     ctnas_store_job_finish(st, job->id, "running", NULL, NULL, &err);
+    if (j->parked_at > 0) {
+        double w = ctnas_store_now() - j->parked_at;
+        j->waited += w > 0 ? w : 0;
+        j->parked_at = 0;
+    }
     /* The next slice retrains the comparator on every label first: say
      * so now, as that may take a while.  The search is still parked
      * here, so its lists may be read.  The checkpoint (of the parked
@@ -952,6 +970,9 @@ static int resume_bookkeeping(struct search_job *j, const json_t *extra,
     const json_t *skip = json_object_get(extra, "skipped");
     if (json_is_integer(mark))
         j->label_mark = json_integer_value(mark);
+    /* Absent from checkpoints older than them: 0, as was shown then. */
+    j->waited = json_number_value(json_object_get(extra, "waited"));
+    j->parked_at = json_number_value(json_object_get(extra, "parked_at"));
     size_t n = json_is_array(skip) ? json_array_size(skip) : 0;
     if (n == 0)
         return 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "arch_json.h"
 #include "conf.h"
 #include "http_body.h"
@@ -20,6 +21,7 @@
 #include "mem.h"
 #include "rng.h"
 #include "runner.h"
+#include "store_ml.h"
 #include "test.h"
 #include "workq.h"
 
@@ -178,6 +180,36 @@ static void jsonv_reals_round_trip_short(void)
     ASSERT_STREQ(text, "[93.66,0.1,85.74000000000001,1e-7,2.0,-0.0,1e300]");
     ctnas_free(text);
     json_decref(a);
+}
+
+/* remaining_seconds: from the time the job worked (a search's waits for
+ * measurements left out), none while it waits or polishes.  The view of
+ * a job started 100 s ago, half done: its remaining seconds, -1 for
+ * none, -2 when the view failed. */
+static double remaining_of(const char *state, const char *phase,
+                           double waited)
+{
+    json_t *row = json_pack("{s:s, s:f, s:n, s:{s:s, s:f, s:f}}", "state",
+                            state, "started_at", ctnas_store_now() - 100,
+                            "finished_at", "progress", "phase", phase,
+                            "fraction", 0.5, "waited_seconds", waited);
+    if (row == NULL || ctnas_api_job_view(row) != 0) {
+        json_decref(row);
+        return -2;
+    }
+    json_t *r = json_object_get(row, "remaining_seconds");
+    double v = json_is_number(r) ? json_number_value(r) : -1;
+    json_decref(row);
+    return v;
+}
+
+static void job_view_leaves_waits_out_of_the_estimate(void)
+{
+    ASSERT_NEAR(remaining_of("running", "searching", 0), 100, 1);
+    ASSERT_NEAR(remaining_of("running", "searching", 90), 10, 1);
+    ASSERT_NEAR(remaining_of("running", "training comparator", 90), 10, 1);
+    ASSERT_EQ(remaining_of("waiting", "searching", 90), -1);
+    ASSERT_EQ(remaining_of("running", "polishing", 0), -1);
 }
 
 static void conf_flags_override_environment(void)
@@ -704,6 +736,7 @@ int main(void)
     TEST_RUN(rng_is_deterministic_and_uniform);
     TEST_RUN(jsonv_names_fields);
     TEST_RUN(jsonv_reals_round_trip_short);
+    TEST_RUN(job_view_leaves_waits_out_of_the_estimate);
     TEST_RUN(conf_flags_override_environment);
     TEST_RUN(conf_durations_take_units);
     TEST_RUN(item_shape_round_trips);

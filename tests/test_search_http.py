@@ -303,6 +303,10 @@ def ask_tell_rounds_wait_for_measurements():
              j.get("error"))
     check_eq(j["progress"]["round"], 2, "round 2")
     check_eq(j["progress"]["step"], 300, "both rounds' steps")
+    # The time it waited for us is known, and no part of its pace.
+    waited = j["progress"]["waited_seconds"]
+    check(0.6 <= waited <= j["elapsed_seconds"], "waited %r of %r s" %
+          (waited, j["elapsed_seconds"]))
     # The retraining between the rounds is an event of its own, naming
     # the round it trains for; rounds count from 1 throughout.
     _, _, ev = d.get("/v1/searches/%d/events?since=0&limit=1000" % sid)
