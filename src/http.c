@@ -293,16 +293,18 @@ int ctnas_http_route(const char *method, const char *path,
     allow[0] = '\0';
     /* A literal segment beats a parameter: the paths with the fewest
      * parameters that match are the resource ("/v1/nac/train" is not
-     * the model "train" of "/v1/nac/{id}"). */
+     * the model "train" of "/v1/nac/{id}"), so a match with fewer
+     * starts the answer afresh. */
     int fewest = INT_MAX;
-    for (size_t i = 0; i < N_ROUTES; i++)
-        if (path_match(routes[i].path, path, NULL) &&
-            n_params(routes[i].path) < fewest)
-            fewest = n_params(routes[i].path);
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (n_params(routes[i].path) != fewest ||
-            !path_match(routes[i].path, path, NULL))
+        int np = n_params(routes[i].path);
+        if (np > fewest || !path_match(routes[i].path, path, NULL))
             continue;
+        if (np < fewest) {
+            fewest = np;
+            hit = -1;
+            allow[0] = '\0';
+        }
         /* HEAD is GET without the body (libmicrohttpd drops it), as
          * HTTP asks of every GET resource: monitors probe with it. */
         int get = strcmp(routes[i].method, "GET") == 0;
@@ -310,14 +312,14 @@ int ctnas_http_route(const char *method, const char *path,
         snprintf(allow + used, allow_cap - used, "%s%s%s", used ? ", " : "",
                  routes[i].method, get ? ", HEAD" : "");
         if (hit < 0 && (strcmp(routes[i].method, method) == 0 ||
-                        (get && strcmp(method, "HEAD") == 0))) {
+                        (get && strcmp(method, "HEAD") == 0)))
             hit = (int)i;
-            if (req)
-                path_match(routes[i].path, path, req);
-        }
     }
-    if (hit >= 0)
+    if (hit >= 0) {
+        if (req)
+            path_match(routes[hit].path, path, req);
         return hit;
+    }
     if (allow[0])
         return ctnas_err_set(err, CTNAS_EMETHOD, "", "method %s not allowed "
                              "on %s; allowed: %s", method, path, allow);
