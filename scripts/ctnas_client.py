@@ -84,7 +84,7 @@ class Client:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError("url must be http://host[:port] or https://...")
-        self.scheme, self.host = u.scheme, u.hostname
+        self.host = u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
         self.token, self.timeout = token, timeout
         self.retries, self.max_wait = retries, max_wait
