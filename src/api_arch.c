@@ -198,7 +198,7 @@ static int arch_path_id(struct ctnas_req *req, struct ctnas_store *st,
     const char *seg = req->params[0];
     if (ctnas_api_path_id(seg, "id", "architecture", id, NULL) == 0)
         return 0;
-    int rc = ctnas_arch_hash_find(st, NULL, seg, id, NULL, err);
+    int rc = ctnas_arch_hash_find(st, seg, id, err);
     if (rc == 0 || rc == CTNAS_ENOTFOUND)
         return ctnas_err_set(err, CTNAS_ENOTFOUND, "id",
                              "no architecture '%s' (an id, or a hash of "

@@ -209,10 +209,8 @@ static const struct ctnas_space *infer_space(const json_t *ref)
     return NULL;
 }
 
-int ctnas_arch_hash_find(struct ctnas_store *st,
-                         const struct ctnas_space *space, const char *text,
-                         int64_t *id, const struct ctnas_space **found,
-                         struct ctnas_err *err)
+int ctnas_arch_hash_find(struct ctnas_store *st, const char *text,
+                         int64_t *id, struct ctnas_err *err)
 {
     char hash[CTNAS_HASH_LEN];
     size_t n = strlen(text);
@@ -222,21 +220,15 @@ int ctnas_arch_hash_find(struct ctnas_store *st,
     for (size_t i = 0; i <= n; i++)
         hash[i] = (char)tolower((unsigned char)text[i]);
     for (int i = 0; ctnas_spaces[i] != NULL; i++) {
-        const struct ctnas_space *sp = ctnas_spaces[i];
-        if (space != NULL && sp != space)
-            continue;
-        int rc = ctnas_store_arch_find(st, sp->name, hash, id, err);
-        if (rc == 0) {
-            if (found)
-                *found = sp;
+        int rc = ctnas_store_arch_find(st, ctnas_spaces[i]->name, hash, id,
+                                       err);
+        if (rc == 0)
             return 1;
-        }
         if (rc != CTNAS_ENOTFOUND)
             return rc;
     }
-    return ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no stored %s "
-                         "architecture has the hash %s",
-                         space ? space->name : "", hash);
+    return ctnas_err_set(err, CTNAS_ENOTFOUND, "", "no stored "
+                         "architecture has the hash %s", hash);
 }
 
 int ctnas_arch_ref_parse(struct ctnas_store *st,
@@ -248,25 +240,14 @@ int ctnas_arch_ref_parse(struct ctnas_store *st,
         *id_out = 0;
     int64_t by_hash = 0;
     if (json_is_string(ref)) {
-        /* A hash names a stored architecture, as an id does. */
-        const char *text = json_string_value(ref);
-        const struct ctnas_space *elsewhere = NULL;
-        int64_t other;
-        int rc = ctnas_arch_hash_find(st, *space, text, &by_hash, NULL, err);
-        if (rc == CTNAS_ENOTFOUND && *space &&
-            ctnas_arch_hash_find(st, NULL, text, &other, &elsewhere,
-                                 err) == 1)
-            return ctnas_err_set(err, CTNAS_EINVAL, path,
-                                 "%s: the hash of a stored %s "
-                                 "architecture, in a request for %s cells: "
-                                 "one space at a time", path,
-                                 elsewhere->name, (*space)->name);
+        /* A hash names a stored architecture, as an id does: the id's
+         * path below then checks its space. */
+        int rc = ctnas_arch_hash_find(st, json_string_value(ref), &by_hash,
+                                      err);
         if (rc == CTNAS_ENOTFOUND)
             return ctnas_err_set(err, CTNAS_EINVAL, path,
-                                 "%s: no stored %s%sarchitecture has the "
-                                 "hash %s", path, *space ? (*space)->name
-                                                         : "",
-                                 *space ? " " : "", text);
+                                 "%s: no stored architecture has the hash "
+                                 "%s", path, json_string_value(ref));
         if (rc < 0)
             return rc;
     }

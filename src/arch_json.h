@@ -57,14 +57,12 @@ int ctnas_item_store(struct ctnas_store *st, const struct ctnas_item *item,
  * than failing the listing it is part of.  NULL when out of memory. */
 json_t *ctnas_item_row_json(const struct ctnas_arch_row *row);
 
-/* The stored architecture whose hash is text (32 hex digits, either
- * case), in space or, when space is NULL, in any: 1 with *id (and *found,
- * may be NULL, its space); 0 when text is no hash; CTNAS_ENOTFOUND when
- * nothing stored has it; another error of the store. */
-int ctnas_arch_hash_find(struct ctnas_store *st,
-                         const struct ctnas_space *space, const char *text,
-                         int64_t *id, const struct ctnas_space **found,
-                         struct ctnas_err *err);
+/* The stored architecture, of any space, whose hash is text (32 hex
+ * digits, either case): 1 with *id; 0 when text is no hash;
+ * CTNAS_ENOTFOUND when nothing stored has it; another error of the
+ * store. */
+int ctnas_arch_hash_find(struct ctnas_store *st, const char *text,
+                         int64_t *id, struct ctnas_err *err);
 
 /* Resolve an architecture reference of /v1/compare and /v1/rank: a
  * stored id (integer) or hash (a string of 32 hex digits), a native
