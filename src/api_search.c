@@ -48,18 +48,14 @@ static int add_standing(struct ctnas_store *st, const json_t *params,
     json_array_foreach(list, i, e) {
         const char *hash = json_string_value(json_object_get(e, "hash"));
         int found = 0;
-        int64_t id = 0, rank = 0;
+        int64_t id = 0, rank = 0; /* id: stored, measured there or not */
         double v = 0;
         struct ctnas_err err;
         if (space && dataset && metric && hash)
             ctnas_store_arch_standing(st, space, hash, dataset, metric,
                                       &found, &id, &v, &rank, &err);
-        /* Stored with other datasets' measurements only: still its id. */
-        int stored = found || (space && hash &&
-                               ctnas_store_arch_find(st, space, hash, &id,
-                                                     &err) == 0);
         if (json_object_set_new(e, "id",
-                                stored ? json_integer(id) : json_null()) ||
+                                id > 0 ? json_integer(id) : json_null()) ||
             json_object_set_new(e, "measured",
                                 found ? json_real(v) : json_null()) ||
             json_object_set_new(e, "rank",

@@ -981,22 +981,25 @@ int ctnas_store_arch_standing(struct ctnas_store *st, const char *space,
                               struct ctnas_err *err)
 {
     sqlite3_stmt *s;
+    /* LEFT JOIN: a cell stored but not measured there still has its
+     * id. */
     int rc = prep(st, &s,
                   "SELECT a.id, sc.mean, (SELECT count(*) + 1 FROM "
                   "arch_scores o WHERE o.dataset = sc.dataset AND "
                   "o.metric = sc.metric AND o.space = a.space AND "
-                  "o.mean > sc.mean) FROM architectures a JOIN arch_scores "
-                  "sc ON sc.arch_id = a.id WHERE a.space = ? AND a.hash = ? "
-                  "AND sc.dataset = ? AND sc.metric = ?",
-                  "look an architecture up", err, "tttt", space, hash,
-                  dataset, metric);
+                  "o.mean > sc.mean) FROM architectures a LEFT JOIN "
+                  "arch_scores sc ON sc.arch_id = a.id AND sc.dataset = ? "
+                  "AND sc.metric = ? WHERE a.space = ? AND a.hash = ?",
+                  "look an architecture up", err, "tttt", dataset, metric,
+                  space, hash);
     if (rc < 0)
         return rc;
     rc = sqlite3_step(s);
     *found = 0;
+    *id = 0;
     if (rc == SQLITE_ROW) {
-        *found = 1;
         *id = sqlite3_column_int64(s, 0);
+        *found = sqlite3_column_type(s, 1) != SQLITE_NULL;
         *value = sqlite3_column_double(s, 1);
         *rank = sqlite3_column_int64(s, 2);
         rc = 0;

@@ -206,9 +206,10 @@ int ctnas_store_pseudo_count(struct ctnas_store *st, int64_t id,
  * waiting): a new array of job rows. */
 int ctnas_store_jobs_unfinished(struct ctnas_store *st, const char *kind,
                                 json_t **rows, struct ctnas_err *err);
-/* For an architecture (space, hash): its stored id, mean value on
- * (dataset, metric) and its rank among the stored architectures by that
- * mean (1 = best).  *found 0 when it is not stored or not measured. */
+/* For an architecture (space, hash): its stored id (0 when it is not
+ * stored), and its mean value on (dataset, metric) and rank among the
+ * stored architectures by that mean (1 = best), with *found 1, or
+ * *found 0 when it is not stored or not measured there. */
 int ctnas_store_arch_standing(struct ctnas_store *st, const char *space,
                               const char *hash, const char *dataset,
                               const char *metric, int *found, int64_t *id,
